@@ -1,0 +1,3 @@
+from kafkito.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""One module per Kafka API; each opens with the versions it serves and what they add."""

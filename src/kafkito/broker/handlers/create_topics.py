@@ -1,0 +1,137 @@
+"""CreateTopics (key 19), v2-7.
+
+v1: validate_only, error_message. v2: throttle_time_ms. v4: num_partitions and
+replication_factor may be -1 (broker defaults). v5: flexible; the answer carries the topic's
+partition count, replication factor and configs. v7: topic id.
+
+One node: replication_factor above 1 gets INVALID_REPLICATION_FACTOR (38); an assignment naming
+another broker INVALID_REPLICA_ASSIGNMENT (39); a bad name INVALID_TOPIC_EXCEPTION (17); a
+config that does not validate INVALID_CONFIG (40).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from kafkito.broker.configs import TOPIC_CONFIGS, effective_topic_configs, validate_topic_config
+from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.errors import BrokerError, ErrorCode
+
+SOURCE_TOPIC = 1  # DYNAMIC_TOPIC_CONFIG
+SOURCE_DEFAULT = 5  # DEFAULT_CONFIG
+
+
+def _failed(name: str, code: ErrorCode, message: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "topic_id": uuid.UUID(int=0),
+        "error_code": code,
+        "error_message": message,
+        "num_partitions": -1,
+        "replication_factor": -1,
+        "configs": [],
+    }
+
+
+@handler(19, versions=range(2, 8))
+async def create_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    broker = ctx.broker
+    node = broker.settings.node_id
+    answers = []
+    seen: set[str] = set()
+    for wanted in request.topics:
+        name = wanted.name
+        if name in seen:
+            answers.append(_failed(name, ErrorCode.invalid_request, "topic named twice"))
+            continue
+        seen.add(name)
+        rf = int(wanted.replication_factor)
+        partitions = int(wanted.num_partitions)
+        if wanted.assignments:
+            if partitions != -1 or rf != -1:
+                answers.append(
+                    _failed(
+                        name,
+                        ErrorCode.invalid_request,
+                        "give either assignments or partitions and replication",
+                    )
+                )
+                continue
+            bad = [a for a in wanted.assignments if list(a.broker_ids) != [node]]
+            if bad:
+                answers.append(
+                    _failed(
+                        name,
+                        ErrorCode.invalid_replica_assignment,
+                        f"this single-node cluster has only broker {node}",
+                    )
+                )
+                continue
+            indexes = sorted(int(a.partition_index) for a in wanted.assignments)
+            if indexes != list(range(len(indexes))):
+                answers.append(
+                    _failed(
+                        name,
+                        ErrorCode.invalid_replica_assignment,
+                        "partition indexes must be 0..n-1",
+                    )
+                )
+                continue
+            partitions, rf = len(indexes), 1
+        if rf == -1:
+            rf = 1
+        if rf != 1:
+            answers.append(
+                _failed(
+                    name,
+                    ErrorCode.invalid_replication_factor,
+                    f"replication factor {rf} is larger than the 1 broker of this cluster"
+                    if rf > 1
+                    else f"replication factor {rf} is invalid",
+                )
+            )
+            continue
+        if partitions == -1:
+            partitions = broker.settings.num_partitions
+        configs: dict[str, str] = {}
+        config_error = None
+        for c in wanted.configs:
+            if c.value is None:
+                continue
+            config_error = validate_topic_config(c.name, c.value)
+            if config_error:
+                break
+            configs[c.name] = c.value
+        if config_error:
+            answers.append(_failed(name, ErrorCode.invalid_config, config_error))
+            continue
+        try:
+            topic = broker.topics.create(
+                name, partitions, configs, validate_only=bool(request.validate_only)
+            )
+        except BrokerError as exc:
+            answers.append(_failed(name, exc.code, str(exc)))
+            continue
+        described = [
+            {
+                "name": key,
+                "value": value,
+                "read_only": TOPIC_CONFIGS[key].read_only,
+                "config_source": SOURCE_TOPIC if key in configs else SOURCE_DEFAULT,
+                "is_sensitive": TOPIC_CONFIGS[key].sensitive,
+            }
+            for key, value in effective_topic_configs(configs).items()
+        ]
+        answers.append(
+            {
+                "name": name,
+                "topic_id": topic.topic_id,
+                "error_code": ErrorCode.none,
+                "error_message": None,
+                "num_partitions": partitions,
+                "replication_factor": 1,
+                "configs": described,
+            }
+        )
+    return {"throttle_time": 0, "topics": answers}

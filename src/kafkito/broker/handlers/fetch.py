@@ -1,0 +1,159 @@
+"""Fetch (key 1), v4-16.
+
+v4: isolation_level, last_stable_offset, aborted_transactions. v5: log_start_offset. v7: fetch
+sessions (we answer session_id 0: no session, clients then send full fetches, KAFKA-NOTES P7).
+v9: current_leader_epoch. v11: rack_id, preferred_read_replica (-1). v12: flexible. v13: topics
+by id (UNKNOWN_TOPIC_ID when not found). v15: replica_state.
+
+Semantics (P7): whole batches starting with the one holding fetch_offset; at least one batch
+even above the size limits (KIP-74), for the first partition that has data; only data below the
+high watermark (with durability=always that is fsynced data); long-poll until min_bytes have
+arrived or max_wait has passed, waiting on the logs' append futures, never in a sleeping loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.broker.state import LEADER_EPOCH
+from kafkito.errors import ErrorCode
+from kafkito.protocol.codec import ms
+from kafkito.storage.log import PartitionLog
+
+
+@dataclass(slots=True)
+class _Wanted:
+    topic_key: Any  # name (v4-12) or topic id (v13+)
+    partition: int
+    fetch_offset: int
+    partition_max_bytes: int
+    current_leader_epoch: int
+    plog: PartitionLog | None
+    error: ErrorCode
+
+
+def _resolve(request: Any, ctx: RequestContext) -> list[_Wanted]:
+    registry = ctx.broker.topics
+    by_id = ctx.api_version >= 13
+    wanted: list[_Wanted] = []
+    for topic in request.topics:
+        if by_id:
+            key: Any = topic.topic_id
+            found = registry.by_id.get(key) if isinstance(key, uuid.UUID) else None
+            name = found.name if found else None
+            missing = ErrorCode.unknown_topic_id
+        else:
+            key = topic.topic
+            name = key
+            missing = ErrorCode.unknown_topic_or_partition
+        for p in topic.partitions:
+            plog = registry.partition(name, int(p.partition)) if name is not None else None
+            epoch = int(getattr(p, "current_leader_epoch", -1))
+            if plog is None:
+                error = missing if name is None else ErrorCode.unknown_topic_or_partition
+            elif epoch > LEADER_EPOCH:
+                error = ErrorCode.unknown_leader_epoch
+            elif 0 <= epoch < LEADER_EPOCH:
+                error = ErrorCode.fenced_leader_epoch
+            else:
+                error = ErrorCode.none
+            wanted.append(
+                _Wanted(
+                    key,
+                    int(p.partition),
+                    int(p.fetch_offset),
+                    int(p.partition_max_bytes),
+                    epoch,
+                    plog,
+                    error,
+                )
+            )
+    return wanted
+
+
+def _collect(
+    wanted: list[_Wanted], max_bytes: int
+) -> tuple[list[tuple[_Wanted, ErrorCode, bytes]], int]:
+    """Read every partition once; returns the answers and the total record bytes."""
+    out: list[tuple[_Wanted, ErrorCode, bytes]] = []
+    total = 0
+    for w in wanted:
+        plog = w.plog
+        if plog is None or w.error != ErrorCode.none:
+            out.append((w, w.error, b""))
+            continue
+        if w.fetch_offset < plog.log_start_offset or w.fetch_offset > plog.log_end_offset:
+            out.append((w, ErrorCode.offset_out_of_range, b""))
+            continue
+        hw = plog.high_watermark
+        if w.fetch_offset >= hw:
+            out.append((w, ErrorCode.none, b""))
+            continue
+        limit = min(w.partition_max_bytes, max_bytes - total)
+        if limit <= 0 and total > 0:
+            out.append((w, ErrorCode.none, b""))
+            continue
+        data = plog.read(w.fetch_offset, max(limit, 1), max_offset=hw)
+        total += len(data)
+        out.append((w, ErrorCode.none, data))
+    return out, total
+
+
+@handler(1, versions=range(4, 17))
+async def fetch(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    wanted = _resolve(request, ctx)
+    max_bytes = int(request.max_bytes) if ctx.api_version >= 3 else 1 << 30
+    min_bytes = int(request.min_bytes)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ms(request.max_wait) / 1000
+    answers, total = _collect(wanted, max_bytes)
+    while total < max(min_bytes, 1) and not any(code != ErrorCode.none for _, code, _ in answers):
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        logs = {id(w.plog): w.plog for w in wanted if w.plog is not None}
+        if not logs:
+            break
+        waiters = [plog.wait_for_append() for plog in logs.values()]
+        try:
+            await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in waiters:
+                if not fut.done():
+                    fut.cancel()
+        answers, total = _collect(wanted, max_bytes)
+    return _response(answers, ctx.api_version)
+
+
+def _response(answers: list[tuple[_Wanted, ErrorCode, bytes]], version: int) -> dict[str, Any]:
+    topics: list[dict[str, Any]] = []
+    index: dict[Any, list[dict[str, Any]]] = {}
+    for w, code, data in answers:
+        parts = index.get(w.topic_key)
+        if parts is None:
+            parts = index[w.topic_key] = []
+            key_field = "topic_id" if version >= 13 else "topic"
+            topics.append({key_field: w.topic_key, "partitions": parts})
+        plog = w.plog
+        known = plog is not None and code not in (
+            ErrorCode.unknown_topic_or_partition,
+            ErrorCode.unknown_topic_id,
+        )
+        hw = plog.high_watermark if known and plog is not None else -1
+        parts.append(
+            {
+                "partition_index": w.partition,
+                "error_code": code,
+                "high_watermark": hw,
+                "last_stable_offset": hw,
+                "log_start_offset": plog.log_start_offset if known and plog is not None else -1,
+                "aborted_transactions": [],
+                "preferred_read_replica": -1,
+                "records": data,
+            }
+        )
+    return {"throttle_time": 0, "error_code": ErrorCode.none, "session_id": 0, "responses": topics}

@@ -1,0 +1,68 @@
+"""ListOffsets (key 2), v1-9.
+
+v1: one offset per partition (no old-style list). v2: isolation_level. v4: current_leader_epoch
+in, leader_epoch out. v6: flexible. v7: MAX_TIMESTAMP (-3). v8-9: tiered-storage timestamps
+(-4, -5), which on a single local log equal EARLIEST-LOCAL (-4 -> log start) and LATEST-TIERED
+(-5 -> nothing tiered: -1).
+
+Each partition is answered on its own: one unknown partition never fails its siblings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.broker.state import LEADER_EPOCH
+from kafkito.errors import ErrorCode
+
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
+
+
+def _answer(index: int, code: ErrorCode, timestamp: int = -1, offset: int = -1) -> dict[str, Any]:
+    return {
+        "partition_index": index,
+        "error_code": code,
+        "timestamp": timestamp,
+        "offset": offset,
+        "leader_epoch": LEADER_EPOCH if code == ErrorCode.none else -1,
+        "old_style_offsets": [],
+    }
+
+
+@handler(2, versions=range(1, 10))
+async def list_offsets(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    registry = ctx.broker.topics
+    topics = []
+    for topic in request.topics:
+        answers = []
+        for wanted in topic.partitions:
+            index = int(wanted.partition_index)
+            plog = registry.partition(topic.name, index)
+            epoch = int(getattr(wanted, "current_leader_epoch", -1))
+            if plog is None:
+                answers.append(_answer(index, ErrorCode.unknown_topic_or_partition))
+                continue
+            if epoch > LEADER_EPOCH:
+                answers.append(_answer(index, ErrorCode.unknown_leader_epoch))
+                continue
+            ts = int(wanted.timestamp)
+            if ts == LATEST:
+                answers.append(_answer(index, ErrorCode.none, -1, plog.high_watermark))
+            elif ts in (EARLIEST, EARLIEST_LOCAL):
+                answers.append(_answer(index, ErrorCode.none, -1, plog.log_start_offset))
+            elif ts == MAX_TIMESTAMP:
+                max_ts, offset = plog.max_timestamp()
+                answers.append(_answer(index, ErrorCode.none, max_ts, offset))
+            elif ts == LATEST_TIERED:
+                answers.append(_answer(index, ErrorCode.none, -1, -1))
+            elif ts < 0:
+                answers.append(_answer(index, ErrorCode.invalid_request))
+            else:
+                found = plog.offset_for_timestamp(ts)
+                if found is None or found >= plog.high_watermark:
+                    answers.append(_answer(index, ErrorCode.none, -1, -1))
+                else:
+                    answers.append(_answer(index, ErrorCode.none, ts, found))
+        topics.append({"name": topic.name, "partitions": answers})
+    return {"throttle_time": 0, "topics": topics}

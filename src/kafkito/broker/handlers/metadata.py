@@ -1,0 +1,111 @@
+"""Metadata (key 3), v0-12.
+
+v1: null topics = all topics, controller_id, is_internal. v2: cluster_id. v4:
+allow_auto_topic_creation. v5: offline_replicas. v7: leader_epoch. v8-10: authorized operations
+(INT32_MIN when not requested, KAFKA-NOTES P11). v9: flexible. v10: topic ids. v12: topic name
+nullable in the request (lookup by id).
+
+One broker is leader, replica and ISR of everything, with a constant leader epoch of 0. The
+advertised address is the one actually bound (port 0 allowed). Unknown topics are created when
+the request allows it and the broker is configured to.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.broker.state import LEADER_EPOCH, Topic, topic_name_error
+from kafkito.errors import BrokerError, ErrorCode
+
+AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
+ZERO_UUID = uuid.UUID(int=0)
+
+
+def topic_metadata(topic: Topic, node_id: int) -> dict[str, Any]:
+    partitions = [
+        {
+            "error_code": ErrorCode.none,
+            "partition_index": p,
+            "leader_id": node_id,
+            "leader_epoch": LEADER_EPOCH,
+            "replica_nodes": [node_id],
+            "isr_nodes": [node_id],
+            "offline_replicas": [],
+        }
+        for p in range(len(topic.partitions))
+    ]
+    return {
+        "error_code": ErrorCode.none,
+        "name": topic.name,
+        "topic_id": topic.topic_id,
+        "is_internal": topic.internal,
+        "partitions": partitions,
+        "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+    }
+
+
+def missing_topic(
+    name: str | None, code: ErrorCode, topic_id: uuid.UUID = ZERO_UUID
+) -> dict[str, Any]:
+    return {
+        "error_code": code,
+        "name": name,
+        "topic_id": topic_id,
+        "is_internal": False,
+        "partitions": [],
+        "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+    }
+
+
+@handler(3, versions=range(0, 13))
+async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    broker = ctx.broker
+    node = broker.settings.node_id
+    registry = broker.topics
+    # Before v4 the request had no flag and creation was implied.
+    allow_create = bool(request.allow_auto_topic_creation) if ctx.api_version >= 4 else True
+    allow_create = allow_create and broker.settings.auto_create_topics
+    requested = request.topics
+    if requested is None or (ctx.api_version == 0 and not requested):
+        topics = [topic_metadata(t, node) for t in registry.by_name.values()]
+    else:
+        topics = []
+        for wanted in requested:
+            name = getattr(wanted, "name", None)
+            wanted_id = getattr(wanted, "topic_id", None)
+            if name is None and wanted_id is not None and wanted_id != ZERO_UUID:
+                found = registry.by_id.get(wanted_id)
+                topics.append(
+                    topic_metadata(found, node)
+                    if found
+                    else missing_topic(None, ErrorCode.unknown_topic_id, wanted_id)
+                )
+                continue
+            if name is None:
+                topics.append(missing_topic(None, ErrorCode.invalid_topic_exception))
+                continue
+            topic = registry.get(name)
+            if topic is None and allow_create:
+                if topic_name_error(name) is not None:
+                    topics.append(missing_topic(name, ErrorCode.invalid_topic_exception))
+                    continue
+                try:
+                    topic = registry.create(name, broker.settings.num_partitions)
+                except BrokerError as exc:
+                    topics.append(missing_topic(name, exc.code))
+                    continue
+            topics.append(
+                topic_metadata(topic, node)
+                if topic
+                else missing_topic(name, ErrorCode.unknown_topic_or_partition)
+            )
+    return {
+        "throttle_time": 0,
+        "brokers": [{"node_id": node, "host": broker.host, "port": broker.port, "rack": None}],
+        "cluster_id": broker.cluster_id,
+        "controller_id": node,
+        "topics": topics,
+        "cluster_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+    }

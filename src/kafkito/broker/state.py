@@ -1,0 +1,239 @@
+"""The broker's topics and partition logs, and their persistence in the metadata log.
+
+One owner: all mutation happens on the broker's event loop. Topic ids are random, non-zero,
+persisted and stable; a re-created topic gets a new id (KAFKA-NOTES §6 P5). The leader epoch is
+constant (0) and persisted implicitly, so it never goes backwards (P6).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafkito.broker.configs import log_config_for
+from kafkito.broker.settings import BrokerSettings
+from kafkito.errors import BrokerError, ErrorCode
+from kafkito.storage.fs import FileSystem
+from kafkito.storage.log import PartitionLog
+from kafkito.storage.metalog import MetadataLog
+
+log = logging.getLogger(__name__)
+
+LEADER_EPOCH = 0
+_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+MAX_TOPIC_NAME = 249
+
+
+def topic_name_error(name: str) -> str | None:
+    """Why `name` is not a valid topic name, or None (Kafka's Topic.validate)."""
+    if not name:
+        return "topic name is empty"
+    if name in (".", ".."):
+        return f"topic name cannot be {name!r}"
+    if len(name) > MAX_TOPIC_NAME:
+        return f"topic name is longer than {MAX_TOPIC_NAME} characters"
+    if not _TOPIC_NAME.match(name):
+        return f"topic name {name!r} has characters other than ASCII letters, digits, '.', '_', '-'"
+    return None
+
+
+@dataclass(slots=True)
+class Topic:
+    name: str
+    topic_id: uuid.UUID
+    configs: dict[str, str]
+    partitions: list[PartitionLog] = field(default_factory=list)
+    internal: bool = False
+
+
+class TopicRegistry:
+    """Topics by name and id, their logs, and the metadata records that persist them."""
+
+    def __init__(self, settings: BrokerSettings, fs: FileSystem, metalog: MetadataLog) -> None:
+        self.settings = settings
+        self.fs = fs
+        self.metalog = metalog
+        self.by_name: dict[str, Topic] = {}
+        self.by_id: dict[uuid.UUID, Topic] = {}
+        self.log_dir = os.path.join(settings.data_path, "logs")
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def replay(self, record: dict[str, Any]) -> bool:
+        """Apply one metadata record at start-up; False if it is not a topic record."""
+        kind = record.get("type")
+        if kind == "topic":
+            self.by_name[record["name"]] = Topic(
+                record["name"],
+                uuid.UUID(record["id"]),
+                dict(record.get("configs", {})),
+            )
+            self.by_name[record["name"]].partitions = [None] * int(record["partitions"])  # type: ignore[list-item]
+        elif kind == "topic_deleted":
+            self.by_name.pop(record["name"], None)
+        elif kind == "log_start":
+            pending = self._pending_log_starts.setdefault(record["name"], {})
+            pending[int(record["partition"])] = int(record["offset"])
+        else:
+            return False
+        return True
+
+    _pending_log_starts: dict[str, dict[int, int]]
+
+    def begin_replay(self) -> None:
+        self._pending_log_starts = {}
+
+    def finish_replay(self) -> None:
+        """Open every partition log named by the replayed records."""
+        for topic in self.by_name.values():
+            starts = self._pending_log_starts.get(topic.name, {})
+            count = len(topic.partitions)
+            topic.partitions = [
+                self._open_log(topic, p, log_start_offset=starts.get(p, 0)) for p in range(count)
+            ]
+            self.by_id[topic.topic_id] = topic
+        self._pending_log_starts = {}
+
+    def live_records(self) -> Iterator[dict[str, Any]]:
+        """The records that recreate the current topics (for metadata log compaction)."""
+        for topic in self.by_name.values():
+            yield self._topic_record(topic)
+            for p in topic.partitions:
+                if p.log_start_offset > 0:
+                    yield {
+                        "type": "log_start",
+                        "name": topic.name,
+                        "partition": p.partition,
+                        "offset": p.log_start_offset,
+                    }
+
+    @staticmethod
+    def _topic_record(topic: Topic) -> dict[str, Any]:
+        return {
+            "type": "topic",
+            "name": topic.name,
+            "id": str(topic.topic_id),
+            "partitions": len(topic.partitions),
+            "configs": topic.configs,
+        }
+
+    def _partition_dir(self, topic: Topic, partition: int) -> str:
+        # The topic id in the directory name keeps a re-created topic's files apart.
+        return os.path.join(self.log_dir, f"{topic.name}-{partition}.{topic.topic_id.hex}")
+
+    def _open_log(self, topic: Topic, partition: int, *, log_start_offset: int = 0) -> PartitionLog:
+        plog = PartitionLog.open(
+            self.fs,
+            self._partition_dir(topic, partition),
+            topic.name,
+            partition,
+            log_config_for(topic.configs, message_max_bytes=self.settings.message_max_bytes),
+            leader_epoch=LEADER_EPOCH,
+            log_start_offset=log_start_offset,
+        )
+        plog.hw_is_durable = self.settings.durability == "always"
+        return plog
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def get(self, name: str) -> Topic | None:
+        return self.by_name.get(name)
+
+    def partition(self, name: str, index: int) -> PartitionLog | None:
+        topic = self.by_name.get(name)
+        if topic is None or not 0 <= index < len(topic.partitions):
+            return None
+        return topic.partitions[index]
+
+    def max_message_bytes(self, topic: Topic) -> int:
+        value = topic.configs.get("max.message.bytes")
+        return int(value) if value is not None else self.settings.message_max_bytes
+
+    # -- changes -----------------------------------------------------------------------------
+
+    def create(
+        self,
+        name: str,
+        num_partitions: int,
+        configs: dict[str, str] | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> Topic:
+        """Create a topic; raises BrokerError with Kafka's code on a bad request."""
+        if (reason := topic_name_error(name)) is not None:
+            raise BrokerError(ErrorCode.invalid_topic_exception, reason)
+        if name in self.by_name:
+            raise BrokerError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
+        if num_partitions < 1:
+            raise BrokerError(
+                ErrorCode.invalid_partitions,
+                f"number of partitions must be at least 1, got {num_partitions}",
+            )
+        topic = Topic(name, _new_topic_id(self.by_id), dict(configs or {}))
+        if validate_only:
+            return topic
+        topic.partitions = [self._open_log(topic, p) for p in range(num_partitions)]
+        self.metalog.append([self._topic_record(topic)])
+        self.by_name[name] = topic
+        self.by_id[topic.topic_id] = topic
+        log.info("created topic %s with %d partitions", name, num_partitions)
+        return topic
+
+    def delete(self, name: str) -> Topic:
+        topic = self.by_name.get(name)
+        if topic is None:
+            raise BrokerError(ErrorCode.unknown_topic_or_partition, f"unknown topic {name!r}")
+        self.metalog.append([{"type": "topic_deleted", "name": name}])
+        del self.by_name[name]
+        self.by_id.pop(topic.topic_id, None)
+        for p in topic.partitions:
+            p.close()
+            shutil.rmtree(p.directory, ignore_errors=True)
+        log.info("deleted topic %s", name)
+        return topic
+
+    def add_partitions(self, name: str, total: int, *, validate_only: bool = False) -> None:
+        topic = self.by_name.get(name)
+        if topic is None:
+            raise BrokerError(ErrorCode.unknown_topic_or_partition, f"unknown topic {name!r}")
+        current = len(topic.partitions)
+        if total <= current:
+            raise BrokerError(
+                ErrorCode.invalid_partitions,
+                f"topic {name!r} has {current} partitions; {total} would not add any",
+            )
+        if validate_only:
+            return
+        topic.partitions.extend(self._open_log(topic, p) for p in range(current, total))
+        self.metalog.append([self._topic_record(topic)])
+
+    def set_configs(self, name: str, configs: dict[str, str]) -> None:
+        topic = self.by_name[name]
+        topic.configs = dict(configs)
+        self.metalog.append([self._topic_record(topic)])
+        new = log_config_for(topic.configs, message_max_bytes=self.settings.message_max_bytes)
+        for p in topic.partitions:
+            p.config = new
+
+    def record_log_start(self, name: str, partition: int, offset: int) -> None:
+        self.metalog.append(
+            [{"type": "log_start", "name": name, "partition": partition, "offset": offset}]
+        )
+
+    def close(self) -> None:
+        for topic in self.by_name.values():
+            for p in topic.partitions:
+                p.close()
+
+
+def _new_topic_id(taken: dict[uuid.UUID, Topic]) -> uuid.UUID:
+    while True:
+        candidate = uuid.uuid4()
+        if candidate.int != 0 and candidate not in taken:
+            return candidate

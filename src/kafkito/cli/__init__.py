@@ -1,0 +1,1 @@
+"""The kafkito command line."""

@@ -1,0 +1,135 @@
+"""`kafkito`: the command-line entry point (click)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import click
+
+from kafkito import __version__
+from kafkito.broker.settings import BrokerSettings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kafkito")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """kafkito: Kafka made simple. Run a broker, produce, consume.
+
+    \b
+    Example:
+      kafkito broker --port 9092 --data-dir ./.kafkito/data
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@cli.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (loopback unless told otherwise).",
+)
+@click.option(
+    "--port", default=9092, show_default=True, type=int, help="TCP port; 0 picks a free one."
+)
+@click.option(
+    "--data-dir",
+    default="./.kafkito/data",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where logs and metadata live.",
+)
+@click.option("--advertised-host", default=None, help="Host name given to clients in Metadata.")
+@click.option(
+    "--partitions",
+    "num_partitions",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Partitions of auto-created topics.",
+)
+@click.option("--no-auto-create", is_flag=True, help="Do not create topics on first use.")
+@click.option(
+    "--durability",
+    type=click.Choice(["always", "interval"]),
+    default="always",
+    show_default=True,
+    help="always: ack after fsync; interval: fsync periodically.",
+)
+@click.option(
+    "--flush-interval-ms",
+    default=1000,
+    show_default=True,
+    type=int,
+    help="fsync period with --durability interval.",
+)
+@click.option("--message-max-bytes", default=1048588, show_default=True, type=int)
+def broker(
+    host: str,
+    port: int,
+    data_dir: str,
+    advertised_host: str | None,
+    num_partitions: int,
+    no_auto_create: bool,
+    durability: str,
+    flush_interval_ms: int,
+    message_max_bytes: int,
+) -> None:
+    """Run the embedded Kafka-compatible broker until Ctrl-C.
+
+    \b
+    Example:
+      kafkito broker --port 0 --data-dir /tmp/kafkito
+    """
+    from kafkito.broker.embedded import _build_core
+
+    settings = BrokerSettings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        advertised_host=advertised_host,
+        num_partitions=num_partitions,
+        auto_create_topics=not no_auto_create,
+        durability=durability,  # type: ignore[arg-type]
+        flush_interval_ms=flush_interval_ms,
+        message_max_bytes=message_max_bytes,
+    )
+    if not settings.is_loopback():
+        logging.getLogger("kafkito").warning(
+            "listening on %s: reachable from other machines, without authentication", host
+        )
+
+    async def run() -> None:
+        core = _build_core(settings, None)
+        bound_host, bound_port = await core.start()
+        click.echo(
+            f"kafkito broker ready: bootstrap {bound_host}:{bound_port} "
+            f"(data in {settings.data_path})",
+            err=False,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        click.echo("stopping broker...", err=True)
+        await core.stop()
+
+    asyncio.run(run())
+
+
+def main() -> None:
+    cli(prog_name="kafkito")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Exceptions kafkito raises on purpose, grouped by what the catcher does next.
+
+KafkitoError
+    ProtocolError        a peer broke the wire protocol: close that connection, serve the rest
+        CorruptFrame         a size prefix or header that cannot be parsed
+        FrameTooLarge        a size prefix above the configured limit (refused before allocating)
+        UnsupportedRequest   an API key or version we do not serve (not ApiVersions)
+        CorruptBatch         a record batch that fails a structural check
+    StorageError         the log cannot keep a promise: stop accepting writes, never guess
+        CorruptLog           damage below the recovery point: refuse to start, say what to do
+    BrokerError          a request failed with a Kafka error code; carries the code
+
+Wire error codes are Kafka's own table, taken from kio's generated `ErrorCode` enum (it is
+generated from Kafka's `Errors.java` and carries the `retriable` flag), so there is one table.
+"""
+
+from __future__ import annotations
+
+from kio.schema.errors import ErrorCode
+
+__all__ = [
+    "BrokerError",
+    "CorruptBatch",
+    "CorruptFrame",
+    "CorruptLog",
+    "ErrorCode",
+    "FrameTooLarge",
+    "KafkitoError",
+    "ProtocolError",
+    "StorageError",
+    "UnsupportedRequest",
+]
+
+
+class KafkitoError(Exception):
+    """Base of every exception kafkito raises on purpose."""
+
+
+class ProtocolError(KafkitoError):
+    """A peer broke the wire protocol; the connection to that peer is closed."""
+
+
+class CorruptFrame(ProtocolError):
+    """A frame or request header that cannot be parsed."""
+
+
+class FrameTooLarge(ProtocolError):
+    """A size prefix larger than the configured limit, refused before any allocation."""
+
+    def __init__(self, *, size_bytes: int, limit_bytes: int) -> None:
+        super().__init__(f"frame of {size_bytes} bytes exceeds the {limit_bytes}-byte limit")
+        self.size_bytes = size_bytes
+        self.limit_bytes = limit_bytes
+
+
+class UnsupportedRequest(ProtocolError):
+    """An API key or version this broker does not serve."""
+
+    def __init__(self, *, api_key: int, api_version: int) -> None:
+        super().__init__(f"unsupported request: api_key={api_key} version={api_version}")
+        self.api_key = api_key
+        self.api_version = api_version
+
+
+class CorruptBatch(ProtocolError):
+    """A record batch failing a check; `code` is the Kafka error to answer with."""
+
+    def __init__(self, message: str, *, code: ErrorCode = ErrorCode.corrupt_message) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class StorageError(KafkitoError):
+    """The log cannot keep a promise (disk full, fsync failed): writes stop, reads go on."""
+
+
+class CorruptLog(StorageError):
+    """Damage below the recovery point; the broker refuses to serve it."""
+
+
+class BrokerError(KafkitoError):
+    """A request failed with a Kafka error code."""
+
+    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
+        super().__init__(message or code.name)
+        self.code = code

@@ -1,0 +1,1 @@
+"""Durable storage: partition logs of raw record batches, indexes, recovery, the metadata log."""

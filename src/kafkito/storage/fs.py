@@ -1,0 +1,101 @@
+"""The narrow seam between the log and the disk.
+
+Every byte the storage layer writes goes through a `FileSystem`, so tests can swap in a faulty
+one (drop unsynced bytes to simulate power loss, fail a write with ENOSPC, fail fsync with EIO)
+and production uses `OsFileSystem`, a thin veneer over `os`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+__all__ = ["FileSystem", "OsFileSystem"]
+
+
+class FileSystem(Protocol):
+    """File operations the storage layer needs; fds are plain ints."""
+
+    def open(self, path: str, *, create: bool) -> int: ...
+    def close(self, fd: int) -> None: ...
+    def pwrite(self, fd: int, data: bytes | bytearray | memoryview, offset: int) -> int: ...
+    def pread(self, fd: int, size: int, offset: int) -> bytes: ...
+    def fsync(self, fd: int) -> None: ...
+    def truncate(self, fd: int, size: int) -> None: ...
+    def size(self, fd: int) -> int: ...
+    def fsync_dir(self, path: str) -> None: ...
+    def remove(self, path: str) -> None: ...
+    def rename(self, src: str, dst: str) -> None: ...
+    def exists(self, path: str) -> bool: ...
+    def makedirs(self, path: str) -> None: ...
+    def listdir(self, path: str) -> list[str]: ...
+    def read_file(self, path: str) -> bytes: ...
+    def write_file_atomic(self, path: str, data: bytes) -> None: ...
+
+
+class OsFileSystem:
+    """The real disk."""
+
+    def open(self, path: str, *, create: bool) -> int:
+        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        return os.open(path, flags, 0o644)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def pwrite(self, fd: int, data: bytes | bytearray | memoryview, offset: int) -> int:
+        view = memoryview(data)
+        written = 0
+        while written < len(view):  # pwrite may write less than asked on some filesystems
+            written += os.pwrite(fd, view[written:], offset + written)
+        return written
+
+    def pread(self, fd: int, size: int, offset: int) -> bytes:
+        return os.pread(fd, size, offset)
+
+    def fsync(self, fd: int) -> None:
+        os.fsync(fd)
+
+    def truncate(self, fd: int, size: int) -> None:
+        os.ftruncate(fd, size)
+
+    def size(self, fd: int) -> int:
+        return os.fstat(fd).st_size
+
+    def fsync_dir(self, path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def remove(self, path: str) -> None:
+        os.remove(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        os.replace(src, dst)
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def makedirs(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def read_file(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    def write_file_atomic(self, path: str, data: bytes) -> None:
+        """Write to a temporary file, fsync it, rename over `path`, fsync the directory."""
+        tmp = path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            self.pwrite(fd, data, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        self.fsync_dir(os.path.dirname(path) or ".")
