@@ -1,0 +1,42 @@
+"""Shared fixtures: real brokers over TCP, never mocks of Kafka."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kafkito import Broker
+from kafkito.testing.brokers import BrokerProcess, kafkito_process, start_tansu
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[str]:
+    """A fresh in-process kafkito broker on a free port; yields its bootstrap address."""
+    with Broker(port=0, data_dir=str(tmp_path / "data")) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture
+def broker_process(tmp_path: Path) -> Iterator[BrokerProcess]:
+    """A kafkito broker in a child process (kill -9 and restart on the same data dir)."""
+    proc = kafkito_process(tmp_path / "data").start()
+    try:
+        yield proc
+    finally:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    """Tansu, a Kafka-compatible broker in Rust that we did not write (session-wide)."""
+    with start_tansu(tmp_path_factory.mktemp("tansu")) as proc:
+        yield proc
+
+
+@pytest.fixture
+def topic_name() -> str:
+    """A topic name unique to this test."""
+    return f"t-{uuid.uuid4().hex[:12]}"
