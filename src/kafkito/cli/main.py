@@ -127,6 +127,15 @@ def broker(
     asyncio.run(run())
 
 
+def _register_commands() -> None:
+    from kafkito.cli.demo import demo
+
+    cli.add_command(demo)
+
+
+_register_commands()
+
+
 def main() -> None:
     cli(prog_name="kafkito")
 
