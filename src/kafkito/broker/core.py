@@ -23,6 +23,7 @@ from kafkito.broker.dispatch import (
     advertised_versions,
     load_handlers,
 )
+from kafkito.broker.local import DataDirLock
 from kafkito.broker.server import ByteBudget, Listener
 from kafkito.broker.settings import BrokerSettings
 from kafkito.broker.state import TopicRegistry
@@ -62,6 +63,7 @@ class BrokerCore:
         self.port = settings.port
         self.participants: list[MetaParticipant] = []
         self.producers: Any = None
+        self._dir_lock: DataDirLock | None = None
         self._tasks: list[asyncio.Task[None]] = []
         load_handlers()
 
@@ -109,10 +111,20 @@ class BrokerCore:
         self.metalog.compact(live())
 
     async def start(self) -> tuple[str, int]:
-        """Load state and start listening; returns the advertised (host, port)."""
-        await asyncio.to_thread(self.load)
-        _, port = await self.listener.start()
+        """Load state and start listening; returns the advertised (host, port).
+
+        Raises DataDirInUse if another broker process holds the data directory.
+        """
+        self._dir_lock = DataDirLock.acquire(self.settings.data_path)
+        try:
+            await asyncio.to_thread(self.load)
+            _, port = await self.listener.start()
+        except BaseException:
+            self._dir_lock.release()
+            self._dir_lock = None
+            raise
         self.port = port
+        self._dir_lock.publish(f"{self.host}:{port}")
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         for participant in self.participants:
             start = getattr(participant, "start", None)
@@ -150,6 +162,9 @@ class BrokerCore:
         self.metalog.close()
         if clean:
             self.fs.write_file_atomic(self._marker_path(), b"")
+        if self._dir_lock is not None:
+            self._dir_lock.release()
+            self._dir_lock = None
 
     async def _housekeeping(self) -> None:
         """Retention, and periodic fsync for durability=interval."""

@@ -113,7 +113,7 @@ def _run(bootstrap: str, count: int, seed: int) -> None:
             if msg.error() is not None:
                 continue
             read += 1
-            pages[json.loads(msg.value())["page"]] += 1
+            pages[json.loads(msg.value() or b"{}").get("page", "?")] += 1
     consumer.close()
     if read != count:
         raise click.ClickException(f"read back {read} of {count} events")

@@ -10,23 +10,44 @@ import click
 
 from kafkito import __version__
 from kafkito.broker.settings import BrokerSettings
+from kafkito.cli.context import EXIT_USAGE, CliContext, CliError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kafkito")
+@click.option(
+    "--brokers",
+    "-b",
+    default=None,
+    metavar="HOST:PORT[,...]",
+    help="Kafka bootstrap servers (else $KAFKITO_BROKERS, --config, or the local embedded broker).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="A kafkito config file (YAML) with brokers and security settings.",
+)
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable output (JSON lines).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
-    """kafkito: Kafka made simple. Run a broker, produce, consume.
+def cli(
+    ctx: click.Context, brokers: str | None, config_path: str | None, json_output: bool, debug: bool
+) -> None:
+    """kafkito: Kafka made simple. Run a broker, produce, consume, inspect.
 
     \b
-    Example:
-      kafkito broker --port 9092 --data-dir ./.kafkito/data
+    Examples:
+      kafkito broker --port 9092
+      echo hello | kafkito produce greetings
+      kafkito consume greetings --from beginning
     """
-    ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
+    ctx.obj = CliContext(
+        brokers=brokers, config_path=config_path, json_output=json_output, debug=debug
+    )
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
+        level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -91,7 +112,10 @@ def broker(
       kafkito broker --port 0 --data-dir /tmp/kafkito
     """
     from kafkito.broker.embedded import _build_core
+    from kafkito.broker.local import DataDirInUse
 
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:
+        logging.getLogger("kafkito").setLevel(logging.INFO)  # a server reports what it does
     settings = BrokerSettings(
         host=host,
         port=port,
@@ -124,13 +148,23 @@ def broker(
         click.echo("stopping broker...", err=True)
         await core.stop()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except DataDirInUse as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
 
 
 def _register_commands() -> None:
+    from kafkito.cli.bench import bench
+    from kafkito.cli.consume import consume
     from kafkito.cli.demo import demo
+    from kafkito.cli.groups import groups
+    from kafkito.cli.health import health
+    from kafkito.cli.produce import produce
+    from kafkito.cli.topics import topics
 
-    cli.add_command(demo)
+    for command in (produce, consume, topics, groups, health, bench, demo):
+        cli.add_command(command)
 
 
 _register_commands()

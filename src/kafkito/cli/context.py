@@ -1,0 +1,196 @@
+"""What every command shares: where the brokers are, how to print, how errors end the process.
+
+Connection, in order: `--brokers`, then `KAFKITO_BROKERS`, then `--config FILE` (the client
+library's keys, security included), then the local embedded broker (the library's rule).
+
+Exit codes (documented in docs/cli.md):
+    0 success · 1 an unexpected error · 2 bad arguments or config · 3 broker unreachable
+    4 unknown topic or group · 5 authentication failed · 130 interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_NOT_FOUND = 4
+EXIT_AUTH = 5
+EXIT_INTERRUPTED = 130
+
+
+class CliError(click.ClickException):
+    """A user-facing error: one line, a documented exit code, no traceback."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]  # click reads it to exit
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"kafkito: error: {self.format_message()}", err=True)
+
+
+@dataclass
+class CliContext:
+    """Options of the top-level group, and lazily resolved connection settings."""
+
+    brokers: str | None = None
+    config_path: str | None = None
+    json_output: bool = False
+    debug: bool = False
+    _settings: dict[str, Any] | None = None
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def console(self) -> Console:
+        return Console(stderr=False, highlight=False, soft_wrap=True)
+
+    @property
+    def err_console(self) -> Console:
+        return Console(stderr=True, highlight=False)
+
+    def librdkafka(self, **extra: Any) -> dict[str, Any]:
+        """librdkafka settings for the resolved cluster, plus `extra`."""
+        if self._settings is None:
+            self._settings = self._resolve()
+        return {**self._settings, **extra}
+
+    def _resolve(self) -> dict[str, Any]:
+        brokers = self.brokers or os.environ.get("KAFKITO_BROKERS")
+        config_path = self.config_path or os.environ.get("KAFKITO_CONFIG")
+        # librdkafka's own log lines (connection retries...) only with --debug: every failure
+        # reaches the user as one clear line through handle_errors.
+        settings: dict[str, Any] = {} if self.debug else {"log_level": 0}
+        if config_path:
+            settings = _settings_from_config_file(config_path)
+        if brokers:
+            settings["bootstrap.servers"] = brokers
+        if "bootstrap.servers" not in settings:
+            bootstrap, close = local_broker()
+            # Stop it at exit, after the command's clients are gone (else librdkafka logs
+            # disconnects from a broker that went away under it).
+            atexit.register(close)
+            settings["bootstrap.servers"] = bootstrap
+        return settings
+
+    def close(self) -> None:
+        while self._closers:
+            self._closers.pop()()
+
+    # -- output ----------------------------------------------------------------------------
+
+    def emit(
+        self, rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None
+    ) -> None:
+        """Rows as a rich table on a terminal, JSON lines with --json."""
+        if self.json_output:
+            for row in rows:
+                click.echo(json.dumps(row, default=str))
+            return
+        table = Table(title=title, show_edge=False, header_style="bold")
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        self.console.print(table)
+
+    def emit_object(self, obj: dict[str, Any]) -> None:
+        if self.json_output:
+            click.echo(json.dumps(obj, default=str))
+        else:
+            for key, value in obj.items():
+                self.console.print(f"[bold]{key}[/bold]: {value}")
+
+
+def _settings_from_config_file(path: str) -> dict[str, Any]:
+    """librdkafka settings from a kafkito config file (the client library's keys)."""
+    from kafkito.client import config as client_config
+
+    # TODO(lead): wire to the client library's loader once its API settles.
+    loader: Any = getattr(client_config, "load_client_settings", None)
+    if loader is None:
+        raise CliError(f"cannot read {path}: config files are not supported yet", EXIT_USAGE)
+    try:
+        loaded = loader(path)
+    except Exception as exc:
+        raise CliError(f"bad config file {path}: {exc}", EXIT_USAGE) from exc
+    return dict(loaded)
+
+
+def local_broker() -> tuple[str, Callable[[], None]]:
+    """The local embedded broker: shared if one runs, else started in this process."""
+    from kafkito.broker.local import attach_or_start
+
+    return attach_or_start()
+
+
+@contextlib.contextmanager
+def handle_errors(ctx: CliContext) -> Iterator[None]:
+    """Map exceptions to one line and an exit code; --debug re-raises with the traceback."""
+    try:
+        yield
+    except (CliError, click.exceptions.Exit, click.Abort, click.UsageError):
+        raise
+    except KeyboardInterrupt:
+        click.echo("", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        _silence_broken_pipe()
+        sys.exit(0)
+    except Exception as exc:
+        if ctx.debug:
+            raise
+        raise classify(exc) from exc
+    finally:
+        ctx.close()
+
+
+def classify(exc: BaseException) -> CliError:
+    """A CliError with the right exit code for a client-library or librdkafka failure."""
+    text = str(exc) or exc.__class__.__name__
+    lowered = text.lower()
+    if any(s in lowered for s in ("authentication", "sasl", "_authentication")):
+        return CliError(f"authentication failed: {text}", EXIT_AUTH)
+    if any(
+        s in lowered
+        for s in (
+            "unknown_topic",
+            "unknown topic",
+            "unknown_topic_or_part",
+            "group_id_not_found",
+            "group id not found",
+        )
+    ):
+        return CliError(text, EXIT_NOT_FOUND)
+    if any(
+        s in lowered
+        for s in (
+            "_transport",
+            "all brokers are down",
+            "timed out",
+            "_timed_out",
+            "connection refused",
+            "unreachable",
+        )
+    ):
+        return CliError(f"broker unreachable: {text}", EXIT_UNREACHABLE)
+    return CliError(text, EXIT_ERROR)
+
+
+def _silence_broken_pipe() -> None:
+    """After `| head` closed stdout: point stdout at devnull so the interpreter exits quietly."""
+    with contextlib.suppress(Exception):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())

@@ -1,0 +1,252 @@
+"""`kafkito groups`: consumer groups, their members, committed offsets and lag."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import click
+
+from kafkito.cli.context import EXIT_NOT_FOUND, EXIT_USAGE, CliContext, CliError, handle_errors
+from kafkito.cli.topics import TIMEOUT_S, admin
+
+
+def _fail(exc: Exception, group: str) -> CliError:
+    kafka_error = exc.args[0] if exc.args else None
+    fallback = str(exc)
+    name = getattr(kafka_error, "name", lambda: "")()
+    text = getattr(kafka_error, "str", lambda: fallback)()
+    if name in ("GROUP_ID_NOT_FOUND", "COORDINATOR_NOT_AVAILABLE"):
+        return CliError(f"unknown group {group!r}", EXIT_NOT_FOUND)
+    if name == "NON_EMPTY_GROUP":
+        return CliError(f"group {group!r} has active members; stop them first", EXIT_USAGE)
+    return CliError(f"{name or 'error'}: {text}")
+
+
+def group_lag(obj: CliContext, group: str) -> tuple[list[dict[str, Any]], Any]:
+    """Per partition: committed offset, end offset, lag, member; and the group description."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    client = admin(obj)
+    try:
+        description = client.describe_consumer_groups([group])[group].result(TIMEOUT_S)
+        committed = client.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[
+            group
+        ].result(TIMEOUT_S)
+    except Exception as exc:
+        raise _fail(exc, group) from exc
+    owners: dict[tuple[str, int], str] = {}
+    for member in description.members:
+        for tp in member.assignment.topic_partitions if member.assignment else []:
+            owners[(tp.topic, tp.partition)] = member.client_id or member.member_id
+    partitions = {(tp.topic, tp.partition): tp.offset for tp in committed.topic_partitions}
+    for key in owners:
+        partitions.setdefault(key, -1001)
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(obj.librdkafka(**{"group.id": "kafkito-cli-lag"}))
+    rows = []
+    try:
+        for (topic, partition), offset in sorted(partitions.items()):
+            _, end = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=TIMEOUT_S
+            )
+            lag = end - offset if offset >= 0 else None
+            rows.append(
+                {
+                    "topic": topic,
+                    "partition": partition,
+                    "committed": offset if offset >= 0 else None,
+                    "end": end,
+                    "lag": lag,
+                    "member": owners.get((topic, partition)),
+                }
+            )
+    finally:
+        consumer.close()
+    return rows, description
+
+
+@click.group()
+def groups() -> None:
+    """Consumer groups: list, describe, lag, reset offsets, delete.
+
+    \b
+    Examples:
+      kafkito groups lag analytics
+      kafkito groups reset-offsets analytics --topic clicks --to-earliest --execute
+    """
+
+
+@groups.command("list")
+@click.pass_obj
+def list_groups(obj: CliContext) -> None:
+    """List consumer groups and their states.
+
+    \b
+    Example:
+      kafkito groups list
+    """
+    with handle_errors(obj):
+        result = admin(obj).list_consumer_groups().result(TIMEOUT_S)
+        rows = [
+            {"group": g.group_id, "state": g.state.name if g.state else None}
+            for g in sorted(result.valid, key=lambda g: g.group_id)
+        ]
+        obj.emit(rows, ["group", "state"])
+
+
+@groups.command("describe")
+@click.argument("group")
+@click.pass_obj
+def describe_group(obj: CliContext, group: str) -> None:
+    """State, members and per-partition lag of GROUP.
+
+    \b
+    Example:
+      kafkito groups describe analytics --json
+    """
+    with handle_errors(obj):
+        rows, description = group_lag(obj, group)
+        members = [
+            {
+                "member": m.member_id,
+                "client_id": m.client_id,
+                "host": m.host,
+                "partitions": len(m.assignment.topic_partitions) if m.assignment else 0,
+            }
+            for m in description.members
+        ]
+        state = description.state.name if description.state else None
+        if obj.json_output:
+            obj.emit_object(
+                {
+                    "group": group,
+                    "state": state,
+                    "protocol": description.partition_assignor,
+                    "members": members,
+                    "partitions": rows,
+                }
+            )
+            return
+        obj.console.print(
+            f"[bold]{group}[/bold] state={state} assignor={description.partition_assignor or '-'}"
+        )
+        obj.emit(members, ["member", "client_id", "host", "partitions"], title="members")
+        obj.emit(rows, ["topic", "partition", "committed", "end", "lag", "member"], title="offsets")
+
+
+@groups.command("lag")
+@click.argument("group")
+@click.pass_obj
+def lag(obj: CliContext, group: str) -> None:
+    """Committed offset, end offset and lag per partition of GROUP.
+
+    \b
+    Example:
+      kafkito groups lag analytics
+    """
+    with handle_errors(obj):
+        rows, _ = group_lag(obj, group)
+        obj.emit(rows, ["topic", "partition", "committed", "end", "lag", "member"])
+        if not obj.json_output:
+            total = sum(r["lag"] or 0 for r in rows)
+            click.echo(f"total lag: {total}")
+
+
+@groups.command("reset-offsets")
+@click.argument("group")
+@click.option("--topic", "-t", required=True, help="Topic whose offsets to reset.")
+@click.option("--to-earliest", "target", flag_value="earliest")
+@click.option("--to-latest", "target", flag_value="latest")
+@click.option("--to-offset", type=int, default=None, help="This offset in every partition.")
+@click.option("--to-datetime", default=None, help="The first offset at this ISO date-time.")
+@click.option("--execute", is_flag=True, help="Apply; without it only show the plan (dry run).")
+@click.pass_obj
+def reset_offsets(
+    obj: CliContext,
+    group: str,
+    topic: str,
+    target: str | None,
+    to_offset: int | None,
+    to_datetime: str | None,
+    execute: bool,
+) -> None:
+    """Move GROUP's committed offsets on TOPIC (the group must have no active members).
+
+    \b
+    Example:
+      kafkito groups reset-offsets analytics -t clicks --to-datetime 2026-11-27T00:00 --execute
+    """
+    from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+
+    chosen = [x for x in (target, to_offset, to_datetime) if x is not None]
+    if len(chosen) != 1:
+        raise CliError(
+            "give exactly one of --to-earliest, --to-latest, --to-offset, --to-datetime", EXIT_USAGE
+        )
+    with handle_errors(obj):
+        client = admin(obj)
+        metadata = client.list_topics(topic, timeout=TIMEOUT_S)
+        tmeta = metadata.topics.get(topic)
+        if tmeta is None or tmeta.error is not None:
+            raise CliError(f"unknown topic {topic!r}", EXIT_NOT_FOUND)
+        consumer = Consumer(obj.librdkafka(**{"group.id": "kafkito-cli-reset"}))
+        plan = []
+        try:
+            stamp = None
+            if to_datetime is not None:
+                when = datetime.datetime.fromisoformat(to_datetime)
+                stamp = int((when if when.tzinfo else when.astimezone()).timestamp() * 1000)
+            for p in sorted(tmeta.partitions):
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=TIMEOUT_S
+                )
+                if target == "earliest":
+                    new = low
+                elif target == "latest":
+                    new = high
+                elif to_offset is not None:
+                    new = min(max(to_offset, low), high)
+                else:
+                    assert stamp is not None
+                    found = consumer.offsets_for_times(
+                        [TopicPartition(topic, p, stamp)], timeout=TIMEOUT_S
+                    )[0]
+                    new = found.offset if found.offset >= 0 else high
+                plan.append({"topic": topic, "partition": p, "new_offset": new})
+        finally:
+            consumer.close()
+        if execute:
+            request = ConsumerGroupTopicPartitions(
+                group, [TopicPartition(topic, r["partition"], r["new_offset"]) for r in plan]
+            )
+            try:
+                client.alter_consumer_group_offsets([request])[group].result(TIMEOUT_S)
+            except Exception as exc:
+                raise _fail(exc, group) from exc
+        obj.emit(
+            plan,
+            ["topic", "partition", "new_offset"],
+            title=None if execute else "dry run (add --execute to apply)",
+        )
+
+
+@groups.command("delete")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_obj
+def delete_groups(obj: CliContext, names: tuple[str, ...]) -> None:
+    """Delete consumer groups and their committed offsets.
+
+    \b
+    Example:
+      kafkito groups delete old-analytics
+    """
+    with handle_errors(obj):
+        futures = admin(obj).delete_consumer_groups(list(names), request_timeout=TIMEOUT_S)
+        for name in names:
+            try:
+                futures[name].result(TIMEOUT_S)
+            except Exception as exc:
+                raise _fail(exc, name) from exc
+            click.echo(f"deleted group {name}", err=obj.json_output)

@@ -1,0 +1,255 @@
+"""`kafkito topics`: list, create, describe, alter and delete topics (confluent AdminClient)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from kafkito.cli.context import EXIT_NOT_FOUND, EXIT_USAGE, CliContext, CliError, handle_errors
+
+TIMEOUT_S = 15
+
+
+def admin(obj: CliContext) -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient(obj.librdkafka())
+
+
+def parse_configs(items: tuple[str, ...]) -> dict[str, str]:
+    configs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise CliError(f"config {item!r} is not NAME=VALUE", EXIT_USAGE)
+        configs[name] = value
+    return configs
+
+
+def _result(future: Any) -> Any:
+    try:
+        return future.result(TIMEOUT_S)
+    except Exception as exc:
+        kafka_error = exc.args[0] if exc.args else None
+        fallback = str(exc)
+        name = getattr(kafka_error, "name", lambda: "")()
+        text = getattr(kafka_error, "str", lambda: fallback)()
+        if name in ("UNKNOWN_TOPIC_OR_PART", "UNKNOWN_TOPIC_ID"):
+            raise CliError(text, EXIT_NOT_FOUND) from exc
+        if name in (
+            "INVALID_CONFIG",
+            "INVALID_REPLICATION_FACTOR",
+            "INVALID_PARTITIONS",
+            "TOPIC_ALREADY_EXISTS",
+            "INVALID_TOPIC_EXCEPTION",
+            "POLICY_VIOLATION",
+        ):
+            raise CliError(f"{name}: {text}", EXIT_USAGE) from exc
+        raise
+
+
+@click.group()
+def topics() -> None:
+    """List, create, describe, alter and delete topics.
+
+    \b
+    Examples:
+      kafkito topics create clicks --partitions 6 --config retention.ms=86400000
+      kafkito topics describe clicks
+    """
+
+
+@topics.command("list")
+@click.option("--internal", is_flag=True, help="Include internal topics.")
+@click.pass_obj
+def list_topics(obj: CliContext, internal: bool) -> None:
+    """List topics with their partition counts.
+
+    \b
+    Example:
+      kafkito topics list --json
+    """
+    with handle_errors(obj):
+        metadata = admin(obj).list_topics(timeout=TIMEOUT_S)
+        rows = [
+            {"topic": name, "partitions": len(t.partitions)}
+            for name, t in sorted(metadata.topics.items())
+            if internal or not name.startswith("__")
+        ]
+        obj.emit(rows, ["topic", "partitions"])
+
+
+@topics.command("create")
+@click.argument("topic")
+@click.option("--partitions", "-p", type=int, default=1, show_default=True)
+@click.option(
+    "--replication-factor",
+    "-r",
+    type=int,
+    default=-1,
+    help="Default: the cluster's (1 on the embedded broker).",
+)
+@click.option("--config", "-c", "configs", multiple=True, help="NAME=VALUE (repeatable).")
+@click.option("--if-not-exists", is_flag=True, help="Succeed if the topic already exists.")
+@click.pass_obj
+def create_topic(
+    obj: CliContext,
+    topic: str,
+    partitions: int,
+    replication_factor: int,
+    configs: tuple[str, ...],
+    if_not_exists: bool,
+) -> None:
+    """Create TOPIC.
+
+    \b
+    Example:
+      kafkito topics create orders --partitions 3 -c cleanup.policy=compact
+    """
+    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+
+    with handle_errors(obj):
+        new = NewTopic(
+            topic,
+            num_partitions=partitions,
+            replication_factor=replication_factor,
+            config=parse_configs(configs),
+        )
+        futures = admin(obj).create_topics([new], operation_timeout=TIMEOUT_S)
+        try:
+            _result(futures[topic])
+        except CliError as exc:
+            if if_not_exists and "TOPIC_ALREADY_EXISTS" in str(exc):
+                return
+            raise
+        if obj.json_output:
+            obj.emit_object({"topic": topic, "partitions": partitions, "created": True})
+        else:
+            click.echo(f"created topic {topic} with {partitions} partition(s)")
+
+
+@topics.command("describe")
+@click.argument("topic")
+@click.option("--all-configs", is_flag=True, help="Show defaults too, not only overrides.")
+@click.pass_obj
+def describe_topic(obj: CliContext, topic: str, all_configs: bool) -> None:
+    """Partitions with their offsets, and configs of TOPIC.
+
+    \b
+    Example:
+      kafkito topics describe clicks --all-configs
+    """
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
+
+    with handle_errors(obj):
+        client = admin(obj)
+        metadata = client.list_topics(topic, timeout=TIMEOUT_S)
+        tmeta = metadata.topics.get(topic)
+        if tmeta is None or tmeta.error is not None:
+            raise CliError(f"unknown topic {topic!r}", EXIT_NOT_FOUND)
+        consumer = Consumer(obj.librdkafka(**{"group.id": "kafkito-cli-describe"}))
+        rows = []
+        try:
+            for p in sorted(tmeta.partitions):
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=TIMEOUT_S
+                )
+                pm = tmeta.partitions[p]
+                rows.append(
+                    {
+                        "partition": p,
+                        "leader": pm.leader,
+                        "replicas": list(pm.replicas),
+                        "start_offset": low,
+                        "end_offset": high,
+                        "records": high - low,
+                    }
+                )
+        finally:
+            consumer.close()
+        resource = ConfigResource(ResourceType.TOPIC, topic)
+        described = _result(client.describe_configs([resource])[resource])
+        configs = {
+            name: entry.value
+            for name, entry in sorted(described.items())
+            if all_configs or not entry.is_default
+        }
+        if obj.json_output:
+            obj.emit_object({"topic": topic, "partitions": rows, "configs": configs})
+            return
+        obj.emit(
+            rows, ["partition", "leader", "start_offset", "end_offset", "records"], title=f"{topic}"
+        )
+        if configs:
+            obj.emit([{"config": k, "value": v} for k, v in configs.items()], ["config", "value"])
+
+
+@topics.command("alter")
+@click.argument("topic")
+@click.option("--config", "-c", "configs", multiple=True, help="NAME=VALUE to set (repeatable).")
+@click.option("--delete-config", "-d", "deleted", multiple=True, help="NAME to reset to default.")
+@click.option("--partitions", type=int, default=None, help="Grow to this many partitions.")
+@click.pass_obj
+def alter_topic(
+    obj: CliContext,
+    topic: str,
+    configs: tuple[str, ...],
+    deleted: tuple[str, ...],
+    partitions: int | None,
+) -> None:
+    """Change configs of TOPIC (incrementally) or add partitions.
+
+    \b
+    Example:
+      kafkito topics alter clicks -c retention.ms=3600000 --partitions 12
+    """
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        NewPartitions,
+        ResourceType,
+    )
+
+    if not configs and not deleted and partitions is None:
+        raise CliError(
+            "nothing to change: give --config, --delete-config or --partitions", EXIT_USAGE
+        )
+    with handle_errors(obj):
+        client = admin(obj)
+        if partitions is not None:
+            futures = client.create_partitions([NewPartitions(topic, partitions)])
+            _result(futures[topic])
+        entries = [
+            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+            for k, v in parse_configs(configs).items()
+        ]
+        entries += [
+            ConfigEntry(k, None, incremental_operation=AlterConfigOpType.DELETE) for k in deleted
+        ]
+        if entries:
+            resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=entries)
+            _result(client.incremental_alter_configs([resource])[resource])
+        click.echo(f"altered topic {topic}", err=obj.json_output)
+
+
+@topics.command("delete")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def delete_topics(obj: CliContext, names: tuple[str, ...], yes: bool) -> None:
+    """Delete topics and all their records.
+
+    \b
+    Example:
+      kafkito topics delete old-clicks --yes
+    """
+    if not yes and not click.confirm(f"delete {', '.join(names)} and all their records?"):
+        raise click.Abort()
+    with handle_errors(obj):
+        futures = admin(obj).delete_topics(list(names), operation_timeout=TIMEOUT_S)
+        for name in names:
+            _result(futures[name])
+            click.echo(f"deleted topic {name}", err=obj.json_output)
