@@ -12,11 +12,24 @@ KafkitoError
 
 Wire error codes are Kafka's own table, taken from kio's generated `ErrorCode` enum (it is
 generated from Kafka's `Errors.java` and carries the `retriable` flag), so there is one table.
+kio's schemas are slow to import (~0.7 s), so `ErrorCode` is loaded on first use: client code
+that only catches these exceptions never pays for it.
 """
 
 from __future__ import annotations
 
-from kio.schema.errors import ErrorCode
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kio.schema.errors import ErrorCode
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ErrorCode":
+        from kio.schema.errors import ErrorCode
+
+        return ErrorCode
+    raise AttributeError(f"module 'kafkito.errors' has no attribute {name!r}")
 
 __all__ = [
     "BrokerError",
@@ -65,9 +78,11 @@ class UnsupportedRequest(ProtocolError):
 class CorruptBatch(ProtocolError):
     """A record batch failing a check; `code` is the Kafka error to answer with."""
 
-    def __init__(self, message: str, *, code: ErrorCode = ErrorCode.corrupt_message) -> None:
+    def __init__(self, message: str, *, code: ErrorCode | None = None) -> None:
+        from kio.schema.errors import ErrorCode
+
         super().__init__(message)
-        self.code = code
+        self.code = ErrorCode.corrupt_message if code is None else code
 
 
 class StorageError(KafkitoError):

@@ -41,6 +41,7 @@ def bench(
                     "linger.ms": linger_ms,
                     "batch.size": 1_000_000,
                     "queue.buffering.max.messages": 1_000_000,
+                    "allow.auto.create.topics": True,
                 }
             )
         )

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,7 +66,8 @@ class CliContext:
         """librdkafka settings for the resolved cluster, plus `extra`."""
         if self._settings is None:
             self._settings = self._resolve()
-        return {**self._settings, **extra}
+        # Looking at a topic must not create it; `produce` turns creation back on.
+        return {"allow.auto.create.topics": False, **self._settings, **extra}
 
     def _resolve(self) -> dict[str, Any]:
         brokers = self.brokers or os.environ.get("KAFKITO_BROKERS")
@@ -141,7 +143,11 @@ def handle_errors(ctx: CliContext) -> Iterator[None]:
     """Map exceptions to one line and an exit code; --debug re-raises with the traceback."""
     try:
         yield
-    except (CliError, click.exceptions.Exit, click.Abort, click.UsageError):
+    except CliError as exc:
+        if ctx.debug and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
+        raise
+    except (click.exceptions.Exit, click.Abort, click.UsageError):
         raise
     except KeyboardInterrupt:
         click.echo("", err=True)

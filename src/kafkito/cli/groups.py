@@ -88,7 +88,8 @@ def list_groups(obj: CliContext) -> None:
       kafkito groups list
     """
     with handle_errors(obj):
-        result = admin(obj).list_consumer_groups().result(TIMEOUT_S)
+        client = admin(obj)  # keep a reference: its futures die with it
+        result = client.list_consumer_groups().result(TIMEOUT_S)
         rows = [
             {"group": g.group_id, "state": g.state.name if g.state else None}
             for g in sorted(result.valid, key=lambda g: g.group_id)
@@ -243,7 +244,8 @@ def delete_groups(obj: CliContext, names: tuple[str, ...]) -> None:
       kafkito groups delete old-analytics
     """
     with handle_errors(obj):
-        futures = admin(obj).delete_consumer_groups(list(names), request_timeout=TIMEOUT_S)
+        client = admin(obj)  # keep a reference: its futures die with it
+        futures = client.delete_consumer_groups(list(names), request_timeout=TIMEOUT_S)
         for name in names:
             try:
                 futures[name].result(TIMEOUT_S)

@@ -97,6 +97,7 @@ def produce(
                     "compression.type": compression,
                     "linger.ms": 5,
                     "enable.idempotence": acks == "all",
+                "allow.auto.create.topics": True,
                 }
             )
         )

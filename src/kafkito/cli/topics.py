@@ -116,7 +116,8 @@ def create_topic(
             replication_factor=replication_factor,
             config=parse_configs(configs),
         )
-        futures = admin(obj).create_topics([new], operation_timeout=TIMEOUT_S)
+        client = admin(obj)  # keep a reference: its futures die with it
+        futures = client.create_topics([new], operation_timeout=TIMEOUT_S)
         try:
             _result(futures[topic])
         except CliError as exc:
@@ -249,7 +250,8 @@ def delete_topics(obj: CliContext, names: tuple[str, ...], yes: bool) -> None:
     if not yes and not click.confirm(f"delete {', '.join(names)} and all their records?"):
         raise click.Abort()
     with handle_errors(obj):
-        futures = admin(obj).delete_topics(list(names), operation_timeout=TIMEOUT_S)
+        client = admin(obj)  # keep a reference: its futures die with it
+        futures = client.delete_topics(list(names), operation_timeout=TIMEOUT_S)
         for name in names:
             _result(futures[name])
             click.echo(f"deleted topic {name}", err=obj.json_output)
