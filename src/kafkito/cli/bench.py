@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import click
+from rich.console import Console
 from rich.progress import Progress
 
 from kafkito.cli.context import CliContext, CliError, handle_errors
@@ -52,7 +53,7 @@ def bench(
                 failures.append(err)
 
         show = not obj.json_output
-        with Progress(transient=True, disable=not show) as progress:
+        with Progress(transient=True, disable=not show, console=Console(stderr=True)) as progress:
             task = progress.add_task("producing", total=count)
             started = time.perf_counter()
             for i in range(count):
@@ -86,7 +87,7 @@ def bench(
         )
         consumer.assign([TopicPartition(topic, 0, 0)])
         got, first_at = 0, None
-        with Progress(transient=True, disable=not show) as progress:
+        with Progress(transient=True, disable=not show, console=Console(stderr=True)) as progress:
             task = progress.add_task("consuming", total=count)
             deadline = time.monotonic() + 120
             while got < count and time.monotonic() < deadline:

@@ -97,7 +97,7 @@ def produce(
                     "compression.type": compression,
                     "linger.ms": 5,
                     "enable.idempotence": acks == "all",
-                "allow.auto.create.topics": True,
+                    "allow.auto.create.topics": True,
                 }
             )
         )
@@ -115,7 +115,10 @@ def produce(
         interval = 1.0 / rate if rate else 0.0
         next_at = time.monotonic()
         count = 0
+        progress = _progress_for(source, quiet=obj.json_output)
         for raw in source:
+            if progress is not None:
+                progress.advance(len(raw))
             line = raw.rstrip("\n")
             if line == "" and raw == "":
                 continue
@@ -146,6 +149,8 @@ def produce(
                 delay = next_at - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+        if progress is not None:
+            progress.close()
         remaining = producer.flush(30)
         if errors:
             raise CliError(f"{len(errors)} of {count} records failed: {errors[0]}")
@@ -174,3 +179,38 @@ def _summarize(topic: str, results: list[dict[str, Any]]) -> dict[str, Any]:
         entry["last"] = max(entry["last"], r["offset"])
         entry["count"] += 1
     return {"topic": topic, "records": len(results), "partitions": partitions}
+
+
+class _FileProgress:
+    """A progress bar on stderr (a terminal only) over the bytes of an input file."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._progress = Progress(transient=True, console=Console(stderr=True))
+        self._task = self._progress.add_task("producing", total=total)
+        self._progress.start()
+
+    def advance(self, n: int) -> None:
+        self._progress.advance(self._task, n)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+def _progress_for(source: IO[str], *, quiet: bool) -> _FileProgress | None:
+    """A progress bar when reading a regular file (not stdin) with a terminal on stderr."""
+    import os
+
+    if quiet or not sys.stderr.isatty():
+        return None
+    try:
+        stat = os.fstat(source.fileno())
+    except (OSError, ValueError):
+        return None
+    import stat as stat_mod
+
+    if not stat_mod.S_ISREG(stat.st_mode) or stat.st_size < 1 << 20:
+        return None  # small inputs finish before a bar would help
+    return _FileProgress(stat.st_size)
