@@ -1,0 +1,29 @@
+"""A handler's outcomes besides returning: retry it later, or reject it for good.
+
+    def handle(order: Order) -> None:
+        if not inventory.reachable():
+            raise RetryLater("inventory down", delay_s=30)   # transient: back off, try again
+        if order.quantity <= 0:
+            raise Reject("quantity must be positive")         # permanent: dead-letter now
+
+Any other exception is transient if the retry policy lists it in `retry_on` (by default every
+`Exception`), permanent otherwise. Decoding and validation failures are always permanent.
+"""
+
+from __future__ import annotations
+
+from kafkito.errors import KafkitoError
+
+__all__ = ["Reject", "RetryLater"]
+
+
+class RetryLater(KafkitoError):
+    """Transient failure: retry this record after a delay (the policy's, or `delay_s`)."""
+
+    def __init__(self, reason: str = "retry requested", *, delay_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s
+
+
+class Reject(KafkitoError):
+    """Permanent failure: send this record to the dead-letter topic without retrying."""

@@ -1,0 +1,934 @@
+"""The consume flow: receive, decode, validate, handle, retry, dead-letter, commit.
+
+Theory of operation
+-------------------
+One asyncio event loop owns all the flow's state. The confluent-kafka consumer is only ever
+called from one worker thread (`_kafka`, a single-thread executor), so its calls are serialized;
+the loop awaits them. The loop:
+
+1. polls a batch of records (the poll thread returns every ~100 ms even when idle, so the group
+   never sees a missed poll, whatever the handlers do: no `max.poll.interval.ms` rebalances);
+2. notes each record in its partition's `PartitionTracker` and submits it to the
+   `KeyedScheduler` (same key in order, different keys in parallel, `concurrency` at once);
+3. a record's task decodes it (failure: dead-letter at once), calls the handler (async handlers
+   as tasks, sync ones in a thread pool) and on a transient failure backs off in place
+   (`blocking`) or republishes it to `<topic>.retry.<n>` with a due time (`topics`); when
+   attempts run out, or on `Reject`, it writes the record to `<topic>.dlq` and waits for the ack;
+4. only then is the offset resolved; every `commit_interval_s` the lowest unresolved offset
+   of each partition is committed, so the committed offset never passes an unresolved record.
+
+Backpressure: with `max_in_flight` records submitted and unresolved, every partition is paused
+(polling goes on); they resume below half of it. A record from a retry topic that is not due yet
+pauses its partition and seeks back to it; a timer resumes the partition when it is due.
+A failing dead-letter write keeps the record unresolved (no loss), pauses its partition, turns
+health red and retries with capped backoff (no hot loop).
+
+Rebalances: on revoke (called inside the poll thread) the loop drops queued work of the revoked
+partitions, cancels their back-offs, waits up to `revoke_grace_s` for handlers already running,
+and the poll thread commits what is resolved before the revoke completes. Results that arrive
+later for a partition no longer owned are dropped (a generation number per assignment).
+
+Shutdown (SIGTERM/SIGINT or `stop()`): stop fetching, let in-flight records finish within
+`shutdown_grace_s`, commit, close the consumer (which leaves the group at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import inspect
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from kafkito.errors import KafkitoError
+from kafkito.flow import letters
+from kafkito.flow.codecs import DecodeError, Decoder, ValidationFailed, decoder_for, is_model_type
+from kafkito.flow.metrics import FlowMetrics
+from kafkito.flow.outcomes import Reject, RetryLater
+from kafkito.flow.policy import RetryPolicy
+from kafkito.flow.scheduler import KeyedScheduler
+from kafkito.flow.tracker import PartitionTracker
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Ordering = Literal["key", "partition", "none"]
+TP = tuple[str, int]
+
+
+class FlowError(KafkitoError):
+    """The flow cannot run as configured, or its consumer failed for good."""
+
+
+@dataclass(slots=True)
+class Record(Generic[T]):
+    """One record as a handler sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: T
+    headers: dict[str, bytes | None]
+    raw_value: bytes | None
+    attempt: int
+    """1 for the first try; counts tries across retry topics too."""
+
+
+@dataclass(slots=True)
+class _Work:
+    tp: TP
+    generation: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    raw_value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+    origin: letters.Origin
+    attempt: int
+    source_topic: str
+    """The flow's own topic this record belongs to (for retry records: the original topic)."""
+
+
+@dataclass(slots=True)
+class _PartitionState:
+    generation: int
+    tracker: PartitionTracker = field(default_factory=PartitionTracker)
+    pause_reasons: set[str] = field(default_factory=set)
+    waiting_until_ms: int | None = None
+
+
+def _wants_record(handler: Callable[..., Any]) -> tuple[bool, Any]:
+    """(pass a Record?, the model type named by the first parameter's annotation, or None)."""
+    try:
+        params = list(inspect.signature(handler).parameters.values())
+    except (TypeError, ValueError):
+        return False, None
+    if not params:
+        raise FlowError("the handler must take one parameter (the value or a Record)")
+    try:
+        hints = inspect.get_annotations(handler, eval_str=True)
+    except Exception:
+        hints = {}
+    annotation = hints.get(params[0].name, params[0].annotation)
+    origin = getattr(annotation, "__origin__", annotation)
+    if origin is Record or params[0].name == "record":
+        return True, None
+    return False, annotation if is_model_type(annotation) else None
+
+
+class Flow:
+    """Consume topics through a handler, with retries, a dead-letter topic and safe commits.
+
+        flow = Flow("orders", handle_order, group_id="billing", model=Order,
+                    retry=RetryPolicy.delays([1, 5, 30]))
+        flow.run()          # until SIGTERM / Ctrl-C / flow.stop()
+
+    The handler takes the decoded value (typed by `model`, or by its first parameter's
+    annotation when that is a pydantic model or msgspec Struct), or a `Record` when its first
+    parameter is annotated `Record` or named `record`. It may be sync or async.
+    """
+
+    def __init__(
+        self,
+        topics: str | Sequence[str],
+        handler: Callable[..., Any],
+        *,
+        group_id: str,
+        brokers: str | None = None,
+        settings: dict[str, Any] | None = None,
+        model: Any = None,
+        decoder: Any = None,
+        validate: Callable[[Any], Any] | None = None,
+        retry: RetryPolicy | None = None,
+        dead_letter: bool = True,
+        dead_letter_topic: Callable[[str], str] = letters.dead_letter_topic,
+        concurrency: int = 16,
+        max_in_flight: int = 1000,
+        ordering: Ordering = "key",
+        commit_interval_s: float = 1.0,
+        shutdown_grace_s: float = 30.0,
+        revoke_grace_s: float = 10.0,
+        poll_batch: int = 500,
+        liveness_timeout_s: float = 30.0,
+        max_dead_letter_bytes: int = 1_000_000,
+        create_topics: bool = True,
+        metrics: FlowMetrics | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.topics = [topics] if isinstance(topics, str) else list(topics)
+        if not self.topics:
+            raise FlowError("give at least one topic")
+        if ordering not in ("key", "partition", "none"):
+            raise FlowError(f"ordering must be 'key', 'partition' or 'none', got {ordering!r}")
+        if concurrency < 1 or max_in_flight < 1:
+            raise FlowError("concurrency and max_in_flight must be at least 1")
+        self.handler = handler
+        self.group_id = group_id
+        self.brokers = brokers
+        self.settings = dict(settings or {})
+        for forbidden in ("enable.auto.commit", "enable.auto.offset.store"):
+            if forbidden in self.settings:
+                raise FlowError(
+                    f"{forbidden} is managed by the flow (it commits after success); "
+                    "remove it from settings"
+                )
+        self.pass_record, annotated_model = _wants_record(handler)
+        self.decode: Decoder = decoder_for(
+            decoder if decoder is not None else (model if model is not None else annotated_model)
+        )
+        self.validate = validate
+        self.retry = retry or RetryPolicy.exponential()
+        self.dead_letter = dead_letter
+        self.dead_letter_topic = dead_letter_topic
+        self.concurrency = concurrency
+        self.max_in_flight = max_in_flight
+        self.ordering: Ordering = ordering
+        self.commit_interval_s = commit_interval_s
+        self.shutdown_grace_s = shutdown_grace_s
+        self.revoke_grace_s = revoke_grace_s
+        self.poll_batch = poll_batch
+        self.liveness_timeout_s = liveness_timeout_s
+        self.max_dead_letter_bytes = max_dead_letter_bytes
+        self.create_topics = create_topics
+        self.name = name or f"flow-{'-'.join(self.topics)}"
+        self.metrics = metrics or FlowMetrics.default()
+        self.is_async = inspect.iscoroutinefunction(handler)
+
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = threading.Event()
+        self._seek_to: dict[TP, int] = {}
+        self._partitions: dict[TP, _PartitionState] = {}
+        self._generation = 0
+        self._scheduler: KeyedScheduler[_Work] | None = None
+        self._kafka = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kafkito-poll")
+        self._handlers = concurrent.futures.ThreadPoolExecutor(
+            concurrency, thread_name_prefix="kafkito-handler"
+        )
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._producer_thread: threading.Thread | None = None
+        self._backoffs: dict[TP, set[asyncio.Task[Any]]] = {}
+        self._last_poll = 0.0
+        self._dead_letter_failing: set[TP] = set()
+        self._backpressured = False
+        self._pause_changes: set[TP] = set()
+        self._fatal: BaseException | None = None
+
+    # -- public surface ------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until stopped (SIGTERM/SIGINT in the main thread, or `stop()`)."""
+        asyncio.run(self.run_async())
+
+    def stop(self) -> None:
+        """Ask the flow to finish in-flight work, commit and leave the group (thread-safe)."""
+        self._stopping.set()
+
+    def health(self) -> dict[str, Any]:
+        """Liveness (the poll loop makes progress) and readiness (partitions assigned)."""
+        age = time.monotonic() - self._last_poll if self._last_poll else None
+        live = self._fatal is None and age is not None and age < self.liveness_timeout_s
+        assigned = len(self._partitions)
+        return {
+            "name": self.name,
+            "live": live,
+            "ready": live and assigned > 0 and not self._dead_letter_failing,
+            "assigned_partitions": assigned,
+            "in_flight": self._scheduler.size if self._scheduler else 0,
+            "dead_letter_failing": sorted(f"{t}-{p}" for t, p in self._dead_letter_failing),
+            "last_poll_age_s": None if age is None else round(age, 3),
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _librdkafka(self) -> dict[str, Any]:
+        """Connection settings: `brokers`, else the library's rule (env, local broker)."""
+        bootstrap = self.brokers
+        if bootstrap is None and "bootstrap.servers" not in self.settings:
+            from kafkito.client.embedded import resolve_bootstrap
+
+            bootstrap = resolve_bootstrap(None)
+        base: dict[str, Any] = {"bootstrap.servers": bootstrap} if bootstrap else {}
+        return {**base, **self.settings}
+
+    async def run_async(self) -> None:
+        """Run inside a running event loop until stopped."""
+        from confluent_kafka import Consumer, Producer
+
+        self._loop = asyncio.get_running_loop()
+        self._scheduler = KeyedScheduler(self.concurrency, self._process)
+        conf = self._librdkafka()
+        if self.create_topics:
+            await asyncio.to_thread(self._ensure_topics, conf)
+        consumer_conf = {
+            "group.id": self.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "client.id": self.name,
+            **conf,
+        }
+        self._consumer = Consumer(consumer_conf)
+        self._producer = Producer(
+            {
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "client.id": f"{self.name}-producer",
+                **conf,
+            }
+        )
+        self._producer_thread = threading.Thread(
+            target=self._poll_producer, name="kafkito-flow-producer", daemon=True
+        )
+        self._producer_thread.start()
+        await self._call(
+            self._consumer.subscribe,
+            self._subscriptions(),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        restore = self._install_signal_handlers()
+        log.info(
+            "flow %s consuming %s as group %s", self.name, self._subscriptions(), self.group_id
+        )
+        try:
+            await self._poll_loop()
+        finally:
+            restore()
+            await self._shutdown()
+        if self._fatal is not None:
+            raise FlowError(f"flow {self.name} stopped: {self._fatal}") from self._fatal
+
+    def _subscriptions(self) -> list[str]:
+        subs = list(self.topics)
+        if self.retry.mode == "topics":
+            for topic in self.topics:
+                subs += [letters.retry_topic(topic, n) for n in range(2, self.retry.attempts + 1)]
+        return subs
+
+    def _ensure_topics(self, conf: dict[str, Any]) -> None:
+        """Create missing dead-letter and retry topics (real clusters may not auto-create)."""
+        from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+        admin = AdminClient({k: v for k, v in conf.items() if not k.startswith("group.")})
+        wanted = []
+        for topic in self.topics:
+            if self.dead_letter:
+                wanted.append(self.dead_letter_topic(topic))
+            if self.retry.mode == "topics":
+                wanted += [letters.retry_topic(topic, n) for n in range(2, self.retry.attempts + 1)]
+        try:
+            existing = admin.list_topics(timeout=15).topics
+        except Exception as exc:
+            log.warning("flow %s: cannot list topics to create %s: %s", self.name, wanted, exc)
+            return
+        source_partitions = max(
+            (len(existing[t].partitions) for t in self.topics if t in existing), default=1
+        )
+        missing = [
+            NewTopic(t, num_partitions=source_partitions) for t in wanted if t not in existing
+        ]
+        if not missing:
+            return
+        for topic, future in admin.create_topics(missing, operation_timeout=15).items():
+            try:
+                future.result(20)
+            except Exception as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    log.warning("flow %s: could not create %s: %s", self.name, topic, exc)
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        assert self._loop is not None
+        installed = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._loop.add_signal_handler(sig, self.stop)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):
+                pass
+
+        def restore() -> None:
+            assert self._loop is not None
+            for sig in installed:
+                self._loop.remove_signal_handler(sig)
+
+        return restore
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a consumer call on the one thread that owns the consumer."""
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._kafka, lambda: fn(*args, **kwargs))
+
+    def _poll_producer(self) -> None:
+        while not self._stopping.is_set() or (self._producer and len(self._producer) > 0):
+            self._producer.poll(0.05)
+
+    # -- the poll loop -----------------------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        from confluent_kafka import KafkaError
+
+        assert self._scheduler is not None
+        next_commit = time.monotonic() + self.commit_interval_s
+        while not self._stopping.is_set():
+            messages = await self._call(self._consumer.consume, self.poll_batch, 0.1)
+            self._last_poll = time.monotonic()
+            for msg in messages:
+                err = msg.error()
+                if err is not None:
+                    if err.fatal():
+                        self._fatal = FlowError(f"consumer failed: {err.str()}")
+                        self._stopping.set()
+                        break
+                    if err.code() != KafkaError._PARTITION_EOF:
+                        log.warning("flow %s: consumer error: %s", self.name, err.str())
+                    continue
+                self._accept(msg)
+            self._update_backpressure()
+            await self._apply_pauses()
+            if time.monotonic() >= next_commit:
+                next_commit = time.monotonic() + self.commit_interval_s
+                await self._commit()
+
+    def _accept(self, msg: Any) -> None:
+        assert self._scheduler is not None
+        tp: TP = (msg.topic(), msg.partition())
+        state = self._partitions.get(tp)
+        if state is None or state.waiting_until_ms is not None:
+            return  # not ours (revoked meanwhile), or a retry partition seeking back
+        headers = list(msg.headers() or [])
+        offset = msg.offset()
+        _, timestamp = msg.timestamp()
+        source = tp[0]
+        attempt = 1
+        if self.retry.mode == "topics" and tp[0] not in self.topics:
+            due = letters.header_int(headers, letters.DUE_MS)
+            now_ms = int(time.time() * 1000)
+            if due is not None and due > now_ms:
+                self._wait_until_due(tp, offset, due)
+                return
+            attempt = letters.header_int(headers, letters.ATTEMPT) or 2
+            source = tp[0].rsplit(".retry.", 1)[0]
+        origin = letters.Origin.of(tp[0], tp[1], offset, timestamp, headers)
+        state.tracker.received(offset)
+        self.metrics.received.labels(source, self.group_id).inc()
+        work = _Work(
+            tp,
+            state.generation,
+            offset,
+            timestamp,
+            msg.key(),
+            msg.value(),
+            headers,
+            origin,
+            attempt,
+            source,
+        )
+        self._scheduler.submit(self._ordering_key(work), work)
+
+    def _ordering_key(self, work: _Work) -> Hashable:
+        if self.ordering == "partition":
+            return work.tp
+        if self.ordering == "key" and work.key is not None:
+            return (work.source_topic, work.key)
+        return object()  # no order to keep: a key of its own
+
+    def _wait_until_due(self, tp: TP, offset: int, due_ms: int) -> None:
+        """A retry record not due yet: seek back to it, pause the partition until it is."""
+        assert self._loop is not None
+        state = self._partitions[tp]
+        state.waiting_until_ms = due_ms
+        state.pause_reasons.add("due")
+        self._pause_changes.add(tp)
+        self._seek_to[tp] = offset
+        generation = state.generation
+        delay_s = max(due_ms / 1000 - time.time(), 0.0)
+
+        def resume() -> None:
+            current = self._partitions.get(tp)
+            if current is None or current.generation != generation:
+                return
+            current.waiting_until_ms = None
+            current.pause_reasons.discard("due")
+            self._pause_changes.add(tp)
+
+        self._loop.call_later(delay_s, resume)
+
+    def _update_backpressure(self) -> None:
+        assert self._scheduler is not None
+        size = self._scheduler.size
+        if not self._backpressured and size >= self.max_in_flight:
+            self._backpressured = True
+            for tp, state in self._partitions.items():
+                state.pause_reasons.add("backpressure")
+                self._pause_changes.add(tp)
+        elif self._backpressured and size <= self.max_in_flight // 2:
+            self._backpressured = False
+            for tp, state in self._partitions.items():
+                state.pause_reasons.discard("backpressure")
+                self._pause_changes.add(tp)
+        self.metrics.in_flight.labels(self.name).set(size)
+
+    async def _apply_pauses(self) -> None:
+        if not self._pause_changes:
+            return
+        from confluent_kafka import TopicPartition
+
+        changes, self._pause_changes = self._pause_changes, set()
+        pause: list[Any] = []
+        resume: list[Any] = []
+        seeks: list[Any] = []
+        for tp in changes:
+            state = self._partitions.get(tp)
+            if state is None:
+                continue
+            target = TopicPartition(tp[0], tp[1])
+            (pause if state.pause_reasons else resume).append(target)
+            if tp in self._seek_to:
+                seeks.append(TopicPartition(tp[0], tp[1], self._seek_to.pop(tp)))
+
+        def apply() -> None:
+            if pause:
+                self._consumer.pause(pause)
+            for target in seeks:
+                with contextlib.suppress(Exception):  # a partition revoked meanwhile
+                    self._consumer.seek(target)
+            if resume:
+                self._consumer.resume(resume)
+
+        await self._call(apply)
+
+    # -- one record ---------------------------------------------------------------------------
+
+    async def _process(self, work: _Work) -> None:
+        """Decode, handle, retry, dead-letter; resolves the offset only when the record is safe."""
+        started = time.perf_counter()
+        try:
+            try:
+                value = self.decode(work.raw_value)
+                if self.validate is not None:
+                    verdict = self.validate(value)
+                    if verdict not in (None, True, [], ()):
+                        raise ValidationFailed(f"validation failed: {verdict}")
+            except (DecodeError, ValidationFailed) as exc:
+                self.metrics.failed.labels(work.source_topic, self.group_id, "permanent").inc()
+                await self._dead_letter(work, exc, attempts=work.attempt)
+                return
+            attempt = work.attempt
+            while True:
+                if not self._owned(work):
+                    return
+                try:
+                    await self._call_handler(work, value, attempt)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    transient = self.retry.is_transient(exc)
+                    kind = "transient" if transient else "permanent"
+                    self.metrics.failed.labels(work.source_topic, self.group_id, kind).inc()
+                    log.info(
+                        "flow %s: %s-%d@%d attempt %d failed (%s): %s",
+                        self.name,
+                        work.tp[0],
+                        work.tp[1],
+                        work.offset,
+                        attempt,
+                        kind,
+                        exc,
+                    )
+                    if not transient or attempt >= self.retry.attempts:
+                        await self._dead_letter(work, exc, attempts=attempt)
+                        return
+                    delay_s = (
+                        exc.delay_s
+                        if isinstance(exc, RetryLater) and exc.delay_s is not None
+                        else self.retry.delay_s(attempt)
+                    )
+                    self.metrics.retried.labels(work.source_topic, self.group_id).inc()
+                    if self.retry.mode == "topics":
+                        await self._send_to_retry_topic(work, attempt + 1, delay_s)
+                        return
+                    if not await self._backoff(work, delay_s):
+                        return  # revoked or stopping: left unresolved for the next owner
+                    attempt += 1
+                    continue
+                self.metrics.processed.labels(work.source_topic, self.group_id).inc()
+                self._resolve(work)
+                return
+        finally:
+            self.metrics.handler_seconds.labels(work.source_topic, self.group_id).observe(
+                time.perf_counter() - started
+            )
+
+    def _owned(self, work: _Work) -> bool:
+        state = self._partitions.get(work.tp)
+        return state is not None and state.generation == work.generation
+
+    def _resolve(self, work: _Work) -> None:
+        state = self._partitions.get(work.tp)
+        if state is not None and state.generation == work.generation:
+            state.tracker.resolved(work.offset)
+
+    async def _call_handler(self, work: _Work, value: Any, attempt: int) -> None:
+        headers = dict(work.headers)
+        arg: Any = value
+        if self.pass_record:
+            arg = Record(
+                work.tp[0],
+                work.tp[1],
+                work.offset,
+                work.timestamp_ms,
+                work.key,
+                value,
+                headers,
+                work.raw_value,
+                attempt,
+            )
+        with _trace_span(self.name, work):
+            if self.is_async:
+                await self.handler(arg)
+            else:
+                assert self._loop is not None
+                await self._loop.run_in_executor(self._handlers, self.handler, arg)
+
+    async def _backoff(self, work: _Work, delay_s: float) -> bool:
+        """Sleep before the next attempt; False if the partition was revoked or we stop."""
+        if self._stopping.is_set():
+            return False
+        task = asyncio.current_task()
+        assert task is not None
+        waiting = self._backoffs.setdefault(work.tp, set())
+        waiting.add(task)
+        try:
+            await asyncio.sleep(delay_s)
+        except asyncio.CancelledError:
+            if self._owned(work) and not self._stopping.is_set():
+                raise
+            return False
+        finally:
+            waiting.discard(task)
+        return self._owned(work) and not self._stopping.is_set()
+
+    # -- writing to retry and dead-letter topics ----------------------------------------------
+
+    async def _produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes | None]],
+    ) -> None:
+        """Write one record and wait for the broker's ack; raises on failure."""
+        assert self._loop is not None
+        loop = self._loop
+        done: asyncio.Future[None] = loop.create_future()
+
+        def on_delivery(err: Any, _msg: Any) -> None:
+            def settle() -> None:
+                if done.done():
+                    return
+                if err is not None:
+                    done.set_exception(FlowError(f"write to {topic} failed: {err.str()}"))
+                else:
+                    done.set_result(None)
+
+            loop.call_soon_threadsafe(settle)
+
+        carrier: dict[str, str] = {}
+        _inject_trace(carrier)
+        all_headers = [h for h in headers if h[0] not in carrier]
+        all_headers += [(k, v.encode()) for k, v in carrier.items()]
+        self._producer.produce(
+            topic, value=value, key=key, headers=all_headers, on_delivery=on_delivery
+        )
+        await done
+
+    async def _dead_letter(self, work: _Work, exc: BaseException, *, attempts: int) -> None:
+        """Write the record to the dead-letter topic; resolve only after the ack.
+
+        A failing write is retried with capped backoff while the partition stays paused and
+        health is red; the record is never skipped.
+        """
+        if not self.dead_letter:
+            log.error(
+                "flow %s: dropping %s-%d@%d after %d attempts (no dead-letter topic): %s",
+                self.name,
+                work.tp[0],
+                work.tp[1],
+                work.offset,
+                attempts,
+                exc,
+            )
+            self._resolve(work)
+            return
+        topic = self.dead_letter_topic(work.source_topic)
+        headers = letters.dead_letter_headers(
+            work.headers,
+            work.origin,
+            group=self.group_id,
+            attempts=attempts,
+            exc=exc,
+            key=work.key,
+            value=work.raw_value,
+            max_record_bytes=self.max_dead_letter_bytes,
+        )
+        delay_s = 0.5
+        while self._owned(work):
+            try:
+                await self._produce(topic, work.key, work.raw_value, headers)
+            except FlowError as write_error:
+                self._mark_dead_letter_failing(work.tp, True)
+                log.error(
+                    "flow %s: dead-letter write for %s-%d@%d failed (%s); partition paused, "
+                    "retrying in %.1fs",
+                    self.name,
+                    work.tp[0],
+                    work.tp[1],
+                    work.offset,
+                    write_error,
+                    delay_s,
+                )
+                if not await self._backoff(work, delay_s):
+                    return
+                delay_s = min(delay_s * 2, 30.0)
+                continue
+            self._mark_dead_letter_failing(work.tp, False)
+            self.metrics.dead_lettered.labels(work.source_topic, self.group_id).inc()
+            log.warning(
+                "flow %s: %s-%d@%d dead-lettered to %s after %d attempt(s): %s: %s",
+                self.name,
+                work.tp[0],
+                work.tp[1],
+                work.offset,
+                topic,
+                attempts,
+                type(exc).__name__,
+                exc,
+            )
+            self._resolve(work)
+            return
+
+    def _mark_dead_letter_failing(self, tp: TP, failing: bool) -> None:
+        state = self._partitions.get(tp)
+        if failing:
+            self._dead_letter_failing.add(tp)
+            if state is not None and "dead-letter" not in state.pause_reasons:
+                state.pause_reasons.add("dead-letter")
+                self._pause_changes.add(tp)
+        else:
+            self._dead_letter_failing.discard(tp)
+            if state is not None and "dead-letter" in state.pause_reasons:
+                state.pause_reasons.discard("dead-letter")
+                self._pause_changes.add(tp)
+
+    async def _send_to_retry_topic(self, work: _Work, next_attempt: int, delay_s: float) -> None:
+        topic = letters.retry_topic(work.source_topic, next_attempt)
+        due_ms = int((time.time() + delay_s) * 1000)
+        headers = letters.retry_headers(
+            work.headers, work.origin, attempt=next_attempt, due_ms=due_ms
+        )
+        delay = 0.5
+        while self._owned(work):
+            try:
+                await self._produce(topic, work.key, work.raw_value, headers)
+            except FlowError as write_error:
+                log.error(
+                    "flow %s: retry write to %s failed (%s); retrying in %.1fs",
+                    self.name,
+                    topic,
+                    write_error,
+                    delay,
+                )
+                if not await self._backoff(work, delay):
+                    return
+                delay = min(delay * 2, 30.0)
+                continue
+            self._resolve(work)
+            return
+
+    # -- commits and rebalances ---------------------------------------------------------------
+
+    def _committable(self, tps: Iterable[TP] | None = None) -> list[Any]:
+        from confluent_kafka import TopicPartition
+
+        offsets = []
+        for tp in list(tps if tps is not None else self._partitions):
+            state = self._partitions.get(tp)
+            if state is None:
+                continue
+            offset = state.tracker.needs_commit()
+            if offset is not None:
+                offsets.append(TopicPartition(tp[0], tp[1], offset))
+        return offsets
+
+    def _mark_committed(self, offsets: Iterable[Any]) -> None:
+        for tp in offsets:
+            state = self._partitions.get((tp.topic, tp.partition))
+            if state is not None:
+                state.tracker.committed = max(state.tracker.committed, tp.offset)
+            self.metrics.committed_offset.labels(tp.topic, str(tp.partition), self.group_id).set(
+                tp.offset
+            )
+
+    async def _commit(self) -> None:
+        offsets = self._committable()
+        if not offsets:
+            return
+        try:
+            await self._call(self._consumer.commit, offsets=offsets, asynchronous=False)
+        except Exception as exc:  # a rebalance in progress, the coordinator moving...
+            log.warning("flow %s: commit failed, will retry: %s", self.name, exc)
+            return
+        self._mark_committed(offsets)
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        """Poll thread: partitions given to us. Start their trackers on the loop."""
+        assert self._loop is not None
+        tps = [(p.topic, p.partition) for p in partitions]
+        asyncio.run_coroutine_threadsafe(self._assigned(tps), self._loop).result()
+        log.info("flow %s assigned %s", self.name, tps)
+
+    async def _assigned(self, tps: list[TP]) -> None:
+        for tp in tps:
+            self._generation += 1
+            state = _PartitionState(self._generation)
+            if self._backpressured:
+                state.pause_reasons.add("backpressure")
+                self._pause_changes.add(tp)
+            self._partitions[tp] = state
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        """Poll thread: finish or drop work of revoked partitions, commit what is done."""
+        assert self._loop is not None
+        tps = [(p.topic, p.partition) for p in partitions]
+        future = asyncio.run_coroutine_threadsafe(self._revoked(tps, commit=True), self._loop)
+        offsets = future.result()
+        if offsets:
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+                log.info(
+                    "flow %s committed %s before revoke",
+                    self.name,
+                    [(o.topic, o.partition, o.offset) for o in offsets],
+                )
+            except Exception as exc:
+                log.warning("flow %s: commit on revoke failed: %s", self.name, exc)
+        asyncio.run_coroutine_threadsafe(self._forget(tps), self._loop).result()
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        """Poll thread: partitions lost (session expired): drop everything, commit nothing."""
+        assert self._loop is not None
+        tps = [(p.topic, p.partition) for p in partitions]
+        asyncio.run_coroutine_threadsafe(self._revoked(tps, commit=False), self._loop).result()
+        asyncio.run_coroutine_threadsafe(self._forget(tps), self._loop).result()
+        log.warning("flow %s lost %s", self.name, tps)
+
+    async def _revoked(self, tps: list[TP], *, commit: bool) -> list[Any]:
+        """Drop queued work and back-offs of `tps`, let running handlers finish (bounded)."""
+        assert self._scheduler is not None
+        revoked = set(tps)
+        self._scheduler.discard(lambda w: w.tp not in revoked)
+        for tp in tps:
+            for task in list(self._backoffs.get(tp, ())):
+                task.cancel()
+        if not commit:
+            for tp in tps:
+                self._partitions.pop(tp, None)
+        deadline = time.monotonic() + self.revoke_grace_s
+        while time.monotonic() < deadline:
+            busy = [t for t in self._scheduler.running_tasks() if not t.done()]
+            if not busy or not commit:
+                break
+            await asyncio.wait(
+                busy,
+                timeout=min(0.05, deadline - time.monotonic()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if all(
+                self._partitions.get(tp) is None or self._partitions[tp].tracker.pending == 0
+                for tp in tps
+            ):
+                break
+        return self._committable(tps) if commit else []
+
+    async def _forget(self, tps: list[TP]) -> None:
+        for tp in tps:
+            self._partitions.pop(tp, None)
+            self._backoffs.pop(tp, None)
+            self._dead_letter_failing.discard(tp)
+
+    async def _shutdown(self) -> None:
+        """Stop fetching, finish in-flight work within the grace period, commit, leave."""
+        from confluent_kafka import TopicPartition
+
+        assert self._scheduler is not None
+        self._stopping.set()
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                assigned = [TopicPartition(t, p) for t, p in self._partitions]
+                if assigned:
+                    await self._call(self._consumer.pause, assigned)
+            for waiting in self._backoffs.values():
+                for task in list(waiting):
+                    task.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._scheduler.wait_idle(), self.shutdown_grace_s)
+            await self._commit()
+            with contextlib.suppress(Exception):
+                await self._call(self._consumer.close)
+        if self._producer is not None:
+            await asyncio.to_thread(self._producer.flush, 10)
+        if self._producer_thread is not None:
+            self._producer_thread.join(timeout=5)
+        self._kafka.shutdown(wait=False)
+        self._handlers.shutdown(wait=False, cancel_futures=True)
+        log.info("flow %s stopped", self.name)
+
+
+@contextlib.contextmanager
+def _trace_span(name: str, work: _Work) -> Any:
+    """An OpenTelemetry consumer span whose parent comes from the record's headers."""
+    try:
+        from opentelemetry import propagate, trace
+    except ImportError:  # pragma: no cover - opentelemetry-api is a dependency
+        yield
+        return
+    carrier = {k: v.decode(errors="replace") for k, v in work.headers if v is not None}
+    parent = propagate.extract(carrier)
+    tracer = trace.get_tracer("kafkito.flow")
+    with tracer.start_as_current_span(
+        f"{work.source_topic} process",
+        context=parent,
+        kind=trace.SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.destination.name": work.tp[0],
+            "messaging.kafka.partition": work.tp[1],
+            "messaging.kafka.offset": work.offset,
+            "kafkito.flow": name,
+        },
+    ):
+        yield
+
+
+def _inject_trace(carrier: dict[str, str]) -> None:
+    try:
+        from opentelemetry import propagate
+    except ImportError:  # pragma: no cover
+        return
+    propagate.inject(carrier)
+
+
+__all__ = ["Flow", "FlowError", "Record", "Reject", "RetryLater", "RetryPolicy"]

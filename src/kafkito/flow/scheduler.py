@@ -1,0 +1,92 @@
+"""Ordered per key, parallel across keys, with a bound on concurrency.
+
+Each record has an ordering key: its Kafka key (ordering="key"), its partition
+(ordering="partition"), or nothing (ordering="none", also the fate of records with a null key
+under ordering="key": they carry no order to keep). Records with the same key run one after
+another in submission order; different keys run at the same time, at most `concurrency` at once.
+A key whose record waits (a retry backoff) holds only its own queue: the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class KeyedScheduler(Generic[T]):
+    """Runs `work(item)` for submitted items: FIFO per key, `concurrency` keys at once."""
+
+    def __init__(self, concurrency: int, work: Callable[[T], Awaitable[None]]) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._limit = concurrency
+        self._work = work
+        self._queues: dict[Hashable, deque[T]] = {}
+        self._ready: deque[Hashable] = deque()
+        self._running: dict[Hashable, asyncio.Task[None]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.size = 0
+        """Items submitted and not finished (queued or running)."""
+
+    def submit(self, key: Hashable, item: T) -> None:
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = deque()
+            if key not in self._running:
+                self._ready.append(key)
+        queue.append(item)
+        self.size += 1
+        self._idle.clear()
+        self._fill()
+
+    def _fill(self) -> None:
+        while self._ready and len(self._running) < self._limit:
+            key = self._ready.popleft()
+            queue = self._queues.get(key)
+            if not queue:
+                self._queues.pop(key, None)
+                continue
+            item = queue.popleft()
+            if not queue:
+                del self._queues[key]
+            task = asyncio.create_task(self._run(key, item))
+            self._running[key] = task
+
+    async def _run(self, key: Hashable, item: T) -> None:
+        try:
+            await self._work(item)
+        finally:
+            self.size -= 1
+            del self._running[key]
+            if key in self._queues:
+                self._ready.append(key)
+            self._fill()
+            if self.size == 0:
+                self._idle.set()
+
+    def discard(self, keep: Callable[[T], bool]) -> list[T]:
+        """Remove queued (not running) items for which `keep` is False; returns them."""
+        dropped: list[T] = []
+        for key in list(self._queues):
+            queue = self._queues[key]
+            kept = deque(x for x in queue if keep(x))
+            dropped.extend(x for x in queue if not keep(x))
+            if kept:
+                self._queues[key] = kept
+            else:
+                del self._queues[key]
+        self.size -= len(dropped)
+        if self.size == 0:
+            self._idle.set()
+        return dropped
+
+    def running_tasks(self) -> list[asyncio.Task[None]]:
+        return list(self._running.values())
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
