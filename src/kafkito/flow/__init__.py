@@ -10,11 +10,12 @@ Flow("clicks", handle, group_id="analytics", retry=RetryPolicy.delays([1, 5, 30]
 
 from kafkito.flow.codecs import DecodeError, ValidationFailed
 from kafkito.flow.metrics import FlowMetrics
-from kafkito.flow.outcomes import Reject, RetryLater
+from kafkito.flow.outcomes import BatchFailed, Reject, RetryLater
 from kafkito.flow.policy import PolicyError, RetryPolicy
 from kafkito.flow.runner import Flow, FlowError, Record
 
 __all__ = [
+    "BatchFailed",
     "DecodeError",
     "Flow",
     "FlowError",

@@ -6,15 +6,20 @@
         if order.quantity <= 0:
             raise Reject("quantity must be positive")         # permanent: dead-letter now
 
+A batch handler that fails for some records only raises `BatchFailed({index: exception})`; the
+others count as done, and each failed record goes through the retry path on its own.
+
 Any other exception is transient if the retry policy lists it in `retry_on` (by default every
 `Exception`), permanent otherwise. Decoding and validation failures are always permanent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from kafkito.errors import KafkitoError
 
-__all__ = ["Reject", "RetryLater"]
+__all__ = ["BatchFailed", "Reject", "RetryLater"]
 
 
 class RetryLater(KafkitoError):
@@ -27,3 +32,11 @@ class RetryLater(KafkitoError):
 
 class Reject(KafkitoError):
     """Permanent failure: send this record to the dead-letter topic without retrying."""
+
+
+class BatchFailed(KafkitoError):
+    """Some records of a batch failed: `failures` maps their index in the batch to the error."""
+
+    def __init__(self, failures: Mapping[int, BaseException]) -> None:
+        super().__init__(f"{len(failures)} record(s) of the batch failed")
+        self.failures = dict(failures)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import inspect
 import logging
 import signal
@@ -50,7 +51,7 @@ from kafkito.errors import KafkitoError
 from kafkito.flow import letters
 from kafkito.flow.codecs import DecodeError, Decoder, ValidationFailed, decoder_for, is_model_type
 from kafkito.flow.metrics import FlowMetrics
-from kafkito.flow.outcomes import Reject, RetryLater
+from kafkito.flow.outcomes import BatchFailed, Reject, RetryLater
 from kafkito.flow.policy import RetryPolicy
 from kafkito.flow.scheduler import KeyedScheduler
 from kafkito.flow.tracker import PartitionTracker
@@ -105,8 +106,11 @@ class _PartitionState:
     waiting_until_ms: int | None = None
 
 
-def _wants_record(handler: Callable[..., Any]) -> tuple[bool, Any]:
-    """(pass a Record?, the model type named by the first parameter's annotation, or None)."""
+def _wants_record(handler: Callable[..., Any], *, batch: bool) -> tuple[bool, Any]:
+    """(pass Records?, the model type named by the first parameter's annotation, or None).
+
+    A batch handler's parameter is a list: `list[Record[X]]`, `list[Model]` or `list[...]`.
+    """
     try:
         params = list(inspect.signature(handler).parameters.values())
     except (TypeError, ValueError):
@@ -118,8 +122,11 @@ def _wants_record(handler: Callable[..., Any]) -> tuple[bool, Any]:
     except Exception:
         hints = {}
     annotation = hints.get(params[0].name, params[0].annotation)
+    if batch:
+        args = getattr(annotation, "__args__", ())
+        annotation = args[0] if getattr(annotation, "__origin__", None) is list and args else None
     origin = getattr(annotation, "__origin__", annotation)
-    if origin is Record or params[0].name == "record":
+    if origin is Record or params[0].name in ("record", "records"):
         return True, None
     return False, annotation if is_model_type(annotation) else None
 
@@ -152,6 +159,8 @@ class Flow:
         dead_letter_topic: Callable[[str], str] = letters.dead_letter_topic,
         concurrency: int = 16,
         max_in_flight: int = 1000,
+        batch_size: int | None = None,
+        batch_timeout_s: float = 0.5,
         ordering: Ordering = "key",
         commit_interval_s: float = 1.0,
         shutdown_grace_s: float = 30.0,
@@ -180,7 +189,12 @@ class Flow:
                     f"{forbidden} is managed by the flow (it commits after success); "
                     "remove it from settings"
                 )
-        self.pass_record, annotated_model = _wants_record(handler)
+        if batch_size is not None and batch_size < 1:
+            raise FlowError("batch_size must be at least 1")
+        self.batch_size = batch_size
+        self.batch_timeout_s = batch_timeout_s
+        self.batch_handler = handler if batch_size else None
+        self.pass_record, annotated_model = _wants_record(handler, batch=bool(batch_size))
         self.decode: Decoder = decoder_for(
             decoder if decoder is not None else (model if model is not None else annotated_model)
         )
@@ -208,6 +222,9 @@ class Flow:
         self._partitions: dict[TP, _PartitionState] = {}
         self._generation = 0
         self._scheduler: KeyedScheduler[_Work] | None = None
+        self._batch_scheduler: KeyedScheduler[list[_Work]] | None = None
+        self._buffers: dict[TP, list[_Work]] = {}
+        self._buffer_started: dict[TP, float] = {}
         self._kafka = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kafkito-poll")
         self._handlers = concurrent.futures.ThreadPoolExecutor(
             concurrency, thread_name_prefix="kafkito-handler"
@@ -242,7 +259,7 @@ class Flow:
             "live": live,
             "ready": live and assigned > 0 and not self._dead_letter_failing,
             "assigned_partitions": assigned,
-            "in_flight": self._scheduler.size if self._scheduler else 0,
+            "in_flight": self._in_flight(),
             "dead_letter_failing": sorted(f"{t}-{p}" for t, p in self._dead_letter_failing),
             "last_poll_age_s": None if age is None else round(age, 3),
         }
@@ -265,6 +282,7 @@ class Flow:
 
         self._loop = asyncio.get_running_loop()
         self._scheduler = KeyedScheduler(self.concurrency, self._process)
+        self._batch_scheduler = KeyedScheduler(self.concurrency, self._process_batch)
         conf = self._librdkafka()
         if self.create_topics:
             await asyncio.to_thread(self._ensure_topics, conf)
@@ -396,6 +414,8 @@ class Flow:
                         log.warning("flow %s: consumer error: %s", self.name, err.str())
                     continue
                 self._accept(msg)
+            if self.batch_size is not None:
+                self._flush_due_buffers()
             self._update_backpressure()
             await self._apply_pauses()
             if time.monotonic() >= next_commit:
@@ -436,7 +456,29 @@ class Flow:
             attempt,
             source,
         )
-        self._scheduler.submit(self._ordering_key(work), work)
+        if self.batch_size is None:
+            self._scheduler.submit(self._ordering_key(work), work)
+            return
+        buffer = self._buffers.setdefault(tp, [])
+        if not buffer:
+            self._buffer_started[tp] = time.monotonic()
+        buffer.append(work)
+        if len(buffer) >= self.batch_size:
+            self._flush_buffer(tp)
+
+    def _flush_buffer(self, tp: TP) -> None:
+        """Hand a partition's buffered records to the batch handler (one batch at a time)."""
+        assert self._batch_scheduler is not None
+        batch = self._buffers.pop(tp, [])
+        self._buffer_started.pop(tp, None)
+        if batch:
+            self._batch_scheduler.submit(tp, batch)
+
+    def _flush_due_buffers(self, *, all_now: bool = False) -> None:
+        now = time.monotonic()
+        for tp, began in list(self._buffer_started.items()):
+            if all_now or now - began >= self.batch_timeout_s:
+                self._flush_buffer(tp)
 
     def _ordering_key(self, work: _Work) -> Hashable:
         if self.ordering == "partition":
@@ -466,9 +508,12 @@ class Flow:
 
         self._loop.call_later(delay_s, resume)
 
+    def _in_flight(self) -> int:
+        """Records polled and not resolved yet (queued, buffered, running or waiting)."""
+        return sum(state.tracker.pending for state in self._partitions.values())
+
     def _update_backpressure(self) -> None:
-        assert self._scheduler is not None
-        size = self._scheduler.size
+        size = self._in_flight()
         if not self._backpressured and size >= self.max_in_flight:
             self._backpressured = True
             for tp, state in self._partitions.items():
@@ -516,59 +561,108 @@ class Flow:
         """Decode, handle, retry, dead-letter; resolves the offset only when the record is safe."""
         started = time.perf_counter()
         try:
-            try:
-                value = self.decode(work.raw_value)
-                if self.validate is not None:
-                    verdict = self.validate(value)
-                    if verdict not in (None, True, [], ()):
-                        raise ValidationFailed(f"validation failed: {verdict}")
-            except (DecodeError, ValidationFailed) as exc:
-                self.metrics.failed.labels(work.source_topic, self.group_id, "permanent").inc()
-                await self._dead_letter(work, exc, attempts=work.attempt)
-                return
-            attempt = work.attempt
-            while True:
+            decoded, value = await self._decode(work)
+            if decoded:
+                await self._attempts(work, value, None)
+        finally:
+            self.metrics.handler_seconds.labels(work.source_topic, self.group_id).observe(
+                time.perf_counter() - started
+            )
+
+    async def _decode(self, work: _Work) -> tuple[bool, Any]:
+        """(True, value), or (False, None) once an undecodable record is dead-lettered."""
+        try:
+            value = self.decode(work.raw_value)
+            if self.validate is not None:
+                verdict = self.validate(value)
+                if verdict not in (None, True, [], ()):
+                    raise ValidationFailed(f"validation failed: {verdict}")
+        except (DecodeError, ValidationFailed) as exc:
+            self.metrics.failed.labels(work.source_topic, self.group_id, "permanent").inc()
+            await self._dead_letter(work, exc, attempts=work.attempt)
+            return False, None
+        return True, value
+
+    async def _attempts(self, work: _Work, value: Any, failure: BaseException | None) -> None:
+        """Call the handler until it succeeds, the attempts run out, or the record moves on.
+
+        `failure` is the exception of an attempt already made (a batch call), if any.
+        """
+        attempt = work.attempt
+        while True:
+            if failure is None:
                 if not self._owned(work):
                     return
                 try:
                     await self._call_handler(work, value, attempt)
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:
-                    transient = self.retry.is_transient(exc)
-                    kind = "transient" if transient else "permanent"
-                    self.metrics.failed.labels(work.source_topic, self.group_id, kind).inc()
-                    log.info(
-                        "flow %s: %s-%d@%d attempt %d failed (%s): %s",
-                        self.name,
-                        work.tp[0],
-                        work.tp[1],
-                        work.offset,
-                        attempt,
-                        kind,
-                        exc,
-                    )
-                    if not transient or attempt >= self.retry.attempts:
-                        await self._dead_letter(work, exc, attempts=attempt)
-                        return
-                    delay_s = (
-                        exc.delay_s
-                        if isinstance(exc, RetryLater) and exc.delay_s is not None
-                        else self.retry.delay_s(attempt)
-                    )
-                    self.metrics.retried.labels(work.source_topic, self.group_id).inc()
-                    if self.retry.mode == "topics":
-                        await self._send_to_retry_topic(work, attempt + 1, delay_s)
-                        return
-                    if not await self._backoff(work, delay_s):
-                        return  # revoked or stopping: left unresolved for the next owner
-                    attempt += 1
-                    continue
-                self.metrics.processed.labels(work.source_topic, self.group_id).inc()
-                self._resolve(work)
+                except Exception as error:
+                    failure = error
+                else:
+                    self.metrics.processed.labels(work.source_topic, self.group_id).inc()
+                    self._resolve(work)
+                    return
+            exc: BaseException = failure
+            failure = None
+            transient = self.retry.is_transient(exc)
+            kind = "transient" if transient else "permanent"
+            self.metrics.failed.labels(work.source_topic, self.group_id, kind).inc()
+            log.info(
+                "flow %s: %s-%d@%d attempt %d failed (%s): %s",
+                self.name,
+                work.tp[0],
+                work.tp[1],
+                work.offset,
+                attempt,
+                kind,
+                exc,
+            )
+            if not transient or attempt >= self.retry.attempts:
+                await self._dead_letter(work, exc, attempts=attempt)
                 return
+            delay_s = (
+                exc.delay_s
+                if isinstance(exc, RetryLater) and exc.delay_s is not None
+                else self.retry.delay_s(attempt)
+            )
+            self.metrics.retried.labels(work.source_topic, self.group_id).inc()
+            if self.retry.mode == "topics":
+                await self._send_to_retry_topic(work, attempt + 1, delay_s)
+                return
+            if not await self._backoff(work, delay_s):
+                return  # revoked or stopping: left unresolved for the next owner
+            attempt += 1
+
+    async def _process_batch(self, batch: list[_Work]) -> None:
+        """One call of the batch handler; failed records then retry one by one, in order."""
+        started = time.perf_counter()
+        try:
+            decoded: list[tuple[_Work, Any]] = []
+            for work in batch:
+                ok, value = await self._decode(work)
+                if ok:
+                    decoded.append((work, value))
+            decoded = [(w, v) for w, v in decoded if self._owned(w)]
+            if not decoded:
+                return
+            failures: dict[int, BaseException] = {}
+            try:
+                await self._call_batch_handler(decoded)
+            except asyncio.CancelledError:
+                raise
+            except BatchFailed as exc:
+                failures = dict(exc.failures)
+            except Exception as exc:
+                failures = dict.fromkeys(range(len(decoded)), exc)
+            for index, (work, value) in enumerate(decoded):
+                if index in failures:
+                    await self._attempts(work, value, failures[index])
+                else:
+                    self.metrics.processed.labels(work.source_topic, self.group_id).inc()
+                    self._resolve(work)
         finally:
-            self.metrics.handler_seconds.labels(work.source_topic, self.group_id).observe(
+            self.metrics.handler_seconds.labels(batch[0].source_topic, self.group_id).observe(
                 time.perf_counter() - started
             )
 
@@ -582,6 +676,9 @@ class Flow:
             state.tracker.resolved(work.offset)
 
     async def _call_handler(self, work: _Work, value: Any, attempt: int) -> None:
+        if self.batch_handler is not None:  # a retry of one record of a batch
+            await self._call_batch_handler([(work, value)], attempt=attempt)
+            return
         headers = dict(work.headers)
         arg: Any = value
         if self.pass_record:
@@ -601,7 +698,38 @@ class Flow:
                 await self.handler(arg)
             else:
                 assert self._loop is not None
-                await self._loop.run_in_executor(self._handlers, self.handler, arg)
+                # copy_context: the handler thread sees the trace span (and any contextvar) set here
+                context = contextvars.copy_context()
+                await self._loop.run_in_executor(self._handlers, context.run, self.handler, arg)
+
+    async def _call_batch_handler(
+        self, decoded: list[tuple[_Work, Any]], *, attempt: int | None = None
+    ) -> None:
+        args: list[Any] = []
+        for work, value in decoded:
+            if self.pass_record:
+                args.append(
+                    Record(
+                        work.tp[0],
+                        work.tp[1],
+                        work.offset,
+                        work.timestamp_ms,
+                        work.key,
+                        value,
+                        dict(work.headers),
+                        work.raw_value,
+                        attempt or work.attempt,
+                    )
+                )
+            else:
+                args.append(value)
+        assert self.batch_handler is not None
+        if inspect.iscoroutinefunction(self.batch_handler):
+            await self.batch_handler(args)
+        else:
+            assert self._loop is not None
+            context = contextvars.copy_context()
+            await self._loop.run_in_executor(self._handlers, context.run, self.batch_handler, args)
 
     async def _backoff(self, work: _Work, delay_s: float) -> bool:
         """Sleep before the next attempt; False if the partition was revoked or we stop."""
@@ -840,6 +968,11 @@ class Flow:
         assert self._scheduler is not None
         revoked = set(tps)
         self._scheduler.discard(lambda w: w.tp not in revoked)
+        if self._batch_scheduler is not None:
+            self._batch_scheduler.discard(lambda batch: batch[0].tp not in revoked)
+        for tp in tps:
+            self._buffers.pop(tp, None)
+            self._buffer_started.pop(tp, None)
         for tp in tps:
             for task in list(self._backoffs.get(tp, ())):
                 task.cancel()
@@ -848,7 +981,7 @@ class Flow:
                 self._partitions.pop(tp, None)
         deadline = time.monotonic() + self.revoke_grace_s
         while time.monotonic() < deadline:
-            busy = [t for t in self._scheduler.running_tasks() if not t.done()]
+            busy = [t for t in self._running_tasks() if not t.done()]
             if not busy or not commit:
                 break
             await asyncio.wait(
@@ -862,6 +995,19 @@ class Flow:
             ):
                 break
         return self._committable(tps) if commit else []
+
+    async def _idle(self) -> None:
+        assert self._scheduler is not None
+        await self._scheduler.wait_idle()
+        if self._batch_scheduler is not None:
+            await self._batch_scheduler.wait_idle()
+
+    def _running_tasks(self) -> list[asyncio.Task[None]]:
+        assert self._scheduler is not None
+        tasks = self._scheduler.running_tasks()
+        if self._batch_scheduler is not None:
+            tasks += self._batch_scheduler.running_tasks()
+        return tasks
 
     async def _forget(self, tps: list[TP]) -> None:
         for tp in tps:
@@ -883,8 +1029,9 @@ class Flow:
             for waiting in self._backoffs.values():
                 for task in list(waiting):
                     task.cancel()
+            self._flush_due_buffers(all_now=True)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._scheduler.wait_idle(), self.shutdown_grace_s)
+                await asyncio.wait_for(self._idle(), self.shutdown_grace_s)
             await self._commit()
             with contextlib.suppress(Exception):
                 await self._call(self._consumer.close)
@@ -931,4 +1078,4 @@ def _inject_trace(carrier: dict[str, str]) -> None:
     propagate.inject(carrier)
 
 
-__all__ = ["Flow", "FlowError", "Record", "Reject", "RetryLater", "RetryPolicy"]
+__all__ = ["BatchFailed", "Flow", "FlowError", "Record", "Reject", "RetryLater", "RetryPolicy"]

@@ -1,0 +1,284 @@
+"""Batches, rebalances, shutdown, long back-offs, metrics, tracing; against real brokers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from harness import Running, committed, create_topic, produce, read_all, wait_for
+from prometheus_client import CollectorRegistry
+
+from kafkito.flow import BatchFailed, Flow, FlowMetrics, Record, RetryPolicy, letters
+from kafkito.testing.brokers import BrokerProcess
+
+StartFlow = Callable[[Flow], Running]
+APP = str(Path(__file__).with_name("flow_app.py"))
+
+
+def test_batch_handler_with_per_record_failures(
+    broker: str, topic_name: str, start_flow: StartFlow
+) -> None:
+    produce(
+        broker, topic_name, [(f"k{i}".encode(), json.dumps({"id": i}).encode()) for i in range(25)]
+    )
+    batches: list[list[int]] = []
+    failed_once: set[int] = set()
+
+    def handle(values: list[dict[str, int]]) -> None:
+        ids = [v["id"] for v in values]
+        batches.append(ids)
+        bad = {
+            i: ValueError("odd") for i, n in enumerate(ids) if n % 5 == 0 and n not in failed_once
+        }
+        failed_once.update(ids[i] for i in bad)
+        if bad:
+            raise BatchFailed(bad)
+
+    running = start_flow(
+        Flow(
+            topic_name,
+            handle,
+            group_id="g",
+            brokers=broker,
+            batch_size=10,
+            batch_timeout_s=0.2,
+            retry=RetryPolicy.delays([0.01]),
+            commit_interval_s=0.05,
+        )
+    )
+    wait_for(lambda: committed(broker, "g", topic_name) == [25], what="all committed")
+    running.stop()
+    assert max(len(b) for b in batches) == 10
+    assert sorted(failed_once) == [0, 5, 10, 15, 20]
+    retried = [b for b in batches if len(b) == 1]
+    assert sorted(b[0] for b in retried) == [0, 5, 10, 15, 20], "each failure retried alone"
+
+
+def test_second_member_joins_nothing_lost(
+    broker: str, topic_name: str, start_flow: StartFlow
+) -> None:
+    """C6: a rebalance mid-processing: completed work committed on revoke, no loss."""
+    create_topic(broker, topic_name, partitions=4)
+    total = 400
+    produce(
+        broker,
+        topic_name,
+        [(f"k{i}".encode(), json.dumps({"id": i}).encode()) for i in range(total)],
+    )
+    seen: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def make(name: str) -> Callable[[dict[str, int]], None]:
+        def handle(value: dict[str, int]) -> None:
+            time.sleep(0.01)
+            with lock:
+                seen.append((name, value["id"]))
+
+        return handle
+
+    settings = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 300}
+    first = start_flow(
+        Flow(
+            topic_name,
+            make("a"),
+            group_id="g",
+            brokers=broker,
+            concurrency=4,
+            settings=settings,
+            commit_interval_s=0.1,
+        )
+    )
+    wait_for(lambda: len(seen) > 20, what="first member started")
+    second = start_flow(
+        Flow(
+            topic_name,
+            make("b"),
+            group_id="g",
+            brokers=broker,
+            concurrency=4,
+            settings=settings,
+            commit_interval_s=0.1,
+        )
+    )
+    wait_for(lambda: len({i for _, i in seen}) == total, timeout_s=60, what="every id")
+    wait_for(lambda: sum(committed(broker, "g", topic_name, 4)) == total, what="commits")
+    first.stop()
+    second.stop()
+    ids = [i for _, i in seen]
+    assert set(ids) == set(range(total))
+    assert {name for name, _ in seen} == {"a", "b"}, "the second member got partitions"
+    assert len(ids) - total <= 4 * 4, "duplicates bounded by what was in flight"
+
+
+def test_backoff_longer_than_max_poll_interval_causes_no_rebalance(
+    broker: str, topic_name: str, start_flow: StartFlow
+) -> None:
+    """F8: polling goes on during a long back-off; the member never leaves the group."""
+    produce(broker, topic_name, [(b"k", b'{"id": 1}')])
+    attempts: list[float] = []
+
+    def handle(value: dict[str, int]) -> None:
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            raise ConnectionError("later")
+
+    flow = Flow(
+        topic_name,
+        handle,
+        group_id="g",
+        brokers=broker,
+        retry=RetryPolicy.delays([8.0]),
+        commit_interval_s=0.1,
+        settings={
+            "max.poll.interval.ms": 3000,
+            "session.timeout.ms": 3000,
+            "heartbeat.interval.ms": 300,
+        },
+    )
+    assigned: list[float] = []
+    original = flow._on_assign
+
+    def counting(consumer: object, partitions: list[object]) -> None:
+        assigned.append(time.monotonic())
+        original(consumer, partitions)
+
+    flow._on_assign = counting  # type: ignore[method-assign]
+    running = start_flow(flow)
+    wait_for(lambda: len(attempts) == 2, timeout_s=30, what="the second attempt")
+    wait_for(lambda: committed(broker, "g", topic_name) == [1], what="commit")
+    running.stop()
+    assert attempts[1] - attempts[0] >= 7.5
+    assert len(assigned) == 1, "no rebalance during the back-off"
+
+
+def test_sigterm_finishes_in_flight_commits_and_leaves(
+    broker: str, topic_name: str, tmp_path: Path
+) -> None:
+    """C9/F10: SIGTERM mid-handler: the record finishes, offsets are committed, exit fast."""
+    produce(broker, topic_name, [(b"k", json.dumps({"id": i}).encode()) for i in range(50)])
+    out = tmp_path / "done.txt"
+    proc = subprocess.Popen(
+        [sys.executable, APP, broker, topic_name, "g", str(out), "--sleep-ms", "100"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        wait_for(
+            lambda: out.exists() and len(out.read_text().splitlines()) >= 5,
+            what="some records processed",
+        )
+        stopped_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        elapsed = time.monotonic() - stopped_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = [int(line.split()[1]) for line in out.read_text().splitlines()]
+    assert done == list(range(len(done)))
+    assert committed(broker, "g", topic_name) == [len(done)], "exactly what was completed"
+    assert elapsed < 10
+
+
+def test_metrics_count_what_happened(broker: str, topic_name: str, start_flow: StartFlow) -> None:
+    registry = CollectorRegistry()
+    produce(broker, topic_name, [(b"a", b'{"id": 1}'), (b"b", b"not json"), (b"c", b'{"id": 3}')])
+    running = start_flow(
+        Flow(
+            topic_name,
+            lambda v: None,
+            group_id="g",
+            brokers=broker,
+            metrics=FlowMetrics.for_registry(registry),
+            commit_interval_s=0.05,
+        )
+    )
+    wait_for(lambda: committed(broker, "g", topic_name) == [3], what="commit")
+    running.stop()
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, {"topic": topic_name, "group": "g", **labels})
+
+    assert value("kafkito_flow_records_received_total") == 3
+    assert value("kafkito_flow_records_processed_total") == 2
+    assert value("kafkito_flow_records_dead_lettered_total") == 1
+    assert value("kafkito_flow_records_failed_total", kind="permanent") == 1
+    assert (
+        registry.get_sample_value(
+            "kafkito_flow_committed_offset", {"topic": topic_name, "partition": "0", "group": "g"}
+        )
+        == 3
+    )
+
+
+def test_trace_context_flows_from_headers_into_the_handler_and_dead_letters(
+    broker: str, topic_name: str, start_flow: StartFlow
+) -> None:
+    from opentelemetry import trace
+
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    parent = f"00-{trace_id}-00f067aa0ba902b7-01"
+    produce(broker, topic_name, [(b"k", b'{"id": 1}')], headers=[("traceparent", parent.encode())])
+    seen_trace: list[str] = []
+
+    def handle(record: Record[dict[str, int]]) -> None:
+        seen_trace.append(f"{trace.get_current_span().get_span_context().trace_id:032x}")
+        raise ValueError("to the dead-letter topic")
+
+    running = start_flow(
+        Flow(topic_name, handle, group_id="g", brokers=broker, retry=RetryPolicy.none())
+    )
+    dead = read_all(broker, letters.dead_letter_topic(topic_name), expect=1)
+    running.stop()
+    assert seen_trace == [trace_id]
+    carried = dict(dead[0].headers())["traceparent"]
+    assert carried is not None and trace_id.encode() in carried
+
+
+def test_health_reports_liveness_and_readiness(
+    broker: str, topic_name: str, start_flow: StartFlow
+) -> None:
+    create_topic(broker, topic_name)
+    flow = Flow(topic_name, lambda v: None, group_id="g", brokers=broker)
+    assert flow.health()["live"] is False
+    running = start_flow(flow)
+    wait_for(lambda: flow.health()["ready"], what="ready")
+    report = flow.health()
+    assert report["live"] and report["assigned_partitions"] == 1
+    running.stop()
+
+
+@pytest.mark.tansu
+def test_main_flow_against_tansu(
+    tansu: BrokerProcess, topic_name: str, start_flow: StartFlow
+) -> None:
+    bootstrap = tansu.bootstrap
+    create_topic(bootstrap, topic_name, partitions=1)
+    create_topic(bootstrap, letters.dead_letter_topic(topic_name), partitions=1)
+    produce(
+        bootstrap, topic_name, [(b"a", b'{"id": 1}'), (b"b", b"\xffpoison"), (b"a", b'{"id": 2}')]
+    )
+    handled: list[int] = []
+    running = start_flow(
+        Flow(
+            topic_name,
+            lambda v: handled.append(v["id"]),
+            group_id="g",
+            brokers=bootstrap,
+            commit_interval_s=0.1,
+        )
+    )
+    dead = read_all(bootstrap, letters.dead_letter_topic(topic_name), expect=1, timeout_s=60)
+    wait_for(lambda: committed(bootstrap, "g", topic_name) == [3], timeout_s=60, what="commit")
+    running.stop()
+    assert handled == [1, 2]
+    assert dead[0].value() == b"\xffpoison"
