@@ -1,6 +1,7 @@
 """A consume-flow application run as a child process by the tests (SIGTERM, kill -9, chaos).
 
-Each processed id is appended (and flushed) to --out as "pid id" before the handler returns,
+Each processed id is appended (and flushed) to --out as "pid id unix-time" before the handler
+returns,
 so the file is what the handler did even if the process is killed right after.
 
     python flow_app.py BOOTSTRAP TOPIC GROUP OUT [--sleep-ms N] [--fail-rate P] [--seed S]
@@ -40,7 +41,7 @@ def main() -> None:
             time.sleep(args.sleep_ms / 1000)
         if rng.random() < args.fail_rate:
             raise RetryLater("random failure", delay_s=0.01)
-        out.write(f"{os.getpid()} {value['id']}\n")
+        out.write(f"{os.getpid()} {value['id']} {time.time():.6f}\n")
         out.flush()
 
     flow = Flow(

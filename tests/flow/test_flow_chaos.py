@@ -1,16 +1,17 @@
 """F11, end to end: unique ids, random failures, poison pills, kill -9 of consumers, a broker
-restart. At the end processed ∪ dead-lettered covers every id, and duplicates stay within what
-the crashes and rebalances can explain (records in flight or not yet committed)."""
+restart. At the end processed ∪ dead-lettered covers every id, and every duplicate is explained
+by a crash or rebalance: its first handling happened before such an event and its second after.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from harness import create_topic, produce, read_all, wait_for
@@ -48,10 +49,22 @@ def start_consumer(bootstrap: str, topic: str, out: Path, seed: int) -> subproce
     return proc
 
 
+def rows(out: Path) -> list[list[str]]:
+    return [line.split() for line in out.read_text().splitlines()] if out.exists() else []
+
+
+def handled(out: Path) -> list[tuple[int, float]]:
+    """(id, time) of every handling, in file order."""
+    return [(int(r[1]), float(r[2])) for r in rows(out) if len(r) == 3 and r[1].isdigit()]
+
+
+def rebalances(out: Path) -> list[float]:
+    """When any consumer saw partitions assigned, revoked or lost."""
+    return [float(r[2]) for r in rows(out) if len(r) == 3 and not r[1].isdigit()]
+
+
 def processed(out: Path) -> list[int]:
-    if not out.exists():
-        return []
-    return [int(line.split()[1]) for line in out.read_text().splitlines() if line.strip()]
+    return [ident for ident, _ in handled(out)]
 
 
 def test_chaos_every_id_processed_or_dead_lettered(tmp_path: Path, topic_name: str) -> None:
@@ -61,7 +74,7 @@ def test_chaos_every_id_processed_or_dead_lettered(tmp_path: Path, topic_name: s
     broker = kafkito_process(tmp_path / "data").start()
     out = tmp_path / "processed.txt"
     consumers: list[subprocess.Popen[str]] = []
-    events = 0
+    events: list[float] = []  # crashes, restarts and joins: moments a rebalance can happen
     try:
         create_topic(broker.bootstrap, topic_name, partitions=4)
         records = []
@@ -69,19 +82,21 @@ def test_chaos_every_id_processed_or_dead_lettered(tmp_path: Path, topic_name: s
             body = {"id": i, "poison": i % POISON_EVERY == 0}
             records.append((f"user-{rng.randrange(50)}".encode(), json.dumps(body).encode()))
         produce(broker.bootstrap, topic_name, records[: TOTAL // 2])
-        consumers = [start_consumer(broker.bootstrap, topic_name, out, seed + n) for n in range(2)]
+        for n in range(2):
+            events.append(time.time())
+            consumers.append(start_consumer(broker.bootstrap, topic_name, out, seed + n))
         wait_for(lambda: len(processed(out)) > 200, timeout_s=60, what="first progress")
+        events.append(time.time())
         consumers[0].send_signal(signal.SIGKILL)  # a consumer dies mid-flight
         consumers[0].wait()
-        events += 1
         produce(broker.bootstrap, topic_name, records[TOTAL // 2 :])
         wait_for(lambda: len(processed(out)) > 700, timeout_s=60, what="progress after kill")
+        events.append(time.time())
         broker.kill()  # the broker dies too, and comes back on the same port and data
-        events += 1
         time.sleep(0.5)
         broker.start()
+        events.append(time.time())
         consumers.append(start_consumer(broker.bootstrap, topic_name, out, seed + 7))
-        events += 1
         poison = {i for i in range(TOTAL) if i % POISON_EVERY == 0}
         wanted = set(range(TOTAL)) - poison
         wait_for(
@@ -109,10 +124,19 @@ def test_chaos_every_id_processed_or_dead_lettered(tmp_path: Path, topic_name: s
     assert poison <= dead_ids, f"poison pills missing from the dead-letter topic (seed {seed})"
     done = processed(out)
     assert set(done) | dead_ids == set(range(TOTAL)), f"lost ids (seed {seed})"
-    duplicates = sum(n - 1 for n in Counter(done).values() if n > 1)
-    print(f"chaos: {len(done)} handled, {duplicates} duplicates, {len(dead_ids)} dead-lettered")
-    # Each crash or rebalance may replay what was in flight or done but not yet committed
-    # (commit interval 0.2 s): a generous bound, but a finite one: no replay storms.
-    assert duplicates <= events * 400, (
-        f"{duplicates} duplicates after {events} events (seed {seed})"
+    times: dict[int, list[float]] = {}
+    for ident, at in handled(out):
+        times.setdefault(ident, []).append(at)
+    duplicates = sum(len(t) - 1 for t in times.values())
+    print(
+        f"chaos: {len(done)} handled, {duplicates} duplicates, {len(dead_ids)} dead-lettered, "
+        f"{len(events)} events"
     )
+    events += rebalances(out)
+    for ident, moments in times.items():
+        for earlier, later in itertools.pairwise(moments):
+            explained = any(earlier - 0.05 <= event <= later + 0.05 for event in events)
+            assert explained, (
+                f"id {ident} handled at {earlier:.3f} and again at {later:.3f} "
+                f"with no crash or rebalance between (seed {seed})"
+            )

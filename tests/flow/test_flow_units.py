@@ -60,16 +60,17 @@ async def test_scheduler_orders_per_key_and_runs_keys_in_parallel() -> None:
     running = 0
     peak = 0
 
-    async def work(item: tuple[str, int]) -> None:
+    async def work(items: list[tuple[str, int]]) -> None:
         nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        log.append((item[0], item[1], "start"))
-        await asyncio.sleep(0.01 if item[0] == "slow" else 0.001)
-        log.append((item[0], item[1], "end"))
-        running -= 1
+        for item in items:
+            running += 1
+            peak = max(peak, running)
+            log.append((item[0], item[1], "start"))
+            await asyncio.sleep(0.01 if item[0] == "slow" else 0.001)
+            log.append((item[0], item[1], "end"))
+            running -= 1
 
-    scheduler: KeyedScheduler[tuple[str, int]] = KeyedScheduler(3, work)
+    scheduler: KeyedScheduler[tuple[str, int]] = KeyedScheduler(3, work, max_chunk=2)
     for i in range(5):
         for key in ("a", "b", "slow", "c"):
             scheduler.submit(key, (key, i))
@@ -89,11 +90,11 @@ async def test_scheduler_discard_drops_queued_items_only() -> None:
     gate = asyncio.Event()
     done: list[int] = []
 
-    async def work(item: int) -> None:
+    async def work(items: list[int]) -> None:
         await gate.wait()
-        done.append(item)
+        done.extend(items)
 
-    scheduler: KeyedScheduler[int] = KeyedScheduler(1, work)
+    scheduler: KeyedScheduler[int] = KeyedScheduler(1, work, max_chunk=1)
     for i in range(4):
         scheduler.submit("k", i)
     await asyncio.sleep(0)

@@ -18,8 +18,8 @@ labels (topic, group): Prometheus refuses two metrics of one name in a registry.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
@@ -37,8 +37,24 @@ class FlowMetrics:
     handler_seconds: Histogram
     committed_offset: Gauge
 
+    _children: dict[tuple[str, str], TopicMetrics] = field(default_factory=dict, compare=False)
     _by_registry: ClassVar[dict[int, FlowMetrics]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def for_topic(self, topic: str, group: str) -> TopicMetrics:
+        """The labelled children for one (topic, group), looked up once (hot path)."""
+        found = self._children.get((topic, group))
+        if found is None:
+            found = self._children[(topic, group)] = TopicMetrics(
+                received=self.received.labels(topic, group),
+                processed=self.processed.labels(topic, group),
+                failed_transient=self.failed.labels(topic, group, "transient"),
+                failed_permanent=self.failed.labels(topic, group, "permanent"),
+                retried=self.retried.labels(topic, group),
+                dead_lettered=self.dead_lettered.labels(topic, group),
+                handler_seconds=self.handler_seconds.labels(topic, group),
+            )
+        return found
 
     @classmethod
     def default(cls) -> FlowMetrics:
@@ -100,3 +116,16 @@ class FlowMetrics:
                 registry=registry,
             ),
         )
+
+
+@dataclass(frozen=True)
+class TopicMetrics:
+    """Children of the flow's metric families for one topic and group."""
+
+    received: Any
+    processed: Any
+    failed_transient: Any
+    failed_permanent: Any
+    retried: Any
+    dead_lettered: Any
+    handler_seconds: Any

@@ -38,19 +38,20 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import functools
 import inspect
 import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from kafkito.errors import KafkitoError
 from kafkito.flow import letters
 from kafkito.flow.codecs import DecodeError, Decoder, ValidationFailed, decoder_for, is_model_type
-from kafkito.flow.metrics import FlowMetrics
+from kafkito.flow.metrics import FlowMetrics, TopicMetrics
 from kafkito.flow.outcomes import BatchFailed, Reject, RetryLater
 from kafkito.flow.policy import RetryPolicy
 from kafkito.flow.scheduler import KeyedScheduler
@@ -92,10 +93,15 @@ class _Work:
     key: bytes | None
     raw_value: bytes | None
     headers: list[tuple[str, bytes | None]]
-    origin: letters.Origin
     attempt: int
     source_topic: str
     """The flow's own topic this record belongs to (for retry records: the original topic)."""
+
+    def origin(self) -> letters.Origin:
+        """Where the record was first read (worked out only when it must move on)."""
+        return letters.Origin.of(
+            self.tp[0], self.tp[1], self.offset, self.timestamp_ms, self.headers
+        )
 
 
 @dataclass(slots=True)
@@ -171,6 +177,7 @@ class Flow:
         create_topics: bool = True,
         metrics: FlowMetrics | None = None,
         name: str | None = None,
+        on_rebalance: Callable[[str, list[TP]], None] | None = None,
     ) -> None:
         self.topics = [topics] if isinstance(topics, str) else list(topics)
         if not self.topics:
@@ -215,6 +222,9 @@ class Flow:
         self.name = name or f"flow-{'-'.join(self.topics)}"
         self.metrics = metrics or FlowMetrics.default()
         self.is_async = inspect.iscoroutinefunction(handler)
+        self.on_rebalance = on_rebalance
+        """Called (in the poll thread) with "assigned", "revoked" or "lost" and the partitions,
+        after the flow has done its part (for logs, or to reset per-partition state)."""
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
@@ -282,7 +292,7 @@ class Flow:
 
         self._loop = asyncio.get_running_loop()
         self._scheduler = KeyedScheduler(self.concurrency, self._process)
-        self._batch_scheduler = KeyedScheduler(self.concurrency, self._process_batch)
+        self._batch_scheduler = KeyedScheduler(self.concurrency, self._process_batches)
         conf = self._librdkafka()
         if self.create_topics:
             await asyncio.to_thread(self._ensure_topics, conf)
@@ -441,9 +451,8 @@ class Flow:
                 return
             attempt = letters.header_int(headers, letters.ATTEMPT) or 2
             source = tp[0].rsplit(".retry.", 1)[0]
-        origin = letters.Origin.of(tp[0], tp[1], offset, timestamp, headers)
         state.tracker.received(offset)
-        self.metrics.received.labels(source, self.group_id).inc()
+        self._counters(source).received.inc()
         work = _Work(
             tp,
             state.generation,
@@ -452,7 +461,6 @@ class Flow:
             msg.key(),
             msg.value(),
             headers,
-            origin,
             attempt,
             source,
         )
@@ -557,7 +565,87 @@ class Flow:
 
     # -- one record ---------------------------------------------------------------------------
 
-    async def _process(self, work: _Work) -> None:
+    def _counters(self, topic: str) -> TopicMetrics:
+        return self.metrics.for_topic(topic, self.group_id)
+
+    async def _process(self, works: list[_Work]) -> None:
+        """A chunk of one ordering key's records, in order (see _process_one)."""
+        if self.is_async:
+            for work in works:
+                await self._process_one(work)
+            return
+        index = 0
+        while index < len(works):
+            rest = [w for w in works[index:] if self._owned(w)]
+            if not rest:
+                return
+            assert self._loop is not None
+            context = contextvars.copy_context()
+            done, failure = await self._loop.run_in_executor(
+                self._handlers, context.run, self._run_sync_chunk, rest
+            )
+            for work in rest[:done]:
+                self._resolve(work)
+            if done:
+                self._counters(rest[0].source_topic).processed.inc(done)
+            if failure is None:
+                return
+            work = rest[done]
+            stage, exc, value = failure
+            if stage == "decode":
+                self._counters(work.source_topic).failed_permanent.inc()
+                await self._dead_letter(work, exc, attempts=work.attempt)
+            else:
+                await self._attempts(work, value, exc)
+            works, index = rest, done + 1
+
+    def _run_sync_chunk(self, works: list[_Work]) -> tuple[int, tuple[str, Exception, Any] | None]:
+        """Handler thread: decode and handle records in order until one fails.
+
+        Returns (records done, None) or (records done, (stage, exception, value)) for the
+        first failure; the loop thread takes it from there (retry, dead letter).
+        """
+        for done, work in enumerate(works):
+            started = time.perf_counter()
+            try:
+                value = self._decode_value(work)
+            except (DecodeError, ValidationFailed) as exc:
+                return done, ("decode", exc, None)
+            try:
+                with _trace_span(self.name, work):
+                    self.handler(self._argument(work, value, work.attempt))
+            except Exception as exc:
+                return done, ("handle", exc, value)
+            finally:
+                self._counters(work.source_topic).handler_seconds.observe(
+                    time.perf_counter() - started
+                )
+        return len(works), None
+
+    def _argument(self, work: _Work, value: Any, attempt: int) -> Any:
+        if not self.pass_record:
+            return value
+        return Record(
+            work.tp[0],
+            work.tp[1],
+            work.offset,
+            work.timestamp_ms,
+            work.key,
+            value,
+            dict(work.headers),
+            work.raw_value,
+            attempt,
+        )
+
+    def _decode_value(self, work: _Work) -> Any:
+        value = self.decode(work.raw_value)
+        if self.validate is not None:
+            verdict = self.validate(value)
+            if verdict not in (None, True, [], ()):
+                raise ValidationFailed(f"validation failed: {verdict}")
+        return value
+
+    async def _process_one(self, work: _Work) -> None:
         """Decode, handle, retry, dead-letter; resolves the offset only when the record is safe."""
         started = time.perf_counter()
         try:
@@ -565,20 +653,14 @@ class Flow:
             if decoded:
                 await self._attempts(work, value, None)
         finally:
-            self.metrics.handler_seconds.labels(work.source_topic, self.group_id).observe(
-                time.perf_counter() - started
-            )
+            self._counters(work.source_topic).handler_seconds.observe(time.perf_counter() - started)
 
     async def _decode(self, work: _Work) -> tuple[bool, Any]:
         """(True, value), or (False, None) once an undecodable record is dead-lettered."""
         try:
-            value = self.decode(work.raw_value)
-            if self.validate is not None:
-                verdict = self.validate(value)
-                if verdict not in (None, True, [], ()):
-                    raise ValidationFailed(f"validation failed: {verdict}")
+            value = self._decode_value(work)
         except (DecodeError, ValidationFailed) as exc:
-            self.metrics.failed.labels(work.source_topic, self.group_id, "permanent").inc()
+            self._counters(work.source_topic).failed_permanent.inc()
             await self._dead_letter(work, exc, attempts=work.attempt)
             return False, None
         return True, value
@@ -600,14 +682,15 @@ class Flow:
                 except Exception as error:
                     failure = error
                 else:
-                    self.metrics.processed.labels(work.source_topic, self.group_id).inc()
+                    self._counters(work.source_topic).processed.inc()
                     self._resolve(work)
                     return
             exc: BaseException = failure
             failure = None
             transient = self.retry.is_transient(exc)
             kind = "transient" if transient else "permanent"
-            self.metrics.failed.labels(work.source_topic, self.group_id, kind).inc()
+            counters = self._counters(work.source_topic)
+            (counters.failed_transient if transient else counters.failed_permanent).inc()
             log.info(
                 "flow %s: %s-%d@%d attempt %d failed (%s): %s",
                 self.name,
@@ -626,13 +709,17 @@ class Flow:
                 if isinstance(exc, RetryLater) and exc.delay_s is not None
                 else self.retry.delay_s(attempt)
             )
-            self.metrics.retried.labels(work.source_topic, self.group_id).inc()
+            counters.retried.inc()
             if self.retry.mode == "topics":
                 await self._send_to_retry_topic(work, attempt + 1, delay_s)
                 return
             if not await self._backoff(work, delay_s):
                 return  # revoked or stopping: left unresolved for the next owner
             attempt += 1
+
+    async def _process_batches(self, batches: list[list[_Work]]) -> None:
+        for batch in batches:
+            await self._process_batch(batch)
 
     async def _process_batch(self, batch: list[_Work]) -> None:
         """One call of the batch handler; failed records then retry one by one, in order."""
@@ -659,10 +746,10 @@ class Flow:
                 if index in failures:
                     await self._attempts(work, value, failures[index])
                 else:
-                    self.metrics.processed.labels(work.source_topic, self.group_id).inc()
+                    self._counters(work.source_topic).processed.inc()
                     self._resolve(work)
         finally:
-            self.metrics.handler_seconds.labels(batch[0].source_topic, self.group_id).observe(
+            self._counters(batch[0].source_topic).handler_seconds.observe(
                 time.perf_counter() - started
             )
 
@@ -679,20 +766,7 @@ class Flow:
         if self.batch_handler is not None:  # a retry of one record of a batch
             await self._call_batch_handler([(work, value)], attempt=attempt)
             return
-        headers = dict(work.headers)
-        arg: Any = value
-        if self.pass_record:
-            arg = Record(
-                work.tp[0],
-                work.tp[1],
-                work.offset,
-                work.timestamp_ms,
-                work.key,
-                value,
-                headers,
-                work.raw_value,
-                attempt,
-            )
+        arg = self._argument(work, value, attempt)
         with _trace_span(self.name, work):
             if self.is_async:
                 await self.handler(arg)
@@ -705,24 +779,7 @@ class Flow:
     async def _call_batch_handler(
         self, decoded: list[tuple[_Work, Any]], *, attempt: int | None = None
     ) -> None:
-        args: list[Any] = []
-        for work, value in decoded:
-            if self.pass_record:
-                args.append(
-                    Record(
-                        work.tp[0],
-                        work.tp[1],
-                        work.offset,
-                        work.timestamp_ms,
-                        work.key,
-                        value,
-                        dict(work.headers),
-                        work.raw_value,
-                        attempt or work.attempt,
-                    )
-                )
-            else:
-                args.append(value)
+        args = [self._argument(work, value, attempt or work.attempt) for work, value in decoded]
         assert self.batch_handler is not None
         if inspect.iscoroutinefunction(self.batch_handler):
             await self.batch_handler(args)
@@ -804,7 +861,7 @@ class Flow:
         topic = self.dead_letter_topic(work.source_topic)
         headers = letters.dead_letter_headers(
             work.headers,
-            work.origin,
+            work.origin(),
             group=self.group_id,
             attempts=attempts,
             exc=exc,
@@ -833,7 +890,7 @@ class Flow:
                 delay_s = min(delay_s * 2, 30.0)
                 continue
             self._mark_dead_letter_failing(work.tp, False)
-            self.metrics.dead_lettered.labels(work.source_topic, self.group_id).inc()
+            self._counters(work.source_topic).dead_lettered.inc()
             log.warning(
                 "flow %s: %s-%d@%d dead-lettered to %s after %d attempt(s): %s: %s",
                 self.name,
@@ -865,7 +922,7 @@ class Flow:
         topic = letters.retry_topic(work.source_topic, next_attempt)
         due_ms = int((time.time() + delay_s) * 1000)
         headers = letters.retry_headers(
-            work.headers, work.origin, attempt=next_attempt, due_ms=due_ms
+            work.headers, work.origin(), attempt=next_attempt, due_ms=due_ms
         )
         delay = 0.5
         while self._owned(work):
@@ -927,6 +984,14 @@ class Flow:
         tps = [(p.topic, p.partition) for p in partitions]
         asyncio.run_coroutine_threadsafe(self._assigned(tps), self._loop).result()
         log.info("flow %s assigned %s", self.name, tps)
+        self._notify("assigned", tps)
+
+    def _notify(self, kind: str, tps: list[TP]) -> None:
+        if self.on_rebalance is not None:
+            try:
+                self.on_rebalance(kind, tps)
+            except Exception:
+                log.exception("flow %s: on_rebalance hook failed", self.name)
 
     async def _assigned(self, tps: list[TP]) -> None:
         for tp in tps:
@@ -954,6 +1019,7 @@ class Flow:
             except Exception as exc:
                 log.warning("flow %s: commit on revoke failed: %s", self.name, exc)
         asyncio.run_coroutine_threadsafe(self._forget(tps), self._loop).result()
+        self._notify("revoked", tps)
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         """Poll thread: partitions lost (session expired): drop everything, commit nothing."""
@@ -962,6 +1028,7 @@ class Flow:
         asyncio.run_coroutine_threadsafe(self._revoked(tps, commit=False), self._loop).result()
         asyncio.run_coroutine_threadsafe(self._forget(tps), self._loop).result()
         log.warning("flow %s lost %s", self.name, tps)
+        self._notify("lost", tps)
 
     async def _revoked(self, tps: list[TP], *, commit: bool) -> list[Any]:
         """Drop queued work and back-offs of `tps`, let running handlers finish (bounded)."""
@@ -1044,28 +1111,45 @@ class Flow:
         log.info("flow %s stopped", self.name)
 
 
+_TRACEPARENT = "traceparent"
+
+
+@functools.cache
+def _recording_tracer() -> bool:
+    """Whether an OpenTelemetry SDK records spans in this process (asked once)."""
+    from opentelemetry import trace
+
+    with trace.get_tracer("kafkito.flow").start_as_current_span("kafkito.probe") as span:
+        return bool(span.is_recording())
+
+
 @contextlib.contextmanager
-def _trace_span(name: str, work: _Work) -> Any:
-    """An OpenTelemetry consumer span whose parent comes from the record's headers."""
-    try:
-        from opentelemetry import propagate, trace
-    except ImportError:  # pragma: no cover - opentelemetry-api is a dependency
+def _trace_span(name: str, work: _Work) -> Iterator[None]:
+    """An OpenTelemetry consumer span whose parent comes from the record's headers.
+
+    Without an SDK and without a `traceparent` header there is nothing to propagate or record,
+    and the hot path skips the work.
+    """
+    if not _recording_tracer() and not any(k == _TRACEPARENT for k, _ in work.headers):
         yield
         return
+    from opentelemetry import propagate, trace
+
     carrier = {k: v.decode(errors="replace") for k, v in work.headers if v is not None}
     parent = propagate.extract(carrier)
     tracer = trace.get_tracer("kafkito.flow")
+    attributes: dict[str, str | int] = {
+        "messaging.system": "kafka",
+        "messaging.destination.name": work.tp[0],
+        "messaging.kafka.partition": work.tp[1],
+        "messaging.kafka.offset": work.offset,
+        "kafkito.flow": name,
+    }
     with tracer.start_as_current_span(
         f"{work.source_topic} process",
         context=parent,
         kind=trace.SpanKind.CONSUMER,
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.destination.name": work.tp[0],
-            "messaging.kafka.partition": work.tp[1],
-            "messaging.kafka.offset": work.offset,
-            "kafkito.flow": name,
-        },
+        attributes=attributes,
     ):
         yield
 

@@ -5,6 +5,10 @@ Each record has an ordering key: its Kafka key (ordering="key"), its partition
 under ordering="key": they carry no order to keep). Records with the same key run one after
 another in submission order; different keys run at the same time, at most `concurrency` at once.
 A key whose record waits (a retry backoff) holds only its own queue: the others go on.
+
+Work is handed out in chunks: when a key gets a worker it takes up to `max_chunk` of the key's
+queued items at once, and keeps taking them until the queue is empty, so a busy partition costs
+one task, not one task per record (a task per record costs more than a fast handler).
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ T = TypeVar("T")
 
 
 class KeyedScheduler(Generic[T]):
-    """Runs `work(item)` for submitted items: FIFO per key, `concurrency` keys at once."""
+    """Runs `work(items)` for submitted items: FIFO per key, `concurrency` keys at once."""
 
-    def __init__(self, concurrency: int, work: Callable[[T], Awaitable[None]]) -> None:
+    def __init__(
+        self, concurrency: int, work: Callable[[list[T]], Awaitable[None]], *, max_chunk: int = 256
+    ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._limit = concurrency
         self._work = work
+        self._max_chunk = max_chunk
         self._queues: dict[Hashable, deque[T]] = {}
         self._ready: deque[Hashable] = deque()
         self._running: dict[Hashable, asyncio.Task[None]] = {}
@@ -47,21 +54,31 @@ class KeyedScheduler(Generic[T]):
     def _fill(self) -> None:
         while self._ready and len(self._running) < self._limit:
             key = self._ready.popleft()
-            queue = self._queues.get(key)
-            if not queue:
+            if not self._queues.get(key):
                 self._queues.pop(key, None)
                 continue
-            item = queue.popleft()
-            if not queue:
-                del self._queues[key]
-            task = asyncio.create_task(self._run(key, item))
-            self._running[key] = task
+            self._running[key] = asyncio.create_task(self._run(key))
 
-    async def _run(self, key: Hashable, item: T) -> None:
+    def _take(self, key: Hashable) -> list[T]:
+        queue = self._queues.get(key)
+        if not queue:
+            self._queues.pop(key, None)
+            return []
+        chunk = [queue.popleft() for _ in range(min(len(queue), self._max_chunk))]
+        if not queue:
+            del self._queues[key]
+        return chunk
+
+    async def _run(self, key: Hashable) -> None:
         try:
-            await self._work(item)
+            while chunk := self._take(key):
+                try:
+                    await self._work(chunk)
+                finally:
+                    self.size -= len(chunk)
+                if self._ready and len(self._running) >= self._limit:
+                    break  # others are waiting for a slot: take turns
         finally:
-            self.size -= 1
             del self._running[key]
             if key in self._queues:
                 self._ready.append(key)
