@@ -349,3 +349,34 @@ def test_settings_that_break_the_commit_promise_are_refused(broker: str) -> None
             brokers=broker,
             settings={"enable.auto.offset.store": True},
         )
+
+
+def test_flow_from_yaml_config(broker: str, topic_name: str, start_flow: StartFlow) -> None:
+    from kafkito.flow import FlowError
+
+    produce(broker, topic_name, [(b"k", b'{"id": 1}')])
+    attempts: list[int] = []
+
+    def handle(record: Record[dict[str, int]]) -> None:
+        attempts.append(record.attempt)
+        if record.attempt < 3:
+            raise RetryLater("again")
+
+    yaml_text = f"""
+brokers: [{broker}]
+topic: {topic_name}
+group_id: from-yaml
+commit_interval: 100ms
+flow:
+  retry: {{1: 50ms, 2: 50ms}}
+  concurrency: 4
+  ordering: partition
+"""
+    flow = Flow.from_config(handle, yaml_text)
+    assert (flow.retry.delays_s, flow.concurrency, flow.ordering) == ((0.05, 0.05), 4, "partition")
+    running = start_flow(flow)
+    wait_for(lambda: committed(broker, "from-yaml", topic_name) == [1], what="commit")
+    running.stop()
+    assert attempts == [1, 2, 3]
+    with pytest.raises(FlowError, match=r"flow\.retries: unknown key"):
+        Flow.from_config(handle, {"topic": "t", "group_id": "g", "flow": {"retries": 3}})

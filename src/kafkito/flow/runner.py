@@ -44,8 +44,9 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from kafkito.errors import KafkitoError
@@ -251,6 +252,86 @@ class Flow:
 
     # -- public surface ------------------------------------------------------------------
 
+    @classmethod
+    def from_config(
+        cls, handler: Callable[..., Any], config: str | Path | Mapping[str, Any], **overrides: Any
+    ) -> Flow:
+        """A flow from the client library's config (YAML path or text, or a dict).
+
+        The Reader's keys (brokers, topic, group_id, commit_interval, client: security...) say
+        where and how to connect; a `flow:` section holds the flow's own options:
+
+            brokers: [127.0.0.1:9092]
+            topic: orders
+            group_id: billing
+            flow:
+              retry: {1: 5, 2: 10, 3: 30}      # or {initial: 1s, max: 1m, max_attempts: 5}
+              concurrency: 32
+              ordering: key                     # key | partition | none
+              dead_letter: true
+        Keywords override both. Unknown keys are errors that name them.
+        """
+        import yaml
+
+        from kafkito.client.config import ReaderConfig
+        from kafkito.client.embedded import resolve_bootstrap
+
+        if isinstance(config, Mapping):
+            data = dict(config)
+        else:
+            text = (
+                config if isinstance(config, str) and "\n" in config else Path(config).read_text()
+            )
+            data = yaml.safe_load(text) or {}
+            if not isinstance(data, dict):
+                raise FlowError("a flow config must be a mapping of keys to values")
+        options = dict(data.pop("flow", None) or {})
+        reader = ReaderConfig.from_dict(data)
+        known = {
+            "retry",
+            "concurrency",
+            "max_in_flight",
+            "ordering",
+            "batch_size",
+            "batch_timeout",
+            "dead_letter",
+            "shutdown_grace",
+            "revoke_grace",
+            "name",
+        }
+        for key in options:
+            if key not in known:
+                raise FlowError(f"flow.{key}: unknown key (known: {', '.join(sorted(known))})")
+        kw: dict[str, Any] = {}
+        if "retry" in options:
+            kw["retry"] = RetryPolicy.from_config(options["retry"])
+        for key in ("concurrency", "max_in_flight", "batch_size"):
+            if key in options:
+                kw[key] = int(options[key])
+        for key in ("ordering", "name"):
+            if key in options:
+                kw[key] = options[key]
+        if "dead_letter" in options:
+            kw["dead_letter"] = bool(options["dead_letter"])
+        for key, target in (
+            ("batch_timeout", "batch_timeout_s"),
+            ("shutdown_grace", "shutdown_grace_s"),
+            ("revoke_grace", "revoke_grace_s"),
+        ):
+            if key in options:
+                from kafkito.client.config import parse_duration_s
+
+                kw[target] = parse_duration_s(options[key])
+        if reader.topic is None or reader.group_id is None:
+            raise FlowError("a flow config needs `topic` and `group_id`")
+        bootstrap = resolve_bootstrap(reader.brokers)
+        settings = {k: v for k, v in reader.base_settings(bootstrap).items()}
+        settings.update(reader.settings)
+        settings.setdefault("auto.offset.reset", reader.initial_offsets)
+        kw.update(settings=settings, commit_interval_s=reader.commit_interval)
+        kw.update(overrides)
+        return cls(reader.topic, handler, group_id=reader.group_id, **kw)
+
     def run(self) -> None:
         """Run until stopped (SIGTERM/SIGINT in the main thread, or `stop()`)."""
         asyncio.run(self.run_async())
@@ -400,8 +481,10 @@ class Flow:
         return await self._loop.run_in_executor(self._kafka, lambda: fn(*args, **kwargs))
 
     def _poll_producer(self) -> None:
-        while not self._stopping.is_set() or (self._producer and len(self._producer) > 0):
-            self._producer.poll(0.05)
+        """Serve delivery reports until the flow stops and nothing is left to deliver."""
+        producer = self._producer
+        while not self._stopping.is_set() or len(producer) > 0:
+            producer.poll(0.05)
 
     # -- the poll loop -----------------------------------------------------------------------
 
@@ -1106,6 +1189,9 @@ class Flow:
             await asyncio.to_thread(self._producer.flush, 10)
         if self._producer_thread is not None:
             self._producer_thread.join(timeout=5)
+        # Drop the clients now: librdkafka handles live until collected and keep reconnecting.
+        self._producer = None
+        self._consumer = None
         self._kafka.shutdown(wait=False)
         self._handlers.shutdown(wait=False, cancel_futures=True)
         log.info("flow %s stopped", self.name)
