@@ -1,0 +1,1 @@
+"""The web console: topics, messages, groups and lag, for any Kafka cluster; the demo dashboard."""

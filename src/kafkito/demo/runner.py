@@ -1,0 +1,357 @@
+"""`kafkito demo`: real-time user activity tracking, the seed's example, running end to end.
+
+    simulated web + mobile users ──► page_views, clicks (keyed by user, JSON, with headers)
+         │ TopicWriter.write_many, every delivery confirmed
+         ├──► group `analytics` (consume flow): sliding-window counts, top pages, click-through,
+         │        spike detection; malformed events to page_views.dlq / clicks.dlq
+         ├──► group `lake` (consume flow, batches): Parquet files by topic and hour, committed
+         │        only once the file is durable; DuckDB reads them
+         └──► web dashboard + console on http://127.0.0.1:8080 (live charts, topics, messages,
+                  groups and lag)
+
+Runs on the embedded broker unless `brokers` are given. Stops on Ctrl-C / SIGTERM or after
+`duration_s`; before stopping, the producers stop and both groups are given time to catch up,
+so a scripted run ends with every valid event counted and stored (see tests/demo/).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafkito.demo.analytics import Analytics
+from kafkito.demo.events import PAGE_VIEWS, TOPICS, Click, PageView, Simulator
+from kafkito.demo.lake import write_batch
+
+log = logging.getLogger(__name__)
+
+ANALYTICS_GROUP = "analytics"
+LAKE_GROUP = "lake"
+
+
+@dataclass
+class DemoOptions:
+    brokers: str | None = None
+    duration_s: float | None = None
+    rate: float = 200.0
+    """Events per second, all topics together."""
+    users: int = 300
+    malformed_share: float = 0.02
+    seed: int = 7
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str | None = None
+    lake_dir: str = "./.kafkito/lake"
+    partitions: int = 3
+    drain_timeout_s: float = 60.0
+
+
+@dataclass
+class DemoReport:
+    """What a run did: the ground truth a test compares the consumers with."""
+
+    bootstrap: str
+    url: str
+    lake_dir: Path
+    produced: dict[int, str] = field(default_factory=dict)
+    """event id -> topic, for every valid event whose write was confirmed."""
+    malformed: list[tuple[str, bytes]] = field(default_factory=list)
+    counted_ids: set[int] = field(default_factory=set)
+    lake_ids: set[int] = field(default_factory=set)
+    drained: bool = False
+
+
+def parse_event(topic: str, value: Any) -> PageView | Click:
+    """A decoded JSON event as its model; raises Reject if it is not a valid one."""
+    import pydantic
+
+    from kafkito.flow import Reject
+
+    model = PageView if topic == PAGE_VIEWS else Click
+    try:
+        return model.model_validate(value)
+    except pydantic.ValidationError as exc:
+        raise Reject(
+            f"not a valid {model.__name__}: {exc.error_count()} error(s): "
+            f"{exc.errors()[0]['loc']} {exc.errors()[0]['msg']}"
+        ) from exc
+
+
+class Demo:
+    """The demo's moving parts, started and stopped together."""
+
+    def __init__(self, options: DemoOptions) -> None:
+        self.options = options
+        self.analytics = Analytics()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._broker: Any = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._flows: list[Any] = []
+        self._server: Any = None
+        self._lag: dict[str, int] = {}
+        self._dead_lettered = 0
+        self._lake_lock = threading.Lock()
+        self.report: DemoReport | None = None
+
+    # -- start -----------------------------------------------------------------------------
+
+    def start(self) -> DemoReport:
+        from kafkito.flow import Flow, RetryPolicy
+
+        options = self.options
+        if options.brokers:
+            bootstrap = options.brokers
+        else:
+            from kafkito import Broker
+
+            if options.data_dir is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="kafkito-demo-")
+            data_dir = options.data_dir or self._tmp.name  # type: ignore[union-attr]
+            self._broker = Broker(
+                port=0,
+                data_dir=data_dir,
+                num_partitions=options.partitions,
+                group_initial_rebalance_delay_ms=0,
+            )
+            bootstrap = self._broker.start()
+        lake = Path(options.lake_dir).resolve()
+        lake.mkdir(parents=True, exist_ok=True)
+        self._create_topics(bootstrap)
+        settings = {"bootstrap.servers": bootstrap}
+        self.report = DemoReport(bootstrap, "", lake)
+
+        analytics = Flow(
+            list(TOPICS),
+            self._count,
+            group_id=ANALYTICS_GROUP,
+            brokers=bootstrap,
+            concurrency=8,
+            retry=RetryPolicy.delays([0.2, 1.0]),
+            commit_interval_s=0.5,
+            name="analytics",
+        )
+        lake_flow = Flow(
+            list(TOPICS),
+            self._store,
+            group_id=LAKE_GROUP,
+            brokers=bootstrap,
+            batch_size=500,
+            batch_timeout_s=1.0,
+            retry=RetryPolicy.delays([0.5, 2]),
+            dead_letter_topic=lambda topic: f"{topic}.lake-dlq",
+            commit_interval_s=0.5,
+            name="lake",
+        )
+        self._flows = [analytics, lake_flow]
+        for flow in self._flows:
+            self._spawn(flow.run, f"kafkito-demo-{flow.name}")
+        self._spawn(lambda: self._produce(bootstrap), "kafkito-demo-producers")
+        self._spawn(lambda: self._sample(settings), "kafkito-demo-sampler")
+        self.report.url = self._serve(settings)
+        return self.report
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _create_topics(self, bootstrap: str) -> None:
+        from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        existing = admin.list_topics(timeout=15).topics
+        wanted = [NewTopic(t, self.options.partitions) for t in TOPICS if t not in existing]
+        for topic, future in admin.create_topics(wanted).items() if wanted else []:
+            with contextlib.suppress(Exception):  # created meanwhile by someone else
+                future.result(15)
+                log.info("created topic %s", topic)
+
+    # -- the parts -------------------------------------------------------------------------
+
+    def _produce(self, bootstrap: str) -> None:
+        """Simulated users, in ticks of 100 ms; records only confirmed writes."""
+        from kafkito.client import TopicWriter
+        from kafkito.client.writer import Record
+
+        assert self.report is not None
+        options = self.options
+        simulator = Simulator(
+            users=options.users, malformed_share=options.malformed_share, seed=options.seed
+        )
+        tick_s = 0.1
+        with TopicWriter(brokers=bootstrap, settings={"linger.ms": 5}) as writer:
+            next_tick = time.monotonic()
+            carry = 0.0
+            while not self._stop.is_set():
+                carry += options.rate * tick_s
+                count, carry = int(carry), carry - int(carry)
+                now_ms = int(time.time() * 1000)
+                events = [simulator.next_event(now_ms) for _ in range(count)]
+                for topic in TOPICS:
+                    batch = [e for e in events if e.topic == topic]
+                    if not batch:
+                        continue
+                    try:
+                        writer.write_many(
+                            topic, [Record(e.value, key=e.key, headers=e.headers) for e in batch]
+                        )
+                    except Exception as exc:
+                        log.warning(
+                            "demo producers: a batch of %d %s failed: %s", len(batch), topic, exc
+                        )
+                        continue
+                    for e in batch:
+                        if e.valid:
+                            self.report.produced[e.event_id] = topic
+                        else:
+                            self.report.malformed.append((topic, e.value))
+                next_tick += tick_s
+                self._stop.wait(max(0.0, next_tick - time.monotonic()))
+
+    def _count(self, record: Any) -> None:
+        """Analytics handler: one valid event (Record of a decoded JSON dict)."""
+        event = parse_event(record.topic, record.value)
+        if isinstance(event, PageView):
+            self.analytics.handle_view(event)
+        else:
+            self.analytics.handle_click(event)
+
+    def _store(self, records: list[Any]) -> None:
+        """Lake handler: a batch of one partition; invalid events fail alone (dead letters)."""
+        from kafkito.flow import BatchFailed, Reject
+
+        rows: dict[str, list[dict[str, Any]]] = {}
+        failed: dict[int, BaseException] = {}
+        for index, record in enumerate(records):
+            try:
+                event = parse_event(record.topic, record.value)
+            except Reject as exc:
+                failed[index] = exc
+                continue
+            row = event.model_dump()
+            row.update(kafka_partition=record.partition, kafka_offset=record.offset)
+            rows.setdefault(record.topic, []).append(row)
+        for topic, topic_rows in rows.items():
+            write_batch(self.report.lake_dir if self.report else Path("."), topic, topic_rows)
+            with self._lake_lock:
+                if self.report is not None:
+                    self.report.lake_ids.update(r["event_id"] for r in topic_rows)
+        if failed:
+            raise BatchFailed(failed)
+
+    def _sample(self, settings: dict[str, Any]) -> None:
+        """Once a second: each group's lag, and how many events were dead-lettered."""
+        from kafkito.console import cluster
+
+        while not self._stop.wait(1.0):
+            try:
+                self._lag = {
+                    g: cluster.describe_group(settings, g).lag
+                    for g in (ANALYTICS_GROUP, LAKE_GROUP)
+                }
+                topics = {t.name: t for t in cluster.list_topics(settings)}
+                self._dead_lettered = sum(
+                    topics[f"{t}.dlq"].records for t in TOPICS if f"{t}.dlq" in topics
+                )
+            except Exception as exc:  # a broker restart, a group not formed yet
+                log.debug("demo sampler: %s", exc)
+
+    def dashboard(self) -> dict[str, Any]:
+        snapshot = self.analytics.snapshot()
+        snapshot.update(
+            lag=dict(self._lag),
+            dead_lettered=self._dead_lettered,
+            now=time.time(),
+        )
+        return snapshot
+
+    def _serve(self, settings: dict[str, Any]) -> str:
+        import uvicorn
+
+        from kafkito.console.app import create_app
+
+        app = create_app(settings, dashboard=self.dashboard)
+        config = uvicorn.Config(
+            app, host=self.options.host, port=self.options.port, log_level="warning", lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._server.install_signal_handlers = lambda: None
+        self._spawn(self._server.run, "kafkito-demo-web")
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._threads[-1].is_alive():
+                raise RuntimeError(
+                    f"the web server did not start on {self.options.host}:{self.options.port}"
+                )
+            time.sleep(0.02)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        return f"http://{self.options.host}:{port}/"
+
+    # -- stop --------------------------------------------------------------------------------
+
+    def stop(self) -> DemoReport:
+        """Stop producing, let both groups catch up (bounded), then stop everything."""
+        assert self.report is not None
+        self._stop.set()
+        deadline = time.monotonic() + self.options.drain_timeout_s
+        expected = set(self.report.produced)
+        while time.monotonic() < deadline:
+            counted = self.analytics.counted_ids >= expected
+            with self._lake_lock:
+                stored = self.report.lake_ids >= expected
+            if counted and stored:
+                self.report.drained = True
+                break
+            time.sleep(0.1)
+        for flow in self._flows:
+            flow.stop()
+        if self._server is not None:
+            self._server.should_exit = True
+        for thread in self._threads:
+            thread.join(timeout=30)
+        if self._broker is not None:
+            self._broker.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+        self.report.counted_ids = set(self.analytics.counted_ids)
+        return self.report
+
+
+def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> DemoReport:
+    """Run until Ctrl-C / SIGTERM or `options.duration_s`; returns what happened."""
+    demo = Demo(options)
+    report = demo.start()
+    where = "embedded kafkito broker" if not options.brokers else "Kafka"
+    say(
+        f"kafkito demo: {options.rate:.0f} events/s from {options.users} simulated users into "
+        f"{', '.join(TOPICS)} on the {where} at {report.bootstrap}"
+    )
+    say(f"dashboard and console: {report.url}")
+    say(f"data lake: {report.lake_dir} (Parquet, by topic and hour; query it with DuckDB)")
+    stop = threading.Event()
+    restore: list[tuple[signal.Signals, Any]] = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            restore.append((sig, signal.signal(sig, lambda *_: stop.set())))
+    try:
+        stop.wait(options.duration_s)
+    finally:
+        for sig, handler in restore:
+            signal.signal(sig, handler)
+        say("stopping: letting the consumers catch up...")
+        report = demo.stop()
+    say(
+        f"produced {len(report.produced):,} valid and {len(report.malformed):,} malformed events; "
+        f"analytics counted {len(report.counted_ids):,}, the lake stored "
+        f"{len(report.lake_ids):,}; malformed ones are in the *.dlq topics"
+    )
+    return report
