@@ -12,6 +12,7 @@ calls never stall the event loop.
 
 from __future__ import annotations
 
+import datetime
 import html
 import json
 from collections.abc import Callable
@@ -66,6 +67,13 @@ def _page(title: str, body: str, active: str = "") -> HTMLResponse:
         f"</title><style>{_STYLE}</style></head><body><header><h1>kafkito</h1>{nav}</header>"
         f"<main>{body}</main></body></html>"
     )
+
+
+def _when(timestamp_ms: int) -> str:
+    if timestamp_ms <= 0:
+        return ""
+    moment = datetime.datetime.fromtimestamp(timestamp_ms / 1000, datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
 def _esc(value: object) -> str:
@@ -127,8 +135,10 @@ def create_app(
             f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in info.configs.items()
         )
         shown = "".join(
-            f"<tr><td class='num'>{m.offset}</td><td>{_esc(m.key)}</td>"
-            f"<td><pre>{_esc(json.dumps(m.headers))}</pre></td><td><pre class='value'>"
+            f"<tr><td class='num'>{m.offset}<div class='muted'>{_esc(_when(m.timestamp))}</div>"
+            f"</td><td>{_esc(m.key)}</td><td><pre class='muted'>"
+            f"{_esc(chr(10).join(f'{k}: {v}' for k, v in m.headers.items()))}</pre></td>"
+            f"<td style='width:50%'><pre class='value'>"
             f"{_esc(json.dumps(m.value_json, indent=2) if m.is_json else m.value)}</pre></td>"
             "</tr>"
             for m in reversed(messages)
