@@ -2,7 +2,7 @@
 # The whole test suite, set-up included: lint, types, then every test against real brokers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh test
 . .venv/bin/activate
 echo "==> ruff" >&2
 ruff check src tests bench
