@@ -9,6 +9,7 @@ import click
 
 from kafkito.cli.context import EXIT_NOT_FOUND, EXIT_USAGE, CliContext, CliError, handle_errors
 from kafkito.cli.topics import TIMEOUT_S, admin
+from kafkito.console import cluster
 
 
 def _fail(exc: Exception, group: str) -> CliError:
@@ -23,48 +24,28 @@ def _fail(exc: Exception, group: str) -> CliError:
     return CliError(f"{name or 'error'}: {text}")
 
 
-def group_lag(obj: CliContext, group: str) -> tuple[list[dict[str, Any]], Any]:
-    """Per partition: committed offset, end offset, lag, member; and the group description."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-
-    client = admin(obj)
+def group_info(obj: CliContext, group: str) -> cluster.GroupInfo:
+    """The group's members and per-partition offsets (the console's numbers too)."""
     try:
-        description = client.describe_consumer_groups([group])[group].result(TIMEOUT_S)
-        committed = client.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[
-            group
-        ].result(TIMEOUT_S)
+        return cluster.describe_group(obj.librdkafka(), group)
+    except cluster.NotFound as exc:
+        raise CliError(str(exc), EXIT_NOT_FOUND) from exc
     except Exception as exc:
         raise _fail(exc, group) from exc
-    owners: dict[tuple[str, int], str] = {}
-    for member in description.members:
-        for tp in member.assignment.topic_partitions if member.assignment else []:
-            owners[(tp.topic, tp.partition)] = member.client_id or member.member_id
-    partitions = {(tp.topic, tp.partition): tp.offset for tp in committed.topic_partitions}
-    for key in owners:
-        partitions.setdefault(key, -1001)
-    from confluent_kafka import Consumer
 
-    consumer = Consumer(obj.librdkafka(**{"group.id": "kafkito-cli-lag"}))
-    rows = []
-    try:
-        for (topic, partition), offset in sorted(partitions.items()):
-            _, end = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=TIMEOUT_S
-            )
-            lag = end - offset if offset >= 0 else None
-            rows.append(
-                {
-                    "topic": topic,
-                    "partition": partition,
-                    "committed": offset if offset >= 0 else None,
-                    "end": end,
-                    "lag": lag,
-                    "member": owners.get((topic, partition)),
-                }
-            )
-    finally:
-        consumer.close()
-    return rows, description
+
+def offset_rows(info: cluster.GroupInfo) -> list[dict[str, Any]]:
+    return [
+        {
+            "topic": p.topic,
+            "partition": p.partition,
+            "committed": p.committed,
+            "end": p.end_offset,
+            "lag": p.lag,
+            "member": p.member,
+        }
+        for p in info.partitions
+    ]
 
 
 @click.group()
@@ -88,12 +69,7 @@ def list_groups(obj: CliContext) -> None:
       kafkito groups list
     """
     with handle_errors(obj):
-        client = admin(obj)  # keep a reference: its futures die with it
-        result = client.list_consumer_groups().result(TIMEOUT_S)
-        rows = [
-            {"group": g.group_id, "state": g.state.name if g.state else None}
-            for g in sorted(result.valid, key=lambda g: g.group_id)
-        ]
+        rows = [{"group": g, "state": state} for g, state in cluster.list_groups(obj.librdkafka())]
         obj.emit(rows, ["group", "state"])
 
 
@@ -108,30 +84,30 @@ def describe_group(obj: CliContext, group: str) -> None:
       kafkito groups describe analytics --json
     """
     with handle_errors(obj):
-        rows, description = group_lag(obj, group)
+        info = group_info(obj, group)
+        rows = offset_rows(info)
         members = [
             {
-                "member": m.member_id,
-                "client_id": m.client_id,
-                "host": m.host,
-                "partitions": len(m.assignment.topic_partitions) if m.assignment else 0,
+                "member": m["member_id"],
+                "client_id": m["client_id"],
+                "host": m["host"],
+                "partitions": m["partitions"],
             }
-            for m in description.members
+            for m in info.members
         ]
-        state = description.state.name if description.state else None
         if obj.json_output:
             obj.emit_object(
                 {
                     "group": group,
-                    "state": state,
-                    "protocol": description.partition_assignor,
+                    "state": info.state,
+                    "protocol": info.assignor,
                     "members": members,
                     "partitions": rows,
                 }
             )
             return
         obj.console.print(
-            f"[bold]{group}[/bold] state={state} assignor={description.partition_assignor or '-'}"
+            f"[bold]{group}[/bold] state={info.state} assignor={info.assignor or '-'}"
         )
         obj.emit(members, ["member", "client_id", "host", "partitions"], title="members")
         obj.emit(rows, ["topic", "partition", "committed", "end", "lag", "member"], title="offsets")
@@ -148,7 +124,7 @@ def lag(obj: CliContext, group: str) -> None:
       kafkito groups lag analytics
     """
     with handle_errors(obj):
-        rows, _ = group_lag(obj, group)
+        rows = offset_rows(group_info(obj, group))
         obj.emit(rows, ["topic", "partition", "committed", "end", "lag", "member"])
         if not obj.json_output:
             total = sum(r["lag"] or 0 for r in rows)

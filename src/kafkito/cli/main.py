@@ -94,6 +94,41 @@ def cli(
     help="fsync period with --durability interval.",
 )
 @click.option("--message-max-bytes", default=1048588, show_default=True, type=int)
+@click.option(
+    "--security-protocol",
+    type=click.Choice(["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"]),
+    default="PLAINTEXT",
+    show_default=True,
+    help="Listener security, as Kafka's: SASL for logins, SSL for TLS.",
+)
+@click.option(
+    "--sasl-users-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="SCRAM user store (mode 0600); manage it with `python -m kafkito.broker.auth`.",
+)
+@click.option(
+    "--sasl-mechanisms",
+    default="SCRAM-SHA-512,SCRAM-SHA-256,PLAIN",
+    show_default=True,
+    help="Comma-separated SASL mechanisms offered.",
+)
+@click.option("--ssl-certfile", type=click.Path(dir_okay=False), help="PEM certificate chain.")
+@click.option("--ssl-keyfile", type=click.Path(dir_okay=False), help="PEM private key.")
+@click.option(
+    "--ssl-cafile",
+    type=click.Path(dir_okay=False),
+    help="PEM CA bundle; when given, clients must present a certificate it signed.",
+)
+@click.option("--max-connections", default=10_000, show_default=True, type=int)
+@click.option("--max-connections-per-ip", default=1_000, show_default=True, type=int)
+@click.option(
+    "--idle-timeout-ms",
+    default=600_000,
+    show_default=True,
+    type=int,
+    help="Close connections without a request for this long.",
+)
 def broker(
     host: str,
     port: int,
@@ -104,6 +139,15 @@ def broker(
     durability: str,
     flush_interval_ms: int,
     message_max_bytes: int,
+    security_protocol: str,
+    sasl_users_file: str | None,
+    sasl_mechanisms: str,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
+    ssl_cafile: str | None,
+    max_connections: int,
+    max_connections_per_ip: int,
+    idle_timeout_ms: int,
 ) -> None:
     """Run the embedded Kafka-compatible broker until Ctrl-C.
 
@@ -113,6 +157,7 @@ def broker(
     """
     from kafkito.broker.embedded import _build_core
     from kafkito.broker.local import DataDirInUse
+    from kafkito.errors import KafkitoError
 
     if logging.getLogger().getEffectiveLevel() > logging.INFO:
         logging.getLogger("kafkito").setLevel(logging.INFO)  # a server reports what it does
@@ -126,10 +171,29 @@ def broker(
         durability=durability,  # type: ignore[arg-type]
         flush_interval_ms=flush_interval_ms,
         message_max_bytes=message_max_bytes,
+        security_protocol=security_protocol,  # type: ignore[arg-type]
+        sasl_users_file=sasl_users_file,
+        sasl_mechanisms=tuple(m.strip() for m in sasl_mechanisms.split(",") if m.strip()),
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        ssl_cafile=ssl_cafile,
+        max_connections=max_connections,
+        max_connections_per_ip=max_connections_per_ip,
+        idle_timeout_ms=idle_timeout_ms,
     )
-    if not settings.is_loopback():
+    try:
+        settings.validate()
+    except KafkitoError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    if not settings.is_loopback() and not settings.sasl_enabled:
         logging.getLogger("kafkito").warning(
             "listening on %s: reachable from other machines, without authentication", host
+        )
+    elif not settings.is_loopback() and not settings.tls_enabled:
+        logging.getLogger("kafkito").warning(
+            "listening on %s without TLS: SASL passwords (PLAIN) and data cross the network "
+            "in the clear; use --security-protocol SASL_SSL",
+            host,
         )
 
     async def run() -> None:

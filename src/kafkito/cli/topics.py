@@ -141,42 +141,25 @@ def describe_topic(obj: CliContext, topic: str, all_configs: bool) -> None:
     Example:
       kafkito topics describe clicks --all-configs
     """
-    from confluent_kafka import Consumer, TopicPartition
-    from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
+    from kafkito.console import cluster
 
     with handle_errors(obj):
-        client = admin(obj)
-        metadata = client.list_topics(topic, timeout=TIMEOUT_S)
-        tmeta = metadata.topics.get(topic)
-        if tmeta is None or tmeta.error is not None:
-            raise CliError(f"unknown topic {topic!r}", EXIT_NOT_FOUND)
-        consumer = Consumer(obj.librdkafka(**{"group.id": "kafkito-cli-describe"}))
-        rows = []
         try:
-            for p in sorted(tmeta.partitions):
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=TIMEOUT_S
-                )
-                pm = tmeta.partitions[p]
-                rows.append(
-                    {
-                        "partition": p,
-                        "leader": pm.leader,
-                        "replicas": list(pm.replicas),
-                        "start_offset": low,
-                        "end_offset": high,
-                        "records": high - low,
-                    }
-                )
-        finally:
-            consumer.close()
-        resource = ConfigResource(ResourceType.TOPIC, topic)
-        described = _result(client.describe_configs([resource])[resource])
-        configs = {
-            name: entry.value
-            for name, entry in sorted(described.items())
-            if all_configs or not entry.is_default
-        }
+            info = cluster.describe_topic(obj.librdkafka(), topic, all_configs=all_configs)
+        except cluster.NotFound as exc:
+            raise CliError(str(exc), EXIT_NOT_FOUND) from exc
+        rows = [
+            {
+                "partition": p.partition,
+                "leader": p.leader,
+                "replicas": p.replicas,
+                "start_offset": p.start_offset,
+                "end_offset": p.end_offset,
+                "records": p.records,
+            }
+            for p in info.partitions
+        ]
+        configs = info.configs
         if obj.json_output:
             obj.emit_object({"topic": topic, "partitions": rows, "configs": configs})
             return

@@ -214,7 +214,8 @@ def latest_messages(
 
 def list_groups(settings: dict[str, Any]) -> list[tuple[str, str | None]]:
     """(group id, state) of every consumer group."""
-    result = admin_client(settings).list_consumer_groups().result(TIMEOUT_S)
+    admin = admin_client(settings)  # keep a reference: its futures die with it
+    result = admin.list_consumer_groups().result(TIMEOUT_S)
     return sorted((g.group_id, g.state.name if g.state else None) for g in result.valid)
 
 
