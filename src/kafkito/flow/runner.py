@@ -493,9 +493,15 @@ class Flow:
 
         assert self._scheduler is not None
         next_commit = time.monotonic() + self.commit_interval_s
+        # The next poll runs on the consumer's thread while this batch is being accepted.
+        polling = asyncio.ensure_future(self._call(self._consumer.consume, self.poll_batch, 0.1))
         while not self._stopping.is_set():
-            messages = await self._call(self._consumer.consume, self.poll_batch, 0.1)
+            messages = await polling
+            polling = asyncio.ensure_future(
+                self._call(self._consumer.consume, self.poll_batch, 0.1)
+            )
             self._last_poll = time.monotonic()
+            received: dict[str, int] = {}
             for msg in messages:
                 err = msg.error()
                 if err is not None:
@@ -506,7 +512,11 @@ class Flow:
                     if err.code() != KafkaError._PARTITION_EOF:
                         log.warning("flow %s: consumer error: %s", self.name, err.str())
                     continue
-                self._accept(msg)
+                source = self._accept(msg)
+                if source is not None:
+                    received[source] = received.get(source, 0) + 1
+            for source, count in received.items():
+                self._counters(source).received.inc(count)
             if self.batch_size is not None:
                 self._flush_due_buffers()
             self._update_backpressure()
@@ -514,14 +524,17 @@ class Flow:
             if time.monotonic() >= next_commit:
                 next_commit = time.monotonic() + self.commit_interval_s
                 await self._commit()
+        # Records of the last poll are left untracked: never committed, read again next time.
+        with contextlib.suppress(Exception):
+            await polling
 
-    def _accept(self, msg: Any) -> None:
-        assert self._scheduler is not None
+    def _accept(self, msg: Any) -> str | None:
+        """Track and schedule one polled record; returns its source topic if accepted."""
         tp: TP = (msg.topic(), msg.partition())
         state = self._partitions.get(tp)
         if state is None or state.waiting_until_ms is not None:
-            return  # not ours (revoked meanwhile), or a retry partition seeking back
-        headers = list(msg.headers() or [])
+            return None  # not ours (revoked meanwhile), or a retry partition seeking back
+        headers = msg.headers() or []
         offset = msg.offset()
         _, timestamp = msg.timestamp()
         source = tp[0]
@@ -531,11 +544,10 @@ class Flow:
             now_ms = int(time.time() * 1000)
             if due is not None and due > now_ms:
                 self._wait_until_due(tp, offset, due)
-                return
+                return None
             attempt = letters.header_int(headers, letters.ATTEMPT) or 2
             source = tp[0].rsplit(".retry.", 1)[0]
         state.tracker.received(offset)
-        self._counters(source).received.inc()
         work = _Work(
             tp,
             state.generation,
@@ -548,14 +560,16 @@ class Flow:
             source,
         )
         if self.batch_size is None:
+            assert self._scheduler is not None
             self._scheduler.submit(self._ordering_key(work), work)
-            return
+            return source
         buffer = self._buffers.setdefault(tp, [])
         if not buffer:
             self._buffer_started[tp] = time.monotonic()
         buffer.append(work)
         if len(buffer) >= self.batch_size:
             self._flush_buffer(tp)
+        return source
 
     def _flush_buffer(self, tp: TP) -> None:
         """Hand a partition's buffered records to the batch handler (one batch at a time)."""
@@ -688,6 +702,8 @@ class Flow:
         Returns (records done, None) or (records done, (stage, exception, value)) for the
         first failure; the loop thread takes it from there (retry, dead letter).
         """
+        timings = self._counters(works[0].source_topic).handler_seconds
+        handler, argument, recording = self.handler, self._argument, _recording_tracer()
         for done, work in enumerate(works):
             started = time.perf_counter()
             try:
@@ -695,14 +711,15 @@ class Flow:
             except (DecodeError, ValidationFailed) as exc:
                 return done, ("decode", exc, None)
             try:
-                with _trace_span(self.name, work):
-                    self.handler(self._argument(work, value, work.attempt))
+                if recording or _has_traceparent(work.headers):
+                    with _trace_span(self.name, work):
+                        handler(argument(work, value, work.attempt))
+                else:
+                    handler(argument(work, value, work.attempt))
             except Exception as exc:
                 return done, ("handle", exc, value)
             finally:
-                self._counters(work.source_topic).handler_seconds.observe(
-                    time.perf_counter() - started
-                )
+                timings.observe(time.perf_counter() - started)
         return len(works), None
 
     def _argument(self, work: _Work, value: Any, attempt: int) -> Any:
@@ -721,6 +738,7 @@ class Flow:
         )
 
     def _decode_value(self, work: _Work) -> Any:
+        """The record's value, decoded and validated; raises DecodeError or ValidationFailed."""
         value = self.decode(work.raw_value)
         if self.validate is not None:
             verdict = self.validate(value)
@@ -1209,6 +1227,10 @@ def _recording_tracer() -> bool:
         return bool(span.is_recording())
 
 
+def _has_traceparent(headers: Sequence[tuple[str, bytes | None]]) -> bool:
+    return any(k == _TRACEPARENT for k, _ in headers)
+
+
 @contextlib.contextmanager
 def _trace_span(name: str, work: _Work) -> Iterator[None]:
     """An OpenTelemetry consumer span whose parent comes from the record's headers.
@@ -1216,7 +1238,7 @@ def _trace_span(name: str, work: _Work) -> Iterator[None]:
     Without an SDK and without a `traceparent` header there is nothing to propagate or record,
     and the hot path skips the work.
     """
-    if not _recording_tracer() and not any(k == _TRACEPARENT for k, _ in work.headers):
+    if not _recording_tracer() and not _has_traceparent(work.headers):
         yield
         return
     from opentelemetry import propagate, trace
