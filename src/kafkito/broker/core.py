@@ -27,16 +27,19 @@ from kafkito.broker.local import DataDirLock
 from kafkito.broker.server import ByteBudget, Listener
 from kafkito.broker.settings import BrokerSettings
 from kafkito.broker.state import TopicRegistry
-from kafkito.errors import ErrorCode, UnsupportedRequest
+from kafkito.errors import ErrorCode, StorageError, UnsupportedRequest
 from kafkito.protocol import codec
 from kafkito.protocol.framing import read_request_head
+from kafkito.storage.checkpoint import checkpoint_logs, read_checkpoint
 from kafkito.storage.durability import GroupCommitter
 from kafkito.storage.fs import FileSystem, OsFileSystem
 from kafkito.storage.metalog import MetadataLog
+from kafkito.storage.recovery import CLEAN_SHUTDOWN_MARKER, RecoveryPlan, remove_leftovers
 
 log = logging.getLogger(__name__)
 
 API_VERSIONS_KEY = 18
+_TICK_MS_MAX = 100  # housekeeping granularity: flush.messages is honoured within this
 _SIZE = struct.Struct(">i")
 
 # Hooks that other subsystems (the group coordinator, producer state) register to take part
@@ -70,16 +73,28 @@ class BrokerCore:
     # -- lifecycle -------------------------------------------------------------------------
 
     def _marker_path(self) -> str:
-        return os.path.join(self.settings.data_path, ".kafkito_cleanshutdown")
+        return os.path.join(self.settings.data_path, CLEAN_SHUTDOWN_MARKER)
 
     def load(self) -> None:
-        """Replay the metadata log and open every partition log (blocking; before serving)."""
-        self.fs.makedirs(self.settings.data_path)
+        """Replay the metadata log and open every partition log (blocking; before serving).
+
+        With the clean-shutdown marker every log is loaded from its indexes; without it the
+        logs are recovered from the recovery-point checkpoint (storage.recovery). Raises
+        CorruptLog when fsynced data is damaged.
+        """
+        data_path = self.settings.data_path
+        self.fs.makedirs(data_path)
+        self.fs.makedirs(self.topics.log_dir)
+        for directory in (data_path, self.topics.log_dir, os.path.dirname(self.metalog.path)):
+            if self.fs.exists(directory):
+                remove_leftovers(self.fs, directory)
         clean = self.fs.exists(self._marker_path())
         if clean:
-            self.fs.remove(self._marker_path())
+            self.topics.recovery = RecoveryPlan(clean=True)
         else:
-            log.info("no clean-shutdown marker in %s: recovering", self.settings.data_path)
+            log.info("no clean-shutdown marker in %s: recovering", data_path)
+            points = read_checkpoint(self.fs, self.topics.log_dir)
+            self.topics.recovery = RecoveryPlan(clean=False, points=points)
         records = self.metalog.open()
         self.topics.begin_replay()
         for participant in self.participants:
@@ -96,6 +111,10 @@ class BrokerCore:
         self.topics.finish_replay()
         for participant in self.participants:
             participant.finish_replay()
+        if clean:
+            # Gone before we serve, durably: a later crash must not pass for a clean stop.
+            self.fs.remove(self._marker_path())
+            self.fs.fsync_dir(data_path)
         if not self.cluster_id:
             self.cluster_id = _new_cluster_id()
             self.metalog.append([{"type": "cluster", "id": self.cluster_id}])
@@ -139,63 +158,102 @@ class BrokerCore:
         return self.host, port
 
     async def stop(self) -> None:
+        """Stop serving, fsync every log and index, checkpoint, then write the clean marker.
+
+        The marker is written only if everything before it succeeded (RELIABILITY B7).
+        """
         await self.listener.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(BaseException):
                 await task
+        clean = True
         for participant in self.participants:
             stop = getattr(participant, "stop", None)
             if stop is not None:
-                await stop()
-        clean = True
-        for topic in self.topics.by_name.values():
-            for p in topic.partitions:
                 try:
-                    p.flush()
+                    await stop()
+                except OSError as exc:  # e.g. a snapshot on a failed disk: not a clean stop
+                    clean = False
+                    log.error("stopping %s failed: %s", type(participant).__name__, exc)
+        try:
+            logs = [p for topic in self.topics.by_name.values() for p in topic.partitions]
+            for p in logs:
+                if p.failed is not None:
+                    clean = False
+                    continue
+                try:
+                    await asyncio.to_thread(p.flush_all)
+                    p.mark_durable(p.log_end_offset)
                 except OSError as exc:
                     clean = False
+                    p.fail(exc)
                     log.error("%s-%d: fsync at shutdown failed: %s", p.topic, p.partition, exc)
-        self.topics.close()
-        self.compact_metadata()
-        self.metalog.close()
-        if clean:
-            self.fs.write_file_atomic(self._marker_path(), b"")
-        if self._dir_lock is not None:
-            self._dir_lock.release()
-            self._dir_lock = None
+            try:
+                await checkpoint_logs(self.fs, self.topics.log_dir, logs)
+            except OSError as exc:
+                clean = False
+                log.error("recovery-point checkpoint at shutdown failed: %s", exc)
+            self.topics.close()
+            try:
+                self.compact_metadata()
+            except OSError as exc:
+                clean = False
+                log.error("metadata log compaction at shutdown failed: %s", exc)
+            self.metalog.close()
+            if clean:
+                try:
+                    self.fs.write_file_atomic(self._marker_path(), b"")
+                except OSError as exc:
+                    log.error("cannot write the clean-shutdown marker: %s", exc)
+        finally:
+            if self._dir_lock is not None:
+                self._dir_lock.release()
+                self._dir_lock = None
 
     async def _housekeeping(self) -> None:
-        """Retention, and periodic fsync for durability=interval."""
-        interval_s = min(self.settings.flush_interval_ms, self.settings.retention_check_interval_ms)
-        next_retention = 0.0
+        """Periodic fsync of logs not synced on ack, recovery-point checkpoints, retention."""
+        settings = self.settings
+        tick_ms = min(
+            settings.flush_interval_ms, settings.recovery_checkpoint_interval_ms, _TICK_MS_MAX
+        )
         loop = asyncio.get_running_loop()
+        next_checkpoint = loop.time() + settings.recovery_checkpoint_interval_ms / 1000
+        next_retention = 0.0
+        last_points: dict[str, int] | None = None
         while True:
-            await asyncio.sleep(interval_s / 1000)
-            if self.settings.durability == "interval":
-                for topic in list(self.topics.by_name.values()):
-                    for p in topic.partitions:
-                        if p.durable_offset < p.log_end_offset:
-                            target = p.log_end_offset
-                            try:
-                                await asyncio.to_thread(p.flush)
-                            except OSError as exc:
-                                log.error(
-                                    "%s-%d: periodic fsync failed: %s", p.topic, p.partition, exc
-                                )
-                                continue
-                            p.mark_durable(target)
+            await asyncio.sleep(max(tick_ms, 1) / 1000)
+            logs = [p for topic in list(self.topics.by_name.values()) for p in topic.partitions]
+            for p in logs:
+                if p.sync_on_ack or p.failed is not None:
+                    continue
+                if p.flush_due(p._clock_ms(), settings.flush_interval_ms):
+                    with contextlib.suppress(StorageError):  # logged; the log is now read-only
+                        await self.committer.flush(p)
+            if loop.time() >= next_checkpoint:
+                next_checkpoint = loop.time() + settings.recovery_checkpoint_interval_ms / 1000
+                try:
+                    last_points = await checkpoint_logs(
+                        self.fs, self.topics.log_dir, logs, last_points
+                    )
+                except OSError as exc:
+                    last_points = None
+                    log.error("recovery-point checkpoint failed: %s", exc)
             if loop.time() >= next_retention:
-                next_retention = loop.time() + self.settings.retention_check_interval_ms / 1000
+                next_retention = loop.time() + settings.retention_check_interval_ms / 1000
                 self.apply_retention()
 
     def apply_retention(self) -> int:
+        """Delete closed segments past retention.ms / retention.bytes; persist log starts."""
         deleted = 0
-        for topic in self.topics.by_name.values():
+        for topic in list(self.topics.by_name.values()):
             for p in topic.partitions:
                 before = p.log_start_offset
-                deleted += p.apply_retention()
+                try:
+                    deleted += p.apply_retention()
+                except OSError as exc:
+                    log.error("%s-%d: retention failed: %s", p.topic, p.partition, exc)
                 if p.log_start_offset != before:
                     self.topics.record_log_start(topic.name, p.partition, p.log_start_offset)
         return deleted

@@ -5,10 +5,39 @@ the fsync of the one before it), but answers are written strictly in request ord
 clients require (KAFKA-NOTES §6 P8). Handlers that change state do so before their first await,
 so the order of effects matches the order of requests.
 
-Bounds, each checked where data enters: the frame size (refused from the 4-byte prefix, before
-any allocation), the bytes of requests in flight across all connections, the requests in flight
-per connection, the number of connections, and an idle deadline. A peer that breaks the protocol
-loses its own connection only.
+Bounds (STYLE principle 7), each a BrokerSettings field, each checked where data enters:
+
+* max_frame_bytes: a request's 4-byte size prefix is checked before anything is read or
+  allocated for it; -1, 2^31-1 or too big close the connection at once.
+* sasl_max_receive_bytes: the same, tighter, until the peer has authenticated (512 KiB).
+* max_inflight_bytes: request bytes held across all connections, counted as they arrive (never
+  from a declared size, B23): 1,000 sockets that each declare 100 MB and stall hold what they
+  sent, not 100 GB. When it is spent, reads pause and TCP pushes back; stalled partial requests
+  give their bytes back at their read deadline. Each connection may hold a little more inside
+  asyncio's stream buffer (at most 2 x _STREAM_LIMIT) before its transport pauses.
+* max_inflight_requests_per_connection: answers not yet written, per connection.
+* max_connections, max_connections_per_ip: one more connection is accepted and closed at once
+  (a FIN); on a TLS listener the count is taken after the handshake, which
+  tls_handshake_timeout_ms bounds.
+* idle_timeout_ms: no new request for this long: close.
+* request_read_timeout_ms: a request must arrive whole this soon after its first byte
+  (slowloris: a 1 byte/s drip is cut off, B24).
+* response_write_timeout_ms: a peer that stops reading its answers is cut off.
+* auth_timeout_ms: a SASL listener's peer must authenticate this soon after connecting.
+
+Security protocols, as Kafka's listeners: PLAINTEXT, SSL (TLS >= 1.2 via the ssl module),
+SASL_PLAINTEXT and SASL_SSL. On a SASL listener a connection starts unauthenticated and its
+`SaslSession` (kafkito.broker.auth) decides which requests may pass: ApiVersions and
+SaslHandshake, then SaslAuthenticate (or, after a v0 handshake, raw unframed tokens that this
+loop hands to the session itself); anything else closes the connection without an answer
+(KAFKA-NOTES P17). Until then requests are handled one at a time. A failed login is answered
+after a delay and the connection is closed.
+
+Teardown: when the peer goes away or breaks the protocol, the loop yields once (so that every
+request already received reaches its first await, where its state changes are done: a fully
+received Produce is appended, B26), then cancels whatever is still waiting (a long-poll Fetch,
+an fsync wait), releases the request bytes it held and closes the socket. When the broker
+closes on purpose after an answer (failed login), the answers queued before are written first.
 """
 
 from __future__ import annotations
@@ -16,101 +45,218 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import struct
+from collections import Counter
 from typing import TYPE_CHECKING
 
-from kafkito.errors import ProtocolError
+from kafkito.errors import CorruptFrame, FrameTooLarge, ProtocolError
 
 if TYPE_CHECKING:
+    from kafkito.broker.auth import SaslSession, UserStore
     from kafkito.broker.core import BrokerCore
+    from kafkito.broker.settings import BrokerSettings
 
 log = logging.getLogger(__name__)
 
 _SIZE = struct.Struct(">i")
+_HEADER_BYTES = 8  # api_key, api_version, correlation_id
+_READ_CHUNK = 64 * 1024
+_STREAM_LIMIT = 64 * 1024
+"""asyncio pauses a transport once its StreamReader holds 2 x this many unread bytes."""
+
+_Answer = asyncio.Task[list[bytes | memoryview] | None]
+_Pending = asyncio.Queue[tuple[_Answer, int] | None]
 
 
 class ByteBudget:
-    """A global bound on request bytes held in memory; a single oversize request may pass alone."""
+    """A global bound on received request bytes held in memory.
+
+    `acquire` waits while the budget is spent (a lone request bigger than the whole budget may
+    still pass when nothing else is held); `release` is synchronous, so that it can run in
+    `finally` blocks of cancelled tasks.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
-        self._changed = asyncio.Condition()
+        self._waiters: list[asyncio.Future[None]] = []
 
     async def acquire(self, n: int) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.used == 0 or self.used + n <= self.limit)
-            self.used += n
+        while self.used > 0 and self.used + n > self.limit:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+        self.used += n
 
-    async def release(self, n: int) -> None:
-        async with self._changed:
-            self.used -= n
-            self._changed.notify_all()
+    def release(self, n: int) -> None:
+        self.used -= n
+        assert self.used >= 0, f"byte budget released below zero ({self.used})"
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class Connection:
-    """One client connection."""
+    """One client connection: its read loop, its answer writer and its SASL state."""
 
     def __init__(
-        self, core: BrokerCore, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        core: BrokerCore,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        sasl: SaslSession | None = None,
     ) -> None:
         self.core = core
         self.reader = reader
         self.writer = writer
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.sasl = sasl
+        """None on PLAINTEXT and SSL listeners; handlers reach it through ctx.connection."""
         self.authenticated_user: str | None = None
+        self.close_after_answer = False
+        """Set by a handler (failed login): write the answers queued so far, then close."""
+
+    @property
+    def authenticated(self) -> bool:
+        return self.sasl is None or self.sasl.authenticated
 
     async def serve(self) -> None:
         settings = self.core.settings
-        pending: asyncio.Queue[tuple[asyncio.Task[list[bytes | memoryview] | None], int] | None]
-        pending = asyncio.Queue(maxsize=settings.max_inflight_requests_per_connection)
+        pending: _Pending = asyncio.Queue(maxsize=settings.max_inflight_requests_per_connection)
         writer_task = asyncio.create_task(self._write_answers(pending))
-        idle_s = settings.idle_timeout_ms / 1000
+        auth_timer = None
+        if not self.authenticated:
+            auth_timer = asyncio.get_running_loop().call_later(
+                settings.auth_timeout_ms / 1000, self._auth_expired
+            )
+        graceful = False
         try:
             while not writer_task.done():
-                try:
-                    prefix = await asyncio.wait_for(self.reader.readexactly(4), idle_s)
-                except TimeoutError:
-                    log.info("closing idle connection from %s", self.peer)
+                frame = await self._read_frame(settings)
+                if frame is None:
                     break
-                (size,) = _SIZE.unpack(prefix)
-                if size < 8 or size > settings.max_frame_bytes:
-                    log.warning(
-                        "closing connection from %s: frame size %d outside 8..%d",
-                        self.peer,
-                        size,
-                        settings.max_frame_bytes,
-                    )
-                    break
-                await self.core.inflight.acquire(size)
-                try:
-                    frame = await asyncio.wait_for(self.reader.readexactly(size), idle_s)
-                except BaseException:
-                    await self.core.inflight.release(size)
-                    raise
+                if not self.authenticated:
+                    graceful = await self._serve_unauthenticated(frame, pending)
+                    if graceful:
+                        break
+                    continue
                 task = asyncio.create_task(self.core.handle(frame, self))
-                await pending.put((task, size))
-        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+                await pending.put((task, len(frame)))
+        except ProtocolError as exc:
+            log.warning("closing connection from %s: %s", self.peer, exc)
+        except TimeoutError:
+            log.warning(
+                "closing connection from %s: request not received whole within %d ms",
+                self.peer,
+                settings.request_read_timeout_ms,
+            )
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             pass
         finally:
-            with contextlib.suppress(asyncio.QueueFull):
-                pending.put_nowait(None)
-            if not writer_task.done():
-                # Let answers already being computed go out, unless the peer is gone.
-                try:
-                    await asyncio.wait_for(asyncio.shield(writer_task), 5)
-                except (TimeoutError, asyncio.CancelledError):
-                    writer_task.cancel()
-            await self._drain_pending(pending)
-            self.writer.close()
-            with contextlib.suppress(Exception):
-                await self.writer.wait_closed()
+            if auth_timer is not None:
+                auth_timer.cancel()
+            await self._teardown(pending, writer_task, graceful=graceful)
 
-    async def _write_answers(
-        self,
-        pending: asyncio.Queue[tuple[asyncio.Task[list[bytes | memoryview] | None], int] | None],
-    ) -> None:
+    async def _serve_unauthenticated(self, frame: bytes, pending: _Pending) -> bool:
+        """One pre-authentication request, handled to its end; True: close after the answers."""
+        sasl = self.sasl
+        assert sasl is not None
+        if sasl.expects_raw_token:
+            # After SaslHandshake v0 the peer sends bare tokens in size-prefixed frames and
+            # expects bare tokens back (KAFKA-NOTES P17); a failure simply closes.
+            self.core.inflight.release(len(frame))
+            answer = await sasl.authenticate(frame, self.peer)
+            if answer is None:
+                return True
+            self.writer.write(_SIZE.pack(len(answer)) + answer)
+            try:
+                await self._drain()
+            except TimeoutError:
+                raise ProtocolError("SASL token answer not taken in time") from None
+            if sasl.authenticated:
+                self.authenticated_user = sasl.user
+            return False
+        api_key = int.from_bytes(frame[:2], "big", signed=True)
+        if not sasl.allows(api_key):
+            self.core.inflight.release(len(frame))
+            raise ProtocolError(
+                f"api_key={api_key} not allowed before authentication ({sasl.state_name})"
+            )
+        task = asyncio.create_task(self.core.handle(frame, self))
+        await pending.put((task, len(frame)))
+        await asyncio.wait({task})
+        if sasl.authenticated:
+            self.authenticated_user = sasl.user
+        return self.close_after_answer
+
+    async def _read_frame(self, settings: BrokerSettings) -> bytes | None:
+        """The next frame's body, or None at a clean end (EOF, idle timeout).
+
+        Raises ProtocolError for a size outside the limits, TimeoutError when the frame does not
+        arrive whole within request_read_timeout_ms of its first byte.
+        """
+        try:
+            first = await asyncio.wait_for(
+                self.reader.readexactly(1), settings.idle_timeout_ms / 1000
+            )
+        except TimeoutError:
+            log.info("closing idle connection from %s", self.peer)
+            return None
+        except asyncio.IncompleteReadError:
+            return None
+        async with asyncio.timeout(settings.request_read_timeout_ms / 1000):
+            (size,) = _SIZE.unpack(first + await self.reader.readexactly(3))
+            limit = settings.max_frame_bytes
+            if not self.authenticated:
+                limit = min(limit, settings.sasl_max_receive_bytes)
+            if size > limit:
+                raise FrameTooLarge(size_bytes=size, limit_bytes=limit)
+            raw = self.sasl is not None and self.sasl.expects_raw_token
+            if size < (1 if raw else _HEADER_BYTES):
+                raise CorruptFrame(f"frame size {size} is below the smallest request")
+            return await self._read_body(size)
+
+    async def _read_body(self, size: int) -> bytes:
+        """Read `size` bytes, taking them from the byte budget as they arrive."""
+        budget = self.core.inflight
+        chunks: list[bytes] = []
+        held = 0
+        try:
+            while held < size:
+                chunk = await self.reader.read(min(size - held, _READ_CHUNK))
+                if not chunk:
+                    raise asyncio.IncompleteReadError(b"", size - held)
+                await budget.acquire(len(chunk))
+                held += len(chunk)
+                chunks.append(chunk)
+        except BaseException:
+            budget.release(held)
+            raise
+        return b"".join(chunks)  # the budget now travels with the frame to its answer
+
+    def _auth_expired(self) -> None:
+        if not self.authenticated:
+            log.warning(
+                "closing connection from %s: not authenticated within %d ms",
+                self.peer,
+                self.core.settings.auth_timeout_ms,
+            )
+            self.writer.transport.abort()
+
+    async def _drain(self) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that arrives as the
+        # drain completes, and the writer task then outlives Listener.stop() (a hung shutdown).
+        async with asyncio.timeout(self.core.settings.response_write_timeout_ms / 1000):
+            await self.writer.drain()
+
+    async def _write_answers(self, pending: _Pending) -> None:
         while (item := await pending.get()) is not None:
             task, size = item
             try:
@@ -124,15 +270,43 @@ class Connection:
                 self.writer.transport.abort()
                 return
             finally:
-                await self.core.inflight.release(size)
+                self.core.inflight.release(size)
             if chunks:
                 self.writer.writelines(chunks)
-                await self.writer.drain()
+                try:
+                    await self._drain()
+                except TimeoutError:
+                    log.warning(
+                        "closing connection from %s: answer not taken within %d ms",
+                        self.peer,
+                        self.core.settings.response_write_timeout_ms,
+                    )
+                    self.writer.transport.abort()
+                    return
+                except (ConnectionError, ssl.SSLError):
+                    return
+            if self.close_after_answer:
+                self.writer.close()  # e.g. a failed login: the answer is out, now the close
+                return
 
-    async def _drain_pending(
-        self,
-        pending: asyncio.Queue[tuple[asyncio.Task[list[bytes | memoryview] | None], int] | None],
+    async def _teardown(
+        self, pending: _Pending, writer_task: asyncio.Task[None], *, graceful: bool
     ) -> None:
+        if graceful and not writer_task.done():
+            with contextlib.suppress(asyncio.QueueFull):
+                pending.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    asyncio.shield(writer_task), self.core.settings.response_write_timeout_ms / 1000
+                )
+        else:
+            # Let each request already received reach its first await (where handlers change
+            # state), so that nothing fully received is half-done; then abandon the waits.
+            await asyncio.sleep(0)
+        if not writer_task.done():
+            writer_task.cancel()
+        with contextlib.suppress(BaseException):
+            await writer_task
         while not pending.empty():
             item = pending.get_nowait()
             if item is None:
@@ -142,40 +316,100 @@ class Connection:
                 task.cancel()
             with contextlib.suppress(BaseException):
                 await task
-            await self.core.inflight.release(size)
+            self.core.inflight.release(size)
+            if not task.cancelled():
+                exc = task.exception()
+                if isinstance(exc, Exception) and not isinstance(exc, ProtocolError):
+                    log.error("internal error answering %s", self.peer, exc_info=exc)
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.writer.wait_closed(), 1)
+
+
+def tls_context(settings: BrokerSettings) -> ssl.SSLContext:
+    """The server-side TLS context: TLS >= 1.2, the broker's certificate, optional client CA."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    assert settings.ssl_certfile is not None
+    context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+    if settings.ssl_cafile:
+        context.load_verify_locations(settings.ssl_cafile)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 class Listener:
-    """The TCP server; counts connections against the configured cap."""
+    """The TCP (or TLS) server; counts connections against the global and per-address caps."""
 
     def __init__(self, core: BrokerCore) -> None:
         self.core = core
         self.server: asyncio.Server | None = None
         self.connections: set[asyncio.Task[None]] = set()
+        self.per_ip: Counter[str] = Counter()
+        self.refused = 0
+        """Connections closed at once because a cap was reached (for tests and metrics)."""
+        self.users: UserStore | None = None
 
     async def start(self) -> tuple[str, int]:
         settings = self.core.settings
+        tls = tls_context(settings) if settings.tls_enabled else None
+        if settings.sasl_enabled:
+            from kafkito.broker.auth import UserStore
+
+            assert settings.sasl_users_file is not None
+            self.users = await asyncio.to_thread(UserStore.load, settings.sasl_users_file)
         self.server = await asyncio.start_server(
-            self._accept, settings.host, settings.port, reuse_address=True, limit=1 << 20
+            self._accept,
+            settings.host,
+            settings.port,
+            reuse_address=True,
+            limit=_STREAM_LIMIT,
+            backlog=min(settings.max_connections, 4096),
+            ssl=tls,
+            ssl_handshake_timeout=settings.tls_handshake_timeout_ms / 1000 if tls else None,
         )
         sock = self.server.sockets[0]
         host, port = sock.getsockname()[:2]
         return host, port
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self.connections) >= self.core.settings.max_connections:
-            log.warning("refusing connection: %d connections open", len(self.connections))
-            writer.close()
+        settings = self.core.settings
+        peer = writer.get_extra_info("peername")
+        ip = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        if len(self.connections) >= settings.max_connections:
+            self._refuse(writer, "%d connections open", len(self.connections))
+            return
+        if self.per_ip[ip] >= settings.max_connections_per_ip:
+            self._refuse(writer, "%d connections open from %s", self.per_ip[ip], ip)
             return
         task = asyncio.current_task()
         assert task is not None
         self.connections.add(task)
+        self.per_ip[ip] += 1
         try:
-            await Connection(self.core, reader, writer).serve()
+            await Connection(self.core, reader, writer, self._new_session()).serve()
         except asyncio.CancelledError:
             pass  # broker shutdown; asyncio's stream callback must not see the cancellation
+        except Exception:
+            log.exception("internal error serving %s", ip)
+            writer.transport.abort()
         finally:
             self.connections.discard(task)
+            self.per_ip[ip] -= 1
+            if self.per_ip[ip] <= 0:
+                del self.per_ip[ip]
+
+    def _new_session(self) -> SaslSession | None:
+        if self.users is None:
+            return None
+        from kafkito.broker.auth import SaslSession
+
+        return SaslSession(self.core.settings, self.users)
+
+    def _refuse(self, writer: asyncio.StreamWriter, why: str, *args: object) -> None:
+        self.refused += 1
+        log.warning("refusing connection from %s: " + why, writer.get_extra_info("peername"), *args)
+        writer.close()  # a FIN, not a reset: the client sees a clean end of stream
 
     async def stop(self) -> None:
         if self.server is not None:

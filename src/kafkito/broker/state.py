@@ -22,6 +22,7 @@ from kafkito.errors import BrokerError, ErrorCode
 from kafkito.storage.fs import FileSystem
 from kafkito.storage.log import PartitionLog
 from kafkito.storage.metalog import MetadataLog
+from kafkito.storage.recovery import RecoveryPlan
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class TopicRegistry:
         self.by_name: dict[str, Topic] = {}
         self.by_id: dict[uuid.UUID, Topic] = {}
         self.log_dir = os.path.join(settings.data_path, "logs")
+        self.recovery: RecoveryPlan | None = None
+        """Set by BrokerCore.load: clean or unclean start, recovery points (storage.recovery)."""
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -77,6 +80,8 @@ class TopicRegistry:
             self.by_name[record["name"]].partitions = [None] * int(record["partitions"])  # type: ignore[list-item]
         elif kind == "topic_deleted":
             self.by_name.pop(record["name"], None)
+            # A re-created topic must not inherit the deleted one's log start offsets.
+            self._pending_log_starts.pop(record["name"], None)
         elif kind == "log_start":
             pending = self._pending_log_starts.setdefault(record["name"], {})
             pending[int(record["partition"])] = int(record["offset"])
@@ -133,9 +138,14 @@ class TopicRegistry:
             self._partition_dir(topic, partition),
             topic.name,
             partition,
-            log_config_for(topic.configs, message_max_bytes=self.settings.message_max_bytes),
+            log_config_for(
+                topic.configs,
+                message_max_bytes=self.settings.message_max_bytes,
+                segment_bytes=self.settings.log_segment_bytes,
+            ),
             leader_epoch=LEADER_EPOCH,
             log_start_offset=log_start_offset,
+            recovery=self.recovery,
         )
         plog.hw_is_durable = self.settings.durability == "always"
         return plog
@@ -217,7 +227,11 @@ class TopicRegistry:
         topic = self.by_name[name]
         topic.configs = dict(configs)
         self.metalog.append([self._topic_record(topic)])
-        new = log_config_for(topic.configs, message_max_bytes=self.settings.message_max_bytes)
+        new = log_config_for(
+            topic.configs,
+            message_max_bytes=self.settings.message_max_bytes,
+            segment_bytes=self.settings.log_segment_bytes,
+        )
         for p in topic.partitions:
             p.config = new
 

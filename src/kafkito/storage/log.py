@@ -2,8 +2,23 @@
 
 Offsets are assigned here: a produced batch is patched in place with the log end offset and the
 leader epoch (KAFKA-NOTES §4) and appended to the active segment. The segment rolls when it
-reaches `segment_bytes` or gets older than `segment_ms`. Retention deletes whole closed segments
-(never the active one) by time and by size, moving the log start offset forward.
+reaches `segment_bytes`, when it is older than `segment_ms` (by the injected clock, counted from
+its creation or from when this process opened it),
+or before a relative offset would overflow its int32 index entry. Rolling does no fsync on the
+event loop: the sealed segment, its indexes and the directory entry of the new segment are
+fsynced by the next sync (`begin_sync` / `sync_files` in a worker thread), before any offset
+past them counts as durable; until then retention may not delete the sealed segment. Retention
+deletes whole closed segments (never the active one) by time and by size, moving the log start
+offset forward; a segment is first renamed to `.deleted` so that a crash mid-way leaves a
+leftover that recovery removes, never a half-deleted segment that looks alive.
+
+Opening is `storage.recovery.open_segments`: load below the recovery point, scan above it.
+
+Durability: `durable_offset` is how far the log is fsynced. When acks wait for fsync
+(`sync_on_ack`: the broker's durability=always, or a topic with flush.messages=1 or flush.ms=0)
+the high watermark is the durable offset, so consumers never read a record that could vanish.
+A failed write or fsync sets `failed`: from then on the log refuses writes (KAFKA_STORAGE_ERROR)
+and keeps serving reads of what it had (RELIABILITY B8, B9).
 
 Readers are woken through `wait_for_append`, a future per waiting Fetch, so long polls never
 sleep in loops.
@@ -14,13 +29,15 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kafkito.errors import StorageError
 from kafkito.protocol.records import BatchHeader, patch_batch
 from kafkito.storage.fs import FileSystem
+from kafkito.storage.index import fits_relative
+from kafkito.storage.recovery import RecoveryPlan, open_segments
 from kafkito.storage.segment import Segment
 
 log = logging.getLogger(__name__)
@@ -35,6 +52,19 @@ class LogConfig:
     retention_ms: int = 7 * 24 * 3600 * 1000
     retention_bytes: int = -1
     max_message_bytes: int = 1048588
+    flush_messages: int = -1
+    """Topic `flush.messages`; -1 (or Kafka's Long.MAX default) leaves it to the broker."""
+    flush_ms: int = -1
+    """Topic `flush.ms`; -1 (or Kafka's Long.MAX default) leaves it to the broker."""
+
+    def __post_init__(self) -> None:
+        if self.flush_messages >= _UNSET_FLUSH:
+            self.flush_messages = -1
+        if self.flush_ms >= _UNSET_FLUSH:
+            self.flush_ms = -1
+
+
+_UNSET_FLUSH = 2**62
 
 
 def _wall_ms() -> int:
@@ -66,8 +96,17 @@ class PartitionLog:
         self.log_start_offset = 0
         self.durable_offset = 0
         """Offsets below this are on disk (fsynced); with durability=always it is the HW."""
-        self.hw_is_durable = True
+        self.broker_always = True
+        """The broker-wide durability is `always` (topics may override with flush.*)."""
+        self.failed: BaseException | None = None
+        """Set by a failed write or fsync: the log is read-only from then on."""
+        self.last_flush_ms = clock_ms()
         self._waiters: list[asyncio.Future[None]] = []
+        self._sealed_unsynced: list[Segment] = []
+        """Segments rolled but not yet fsynced (the next sync takes them)."""
+        self._syncing: list[Segment] = []
+        """Segments a sync in a worker thread is working on: never deleted meanwhile."""
+        self._dir_unsynced = False
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -83,44 +122,59 @@ class PartitionLog:
         leader_epoch: int = 0,
         log_start_offset: int = 0,
         clock_ms: Callable[[], int] = _wall_ms,
+        recovery: RecoveryPlan | None = None,
     ) -> PartitionLog:
-        """Open (or create) the log in `directory`, scanning segments and cutting a torn tail."""
+        """Open (or create) the log in `directory`.
+
+        `recovery` says whether the broker stopped cleanly and how far each log was fsynced;
+        without one every segment is scanned (an unclean start with no checkpoint).
+        Raises CorruptLog for damage below the recovery point.
+        """
         self = cls(
             fs, directory, topic, partition, config, leader_epoch=leader_epoch, clock_ms=clock_ms
         )
         fs.makedirs(directory)
-        names = sorted(n for n in fs.listdir(directory) if n.endswith(".log"))
+        plan = recovery or RecoveryPlan(clean=False)
         now = clock_ms()
-        for i, name in enumerate(names):
-            base = int(name[:-4])
-            segment, scan = Segment.open_existing(
-                fs, os.path.join(directory, name), base, now, verify_crc=True
-            )
-            if scan.torn_bytes:
-                if i != len(names) - 1:
-                    log.error(
-                        "%s-%d: segment %s is damaged (%s) but is not the last one",
-                        topic,
-                        partition,
-                        name,
-                        scan.reason,
-                    )
-                log.warning(
-                    "%s-%d: cutting %d bytes of torn tail from %s (%s)",
-                    topic,
-                    partition,
-                    scan.torn_bytes,
-                    name,
-                    scan.reason,
-                )
-                segment.truncate_to(scan.valid_bytes)
-            self.segments.append(segment)
+        self.segments = open_segments(
+            fs, directory, f"{topic}-{partition}", plan.point_for(directory), now
+        )
         if not self.segments:
             self.segments.append(Segment.create(fs, directory, log_start_offset, now))
             fs.fsync_dir(directory)
         self.log_start_offset = max(log_start_offset, self.segments[0].base_offset)
         self.durable_offset = self.log_end_offset
         return self
+
+    @property
+    def hw_is_durable(self) -> bool:
+        """Whether acks wait for fsync and the high watermark is the durable offset."""
+        return self.sync_on_ack
+
+    @hw_is_durable.setter
+    def hw_is_durable(self, broker_always: bool) -> None:
+        self.broker_always = broker_always
+
+    @property
+    def sync_on_ack(self) -> bool:
+        """Acks wait for fsync: broker durability=always unless the topic sets flush.*."""
+        if self.config.flush_messages == 1 or self.config.flush_ms == 0:
+            return True
+        if self.config.flush_messages > 1 or self.config.flush_ms > 0:
+            return False
+        return self.broker_always
+
+    def flush_due(self, now_ms: int, default_interval_ms: int) -> bool:
+        """For logs not synced on ack: whether the periodic fsync is due."""
+        if self.durable_offset >= self.log_end_offset:
+            return False
+        if (
+            self.config.flush_messages > 0
+            and self.log_end_offset - self.durable_offset >= self.config.flush_messages
+        ):
+            return True
+        interval = self.config.flush_ms if self.config.flush_ms > 0 else default_interval_ms
+        return now_ms - self.last_flush_ms >= interval
 
     def close(self) -> None:
         for segment in self.segments:
@@ -143,6 +197,7 @@ class PartitionLog:
 
     def mark_durable(self, offset: int) -> None:
         """Record that every offset below `offset` is fsynced; wakes long-polling readers."""
+        self.last_flush_ms = self._clock_ms()
         if offset > self.durable_offset:
             self.durable_offset = offset
             if self.hw_is_durable:
@@ -155,10 +210,22 @@ class PartitionLog:
     # -- writing ---------------------------------------------------------------------------
 
     def append(self, batch: bytearray, header: BatchHeader) -> int:
-        """Assign offsets to one validated batch and append it; returns its base offset."""
+        """Assign offsets to one validated batch and append it; returns its base offset.
+
+        Raises StorageError if the log failed earlier or this write fails (disk full, I/O
+        error); a failed write leaves no partial batch and the log read-only.
+        """
+        if self.failed is not None:
+            raise StorageError(
+                f"{self.topic}-{self.partition} is read-only after a storage failure: {self.failed}"
+            )
         base_offset = self.log_end_offset
         patch_batch(batch, 0, base_offset=base_offset, leader_epoch=self.leader_epoch)
-        self._maybe_roll(len(batch))
+        try:
+            self._maybe_roll(len(batch), header.last_offset_delta)
+        except OSError as exc:
+            self.fail(exc)
+            raise StorageError(f"cannot roll {self.topic}-{self.partition}: {exc}") from exc
         stored = BatchHeader(
             base_offset,
             header.batch_length,
@@ -174,31 +241,109 @@ class PartitionLog:
             header.base_sequence,
             header.record_count,
         )
-        self.segments[-1].append(batch, stored)
-        if not self.hw_is_durable:
+        try:
+            self.segments[-1].append(batch, stored)
+        except OSError as exc:
+            self.fail(exc)
+            raise StorageError(f"write to {self.topic}-{self.partition} failed: {exc}") from exc
+        if not self.sync_on_ack:
             self._wake_readers()
         return base_offset
 
-    def _maybe_roll(self, incoming_bytes: int) -> None:
+    def fail(self, exc: BaseException) -> None:
+        """Make the log read-only after a storage failure (never retried, never guessed)."""
+        if self.failed is None:
+            self.failed = exc
+            log.error(
+                "%s-%d: storage failure, the log now refuses writes (reads go on): %s",
+                self.topic,
+                self.partition,
+                exc,
+            )
+
+    def _maybe_roll(self, incoming_bytes: int, last_offset_delta: int) -> None:
         active = self.segments[-1]
         if active.size == 0:
             return
-        too_big = active.size + incoming_bytes > self.config.segment_bytes
+        too_big = active.size + incoming_bytes > min(self.config.segment_bytes, 2**31 - 1)
+        # Age counts from when the segment was created (or opened) by the broker's clock, not
+        # from record timestamps: a producer's old timestamps must not roll every batch.
         too_old = self._clock_ms() - active.created_ms >= self.config.segment_ms
-        if too_big or too_old:
+        overflow = not fits_relative(active.base_offset, active.next_offset + last_offset_delta)
+        if too_big or too_old or overflow:
             self.roll()
 
     def roll(self) -> None:
-        """Close the active segment for writes and start a new one at the log end offset."""
+        """Seal the active segment and start a new one at the log end offset.
+
+        No fsync here, on the event loop: the next sync (`begin_sync` / `sync_files`, in a
+        worker thread) fsyncs the sealed segment, its indexes and the directory before any
+        offset in the new segment counts as durable.
+        """
         active = self.segments[-1]
-        active.flush()
+        active.add_final_time_entry()
+        active.persist_indexes()
         segment = Segment.create(self.fs, self.directory, active.next_offset, self._clock_ms())
-        self.fs.fsync_dir(self.directory)
+        self._sealed_unsynced.append(active)
+        self._dir_unsynced = True
         self.segments.append(segment)
 
+    def begin_sync(self) -> tuple[int, list[Segment], bool]:
+        """On the loop: (offset durable once synced, segments to fsync, directory too?).
+
+        Pass the result to `sync_files` (any thread), then call `end_sync` on the loop.
+        """
+        target = self.log_end_offset
+        segments = [*self._sealed_unsynced, self.segments[-1]]
+        self._sealed_unsynced = []
+        dir_unsynced, self._dir_unsynced = self._dir_unsynced, False
+        self._syncing.extend(segments)
+        return target, segments, dir_unsynced
+
+    def sync_files(self, segments: list[Segment], dir_unsynced: bool) -> None:
+        """fsync sealed segments (log and indexes), the active log, then the directory."""
+        for sealed in segments[:-1]:
+            sealed.flush()
+            sealed.sync_indexes()
+        segments[-1].flush()
+        if dir_unsynced:
+            self.fs.fsync_dir(self.directory)
+
+    def end_sync(self, segments: list[Segment]) -> None:
+        for segment in segments:
+            self._syncing.remove(segment)
+
     def flush(self) -> None:
-        """fsync the active segment (closed segments were fsynced when they rolled)."""
-        self.segments[-1].flush()
+        """fsync everything appended so far, synchronously (callers mark it durable)."""
+        _, segments, dir_unsynced = self.begin_sync()
+        try:
+            self.sync_files(segments, dir_unsynced)
+        finally:
+            self.end_sync(segments)
+
+    def flush_all(self) -> None:
+        """`flush`, and the active segment's indexes too (a clean stop loads them)."""
+        active = self.segments[-1]
+        active.add_final_time_entry()
+        active.persist_indexes()
+        self.flush()
+        active.sync_indexes()
+
+    def _pinned(self, segment: Segment) -> bool:
+        """Whether a sync still needs `segment`'s files (it must not be deleted yet)."""
+        return segment in self._sealed_unsynced or segment in self._syncing
+
+    def prepare_checkpoint(self) -> tuple[int, Segment]:
+        """On the loop: write pending index entries; returns (recovery point, segment to sync).
+
+        Once the returned segment's indexes are fsynced (`Segment.sync_indexes`, off the loop)
+        the recovery point may be checkpointed: every offset below it and its index entries
+        are on disk.
+        """
+        point = self.durable_offset
+        active = self.segments[-1]
+        active.persist_indexes()
+        return point, active
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -224,29 +369,38 @@ class PartitionLog:
             i += 1
         return b""
 
-    def offset_for_timestamp(self, timestamp: int) -> int | None:
-        """The first offset with a batch max timestamp >= `timestamp`, or None if none."""
+    def lookup_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record whose timestamp is >= `timestamp`, at or
+        above the log start offset; None if there is none."""
         for segment in self.segments:
-            if segment.max_timestamp >= timestamp:
-                found = segment.offset_for_timestamp(timestamp)
-                if found is not None:
-                    return max(found, self.log_start_offset)
+            if segment.next_offset <= self.log_start_offset:
+                continue
+            found = segment.lookup_timestamp(timestamp, self.log_start_offset)
+            if found is not None:
+                return found
         return None
 
+    def offset_for_timestamp(self, timestamp: int) -> int | None:
+        """The offset of the first record whose timestamp is >= `timestamp`, or None."""
+        found = self.lookup_timestamp(timestamp)
+        return None if found is None else found[0]
+
     def max_timestamp(self) -> tuple[int, int]:
-        """(timestamp, offset) of the batch with the largest timestamp, or (-1, -1)."""
-        best_ts, best_offset = -1, -1
+        """(timestamp, offset) of the first record with the largest timestamp, or (-1, -1)."""
+        best: Segment | None = None
         for segment in self.segments:
-            if segment.time_stamps and segment.time_stamps[-1] > best_ts:
-                best_ts = segment.time_stamps[-1]
-                best_offset = segment.time_offsets[-1]
-        return best_ts, best_offset
+            if segment.max_timestamp > (best.max_timestamp if best else -1):
+                best = segment
+        return best.max_timestamp_record() if best is not None else (-1, -1)
 
     # -- long polls ------------------------------------------------------------------------
 
     def wait_for_append(self) -> asyncio.Future[None]:
         """A future resolved at the next append (or cancelled when the log closes)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Drop waiters whose Fetch gave up (timed out, or its client left), or an idle
+        # partition would keep every abandoned long poll's future until its next append.
+        self._waiters = [w for w in self._waiters if not w.done()]
         self._waiters.append(fut)
         return fut
 
@@ -261,14 +415,18 @@ class PartitionLog:
     def delete_records_before(self, offset: int) -> None:
         """Move the log start offset to `offset`, dropping segments wholly below it."""
         self.log_start_offset = max(self.log_start_offset, offset)
-        while len(self.segments) > 1 and self.segments[1].base_offset <= self.log_start_offset:
+        while (
+            len(self.segments) > 1
+            and self.segments[1].base_offset <= self.log_start_offset
+            and not self._pinned(self.segments[0])
+        ):
             self._delete_segment(self.segments.pop(0))
 
     def apply_retention(self) -> int:
         """Delete closed segments past retention.ms or beyond retention.bytes; returns count."""
         deleted = 0
         now = self._clock_ms()
-        while len(self.segments) > 1:
+        while len(self.segments) > 1 and not self._pinned(self.segments[0]):
             oldest = self.segments[0]
             expired = (
                 self.config.retention_ms >= 0
@@ -288,13 +446,20 @@ class PartitionLog:
         return deleted
 
     def _delete_segment(self, segment: Segment) -> None:
+        """Rename to `.deleted` first (atomic), then remove indexes and the renamed log."""
         segment.close()
-        self.fs.remove(segment.path)
+        deleted = segment.path + ".deleted"
+        self.fs.rename(segment.path, deleted)
+        for path in segment.file_paths()[1:]:
+            if self.fs.exists(path):
+                self.fs.remove(path)
+        self.fs.remove(deleted)
         log.info("%s-%d: deleted segment %s", self.topic, self.partition, segment.path)
 
     def delete_files(self) -> None:
         """Remove every file of this log (topic deletion)."""
         self.close()
         for segment in self.segments:
-            if self.fs.exists(segment.path):
-                self.fs.remove(segment.path)
+            for path in segment.file_paths():
+                if self.fs.exists(path):
+                    self.fs.remove(path)

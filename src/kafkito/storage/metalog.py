@@ -99,9 +99,10 @@ class MetadataLog:
     def compact(self, live: Iterator[dict[str, Any]] | Iterable[dict[str, Any]]) -> None:
         """Replace the file by the given live records, atomically."""
         data = b"".join(encode_record(r) for r in live)
-        self.fs.close(self._fd)
+        # Write the new file first: if that fails (disk full) the old one and its fd stay valid.
         self.fs.write_file_atomic(self.path, data)
-        self._fd = self.fs.open(self.path, create=False)
+        old, self._fd = self._fd, self.fs.open(self.path, create=False)
+        self.fs.close(old)
         self._size = len(data)
         self.appended_since_compaction = 0
 

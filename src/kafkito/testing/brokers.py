@@ -94,9 +94,17 @@ class BrokerProcess:
 
 
 def kafkito_process(
-    data_dir: Path, *, port: int | None = None, extra_args: list[str] | None = None
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> BrokerProcess:
-    """A `kafkito broker` child process (not started)."""
+    """A `kafkito broker` child process (not started).
+
+    `env` adds variables to this process's environment for the child (e.g. a test fault point);
+    change `BrokerProcess.env` between restarts to drop them.
+    """
     port = port or free_port()
     argv = [
         sys.executable,
@@ -109,7 +117,8 @@ def kafkito_process(
         str(data_dir),
         *(extra_args or []),
     ]
-    return BrokerProcess(argv, port, data_dir.parent / f"kafkito-broker-{port}.log")
+    child_env = {**os.environ, **env} if env else None
+    return BrokerProcess(argv, port, data_dir.parent / f"kafkito-broker-{port}.log", env=child_env)
 
 
 def tansu_binary() -> str | None:

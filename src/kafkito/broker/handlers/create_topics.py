@@ -6,20 +6,24 @@ partition count, replication factor and configs. v7: topic id.
 
 One node: replication_factor above 1 gets INVALID_REPLICATION_FACTOR (38); an assignment naming
 another broker INVALID_REPLICA_ASSIGNMENT (39); a bad name INVALID_TOPIC_EXCEPTION (17); a
-config that does not validate INVALID_CONFIG (40).
+config that does not validate INVALID_CONFIG (40) naming the key; a partition count below 1 or
+above MAX_PARTITIONS_PER_TOPIC INVALID_PARTITIONS (37). A name given twice fails with
+INVALID_REQUEST, answered once (Kafka answers by name). validate_only runs every check and
+creates nothing.
 """
 
 from __future__ import annotations
 
+import collections
 import uuid
 from typing import Any
 
-from kafkito.broker.configs import TOPIC_CONFIGS, effective_topic_configs, validate_topic_config
+from kafkito.broker.configs import describe_topic_configs, validate_topic_config
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import BrokerError, ErrorCode
 
-SOURCE_TOPIC = 1  # DYNAMIC_TOPIC_CONFIG
-SOURCE_DEFAULT = 5  # DEFAULT_CONFIG
+MAX_PARTITIONS_PER_TOPIC = 10_000
+"""Each partition is a directory of open files: a bound, checked where the request enters."""
 
 
 def _failed(name: str, code: ErrorCode, message: str) -> dict[str, Any]:
@@ -36,16 +40,21 @@ def _failed(name: str, code: ErrorCode, message: str) -> dict[str, Any]:
 
 @handler(19, versions=range(2, 8))
 async def create_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    """Each topic on its own: one refused topic never fails its siblings."""
     broker = ctx.broker
     node = broker.settings.node_id
     answers = []
-    seen: set[str] = set()
+    counts = collections.Counter(wanted.name for wanted in request.topics)
+    answered: set[str] = set()
     for wanted in request.topics:
         name = wanted.name
-        if name in seen:
-            answers.append(_failed(name, ErrorCode.invalid_request, "topic named twice"))
+        if counts[name] > 1:
+            if name not in answered:
+                answers.append(
+                    _failed(name, ErrorCode.invalid_request, f"topic {name!r} is named twice")
+                )
+                answered.add(name)
             continue
-        seen.add(name)
         rf = int(wanted.replication_factor)
         partitions = int(wanted.num_partitions)
         if wanted.assignments:
@@ -94,11 +103,21 @@ async def create_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
             continue
         if partitions == -1:
             partitions = broker.settings.num_partitions
+        if partitions > MAX_PARTITIONS_PER_TOPIC:
+            answers.append(
+                _failed(
+                    name,
+                    ErrorCode.invalid_partitions,
+                    f"{partitions} partitions is above the limit of {MAX_PARTITIONS_PER_TOPIC}",
+                )
+            )
+            continue
         configs: dict[str, str] = {}
         config_error = None
         for c in wanted.configs:
             if c.value is None:
-                continue
+                config_error = f"null value for topic config {c.name!r}"
+                break
             config_error = validate_topic_config(c.name, c.value)
             if config_error:
                 break
@@ -114,14 +133,8 @@ async def create_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
             answers.append(_failed(name, exc.code, str(exc)))
             continue
         described = [
-            {
-                "name": key,
-                "value": value,
-                "read_only": TOPIC_CONFIGS[key].read_only,
-                "config_source": SOURCE_TOPIC if key in configs else SOURCE_DEFAULT,
-                "is_sensitive": TOPIC_CONFIGS[key].sensitive,
-            }
-            for key, value in effective_topic_configs(configs).items()
+            entry.as_dict(synonyms=False, documentation=False)
+            for entry in describe_topic_configs(configs, broker.settings)
         ]
         answers.append(
             {

@@ -9,6 +9,10 @@ Semantics (P7): whole batches starting with the one holding fetch_offset; at lea
 even above the size limits (KIP-74), for the first partition that has data; only data below the
 high watermark (with durability=always that is fsynced data); long-poll until min_bytes have
 arrived or max_wait has passed, waiting on the logs' append futures, never in a sleeping loop.
+
+The request is small and decoded by kio; the answer is encoded by hand
+(protocol/hot/fetch.py) as [head, records, ..., tail] chunks, so the bytes read from the
+segments go to the socket without being joined or re-encoded.
 """
 
 from __future__ import annotations
@@ -18,10 +22,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.broker.dispatch import RawBody, RequestContext, handler
 from kafkito.broker.state import LEADER_EPOCH
-from kafkito.errors import ErrorCode
+from kafkito.errors import ErrorCode, StorageError
 from kafkito.protocol.codec import ms
+from kafkito.protocol.hot.fetch import (
+    FETCH_VERSIONS,
+    FetchPartition,
+    FetchTopic,
+    encode_fetch_response,
+)
 from kafkito.storage.log import PartitionLog
 
 
@@ -97,14 +107,18 @@ def _collect(
         if limit <= 0 and total > 0:
             out.append((w, ErrorCode.none, b""))
             continue
-        data = plog.read(w.fetch_offset, max(limit, 1), max_offset=hw)
+        try:
+            data = plog.read(w.fetch_offset, max(limit, 1), max_offset=hw)
+        except StorageError:  # a batch failed its CRC on disk: never served (B4)
+            out.append((w, ErrorCode.kafka_storage_error, b""))
+            continue
         total += len(data)
         out.append((w, ErrorCode.none, data))
     return out, total
 
 
-@handler(1, versions=range(4, 17))
-async def fetch(request: Any, ctx: RequestContext) -> dict[str, Any]:
+@handler(1, versions=FETCH_VERSIONS)
+async def fetch(request: Any, ctx: RequestContext) -> RawBody:
     wanted = _resolve(request, ctx)
     max_bytes = int(request.max_bytes) if ctx.api_version >= 3 else 1 << 30
     min_bytes = int(request.min_bytes)
@@ -129,15 +143,14 @@ async def fetch(request: Any, ctx: RequestContext) -> dict[str, Any]:
     return _response(answers, ctx.api_version)
 
 
-def _response(answers: list[tuple[_Wanted, ErrorCode, bytes]], version: int) -> dict[str, Any]:
-    topics: list[dict[str, Any]] = []
-    index: dict[Any, list[dict[str, Any]]] = {}
+def _response(answers: list[tuple[_Wanted, ErrorCode, bytes]], version: int) -> RawBody:
+    topics: list[FetchTopic] = []
+    index: dict[Any, list[FetchPartition]] = {}
     for w, code, data in answers:
         parts = index.get(w.topic_key)
         if parts is None:
             parts = index[w.topic_key] = []
-            key_field = "topic_id" if version >= 13 else "topic"
-            topics.append({key_field: w.topic_key, "partitions": parts})
+            topics.append(FetchTopic(w.topic_key, parts))
         plog = w.plog
         known = plog is not None and code not in (
             ErrorCode.unknown_topic_or_partition,
@@ -145,15 +158,15 @@ def _response(answers: list[tuple[_Wanted, ErrorCode, bytes]], version: int) -> 
         )
         hw = plog.high_watermark if known and plog is not None else -1
         parts.append(
-            {
-                "partition_index": w.partition,
-                "error_code": code,
-                "high_watermark": hw,
-                "last_stable_offset": hw,
-                "log_start_offset": plog.log_start_offset if known and plog is not None else -1,
-                "aborted_transactions": [],
-                "preferred_read_replica": -1,
-                "records": data,
-            }
+            FetchPartition(
+                partition_index=w.partition,
+                error_code=code,
+                high_watermark=hw,
+                last_stable_offset=hw,
+                log_start_offset=plog.log_start_offset if known and plog is not None else -1,
+                records=data,
+                aborted_transactions=[],
+                preferred_read_replica=-1,
+            )
         )
-    return {"throttle_time": 0, "error_code": ErrorCode.none, "session_id": 0, "responses": topics}
+    return RawBody(encode_fetch_response(version, topics))

@@ -59,10 +59,11 @@ async def list_offsets(request: Any, ctx: RequestContext) -> dict[str, Any]:
             elif ts < 0:
                 answers.append(_answer(index, ErrorCode.invalid_request))
             else:
-                found = plog.offset_for_timestamp(ts)
-                if found is None or found >= plog.high_watermark:
+                # Kafka answers the found record's own timestamp, not the one asked for.
+                found = plog.lookup_timestamp(ts)
+                if found is None or found[0] >= plog.high_watermark:
                     answers.append(_answer(index, ErrorCode.none, -1, -1))
                 else:
-                    answers.append(_answer(index, ErrorCode.none, ts, found))
+                    answers.append(_answer(index, ErrorCode.none, found[1], found[0]))
         topics.append({"name": topic.name, "partitions": answers})
     return {"throttle_time": 0, "topics": topics}

@@ -1,13 +1,18 @@
 """Metadata (key 3), v0-12.
 
 v1: null topics = all topics, controller_id, is_internal. v2: cluster_id. v4:
-allow_auto_topic_creation. v5: offline_replicas. v7: leader_epoch. v8-10: authorized operations
-(INT32_MIN when not requested, KAFKA-NOTES P11). v9: flexible. v10: topic ids. v12: topic name
-nullable in the request (lookup by id).
+allow_auto_topic_creation. v5: offline_replicas. v7: leader_epoch. v8: authorized operations of
+topics (v8+) and of the cluster (v8-10), INT32_MIN when not requested (KAFKA-NOTES P11). v9:
+flexible. v10: topic ids. v12: topic name nullable in the request (lookup by id).
 
 One broker is leader, replica and ISR of everything, with a constant leader epoch of 0. The
 advertised address is the one actually bound (port 0 allowed). Unknown topics are created when
 the request allows it and the broker is configured to.
+
+Authorized operations: there are no ACLs, so a client that asks is allowed everything the
+resource type supports; only valid AclOperation bits (3-14) are set, never -1 (P11: a bit 15
+made kafka-python fail). The masks live here and are shared with DescribeCluster and the group
+APIs.
 """
 
 from __future__ import annotations
@@ -22,8 +27,33 @@ from kafkito.errors import BrokerError, ErrorCode
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 ZERO_UUID = uuid.UUID(int=0)
 
+# Kafka's AclOperation codes; bit i of an authorized-operations field stands for code i.
+READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE = 3, 4, 5, 6, 7, 8
+CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE = 9, 10, 11, 12
 
-def topic_metadata(topic: Topic, node_id: int) -> dict[str, Any]:
+
+def operations_mask(*operations: int) -> int:
+    """The authorized-operations bit field allowing `operations`."""
+    mask = 0
+    for operation in operations:
+        assert 3 <= operation <= 14, operation
+        mask |= 1 << operation
+    return mask
+
+
+# What Kafka's AclEntry.supportedOperations lists per resource type.
+TOPIC_OPERATIONS = operations_mask(
+    READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
+)
+CLUSTER_OPERATIONS = operations_mask(
+    CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE
+)
+GROUP_OPERATIONS = operations_mask(READ, DESCRIBE, DELETE)
+
+
+def topic_metadata(
+    topic: Topic, node_id: int, authorized_operations: int = AUTHORIZED_OPERATIONS_OMITTED
+) -> dict[str, Any]:
     partitions = [
         {
             "error_code": ErrorCode.none,
@@ -42,7 +72,7 @@ def topic_metadata(topic: Topic, node_id: int) -> dict[str, Any]:
         "topic_id": topic.topic_id,
         "is_internal": topic.internal,
         "partitions": partitions,
-        "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+        "topic_authorized_operations": authorized_operations,
     }
 
 
@@ -67,9 +97,19 @@ async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
     # Before v4 the request had no flag and creation was implied.
     allow_create = bool(request.allow_auto_topic_creation) if ctx.api_version >= 4 else True
     allow_create = allow_create and broker.settings.auto_create_topics
+    topic_ops = (
+        TOPIC_OPERATIONS
+        if getattr(request, "include_topic_authorized_operations", False)
+        else AUTHORIZED_OPERATIONS_OMITTED
+    )
+    cluster_ops = (
+        CLUSTER_OPERATIONS
+        if getattr(request, "include_cluster_authorized_operations", False)
+        else AUTHORIZED_OPERATIONS_OMITTED
+    )
     requested = request.topics
     if requested is None or (ctx.api_version == 0 and not requested):
-        topics = [topic_metadata(t, node) for t in registry.by_name.values()]
+        topics = [topic_metadata(t, node, topic_ops) for t in registry.by_name.values()]
     else:
         topics = []
         for wanted in requested:
@@ -78,7 +118,7 @@ async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
             if name is None and wanted_id is not None and wanted_id != ZERO_UUID:
                 found = registry.by_id.get(wanted_id)
                 topics.append(
-                    topic_metadata(found, node)
+                    topic_metadata(found, node, topic_ops)
                     if found
                     else missing_topic(None, ErrorCode.unknown_topic_id, wanted_id)
                 )
@@ -97,7 +137,7 @@ async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
                     topics.append(missing_topic(name, exc.code))
                     continue
             topics.append(
-                topic_metadata(topic, node)
+                topic_metadata(topic, node, topic_ops)
                 if topic
                 else missing_topic(name, ErrorCode.unknown_topic_or_partition)
             )
@@ -107,5 +147,5 @@ async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
         "cluster_id": broker.cluster_id,
         "controller_id": node,
         "topics": topics,
-        "cluster_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+        "cluster_authorized_operations": cluster_ops,
     }

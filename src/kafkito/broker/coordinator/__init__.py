@@ -1,0 +1,47 @@
+"""The group coordinator: consumer groups and committed offsets for the embedded broker.
+
+* states.py       the classic group state machine, as a transition table
+* group.py        a group's members and the pure rules on them (protocol choice)
+* journal.py      group commit of coordinator records into the metadata log (fsync, then ack)
+* coordinator.py  JoinGroup/SyncGroup/Heartbeat/LeaveGroup, offsets, expiry, persistence
+
+Importing this package registers `install` in `kafkito.broker.embedded.INSTALLERS`; the handler
+modules (handlers/join_group.py and friends) import it, and `load_handlers()` imports them when a
+BrokerCore is made, so every core built by `_build_core` gets a coordinator before it loads.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING
+
+from kafkito.broker import embedded
+from kafkito.broker.coordinator.coordinator import Coordinator
+from kafkito.broker.coordinator.states import GroupEvent, GroupState
+from kafkito.errors import BrokerError, ErrorCode
+
+if TYPE_CHECKING:
+    from kafkito.broker.core import BrokerCore
+
+__all__ = ["Coordinator", "GroupEvent", "GroupState", "coordinator_of", "install"]
+
+_COORDINATORS: weakref.WeakKeyDictionary[BrokerCore, Coordinator] = weakref.WeakKeyDictionary()
+
+
+def install(broker: BrokerCore) -> None:
+    """Attach a coordinator to a fresh BrokerCore (an `embedded.INSTALLERS` entry)."""
+    coordinator = Coordinator(broker)
+    _COORDINATORS[broker] = coordinator
+    broker.participants.append(coordinator)
+
+
+def coordinator_of(broker: BrokerCore) -> Coordinator:
+    """The broker's coordinator; BrokerError(COORDINATOR_NOT_AVAILABLE) if none was installed."""
+    coordinator = _COORDINATORS.get(broker)
+    if coordinator is None:
+        raise BrokerError(ErrorCode.coordinator_not_available, "no group coordinator installed")
+    return coordinator
+
+
+if install not in embedded.INSTALLERS:
+    embedded.INSTALLERS.append(install)

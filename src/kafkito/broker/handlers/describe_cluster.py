@@ -1,0 +1,54 @@
+"""DescribeCluster (key 60), v0-2.
+
+v0: cluster id, controller, brokers, cluster authorized operations. v1: endpoint_type in the
+request and the answer (1 = brokers, 2 = controllers). v2: include_fenced_brokers, is_fenced.
+
+kafka-python's describe_cluster uses v1 (librdkafka answers DescribeCluster from Metadata). The
+one node is broker and controller; like a Kafka broker, it answers only for broker endpoints and
+refuses controller endpoints with UNSUPPORTED_ENDPOINT_TYPE (clients ask controllers directly
+for those). Authorized operations are INT32_MIN unless asked for, then every cluster operation
+(there are no ACLs; KAFKA-NOTES §6 P11).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS
+from kafkito.errors import ErrorCode
+
+ENDPOINT_BROKERS = 1
+
+
+@handler(60, versions=range(0, 3))
+async def describe_cluster(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    broker = ctx.broker
+    node = broker.settings.node_id
+    endpoint_type = int(getattr(request, "endpoint_type", ENDPOINT_BROKERS))
+    answer: dict[str, Any] = {
+        "throttle_time": 0,
+        "error_code": ErrorCode.none,
+        "error_message": None,
+        "endpoint_type": endpoint_type,
+        "cluster_id": broker.cluster_id,
+        "controller_id": node,
+        "brokers": [],
+        "cluster_authorized_operations": CLUSTER_OPERATIONS
+        if request.include_cluster_authorized_operations
+        else AUTHORIZED_OPERATIONS_OMITTED,
+    }
+    if endpoint_type != ENDPOINT_BROKERS:
+        answer["error_code"] = ErrorCode.unsupported_endpoint_type
+        answer["error_message"] = f"endpoint type {endpoint_type} is not served by a broker"
+        return answer
+    answer["brokers"] = [
+        {
+            "broker_id": node,
+            "host": broker.host,
+            "port": broker.port,
+            "rack": None,
+            "is_fenced": False,
+        }
+    ]
+    return answer

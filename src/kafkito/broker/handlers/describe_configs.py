@@ -1,0 +1,106 @@
+"""DescribeConfigs (key 32), v1-4.
+
+v1: include_synonyms, config_source (replaces is_default), synonyms. v2: same as v1. v3:
+include_documentation, config_type and documentation per config. v4: flexible.
+
+Resources are TOPIC (2) and BROKER (4). A topic lists **every** topic key (KAFKA-NOTES §6 P12:
+kafka-python's alter_configs checks names against this list) with its effective value, source,
+read-only and sensitive flags; a broker lists every broker key, all read-only. Naming keys
+returns just those (unknown names are left out; null or empty means all, as in Kafka).
+Synonyms are sent only when asked for, documentation only when asked for; config_type always
+(v3+).
+
+Errors per resource: an unknown topic is UNKNOWN_TOPIC_OR_PARTITION, a bad topic name
+INVALID_TOPIC_EXCEPTION; a broker name other than this node's id (or "" for cluster defaults,
+of which there are none) INVALID_REQUEST; any other resource type INVALID_REQUEST.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kafkito.broker.configs import (
+    RESOURCE_BROKER,
+    RESOURCE_TOPIC,
+    ConfigValue,
+    describe_broker_configs,
+    describe_topic_configs,
+)
+from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.broker.state import topic_name_error
+from kafkito.errors import BrokerError, ErrorCode
+
+if TYPE_CHECKING:
+    from kafkito.broker.core import BrokerCore
+
+
+def broker_resource_error(name: str, node_id: int) -> str | None:
+    """Why `name` does not name this broker (Kafka's message), or None; "" is cluster-wide."""
+    if name == "":
+        return None
+    try:
+        named = int(name)
+    except ValueError:
+        return f"broker id must be an integer, got {name!r}"
+    if named != node_id:
+        return f"unexpected broker id {named}: this node is {node_id} (or '' for defaults)"
+    return None
+
+
+def _describe(broker: BrokerCore, resource_type: int, name: str) -> list[ConfigValue]:
+    """Every config of one resource; raises BrokerError with the code to answer."""
+    if resource_type == RESOURCE_TOPIC:
+        if (reason := topic_name_error(name)) is not None:
+            raise BrokerError(ErrorCode.invalid_topic_exception, reason)
+        topic = broker.topics.get(name)
+        if topic is None:
+            raise BrokerError(ErrorCode.unknown_topic_or_partition, f"unknown topic {name!r}")
+        return describe_topic_configs(topic.configs, broker.settings)
+    if resource_type == RESOURCE_BROKER:
+        if (reason := broker_resource_error(name, broker.settings.node_id)) is not None:
+            raise BrokerError(ErrorCode.invalid_request, reason)
+        if name == "":
+            return []  # no dynamic cluster-wide defaults exist
+        return describe_broker_configs(broker.settings, broker.port)
+    raise BrokerError(
+        ErrorCode.invalid_request, f"config resource type {resource_type} is not supported"
+    )
+
+
+@handler(32, versions=range(1, 5))
+async def describe_configs(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    """Each resource on its own: one unknown topic never fails its siblings."""
+    synonyms = bool(request.include_synonyms)
+    documentation = bool(getattr(request, "include_documentation", False))
+    results = []
+    for resource in request.resources:
+        rtype, name = int(resource.resource_type), resource.resource_name
+        try:
+            described = _describe(ctx.broker, rtype, name)
+        except BrokerError as exc:
+            results.append(
+                {
+                    "error_code": exc.code,
+                    "error_message": str(exc),
+                    "resource_type": rtype,
+                    "resource_name": name,
+                    "configs": [],
+                }
+            )
+            continue
+        keys = resource.configuration_keys
+        if keys:  # null or empty: all keys, as Kafka's ConfigHelper does
+            wanted = set(keys)
+            described = [c for c in described if c.name in wanted]
+        results.append(
+            {
+                "error_code": ErrorCode.none,
+                "error_message": None,
+                "resource_type": rtype,
+                "resource_name": name,
+                "configs": [
+                    c.as_dict(synonyms=synonyms, documentation=documentation) for c in described
+                ],
+            }
+        )
+    return {"throttle_time": 0, "results": results}

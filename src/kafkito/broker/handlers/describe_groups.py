@@ -1,0 +1,27 @@
+"""DescribeGroups (key 15), v0-5.
+
+v1: throttle_time. v2: same. v3: include_authorized_operations in, authorized_operations out
+(INT32_MIN when not asked for, KAFKA-NOTES P11; READ|DELETE|DESCRIBE when asked, there being no
+authorizer). v4: group_instance_id per member. v5: flexible. A group that does not exist is
+described as Dead with no error, as Kafka does before v6.
+Member metadata and assignments are shown only while the group is Stable (Kafka's GroupSummary).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafkito.broker.coordinator import coordinator_of
+from kafkito.broker.coordinator.coordinator import describe
+from kafkito.broker.dispatch import RequestContext, handler
+
+
+@handler(15, versions=range(0, 6))
+async def describe_groups(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    coordinator = coordinator_of(ctx.broker)
+    include_ops = bool(getattr(request, "include_authorized_operations", False))
+    groups = [
+        describe(coordinator.groups.get(group_id), group_id, include_ops)
+        for group_id in request.groups
+    ]
+    return {"throttle_time": 0, "groups": groups}

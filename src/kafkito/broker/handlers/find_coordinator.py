@@ -1,0 +1,47 @@
+"""FindCoordinator (key 10), v0-6.
+
+v1: key_type (0 group, 1 transaction), throttle_time, error_message. v3: flexible. v4: batches,
+`coordinator_keys` in and a `coordinators` array out (KIP-699). v5-6: same layout (v6 adds share
+groups, key_type 2, which this broker does not have: INVALID_REQUEST).
+
+One node coordinates everything, so every group and transactional id maps to this broker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kafkito.broker.coordinator  # noqa: F401 - registers the coordinator installer
+from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.errors import ErrorCode
+
+GROUP_KEY, TRANSACTION_KEY = 0, 1
+
+
+def _answer(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
+    if key_type not in (GROUP_KEY, TRANSACTION_KEY):
+        return {
+            "key": key,
+            "error_code": ErrorCode.invalid_request,
+            "error_message": f"unsupported key type {key_type}",
+            "node_id": -1,
+            "host": "",
+            "port": -1,
+        }
+    return {
+        "key": key,
+        "error_code": ErrorCode.none,
+        "error_message": None,
+        "node_id": ctx.broker.settings.node_id,
+        "host": ctx.broker.host,
+        "port": ctx.broker.port,
+    }
+
+
+@handler(10, versions=range(0, 7))
+async def find_coordinator(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    key_type = int(getattr(request, "key_type", GROUP_KEY))
+    if ctx.api_version >= 4:
+        coordinators = [_answer(ctx, key, key_type) for key in request.coordinator_keys]
+        return {"throttle_time": 0, "coordinators": coordinators}
+    return {"throttle_time": 0, **_answer(ctx, request.key, key_type)}

@@ -1,0 +1,113 @@
+"""IncrementalAlterConfigs (key 44), v0-1.
+
+v0: resources with per-key operations; validate_only. v1: flexible.
+
+Operations: SET (0) a value, DELETE (1) an override (back to the default), APPEND (2) and
+SUBTRACT (3) items of a list key (cleanup.policy), starting from its effective value, default
+included. Keys not named keep their values. A key named twice in one resource, or an unknown
+operation, is INVALID_REQUEST, as is SET with a null value; an unknown key, a bad value, or
+APPEND/SUBTRACT on a key that is not a list is INVALID_CONFIG naming the key. Everything is
+checked before anything changes. Broker keys are read-only (see AlterConfigs).
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import TYPE_CHECKING, Any
+
+from kafkito.broker.configs import (
+    LIST_SEPARATOR,
+    RESOURCE_BROKER,
+    RESOURCE_TOPIC,
+    TOPIC_CONFIGS,
+    split_list,
+    topic_defaults,
+)
+from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.broker.handlers.alter_configs import (
+    find_topic,
+    refuse_broker_change,
+    replace_topic_configs,
+    resource_answer,
+)
+from kafkito.broker.state import Topic
+from kafkito.errors import BrokerError, ErrorCode
+
+if TYPE_CHECKING:
+    from kafkito.broker.core import BrokerCore
+
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+_OPERATION_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "SUBTRACT"}
+
+
+def apply_operations(
+    current: dict[str, str], defaults: dict[str, str | None], operations: list[tuple[str, int, Any]]
+) -> dict[str, str]:
+    """The overrides after `operations` (name, op, value); pure. Raises BrokerError."""
+    counts = collections.Counter(name for name, _, _ in operations)
+    if twice := sorted(name for name, n in counts.items() if n > 1):
+        raise BrokerError(ErrorCode.invalid_request, f"config keys named twice: {twice}")
+    result = dict(current)
+    for name, op, value in operations:
+        if op not in _OPERATION_NAMES:
+            raise BrokerError(ErrorCode.invalid_request, f"unknown config operation {op}")
+        key = TOPIC_CONFIGS.get(name)
+        if key is None:
+            raise BrokerError(ErrorCode.invalid_config, f"unknown topic config {name!r}")
+        if op == DELETE:
+            result.pop(name, None)
+            continue
+        if value is None:
+            raise BrokerError(
+                ErrorCode.invalid_request, f"null value for {_OPERATION_NAMES[op]} of {name!r}"
+            )
+        if op == SET:
+            result[name] = value
+            continue
+        if key.type != "list":
+            raise BrokerError(
+                ErrorCode.invalid_config,
+                f"{_OPERATION_NAMES[op]} is only for list configs, and {name!r} is a {key.type}",
+            )
+        base = result.get(name, defaults.get(name)) or ""
+        items = split_list(base)
+        given = split_list(value)
+        if op == APPEND:
+            items += given
+        else:
+            items = [item for item in items if item not in given]
+        result[name] = LIST_SEPARATOR.join(dict.fromkeys(items))  # each item once, in order
+    return result
+
+
+def _alter_topic(
+    broker: BrokerCore, topic: Topic, operations: list[tuple[str, int, Any]], validate_only: bool
+) -> None:
+    defaults = {name: value for name, (value, _) in topic_defaults(broker.settings).items()}
+    wanted = apply_operations(topic.configs, defaults, operations)
+    replace_topic_configs(broker, topic, wanted, validate_only=validate_only)
+
+
+@handler(44, versions=range(0, 2))
+async def incremental_alter_configs(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    """Each resource on its own: one refused resource never fails its siblings."""
+    broker = ctx.broker
+    validate_only = bool(request.validate_only)
+    answers = []
+    for resource in request.resources:
+        rtype, name = int(resource.resource_type), resource.resource_name
+        operations = [(c.name, int(c.config_operation), c.value) for c in resource.configs]
+        try:
+            if rtype == RESOURCE_TOPIC:
+                _alter_topic(broker, find_topic(broker, name), operations, validate_only)
+            elif rtype == RESOURCE_BROKER:
+                refuse_broker_change(broker, name, [n for n, _, _ in operations])
+            else:
+                raise BrokerError(
+                    ErrorCode.invalid_request, f"config resource type {rtype} is not supported"
+                )
+        except BrokerError as exc:
+            answers.append(resource_answer(rtype, name, exc))
+            continue
+        answers.append(resource_answer(rtype, name))
+    return {"throttle_time": 0, "responses": answers}

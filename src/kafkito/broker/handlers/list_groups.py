@@ -1,0 +1,36 @@
+"""ListGroups (key 16), v0-5.
+
+v1: throttle_time. v2: same. v3: flexible. v4: states_filter in, group_state out (KIP-518).
+v5: types_filter in, group_type out (KIP-848); every group here is "classic".
+Filters compare case-insensitively, as Kafka does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafkito.broker.coordinator import coordinator_of
+from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.errors import ErrorCode
+
+GROUP_TYPE = "classic"
+
+
+@handler(16, versions=range(0, 6))
+async def list_groups(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    states = {s.lower() for s in getattr(request, "states_filter", ())}
+    types = {t.lower() for t in getattr(request, "types_filter", ())}
+    groups = []
+    if not types or GROUP_TYPE in types:
+        for group in coordinator_of(ctx.broker).list_groups():
+            if states and group.state.value.lower() not in states:
+                continue
+            groups.append(
+                {
+                    "group_id": group.group_id,
+                    "protocol_type": group.protocol_type or "",
+                    "group_state": group.state.value,
+                    "group_type": GROUP_TYPE,
+                }
+            )
+    return {"throttle_time": 0, "error_code": ErrorCode.none, "groups": groups}

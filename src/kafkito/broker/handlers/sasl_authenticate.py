@@ -1,0 +1,48 @@
+"""SaslAuthenticate (key 36), v0-2.
+
+v0: auth_bytes in, error_code, error_message and auth_bytes out. v1: session_lifetime_ms (KIP-368
+re-authentication); we answer 0, meaning no expiry and no re-authentication. v2: flexible.
+
+The token goes to the connection's SaslSession (kafkito.broker.auth). A failure answers
+SASL_AUTHENTICATION_FAILED with a message that names the mechanism but never the password,
+after `auth_failure_delay_ms`, and the connection is closed once the answer is written.
+ILLEGAL_SASL_STATE when no SaslHandshake v1 came first (or on a listener without SASL).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafkito.broker.auth import SaslFailed, SaslState
+from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.errors import ErrorCode
+
+
+@handler(36, versions=range(0, 3))
+async def sasl_authenticate(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    connection = ctx.connection
+    session = getattr(connection, "sasl", None)
+    if session is None or session.state is not SaslState.AUTHENTICATE:
+        connection.close_after_answer = True
+        return {
+            "error_code": ErrorCode.illegal_sasl_state,
+            "error_message": "SaslAuthenticate without a SaslHandshake v1 before it",
+            "auth_bytes": b"",
+            "session_lifetime": 0,
+        }
+    try:
+        answer = await session.step(bytes(request.auth_bytes), ctx.peer)
+    except SaslFailed as exc:
+        connection.close_after_answer = True
+        return {
+            "error_code": ErrorCode.sasl_authentication_failed,
+            "error_message": str(exc),
+            "auth_bytes": b"",
+            "session_lifetime": 0,
+        }
+    return {
+        "error_code": ErrorCode.none,
+        "error_message": None,
+        "auth_bytes": answer,
+        "session_lifetime": 0,
+    }

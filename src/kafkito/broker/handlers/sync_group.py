@@ -1,0 +1,27 @@
+"""SyncGroup (key 14), v0-5.
+
+v1: throttle_time. v2: same. v3: group_instance_id (KIP-345). v4: flexible. v5: protocol_type
+and protocol_name in request and answer; a mismatch with the group's is INCONSISTENT_GROUP_PROTOCOL.
+The leader's request carries every member's assignment; everyone else waits for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafkito.broker.coordinator import coordinator_of
+from kafkito.broker.dispatch import RequestContext, handler
+
+
+@handler(14, versions=range(0, 6))
+async def sync_group(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    answer = await coordinator_of(ctx.broker).sync(
+        group_id=request.group_id,
+        generation_id=request.generation_id,
+        member_id=request.member_id,
+        group_instance_id=getattr(request, "group_instance_id", None),
+        protocol_type=getattr(request, "protocol_type", None),
+        protocol_name=getattr(request, "protocol_name", None),
+        assignments={a.member_id: bytes(a.assignment) for a in request.assignments},
+    )
+    return {"throttle_time": 0, **answer}

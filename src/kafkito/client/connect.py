@@ -1,0 +1,99 @@
+"""Connecting with the seed's list of delays: try, wait delays[0], try, wait delays[1], ...
+
+A librdkafka client connects lazily and retries for ever; an application wants to know at
+start-up that the brokers answer and the credentials work. `connect_with_retry` asks for cluster
+metadata (one round trip) with `client.timeout`, and on failure sleeps the next delay from
+`client.retry` before trying again. librdkafka's `error_cb` tells an authentication failure
+from an unreachable broker; the former is not retried (the credentials will not improve).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kafkito.client.errors import AuthenticationError, BrokerUnreachableError, ClientError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ErrorTracker", "connect_with_retry"]
+
+_AUTH_ERRORS = {"_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED", "_SSL"}
+
+
+class ErrorTracker:
+    """librdkafka's `error_cb`: remembers the last client-level error, logs it once per kind."""
+
+    def __init__(self) -> None:
+        self.last: Any = None
+        self.auth: Any = None
+        """The last authentication error: kept apart, since _ALL_BROKERS_DOWN follows it."""
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, error: Any) -> None:
+        with self._lock:
+            self.last = error
+            name = str(error.name())
+            if name in _AUTH_ERRORS:
+                self.auth = error
+            if name not in self._seen:
+                self._seen.add(name)
+                log.warning("kafka client error %s: %s", name, error.str())
+
+    def auth_failure(self) -> Any:
+        return self.auth
+
+
+def connect_with_retry(
+    probe: Callable[[float], object],
+    *,
+    bootstrap: str,
+    timeout_s: float,
+    delays_s: list[float],
+    errors: ErrorTracker,
+    serve: Callable[[], object] = lambda: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Call `probe(timeout_s)` until it returns; sleep `delays_s[i]` after failure i.
+
+    `serve` polls the client so that librdkafka delivers its queued error callbacks.
+
+    Raises AuthenticationError at once when the broker refuses the credentials, and
+    BrokerUnreachableError naming the brokers and the attempts once the delays run out.
+    """
+    for attempts, delay_s in enumerate([*delays_s, None], start=1):
+        try:
+            probe(timeout_s)
+            return
+        except Exception as exc:  # confluent_kafka.KafkaException: the edge of librdkafka
+            serve()  # error_cb runs only when the client's queue is served
+            failure = errors.auth_failure()
+            if failure is not None:
+                raise AuthenticationError(
+                    f"the brokers at {bootstrap} refused our credentials "
+                    f"({failure.name()}: {failure.str()}); check client.username, "
+                    "client.password, client.algorithm and client.tls"
+                ) from None
+            last = errors.last
+            reason = f"{last.name()}: {last.str()}" if last is not None else str(exc)
+            if delay_s is None:
+                raise BrokerUnreachableError(
+                    f"no broker at {bootstrap} answered after {attempts} attempt(s) of "
+                    f"{timeout_s:g}s each ({reason}); check brokers (or KAFKITO_BROKERS) and "
+                    "that the broker is running, or add client.retry delays",
+                    brokers=bootstrap,
+                    attempts=attempts,
+                ) from None
+            log.warning(
+                "brokers at %s did not answer (attempt %d, %s); retrying in %gs",
+                bootstrap,
+                attempts,
+                reason,
+                delay_s,
+            )
+            sleep(delay_s)
+    raise ClientError("unreachable")  # pragma: no cover - the loop returns or raises

@@ -1,0 +1,197 @@
+"""Health checks (the seed's Checker: name, check, build) and an HTTP probe serving them.
+
+`HealthChecker.check()` asks the brokers for metadata (are they reachable, do they accept our
+credentials) and, given a Reader, also checks that its loop is alive: the last consume call
+was less than `max_poll_age_s` ago, and reports its lag per partition. Reachability alone
+(what the seed checked) misses the common failure: a consumer stuck in a handler while the
+broker is fine.
+
+`serve_health(checkers)` runs a small HTTP server on a daemon thread: GET /health (or /)
+answers the seed's JSON (`{"status": "UP"|"DOWN", "details": {name: {...}}}`), HTTP 200 when
+every checker is up and 500 otherwise, as the seed's server did. It binds 127.0.0.1 unless told
+otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import confluent_kafka
+from confluent_kafka.admin import AdminClient
+
+from kafkito.client.config import ClientConfig, WriterConfig
+from kafkito.client.embedded import resolve_bootstrap
+from kafkito.client.errors import BrokerUnreachableError, ClientError
+from kafkito.client.reader import Reader
+
+log = logging.getLogger(__name__)
+
+__all__ = ["HealthChecker", "HealthServer", "serve_health"]
+
+
+class HealthChecker:
+    """Checks broker reachability and, given a Reader, that its loop makes progress."""
+
+    def __init__(
+        self,
+        name: str = "kafka",
+        *,
+        brokers: Sequence[str] | str | None = None,
+        client: ClientConfig | Mapping[str, Any] | None = None,
+        reader: Reader | None = None,
+        timeout_s: float = 5.0,
+        max_poll_age_s: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.reader = reader
+        self.timeout_s = timeout_s
+        self.max_poll_age_s = max_poll_age_s
+        if reader is not None:
+            self.bootstrap = reader.bootstrap
+            client_config = reader.config.client
+        else:
+            config = WriterConfig.from_dict({"brokers": brokers, "client": client or {}})
+            self.bootstrap = resolve_bootstrap(config.brokers)
+            client_config = config.client
+        settings: dict[str, Any] = {"bootstrap.servers": self.bootstrap}
+        settings.update(client_config.security_settings())
+        if client_config.client_id:
+            settings["client.id"] = client_config.client_id
+        settings["logger"] = logging.getLogger("kafkito.client.librdkafka")
+        self._admin = AdminClient(settings)
+
+    def check(self) -> dict[str, Any]:
+        """Details when healthy; raises ClientError (with the reason) when not."""
+        try:
+            meta = self._admin.list_topics(timeout=self.timeout_s)
+        except confluent_kafka.KafkaException as exc:
+            raise BrokerUnreachableError(
+                f"brokers at {self.bootstrap} did not answer within {self.timeout_s:g}s "
+                f"({exc.args[0].str()})",
+                brokers=self.bootstrap,
+                attempts=1,
+            ) from None
+        data: dict[str, Any] = {"brokers": len(meta.brokers), "bootstrap": self.bootstrap}
+        if self.reader is not None:
+            data.update(self._reader_progress())
+        return data
+
+    def _reader_progress(self) -> dict[str, Any]:
+        assert self.reader is not None
+        core = self.reader.core
+        data: dict[str, Any] = {"handled": core.handled}
+        if core.last_poll_monotonic is not None:
+            age_s = time.monotonic() - core.last_poll_monotonic
+            data["last_poll_age_s"] = round(age_s, 3)
+            if age_s > self.max_poll_age_s:
+                raise ClientError(
+                    f"the reader has not polled for {age_s:.1f}s (limit {self.max_poll_age_s:g}s):"
+                    " a handler is stuck or the loop stopped"
+                )
+        lag: dict[str, int] = {}
+        unhandled: dict[tuple[str, int], int] = {}
+        for msg in list(core.pending):  # fetched but not handled: still lag
+            where = (msg.topic(), msg.partition())
+            unhandled[where] = unhandled.get(where, 0) + 1
+        for topic, partition in sorted(core.assigned):
+            tp = confluent_kafka.TopicPartition(topic, partition)
+            try:
+                # the high watermark of the last fetch response; ask only if none yet
+                low, high = core.consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0:
+                    low, high = core.consumer.get_watermark_offsets(tp, timeout=self.timeout_s)
+                (position,) = core.consumer.position([tp])
+            except (confluent_kafka.KafkaException, RuntimeError):
+                continue
+            fetched = position.offset if position.offset >= 0 else low
+            lag[f"{topic}[{partition}]"] = max(0, high - fetched) + unhandled.get(
+                (topic, partition), 0
+            )
+        data["lag"] = lag
+        return data
+
+    def build(self, data: dict[str, Any], error: BaseException | None) -> dict[str, Any]:
+        """The seed's Build: the details, plus the error text when the check failed."""
+        out = dict(data)
+        if error is not None:
+            out["error"] = str(error)
+        return out
+
+    def health(self) -> dict[str, Any]:
+        """{"status": "UP"|"DOWN", "details": {...}} for this checker alone."""
+        return health_of([self])
+
+
+def health_of(checkers: Sequence[HealthChecker]) -> dict[str, Any]:
+    """The seed's Health document over several checkers."""
+    status = "UP"
+    details: dict[str, Any] = {}
+    for checker in checkers:
+        try:
+            data, error = checker.check(), None
+        except ClientError as exc:
+            data, error = {}, exc
+            status = "DOWN"
+        details[checker.name] = {
+            "status": "DOWN" if error else "UP",
+            "data": checker.build(data, error),
+        }
+    return {"status": status, "details": details}
+
+
+class HealthServer:
+    """The HTTP probe: a ThreadingHTTPServer on a daemon thread; `url` is where it listens."""
+
+    def __init__(self, checkers: Sequence[HealthChecker], host: str, port: int) -> None:
+        owner = self
+
+        class Handle(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?")[0] not in ("/", "/health"):
+                    self.send_error(404)
+                    return
+                document = health_of(owner.checkers)
+                body = json.dumps(document).encode()
+                self.send_response(200 if document["status"] == "UP" else 500)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("health probe: " + format, *args)
+
+        self.checkers = list(checkers)
+        self._server = ThreadingHTTPServer((host, port), Handle)
+        self._server.daemon_threads = True
+        bound_host, bound_port = self._server.server_address[:2]
+        self.url = f"http://{bound_host!s}:{bound_port}/health"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="kafkito-health", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def __enter__(self) -> HealthServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def serve_health(
+    checkers: Sequence[HealthChecker] | HealthChecker, *, host: str = "127.0.0.1", port: int = 0
+) -> HealthServer:
+    """Serve GET /health for `checkers` on host:port (port 0 picks a free one)."""
+    listed = [checkers] if isinstance(checkers, HealthChecker) else list(checkers)
+    return HealthServer(listed, host, port)

@@ -1,0 +1,144 @@
+"""The config tables and the IncrementalAlterConfigs arithmetic, as pure functions."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kafkito.broker.configs import (
+    BROKER_CONFIGS,
+    SOURCE_DEFAULT,
+    SOURCE_DYNAMIC_TOPIC,
+    SOURCE_STATIC_BROKER,
+    TOPIC_CONFIGS,
+    describe_broker_configs,
+    describe_topic_configs,
+    log_config_for,
+    split_list,
+    validate_topic_config,
+)
+from kafkito.broker.handlers.incremental_alter_configs import (
+    APPEND,
+    DELETE,
+    SET,
+    SUBTRACT,
+    apply_operations,
+)
+from kafkito.broker.settings import BrokerSettings
+from kafkito.errors import BrokerError, ErrorCode
+
+DEFAULTS = {name: key.default for name, key in TOPIC_CONFIGS.items()}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "complaint"),
+    [
+        ("retention.ms", "-1", None),
+        ("retention.ms", "-2", "at least -1"),
+        ("retention.ms", "1e3", "expected long"),
+        ("segment.bytes", str(2**31), "outside the int range"),
+        ("segment.bytes", "13", "at least 14"),
+        ("min.cleanable.dirty.ratio", "1.5", "at most 1"),
+        ("preallocate", "yes", "true or false"),
+        ("preallocate", "TRUE", None),
+        ("cleanup.policy", "compact, delete", None),
+        ("cleanup.policy", "", "at least one"),
+        ("cleanup.policy", "delete,shred", "items must be among"),
+        ("message.timestamp.type", "LogAppendTime", None),
+        ("message.timestamp.type", "Now", "one of"),
+        ("no.such", "1", "unknown topic config 'no.such'"),
+    ],
+)
+def test_validate_topic_config(name: str, value: str, complaint: str | None) -> None:
+    found = validate_topic_config(name, value)
+    if complaint is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert complaint in found
+        assert name in found
+
+
+def test_every_default_is_valid() -> None:
+    for name, key in TOPIC_CONFIGS.items():
+        assert validate_topic_config(name, key.default) is None, name
+
+
+def test_broker_settings_become_topic_defaults_with_a_static_source() -> None:
+    settings = BrokerSettings(message_max_bytes=2000, log_segment_bytes=1 << 20)
+    described = {c.name: c for c in describe_topic_configs({"retention.ms": "5"}, settings)}
+    assert (described["max.message.bytes"].value, described["max.message.bytes"].source) == (
+        "2000",
+        SOURCE_STATIC_BROKER,
+    )
+    assert described["max.message.bytes"].synonyms == (
+        ("message.max.bytes", "2000", SOURCE_STATIC_BROKER),
+        ("message.max.bytes", "1048588", SOURCE_DEFAULT),
+    )
+    assert described["segment.bytes"].value == str(1 << 20)
+    assert described["retention.ms"].source == SOURCE_DYNAMIC_TOPIC
+    assert described["segment.ms"].source == SOURCE_DEFAULT
+    config = log_config_for({}, message_max_bytes=2000, segment_bytes=1 << 20)
+    assert (config.max_message_bytes, config.segment_bytes) == (2000, 1 << 20)
+    broker = {c.name: c for c in describe_broker_configs(settings, 9999)}
+    assert broker["message.max.bytes"].value == "2000"
+    assert broker["listeners"].value == "PLAINTEXT://127.0.0.1:9999"
+    assert set(broker) == set(BROKER_CONFIGS)
+
+
+def test_sensitive_extra_settings_are_never_shown() -> None:
+    settings = BrokerSettings(extra={"sasl.jaas.config": "secret!", "foo.bar": "1"})
+    described = {c.name: c for c in describe_broker_configs(settings, 1)}
+    hidden = described["sasl.jaas.config"].as_dict(synonyms=True, documentation=True)
+    assert hidden["value"] is None
+    assert hidden["is_sensitive"] is True
+    assert all(s["value"] is None for s in hidden["synonyms"])
+    assert described["foo.bar"].value == "1"
+
+
+def test_operations_set_delete_append_subtract() -> None:
+    current = {"retention.ms": "5", "segment.ms": "7"}
+    after = apply_operations(
+        current,
+        DEFAULTS,
+        [
+            ("retention.ms", DELETE, None),
+            ("flush.ms", SET, "9"),
+            ("cleanup.policy", APPEND, "compact,delete"),
+        ],
+    )
+    assert after == {"segment.ms": "7", "flush.ms": "9", "cleanup.policy": "delete,compact"}
+    assert current == {"retention.ms": "5", "segment.ms": "7"}  # not modified in place
+    after = apply_operations(after, DEFAULTS, [("cleanup.policy", SUBTRACT, "delete")])
+    assert after["cleanup.policy"] == "compact"
+
+
+@pytest.mark.parametrize(
+    ("operations", "code"),
+    [
+        ([("retention.ms", SET, "1"), ("retention.ms", DELETE, None)], ErrorCode.invalid_request),
+        ([("retention.ms", 7, "1")], ErrorCode.invalid_request),
+        ([("retention.ms", SET, None)], ErrorCode.invalid_request),
+        ([("no.such", DELETE, None)], ErrorCode.invalid_config),
+        ([("retention.ms", APPEND, "1")], ErrorCode.invalid_config),
+    ],
+)
+def test_operations_refused(operations: list[tuple[str, int, str | None]], code: int) -> None:
+    with pytest.raises(BrokerError) as caught:
+        apply_operations({}, DEFAULTS, operations)
+    assert caught.value.code == code
+
+
+@given(
+    st.lists(st.sampled_from(["delete", "compact"]), max_size=4),
+    st.lists(st.sampled_from(["delete", "compact"]), min_size=1, max_size=3),
+)
+def test_append_then_subtract_leaves_no_item(start: list[str], items: list[str]) -> None:
+    current = {"cleanup.policy": ",".join(start)} if start else {}
+    appended = apply_operations(current, DEFAULTS, [("cleanup.policy", APPEND, ",".join(items))])
+    listed = split_list(appended["cleanup.policy"])
+    assert len(listed) == len(set(listed))
+    assert set(items) <= set(listed)
+    removed = apply_operations(appended, DEFAULTS, [("cleanup.policy", SUBTRACT, ",".join(items))])
+    assert not set(items) & set(split_list(removed["cleanup.policy"]))
