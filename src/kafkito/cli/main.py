@@ -129,7 +129,24 @@ def cli(
     type=int,
     help="Close connections without a request for this long.",
 )
+@click.option(
+    "--group-initial-rebalance-delay-ms",
+    default=300,
+    show_default=True,
+    type=int,
+    help="How long a new consumer group waits for more members before its first "
+    "assignment (Kafka uses 3000).",
+)
+@click.option(
+    "--offsets-retention-ms",
+    default=7 * 24 * 3600 * 1000,
+    show_default=True,
+    type=int,
+    help="Committed offsets of an empty group expire after this long.",
+)
 def broker(
+    group_initial_rebalance_delay_ms: int,
+    offsets_retention_ms: int,
     host: str,
     port: int,
     data_dir: str,
@@ -180,6 +197,8 @@ def broker(
         max_connections=max_connections,
         max_connections_per_ip=max_connections_per_ip,
         idle_timeout_ms=idle_timeout_ms,
+        group_initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
+        offsets_retention_ms=offsets_retention_ms,
     )
     try:
         settings.validate()
@@ -229,6 +248,9 @@ def _register_commands() -> None:
 
     for command in (produce, consume, topics, groups, health, bench, demo):
         cli.add_command(command)
+    from kafkito.broker.auth.cli import users
+
+    cli.add_command(users, name="users")
 
 
 _register_commands()

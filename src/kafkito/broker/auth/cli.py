@@ -29,7 +29,13 @@ _FILE = click.option(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def users() -> None:
-    """Manage SASL users (SCRAM-SHA-256/512 credentials; PLAIN is checked against them)."""
+    """Manage SASL users (SCRAM-SHA-256/512 credentials; PLAIN is checked against them).
+
+    \b
+    Example:
+      kafkito users add --file users.json alice      # prompts for the password
+      kafkito broker --security-protocol SASL_PLAINTEXT --sasl-users-file users.json
+    """
 
 
 @users.command()
