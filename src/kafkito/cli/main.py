@@ -105,7 +105,7 @@ def cli(
     "--sasl-users-file",
     type=click.Path(dir_okay=False),
     default=None,
-    help="SCRAM user store (mode 0600); manage it with `python -m kafkito.broker.auth`.",
+    help="SCRAM user store (mode 0600); manage it with `kafkito users`.",
 )
 @click.option(
     "--sasl-mechanisms",

@@ -75,6 +75,15 @@ class Origin:
                 pass  # not ours after all: treat the record as original
         return cls(topic, partition, offset, timestamp_ms)
 
+    def headers(self) -> Headers:
+        """The headers that carry this origin along."""
+        return [
+            (ORIGINAL_TOPIC, self.topic.encode()),
+            (ORIGINAL_PARTITION, str(self.partition).encode()),
+            (ORIGINAL_OFFSET, str(self.offset).encode()),
+            (ORIGINAL_TIMESTAMP, str(self.timestamp_ms).encode()),
+        ]
+
 
 def user_headers(headers: Sequence[tuple[str, bytes | None]]) -> Headers:
     """The record's headers without kafkito's own (they are rewritten on each trip)."""
@@ -93,12 +102,8 @@ def dead_letter_headers(
     max_record_bytes: int,
 ) -> Headers:
     """Original headers plus the diagnostic ones, the exception message cut to fit."""
-    out = user_headers(headers)
+    out = user_headers(headers) + origin.headers()
     out += [
-        (ORIGINAL_TOPIC, origin.topic.encode()),
-        (ORIGINAL_PARTITION, str(origin.partition).encode()),
-        (ORIGINAL_OFFSET, str(origin.offset).encode()),
-        (ORIGINAL_TIMESTAMP, str(origin.timestamp_ms).encode()),
         (GROUP, group.encode()),
         (ATTEMPTS, str(attempts).encode()),
         (EXCEPTION_TYPE, f"{type(exc).__module__}.{type(exc).__qualname__}".encode()),
@@ -122,12 +127,8 @@ def retry_headers(
     due_ms: int,
 ) -> Headers:
     """Headers of a record sent to a retry topic: its origin, next attempt and due time."""
-    out = user_headers(headers)
+    out = user_headers(headers) + origin.headers()
     out += [
-        (ORIGINAL_TOPIC, origin.topic.encode()),
-        (ORIGINAL_PARTITION, str(origin.partition).encode()),
-        (ORIGINAL_OFFSET, str(origin.offset).encode()),
-        (ORIGINAL_TIMESTAMP, str(origin.timestamp_ms).encode()),
         (ATTEMPT, str(attempt).encode()),
         (DUE_MS, str(due_ms).encode()),
     ]
