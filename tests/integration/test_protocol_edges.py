@@ -75,11 +75,10 @@ def test_pipelined_requests_are_answered_in_order(broker: str, topic_name: str) 
                 assert answer.error_code == ErrorCode.none
                 produced.append(int(answer.base_offset))
             elif key == LIST_OFFSETS:
-                # The high watermark never runs ahead of the produces sent so far, nor goes
-                # back. (It may lag them: requests on one connection run concurrently and the
-                # watermark waits for the fsync, where Kafka would process them one by one.)
+                # As in Kafka, a request after a Produce on the same connection sees its write:
+                # the latest offset is exactly the number of produces sent before it.
                 offset = int(body.topics[0].partitions[0].offset)
-                assert watermarks[-1] <= offset <= len(produced)
+                assert offset == len(produced)
                 watermarks.append(offset)
         assert produced == [0, 1, 2, 3]
 

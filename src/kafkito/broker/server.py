@@ -1,9 +1,11 @@
 """The broker's only socket code: accept, read frames, hand them to the core, write answers.
 
-Requests on one connection may be processed concurrently (a pipelined Produce need not wait for
-the fsync of the one before it), but answers are written strictly in request order, as Kafka
-clients require (KAFKA-NOTES §6 P8). Handlers that change state do so before their first await,
-so the order of effects matches the order of requests.
+Requests on one connection are processed one after another, as Kafka does, with one exception:
+Produce requests that follow Produce requests start at once, so a pipelined Produce need not
+wait for the fsync of the one before it (each appends before its first await, so the log order
+is the request order). Any other request waits until every earlier one is done, so it sees their
+effects (a ListOffsets after a Produce sees the write). Answers are written strictly in request
+order, as Kafka clients require (KAFKA-NOTES §6 P8).
 
 Bounds (STYLE principle 7), each a BrokerSettings field, each checked where data enters:
 
@@ -48,7 +50,7 @@ import logging
 import ssl
 import struct
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kafkito.errors import CorruptFrame, FrameTooLarge, ProtocolError
 
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SIZE = struct.Struct(">i")
+_PRODUCE_KEY = b"\x00\x00"  # api_key 0, big-endian
 _HEADER_BYTES = 8  # api_key, api_version, correlation_id
 _READ_CHUNK = 64 * 1024
 _STREAM_LIMIT = 64 * 1024
@@ -118,6 +121,8 @@ class Connection:
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.sasl = sasl
+        self._running: list[tuple[asyncio.Task[Any], bool]] = []
+        """Requests started and maybe not finished, and whether each is a Produce."""
         """None on PLAINTEXT and SSL listeners; handlers reach it through ctx.connection."""
         self.authenticated_user: str | None = None
         self.close_after_answer = False
@@ -126,6 +131,19 @@ class Connection:
     @property
     def authenticated(self) -> bool:
         return self.sasl is None or self.sasl.authenticated
+
+    async def _wait_turn(self, frame: bytes) -> None:
+        """Start a request only once the ones before it are done, as Kafka does, except that
+        Produce requests may overlap one another (each appends before its first await, so the
+        log order is the request order; only their fsync waits overlap). So a request sent
+        after an acknowledged-or-pending Produce sees that write, and answers stay in order."""
+        self._running = [(t, produce) for t, produce in self._running if not t.done()]
+        if not self._running:
+            return
+        if frame[:2] == _PRODUCE_KEY and all(produce for _, produce in self._running):
+            return
+        await asyncio.wait([t for t, _ in self._running])
+        self._running.clear()
 
     async def serve(self) -> None:
         settings = self.core.settings
@@ -147,7 +165,9 @@ class Connection:
                     if graceful:
                         break
                     continue
+                await self._wait_turn(frame)
                 task = asyncio.create_task(self.core.handle(frame, self))
+                self._running.append((task, frame[:2] == _PRODUCE_KEY))
                 await pending.put((task, len(frame)))
         except ProtocolError as exc:
             log.warning("closing connection from %s: %s", self.peer, exc)
