@@ -1,8 +1,8 @@
 """A consume-flow application run as a child process by the tests (SIGTERM, kill -9, chaos).
 
 Each processed id is appended (and flushed) to --out as "pid id unix-time" before the handler
-returns,
-so the file is what the handler did even if the process is killed right after.
+returns, so the file is what the handler did even if the process is killed right after; each
+rebalance the flow sees is written as "pid assigned|revoked|lost unix-time".
 
     python flow_app.py BOOTSTRAP TOPIC GROUP OUT [--sleep-ms N] [--fail-rate P] [--seed S]
 """
@@ -44,9 +44,14 @@ def main() -> None:
         out.write(f"{os.getpid()} {value['id']} {time.time():.6f}\n")
         out.flush()
 
+    def on_rebalance(kind: str, partitions: list[tuple[str, int]]) -> None:
+        out.write(f"{os.getpid()} {kind} {time.time():.6f}\n")
+        out.flush()
+
     flow = Flow(
         args.topic,
         handle,
+        on_rebalance=on_rebalance,
         group_id=args.group,
         brokers=args.bootstrap,
         retry=RetryPolicy.delays([0.01] * 20),
