@@ -122,13 +122,10 @@ class _AsyncWriting:
             self._connected = True
             self._poller = _Poller(self._core.producer)
 
-    async def _produce(self, topic: str, record: Record, on_delivery: Any) -> None:
-        while True:
-            try:
-                self._core.produce(topic, record.value, record.key, record.headers, on_delivery)
-                return
-            except _QueueFull:
-                await asyncio.sleep(POLL_INTERVAL_S / 10)
+    def _produce(self, topic: str, record: Record, on_delivery: Any) -> None:
+        # produce() returns at once; only a full local queue (queue.buffering.max.messages)
+        # makes it wait, polling delivery reports for up to POLL_INTERVAL_S at a time.
+        self._core.produce(topic, record.value, record.key, record.headers, on_delivery)
 
     async def _write(
         self, topic: str, value: Value, headers: Headers | None, key: Value
@@ -141,7 +138,7 @@ class _AsyncWriting:
         def on_delivery(error: Any, message: Any) -> None:
             loop.call_soon_threadsafe(_settle, future, error, message)
 
-        await self._produce(topic, Record(value, key, headers), on_delivery)
+        self._produce(topic, Record(value, key, headers), on_delivery)
         error, message = await future
         if error is not None:
             raise await asyncio.to_thread(self._core.failure, error, topic, size)
@@ -162,12 +159,7 @@ class _AsyncWriting:
             if settled:
                 loop.call_soon_threadsafe(_finish, done)
 
-        while True:
-            try:
-                count = enqueue_many(self._core, topic, items, report)
-                break
-            except BufferError:  # pragma: no cover - enqueue_many handles a full queue
-                await asyncio.sleep(POLL_INTERVAL_S / 10)
+        count = enqueue_many(self._core, topic, items, report)
         with lock:
             expected[0] = count
             settled = batch.reported == count
@@ -207,9 +199,6 @@ class _AsyncWriting:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(bootstrap={self.bootstrap!r}, topic={self.config.topic!r})"
-
-
-_QueueFull = BufferError
 
 
 def _settle(future: asyncio.Future[tuple[Any, Any]], error: Any, message: Any) -> None:

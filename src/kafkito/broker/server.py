@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 _SIZE = struct.Struct(">i")
 _PRODUCE_KEY = b"\x00\x00"  # api_key 0, big-endian
+STOP_GRACE_S = 5.0
 _HEADER_BYTES = 8  # api_key, api_version, correlation_id
 _READ_CHUNK = 64 * 1024
 _STREAM_LIMIT = 64 * 1024
@@ -223,9 +224,9 @@ class Connection:
         arrive whole within request_read_timeout_ms of its first byte.
         """
         try:
-            first = await asyncio.wait_for(
-                self.reader.readexactly(1), settings.idle_timeout_ms / 1000
-            )
+            # asyncio.timeout, not wait_for, which on 3.11 can swallow a cancel (see _drain)
+            async with asyncio.timeout(settings.idle_timeout_ms / 1000):
+                first = await self.reader.readexactly(1)
         except TimeoutError:
             log.info("closing idle connection from %s", self.peer)
             return None
@@ -434,11 +435,17 @@ class Listener:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
-        for task in list(self.connections):
+        tasks = list(self.connections)
+        for task in tasks:
             task.cancel()
-        for task in list(self.connections):
-            with contextlib.suppress(BaseException):
-                await task
+        if tasks:
+            # Bounded: a connection that does not wind down in time is cut off regardless.
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+            for task in stuck:
+                log.warning(
+                    "connection task did not stop within %.0f s; abandoning it", STOP_GRACE_S
+                )
+                task.cancel()
         if self.server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 2)

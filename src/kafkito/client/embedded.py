@@ -23,6 +23,8 @@ import atexit
 import logging
 import os
 import threading
+from collections.abc import Callable
+from concurrent.futures.thread import _worker as _pool_worker
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,35 @@ def resolve_bootstrap(brokers: list[str] | None) -> str:
     return embedded_bootstrap()
 
 
+def _at_exit(close: Callable[[], None]) -> None:
+    """Stop the broker at interpreter exit, while thread pools still take work.
+
+    Plain `atexit` runs after concurrent.futures has shut its executors down, and the broker's
+    clean shutdown uses `asyncio.to_thread` (fsync off the loop): it would fail and leave an
+    unclean stop. `threading._register_atexit` hooks run earlier, newest first, so ours runs
+    before the executors close. It runs before Python joins the program's own non-daemon
+    threads, so it joins them first (they may still be using the broker); pool workers are
+    left alone, they end when their pool shuts down. Falls back to atexit if the hook is gone.
+    """
+
+    def stop() -> None:
+        me = threading.current_thread()
+        for thread in threading.enumerate():
+            is_pool_worker = getattr(thread, "_target", None) is _pool_worker
+            if thread is not me and not thread.daemon and not is_pool_worker:
+                thread.join()
+        close()
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        atexit.register(close)
+        return
+    try:
+        register(stop)
+    except RuntimeError:  # already shutting down
+        atexit.register(close)
+
+
 def embedded_bootstrap(data_dir: str | None = None) -> str:
     """Start (or attach to) the local broker for `data_dir` and return its address."""
     from kafkito.broker.local import attach_or_start, default_data_dir
@@ -53,7 +84,7 @@ def embedded_bootstrap(data_dir: str | None = None) -> str:
         bootstrap = _known.get(directory)
         if bootstrap is None:
             bootstrap, close = attach_or_start(directory)
-            atexit.register(close)
+            _at_exit(close)
             _known[directory] = bootstrap
             log.info("local broker for %s at %s", directory, bootstrap)
         return bootstrap
