@@ -31,6 +31,7 @@ def __getattr__(name: str) -> Any:
         return ErrorCode
     raise AttributeError(f"module 'kafkito.errors' has no attribute {name!r}")
 
+
 __all__ = [
     "BrokerError",
     "CorruptBatch",

@@ -32,7 +32,7 @@ from kafkito.protocol import codec
 from kafkito.protocol.framing import read_request_head
 from kafkito.storage.checkpoint import checkpoint_logs, read_checkpoint
 from kafkito.storage.durability import GroupCommitter
-from kafkito.storage.fs import FileSystem, OsFileSystem
+from kafkito.storage.fs import FileSystem, OsFileSystem, off_loop
 from kafkito.storage.metalog import MetadataLog
 from kafkito.storage.recovery import CLEAN_SHUTDOWN_MARKER, RecoveryPlan, remove_leftovers
 
@@ -184,7 +184,7 @@ class BrokerCore:
                     clean = False
                     continue
                 try:
-                    await asyncio.to_thread(p.flush_all)
+                    await off_loop(p.flush_all)
                     p.mark_durable(p.log_end_offset)
                 except OSError as exc:
                     clean = False

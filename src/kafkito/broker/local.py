@@ -92,8 +92,9 @@ def _reachable(bootstrap: str) -> bool:
         return False
 
 
-def attach_or_start(data_dir: str | None = None, *, wait_s: float = 10.0
-                    ) -> tuple[str, Callable[[], None]]:
+def attach_or_start(
+    data_dir: str | None = None, *, wait_s: float = 10.0
+) -> tuple[str, Callable[[], None]]:
     """(bootstrap, close) of the local broker, starting it in-process if none runs."""
     from kafkito.broker.embedded import Broker
 

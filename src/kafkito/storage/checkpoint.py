@@ -16,12 +16,11 @@ not parse is ignored with a warning: that only costs a longer recovery (everythi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Iterable
 
-from kafkito.storage.fs import FileSystem
+from kafkito.storage.fs import FileSystem, off_loop
 from kafkito.storage.log import PartitionLog
 from kafkito.storage.segment import Segment
 
@@ -109,5 +108,5 @@ async def checkpoint_logs(
                 points.pop(name, None)
         write_checkpoint(fs, log_dir, points)
 
-    await asyncio.to_thread(work)
+    await off_loop(work)
     return points

@@ -7,10 +7,28 @@ and production uses `OsFileSystem`, a thin veneer over `os`.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["FileSystem", "OsFileSystem"]
+__all__ = ["FileSystem", "OsFileSystem", "off_loop"]
+
+_T = TypeVar("_T")
+
+
+async def off_loop(fn: Callable[..., _T], *args: Any) -> _T:
+    """Run blocking file work in a worker thread, so the event loop keeps serving.
+
+    At interpreter exit (a broker stopped from an atexit hook) thread pools refuse new work;
+    then there is nothing left to keep responsive, and the work runs inline.
+    """
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except RuntimeError as exc:
+        if "interpreter shutdown" not in str(exc):
+            raise
+        return fn(*args)
 
 
 class FileSystem(Protocol):
