@@ -183,7 +183,8 @@ def test_sigterm_finishes_in_flight_commits_and_leaves(
     finally:
         if proc.poll() is None:
             proc.kill()
-    done = [int(line.split()[1]) for line in out.read_text().splitlines()]
+    fields = [line.split() for line in out.read_text().splitlines()]
+    done = [int(f[1]) for f in fields if f[1].isdigit()]  # not the rebalance lines
     assert done == list(range(len(done)))
     assert committed(broker, "g", topic_name) == [len(done)], "exactly what was completed"
     assert elapsed < 10
@@ -282,3 +283,84 @@ def test_main_flow_against_tansu(
     running.stop()
     assert handled == [1, 2]
     assert dead[0].value() == b"\xffpoison"
+
+
+def test_handler_longer_than_max_poll_interval_causes_no_rebalance(
+    broker: str, topic_name: str, start_flow: StartFlow
+) -> None:
+    """C7: a sync handler that runs past max.poll.interval.ms; polling goes on meanwhile."""
+    produce(broker, topic_name, [(b"k", b'{"id": 1}'), (b"k", b'{"id": 2}')])
+    done: list[int] = []
+
+    def handle(value: dict[str, int]) -> None:
+        if value["id"] == 1:
+            time.sleep(4.5)
+        done.append(value["id"])
+
+    rebalances: list[str] = []
+    flow = Flow(
+        topic_name,
+        handle,
+        group_id="g",
+        brokers=broker,
+        commit_interval_s=0.1,
+        settings={
+            "max.poll.interval.ms": 3000,
+            "session.timeout.ms": 3000,
+            "heartbeat.interval.ms": 300,
+        },
+        on_rebalance=lambda kind, tps: rebalances.append(kind),
+    )
+    running = start_flow(flow)
+    wait_for(lambda: committed(broker, "g", topic_name) == [2], timeout_s=30, what="commit")
+    running.stop()
+    assert done == [1, 2]
+    assert rebalances == ["assigned", "revoked"], "one assignment, revoked only at stop"
+
+
+def test_rebalance_during_a_retry_drops_it_and_the_new_owner_takes_over(
+    broker: str, topic_name: str, start_flow: StartFlow
+) -> None:
+    """F9: the old owner's retry state is dropped on revoke and nothing is committed for it;
+    the new owner starts from the committed offset and finishes the record."""
+    create_topic(broker, topic_name, partitions=1)
+    produce(broker, topic_name, [(b"a", b'{"id": 0}'), (b"b", b'{"id": 1}')])
+    first_attempts: list[int] = []
+    second_seen: list[int] = []
+
+    def failing(value: dict[str, int]) -> None:
+        first_attempts.append(value["id"])
+        if value["id"] == 0:
+            raise ConnectionError("backend down")
+
+    settings = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 300}
+    first = start_flow(
+        Flow(
+            topic_name,
+            failing,
+            group_id="g",
+            brokers=broker,
+            retry=RetryPolicy.delays([30.0]),
+            commit_interval_s=0.05,
+            settings=settings,
+            revoke_grace_s=1,
+        )
+    )
+    wait_for(lambda: 0 in first_attempts and 1 in first_attempts, what="first attempts")
+    time.sleep(0.3)
+    assert committed(broker, "g", topic_name) in ([-1001], [0]), "record 0 is unresolved"
+    first.stop()  # leaves the group while record 0 waits for its retry
+    assert committed(broker, "g", topic_name) in ([-1001], [0]), "nothing committed past it"
+    second = start_flow(
+        Flow(
+            topic_name,
+            lambda v: second_seen.append(v["id"]),
+            group_id="g",
+            brokers=broker,
+            commit_interval_s=0.05,
+            settings=settings,
+        )
+    )
+    wait_for(lambda: committed(broker, "g", topic_name) == [2], what="the new owner's commit")
+    second.stop()
+    assert second_seen == [0, 1], "the new owner re-reads from the committed offset"

@@ -82,20 +82,17 @@ class Broker:
         started: Future[str] = Future()
 
         def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            self._stopped = asyncio.Event()
-            try:
-                loop.run_until_complete(self._run_until_stopped(started))
-            finally:
-                loop.close()
+            # asyncio.run, not a bare loop: at the end it cancels and awaits every task still
+            # pending (a connection winding down) before closing the loop.
+            asyncio.run(self._run_until_stopped(started))
 
         self._thread = threading.Thread(target=run, name="kafkito-broker", daemon=True)
         self._thread.start()
         return started.result()
 
     async def _run_until_stopped(self, started: Future[str]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
         try:
             bootstrap = await self.start_async()
         except BaseException as exc:
