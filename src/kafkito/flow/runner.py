@@ -226,6 +226,8 @@ class Flow:
         self.on_rebalance = on_rebalance
         """Called (in the poll thread) with "assigned", "revoked" or "lost" and the partitions,
         after the flow has done its part (for logs, or to reset per-partition state)."""
+        self._own_topics = frozenset(self.topics)
+        self._reads_retry_topics = self.retry.mode == "topics"
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
@@ -502,6 +504,7 @@ class Flow:
             )
             self._last_poll = time.monotonic()
             received: dict[str, int] = {}
+            batch: list[tuple[Hashable, _Work]] = []
             for msg in messages:
                 err = msg.error()
                 if err is not None:
@@ -512,9 +515,13 @@ class Flow:
                     if err.code() != KafkaError._PARTITION_EOF:
                         log.warning("flow %s: consumer error: %s", self.name, err.str())
                     continue
-                source = self._accept(msg)
+                source = self._accept(msg, batch)
                 if source is not None:
                     received[source] = received.get(source, 0) + 1
+            if batch:
+                assert self._scheduler is not None
+                self._scheduler.submit_many(batch)
+                batch.clear()
             for source, count in received.items():
                 self._counters(source).received.inc(count)
             if self.batch_size is not None:
@@ -528,18 +535,19 @@ class Flow:
         with contextlib.suppress(Exception):
             await polling
 
-    def _accept(self, msg: Any) -> str | None:
-        """Track and schedule one polled record; returns its source topic if accepted."""
-        tp: TP = (msg.topic(), msg.partition())
+    def _accept(self, msg: Any, batch: list[tuple[Hashable, _Work]]) -> str | None:
+        """Track one polled record and add it to `batch` for the scheduler (or to its batch
+        buffer); returns its source topic if accepted."""
+        source: str = msg.topic()
+        tp: TP = (source, msg.partition())
         state = self._partitions.get(tp)
         if state is None or state.waiting_until_ms is not None:
             return None  # not ours (revoked meanwhile), or a retry partition seeking back
         headers = msg.headers() or []
         offset = msg.offset()
-        _, timestamp = msg.timestamp()
-        source = tp[0]
+        timestamp = msg.timestamp()[1]
         attempt = 1
-        if self.retry.mode == "topics" and tp[0] not in self.topics:
+        if self._reads_retry_topics and source not in self._own_topics:
             due = letters.header_int(headers, letters.DUE_MS)
             now_ms = int(time.time() * 1000)
             if due is not None and due > now_ms:
@@ -560,8 +568,7 @@ class Flow:
             source,
         )
         if self.batch_size is None:
-            assert self._scheduler is not None
-            self._scheduler.submit(self._ordering_key(work), work)
+            batch.append((self._ordering_key(work), work))
             return source
         buffer = self._buffers.setdefault(tp, [])
         if not buffer:
@@ -673,7 +680,7 @@ class Flow:
             return
         index = 0
         while index < len(works):
-            rest = [w for w in works[index:] if self._owned(w)]
+            rest = self._still_owned(works[index:])
             if not rest:
                 return
             assert self._loop is not None
@@ -681,8 +688,7 @@ class Flow:
             done, failure = await self._loop.run_in_executor(
                 self._handlers, context.run, self._run_sync_chunk, rest
             )
-            for work in rest[:done]:
-                self._resolve(work)
+            self._resolve_many(rest[:done])
             if done:
                 self._counters(rest[0].source_topic).processed.inc(done)
             if failure is None:
@@ -702,25 +708,29 @@ class Flow:
         Returns (records done, None) or (records done, (stage, exception, value)) for the
         first failure; the loop thread takes it from there (retry, dead letter).
         """
-        timings = self._counters(works[0].source_topic).handler_seconds
+        durations: list[float] = []
         handler, argument, recording = self.handler, self._argument, _recording_tracer()
-        for done, work in enumerate(works):
-            started = time.perf_counter()
-            try:
-                value = self._decode_value(work)
-            except (DecodeError, ValidationFailed) as exc:
-                return done, ("decode", exc, None)
-            try:
-                if recording or _has_traceparent(work.headers):
-                    with _trace_span(self.name, work):
+        clock = time.perf_counter
+        try:
+            for done, work in enumerate(works):
+                started = clock()
+                try:
+                    value = self._decode_value(work)
+                except (DecodeError, ValidationFailed) as exc:
+                    return done, ("decode", exc, None)
+                try:
+                    if recording or (work.headers and _has_traceparent(work.headers)):
+                        with _trace_span(self.name, work):
+                            handler(argument(work, value, work.attempt))
+                    else:
                         handler(argument(work, value, work.attempt))
-                else:
-                    handler(argument(work, value, work.attempt))
-            except Exception as exc:
-                return done, ("handle", exc, value)
-            finally:
-                timings.observe(time.perf_counter() - started)
-        return len(works), None
+                except Exception as exc:
+                    return done, ("handle", exc, value)
+                finally:
+                    durations.append(clock() - started)
+            return len(works), None
+        finally:
+            self._counters(works[0].source_topic).handler_seconds.observe_many(durations)
 
     def _argument(self, work: _Work, value: Any, attempt: int) -> Any:
         if not self.pass_record:
@@ -857,6 +867,21 @@ class Flow:
     def _owned(self, work: _Work) -> bool:
         state = self._partitions.get(work.tp)
         return state is not None and state.generation == work.generation
+
+    def _still_owned(self, works: list[_Work]) -> list[_Work]:
+        """The works whose partition assignment is still the one they were polled under."""
+        if all(w.tp == works[0].tp and w.generation == works[0].generation for w in works):
+            return works if self._owned(works[0]) else []  # the usual case: one partition
+        return [w for w in works if self._owned(w)]
+
+    def _resolve_many(self, works: list[_Work]) -> None:
+        tp: TP | None = None
+        state: _PartitionState | None = None
+        for work in works:
+            if work.tp != tp:
+                tp, state = work.tp, self._partitions.get(work.tp)
+            if state is not None and state.generation == work.generation:
+                state.tracker.resolved(work.offset)
 
     def _resolve(self, work: _Work) -> None:
         state = self._partitions.get(work.tp)

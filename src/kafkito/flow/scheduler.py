@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -41,15 +41,24 @@ class KeyedScheduler(Generic[T]):
         """Items submitted and not finished (queued or running)."""
 
     def submit(self, key: Hashable, item: T) -> None:
-        queue = self._queues.get(key)
-        if queue is None:
-            queue = self._queues[key] = deque()
-            if key not in self._running:
-                self._ready.append(key)
-        queue.append(item)
-        self.size += 1
-        self._idle.clear()
-        self._fill()
+        self.submit_many(((key, item),))
+
+    def submit_many(self, pairs: Iterable[tuple[Hashable, T]]) -> None:
+        """Queue (key, item) pairs in order, then start what the concurrency allows."""
+        queues, running, ready = self._queues, self._running, self._ready
+        added = 0
+        for key, item in pairs:
+            queue = queues.get(key)
+            if queue is None:
+                queue = queues[key] = deque()
+                if key not in running:
+                    ready.append(key)
+            queue.append(item)
+            added += 1
+        if added:
+            self.size += added
+            self._idle.clear()
+            self._fill()
 
     def _fill(self) -> None:
         while self._ready and len(self._running) < self._limit:
