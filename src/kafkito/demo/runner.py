@@ -312,6 +312,13 @@ class Demo:
                 self.report.drained = True
                 break
             time.sleep(0.1)
+        self._halt()
+        self.report.counted_ids = set(self.analytics.counted_ids)
+        return self.report
+
+    def _halt(self) -> None:
+        """Stop whatever was started, in reverse order (also after a failed start)."""
+        self._stop.set()
         for flow in self._flows:
             flow.stop()
         if self._server is not None:
@@ -322,14 +329,16 @@ class Demo:
             self._broker.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
-        self.report.counted_ids = set(self.analytics.counted_ids)
-        return self.report
 
 
 def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> DemoReport:
     """Run until Ctrl-C / SIGTERM or `options.duration_s`; returns what happened."""
     demo = Demo(options)
-    report = demo.start()
+    try:
+        report = demo.start()
+    except BaseException:
+        demo._halt()  # e.g. the dashboard port is taken: stop the broker and consumers again
+        raise
     where = "embedded kafkito broker" if not options.brokers else "Kafka"
     say(
         f"kafkito demo: {options.rate:.0f} events/s from {options.users} simulated users into "
