@@ -44,6 +44,7 @@ __all__ = [
     "build_batch",
     "count_records",
     "decompress",
+    "encode_record",
     "iter_batch_headers",
     "iter_records",
     "patch_batch",
@@ -480,6 +481,38 @@ def records_section(
 # -- building batches (tests, benchmarks, control records) --------------------------------------
 
 
+def encode_record(
+    offset_delta: int,
+    timestamp_delta: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes | None]] = (),
+) -> bytes:
+    """One record as it sits in a batch: length, attributes, deltas, key, value, headers."""
+    one = bytearray(b"\x00")
+    write_varint(one, timestamp_delta)
+    write_varint(one, offset_delta)
+    for blob in (key, value):
+        if blob is None:
+            write_varint(one, -1)
+        else:
+            write_varint(one, len(blob))
+            one += blob
+    write_varint(one, len(headers))
+    for hkey, hvalue in headers:
+        encoded = hkey.encode()
+        write_varint(one, len(encoded))
+        one += encoded
+        if hvalue is None:
+            write_varint(one, -1)
+        else:
+            write_varint(one, len(hvalue))
+            one += hvalue
+    out = bytearray()
+    write_varint(out, len(one))
+    return bytes(out + one)
+
+
 def build_batch(
     records: Sequence[tuple[bytes | None, bytes | None]],
     *,
@@ -499,28 +532,7 @@ def build_batch(
     """
     body = bytearray()
     for i, (key, value) in enumerate(records):
-        one = bytearray(b"\x00")
-        write_varint(one, 0)  # timestamp delta
-        write_varint(one, i)  # offset delta
-        for blob in (key, value):
-            if blob is None:
-                write_varint(one, -1)
-            else:
-                write_varint(one, len(blob))
-                one += blob
-        record_headers = headers[i] if headers is not None else ()
-        write_varint(one, len(record_headers))
-        for hkey, hvalue in record_headers:
-            encoded = hkey.encode()
-            write_varint(one, len(encoded))
-            one += encoded
-            if hvalue is None:
-                write_varint(one, -1)
-            else:
-                write_varint(one, len(hvalue))
-                one += hvalue
-        write_varint(body, len(one))
-        body += one
+        body += encode_record(i, 0, key, value, headers[i] if headers is not None else ())
     payload = _compress(codec, bytes(body))
     count = len(records)
     attrs = (attributes & ~ATTR_CODEC_MASK) | codec

@@ -3,7 +3,7 @@
 Real clients never send a broken frame, a control batch or `acks=2`, so the broker's defences
 against them can only be tested with hand-made bytes. This module makes them:
 
-* `record_batch()` encodes a v2 record batch (KAFKA-NOTES §4) with struct and CRC-32C; every
+* `record_batch()` encodes a v2 record batch (KAFKA-NOTES §4, with `protocol.records`); every
   header field can be overridden, so a test can lie about the CRC, the record count, the last
   offset delta, the base offset or the control bit;
 * `request_frame()` encodes a size-prefixed request with kio (`entity_writer` over the schema of
@@ -28,6 +28,7 @@ from kio.index import load_request_schema, load_response_schema
 from kio.serial import entity_reader, entity_writer
 
 from kafkito.protocol.codec import build
+from kafkito.protocol.records import build_batch, encode_record
 
 __all__ = [
     "Header",
@@ -35,47 +36,17 @@ __all__ = [
     "encode_record",
     "record_batch",
     "request_frame",
-    "varint",
 ]
 
 Header = tuple[str, bytes | None]
 
 _SIZE = struct.Struct(">i")
-# baseOffset, batchLength, partitionLeaderEpoch, magic, crc, then the CRC-covered part.
-_PREFIX = struct.Struct(">qiibI")
-_COVERED = struct.Struct(">hiqqqhii")
+# Where the fields a test may lie about sit in a batch (KAFKA-NOTES §4); the CRC covers [21, end).
+_I32 = struct.Struct(">i")
+_U32 = struct.Struct(">I")
+_CRC_AT, _CRC_COVERS_FROM, _LAST_OFFSET_DELTA_AT, _RECORD_COUNT_AT = 17, 21, 23, 57
 
 ATTR_CONTROL = 0x20
-
-
-def varint(value: int) -> bytes:
-    """Zigzag varint, as record fields use."""
-    zigzag = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while zigzag & ~0x7F:
-        out.append((zigzag & 0x7F) | 0x80)
-        zigzag >>= 7
-    out.append(zigzag)
-    return bytes(out)
-
-
-def _bytes_field(data: bytes | None) -> bytes:
-    return varint(-1) if data is None else varint(len(data)) + data
-
-
-def encode_record(
-    offset_delta: int,
-    timestamp_delta: int,
-    key: bytes | None,
-    value: bytes | None,
-    headers: Sequence[Header] = (),
-) -> bytes:
-    """One record inside a batch: length, attributes, deltas, key, value, headers."""
-    body = b"\x00" + varint(timestamp_delta) + varint(offset_delta)
-    body += _bytes_field(key) + _bytes_field(value) + varint(len(headers))
-    for name, header_value in headers:
-        body += _bytes_field(name.encode()) + _bytes_field(header_value)
-    return varint(len(body)) + body
 
 
 def record_batch(
@@ -92,28 +63,29 @@ def record_batch(
     record_count: int | None = None,
     crc: int | None = None,
 ) -> bytes:
-    """An uncompressed v2 record batch; each override makes it lie about one field."""
+    """An uncompressed v2 record batch (protocol.records.build_batch); each override makes it
+    lie about one field, and the CRC is computed over the lie unless `crc` is given too."""
     ts = int(time.time() * 1000) if base_timestamp_ms is None else base_timestamp_ms
-    payload = b"".join(
-        encode_record(i, 0, key, value, headers) for i, (key, value, headers) in enumerate(records)
-    )
-    n = len(records)
-    covered = (
-        _COVERED.pack(
-            attributes,
-            n - 1 if last_offset_delta is None else last_offset_delta,
-            ts,
-            ts,
-            producer_id,
-            producer_epoch,
-            base_sequence,
-            n if record_count is None else record_count,
+    batch = bytearray(
+        build_batch(
+            [(key, value) for key, value, _ in records],
+            headers=[list(headers) for _, _, headers in records],
+            base_offset=base_offset,
+            base_timestamp=ts,
+            attributes=attributes,
+            producer_id=producer_id,
+            producer_epoch=producer_epoch,
+            base_sequence=base_sequence,
+            partition_leader_epoch=leader_epoch,
         )
-        + payload
     )
-    checksum = crc32c.crc32c(covered) if crc is None else crc
-    batch_length = _PREFIX.size - 12 + len(covered)
-    return _PREFIX.pack(base_offset, batch_length, leader_epoch, 2, checksum) + covered
+    if last_offset_delta is not None:
+        _I32.pack_into(batch, _LAST_OFFSET_DELTA_AT, last_offset_delta)
+    if record_count is not None:
+        _I32.pack_into(batch, _RECORD_COUNT_AT, record_count)
+    checksum = crc32c.crc32c(bytes(batch[_CRC_COVERS_FROM:])) if crc is None else crc
+    _U32.pack_into(batch, _CRC_AT, checksum)
+    return bytes(batch)
 
 
 def request_frame(
