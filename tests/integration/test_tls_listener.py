@@ -328,3 +328,50 @@ def test_mutual_tls_demands_a_client_certificate(pki: Pki, tmp_path: Path) -> No
                 data = b""
             tls.close()
             assert data == b"", "answered without a client certificate"
+
+
+def test_client_library_over_tls_with_verification(ssl_bootstrap: str, pki: Pki) -> None:
+    """kafkito's Writer and Reader with the seed's `client.tls` keys: verification on."""
+    from kafkito import Reader, Writer
+
+    topic = new_topic()
+    config = {"client": {"tls": {"ca_file": pki.ca}, "timeout": 5}}
+    with Writer(topic, config, brokers=ssl_bootstrap) as writer:
+        writer.write(b"over tls", key=b"k")
+    seen: list[bytes | None] = []
+    with Reader(topic, config, brokers=ssl_bootstrap) as reader:
+        reader.read_value(seen.append, limit=1)
+    assert seen == [b"over tls"]
+
+
+def test_client_library_refuses_an_untrusted_broker_certificate(ssl_bootstrap: str) -> None:
+    """TLS verification is on by default: the system CAs do not know the test CA."""
+    from kafkito import AuthenticationError, Writer
+
+    config = {"client": {"tls": {}, "timeout": 3, "retry": {1: 0.1}}}
+    with (
+        pytest.raises(AuthenticationError, match="certificate verify failed"),
+        Writer(new_topic(), config, brokers=ssl_bootstrap) as writer,
+    ):
+        writer.write(b"never delivered")
+
+
+def test_client_library_sasl_over_tls(sasl_ssl_bootstrap: str, pki: Pki) -> None:
+    from kafkito import Reader, Writer
+
+    topic = new_topic()
+    config = {
+        "client": {
+            "username": "alice",
+            "password": PASSWORD,
+            "algorithm": "SCRAM-SHA-512",
+            "tls": {"ca_file": pki.ca},
+            "timeout": 5,
+        }
+    }
+    with Writer(topic, config, brokers=sasl_ssl_bootstrap) as writer:
+        writer.write(b"scram over tls")
+    seen: list[bytes | None] = []
+    with Reader(topic, config, brokers=sasl_ssl_bootstrap) as reader:
+        reader.read_value(seen.append, limit=1)
+    assert seen == [b"scram over tls"]
