@@ -83,3 +83,39 @@ def test_demo_counts_stores_and_dead_letters_everything(tmp_path: Path) -> None:
         dead = Counter(value for topic in TOPICS for value in read_topic(bootstrap, f"{topic}.dlq"))
     malformed = Counter(value for _, value in report.malformed)
     assert set(dead) == set(malformed), "every malformed event is in a dead-letter topic"
+
+
+def test_demo_command_against_a_given_cluster(broker: str, tmp_path: Path) -> None:
+    """`kafkito --brokers ... demo` uses that cluster (here a separate broker) for everything."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kafkito",
+            "--brokers",
+            broker,
+            "demo",
+            "--duration",
+            "4",
+            "--port",
+            "0",
+            "--rate",
+            "200",
+            "--lake-dir",
+            str(tmp_path / "lake"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"on the Kafka at {broker}" in done.stdout
+    assert "analytics counted" in done.stdout and "warning" not in done.stderr
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": f"c-{uuid.uuid4().hex}"})
+    topics = consumer.list_topics(timeout=10).topics
+    consumer.close()
+    assert {"page_views", "clicks", "page_views.dlq"} <= set(topics)

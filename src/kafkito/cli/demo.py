@@ -76,6 +76,13 @@ def demo(
     from kafkito.demo import DemoOptions, run_demo
 
     brokers = obj.brokers or os.environ.get("KAFKITO_BROKERS")
+    client_settings: dict[str, object] = {}
+    if brokers or obj.config_path or os.environ.get("KAFKITO_CONFIG"):
+        # a real cluster: its address and security come from the usual places (see cli.md)
+        resolved = obj.librdkafka()
+        brokers = str(resolved.pop("bootstrap.servers"))
+        resolved.pop("allow.auto.create.topics", None)
+        client_settings = resolved
     options = DemoOptions(
         brokers=brokers,
         duration_s=duration,
@@ -87,6 +94,7 @@ def demo(
         port=port,
         data_dir=data_dir,
         lake_dir=lake_dir,
+        client_settings=client_settings,
     )
     if not obj.debug:  # the dashboard shows dead letters; the terminal need not list each one
         logging.getLogger("kafkito.flow").setLevel(logging.ERROR)

@@ -52,6 +52,8 @@ class DemoOptions:
     lake_dir: str = "./.kafkito/lake"
     partitions: int = 3
     drain_timeout_s: float = 60.0
+    client_settings: dict[str, Any] = field(default_factory=dict)
+    """librdkafka settings for every client of the demo (security for a real cluster)."""
 
 
 @dataclass
@@ -125,8 +127,8 @@ class Demo:
             bootstrap = self._broker.start()
         lake = Path(options.lake_dir).resolve()
         lake.mkdir(parents=True, exist_ok=True)
-        self._create_topics(bootstrap)
-        settings = {"bootstrap.servers": bootstrap}
+        settings = {**options.client_settings, "bootstrap.servers": bootstrap}
+        self._create_topics(settings)
         self.report = DemoReport(bootstrap, "", lake)
 
         analytics = Flow(
@@ -134,6 +136,7 @@ class Demo:
             self._count,
             group_id=ANALYTICS_GROUP,
             brokers=bootstrap,
+            settings=options.client_settings,
             concurrency=8,
             retry=RetryPolicy.delays([0.2, 1.0]),
             commit_interval_s=0.5,
@@ -144,6 +147,7 @@ class Demo:
             self._store,
             group_id=LAKE_GROUP,
             brokers=bootstrap,
+            settings=options.client_settings,
             batch_size=500,
             batch_timeout_s=1.0,
             retry=RetryPolicy.delays([0.5, 2]),
@@ -164,10 +168,10 @@ class Demo:
         thread.start()
         self._threads.append(thread)
 
-    def _create_topics(self, bootstrap: str) -> None:
+    def _create_topics(self, settings: dict[str, Any]) -> None:
         from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin = AdminClient(settings)
         existing = admin.list_topics(timeout=15).topics
         wanted = [NewTopic(t, self.options.partitions) for t in TOPICS if t not in existing]
         for topic, future in admin.create_topics(wanted).items() if wanted else []:
@@ -188,7 +192,8 @@ class Demo:
             users=options.users, malformed_share=options.malformed_share, seed=options.seed
         )
         tick_s = 0.1
-        with TopicWriter(brokers=bootstrap, settings={"linger.ms": 5}) as writer:
+        settings = {**self.options.client_settings, "linger.ms": 5}
+        with TopicWriter(brokers=bootstrap, settings=settings) as writer:
             next_tick = time.monotonic()
             carry = 0.0
             while not self._stop.is_set():
