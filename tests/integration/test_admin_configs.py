@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,30 +44,6 @@ SUBTRACT = AlterConfigOpType.SUBTRACT
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def admin(broker: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": broker})
-
-
-@pytest.fixture
-def kp_admin(broker: str) -> Iterator[KafkaAdminClient]:
-    client = KafkaAdminClient(bootstrap_servers=broker, request_timeout_ms=TIMEOUT_S * 1000)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-async def aio_admin(broker: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=broker, request_timeout_ms=TIMEOUT_S * 1000)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def create(admin: AdminClient, name: str, partitions: int = 1, **configs: str) -> None:

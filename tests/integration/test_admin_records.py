@@ -9,7 +9,6 @@ DescribeCluster: confluent-kafka answers it from Metadata, kafka-python sends De
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,30 +33,6 @@ from kafkito import Broker
 from kafkito.testing.brokers import BrokerProcess
 
 TIMEOUT_S = 15
-
-
-@pytest.fixture
-def admin(broker: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": broker})
-
-
-@pytest.fixture
-def kp_admin(broker: str) -> Iterator[KafkaAdminClient]:
-    client = KafkaAdminClient(bootstrap_servers=broker, request_timeout_ms=TIMEOUT_S * 1000)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-async def aio_admin(broker: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=broker, request_timeout_ms=TIMEOUT_S * 1000)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def create_and_fill(bootstrap: str, topic: str, count: int, partitions: int = 1) -> None:

@@ -13,7 +13,6 @@ import json
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -38,30 +37,6 @@ KCAT = shutil.which("kcat")
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def admin(broker: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": broker})
-
-
-@pytest.fixture
-def kp_admin(broker: str) -> Iterator[KafkaAdminClient]:
-    client = KafkaAdminClient(bootstrap_servers=broker, request_timeout_ms=TIMEOUT_S * 1000)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-async def aio_admin(broker: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=broker, request_timeout_ms=TIMEOUT_S * 1000)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def ck_error(future: Any) -> int:
