@@ -995,26 +995,10 @@ class Flow:
             value=work.raw_value,
             max_record_bytes=self.max_dead_letter_bytes,
         )
-        delay_s = 0.5
-        while self._owned(work):
-            try:
-                await self._produce(topic, work.key, work.raw_value, headers)
-            except FlowError as write_error:
-                self._mark_dead_letter_failing(work.tp, True)
-                log.error(
-                    "flow %s: dead-letter write for %s-%d@%d failed (%s); partition paused, "
-                    "retrying in %.1fs",
-                    self.name,
-                    work.tp[0],
-                    work.tp[1],
-                    work.offset,
-                    write_error,
-                    delay_s,
-                )
-                if not await self._backoff(work, delay_s):
-                    return
-                delay_s = min(delay_s * 2, 30.0)
-                continue
+        written = await self._write_until_acked(
+            work, topic, headers, on_failure=lambda: self._mark_dead_letter_failing(work.tp, True)
+        )
+        if written:
             self._mark_dead_letter_failing(work.tp, False)
             self._counters(work.source_topic).dead_lettered.inc()
             log.warning(
@@ -1029,7 +1013,6 @@ class Flow:
                 exc,
             )
             self._resolve(work)
-            return
 
     def _mark_dead_letter_failing(self, tp: TP, failing: bool) -> None:
         state = self._partitions.get(tp)
@@ -1050,24 +1033,43 @@ class Flow:
         headers = letters.retry_headers(
             work.headers, work.origin(), attempt=next_attempt, due_ms=due_ms
         )
-        delay = 0.5
+        if await self._write_until_acked(work, topic, headers):
+            self._resolve(work)
+
+    async def _write_until_acked(
+        self,
+        work: _Work,
+        topic: str,
+        headers: list[tuple[str, bytes | None]],
+        *,
+        on_failure: Callable[[], None] | None = None,
+    ) -> bool:
+        """Write `work`'s original key and value with `headers` to `topic` until the broker
+        acknowledges it (True), retrying failures with capped backoff; False if the partition
+        is revoked or the flow stops first (the record stays unresolved: nothing is lost)."""
+        delay_s = 0.5
         while self._owned(work):
             try:
                 await self._produce(topic, work.key, work.raw_value, headers)
             except FlowError as write_error:
+                if on_failure is not None:
+                    on_failure()
                 log.error(
-                    "flow %s: retry write to %s failed (%s); retrying in %.1fs",
+                    "flow %s: write of %s-%d@%d to %s failed (%s); retrying in %.1fs",
                     self.name,
+                    work.tp[0],
+                    work.tp[1],
+                    work.offset,
                     topic,
                     write_error,
-                    delay,
+                    delay_s,
                 )
-                if not await self._backoff(work, delay):
-                    return
-                delay = min(delay * 2, 30.0)
+                if not await self._backoff(work, delay_s):
+                    return False
+                delay_s = min(delay_s * 2, 30.0)
                 continue
-            self._resolve(work)
-            return
+            return True
+        return False
 
     # -- commits and rebalances ---------------------------------------------------------------
 
