@@ -25,6 +25,7 @@ from kafkito.protocol.hot.produce import (
     encode_produce_response,
     parse_produce_request,
 )
+from kafkito.testing.wire import produce_response_data
 
 i16 = st.integers(-(2**15), 2**15 - 1)
 i32 = st.integers(-(2**31), 2**31 - 1)
@@ -117,30 +118,7 @@ partition_results = st.builds(
 def test_produce_response_is_byte_identical_to_kio(
     version: int, topics: list[tuple[str, list[ProducePartitionResult]]], throttle_ms: int
 ) -> None:
-    plain = {
-        "responses": [
-            {
-                "name": name,
-                "partition_responses": [
-                    {
-                        "index": p.index,
-                        "error_code": ErrorCode(p.error_code),
-                        "base_offset": p.base_offset,
-                        "log_append_time": p.log_append_time_ms,
-                        "log_start_offset": p.log_start_offset,
-                        "record_errors": [
-                            {"batch_index": i, "batch_index_error_message": m}
-                            for i, m in p.record_errors
-                        ],
-                        "error_message": p.error_message,
-                    }
-                    for p in parts
-                ],
-            }
-            for name, parts in topics
-        ],
-        "throttle_time": throttle_ms,
-    }
+    plain = produce_response_data(topics, throttle_ms)
     expected = codec.encode_response(0, version, 1, plain)
     ours = encode_produce_response(version, topics, throttle_time_ms=throttle_ms)
     assert codec.response_header(0, version, 1) + ours == expected

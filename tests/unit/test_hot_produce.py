@@ -18,6 +18,7 @@ from kafkito.protocol.hot.produce import (
     parse_produce_request,
 )
 from kafkito.protocol.records import CODEC_GZIP, build_batch
+from kafkito.testing.wire import produce_response_data
 
 VERSIONS = list(PRODUCE_VERSIONS)
 
@@ -235,38 +236,11 @@ RESPONSES: dict[str, list[tuple[str, list[ProducePartitionResult]]]] = {
 }
 
 
-def as_kio_dict(topics: list[tuple[str, list[ProducePartitionResult]]]) -> dict[str, Any]:
-    return {
-        "responses": [
-            {
-                "name": name,
-                "partition_responses": [
-                    {
-                        "index": p.index,
-                        "error_code": ErrorCode(p.error_code),
-                        "base_offset": p.base_offset,
-                        "log_append_time": p.log_append_time_ms,
-                        "log_start_offset": p.log_start_offset,
-                        "record_errors": [
-                            {"batch_index": i, "batch_index_error_message": m}
-                            for i, m in p.record_errors
-                        ],
-                        "error_message": p.error_message,
-                    }
-                    for p in parts
-                ],
-            }
-            for name, parts in topics
-        ],
-        "throttle_time": 0,
-    }
-
-
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("case", sorted(RESPONSES))
 def test_response_is_byte_identical_to_kio(version: int, case: str) -> None:
     topics = RESPONSES[case]
-    expected = codec.encode_response(0, version, 77, as_kio_dict(topics))
+    expected = codec.encode_response(0, version, 77, produce_response_data(topics))
     header = codec.response_header(0, version, 77)
     assert header + encode_produce_response(version, topics) == expected
 

@@ -34,6 +34,7 @@ __all__ = [
     "Header",
     "WireClient",
     "encode_record",
+    "produce_response_data",
     "record_batch",
     "request_frame",
 ]
@@ -86,6 +87,40 @@ def record_batch(
     checksum = crc32c.crc32c(bytes(batch[_CRC_COVERS_FROM:])) if crc is None else crc
     _U32.pack_into(batch, _CRC_AT, checksum)
     return bytes(batch)
+
+
+def produce_response_data(
+    topics: Sequence[tuple[str, Sequence[Any]]], throttle_ms: int = 0
+) -> dict[str, Any]:
+    """A Produce response as plain data for kio (`codec.encode_response`), from the
+    (topic, [ProducePartitionResult]) pairs the hand-written encoder takes: the reference
+    that encoder is compared with byte for byte."""
+    from kafkito.errors import ErrorCode
+
+    return {
+        "responses": [
+            {
+                "name": name,
+                "partition_responses": [
+                    {
+                        "index": p.index,
+                        "error_code": ErrorCode(p.error_code),
+                        "base_offset": p.base_offset,
+                        "log_append_time": p.log_append_time_ms,
+                        "log_start_offset": p.log_start_offset,
+                        "record_errors": [
+                            {"batch_index": i, "batch_index_error_message": m}
+                            for i, m in p.record_errors
+                        ],
+                        "error_message": p.error_message,
+                    }
+                    for p in parts
+                ],
+            }
+            for name, parts in topics
+        ],
+        "throttle_time": throttle_ms,
+    }
 
 
 def request_frame(
