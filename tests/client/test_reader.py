@@ -16,6 +16,7 @@ from clientkit import Cluster
 from confluent_kafka import Consumer, TopicPartition
 
 from kafkito.client import Message, Reader, Writer, current_message, message_key
+from kafkito.client.reader import consume_ready
 
 
 def write_keyed(cluster: Cluster, topic: str, count: int) -> None:
@@ -142,6 +143,36 @@ def test_stop_from_another_thread_is_prompt(cluster: Cluster, topic: str) -> Non
     assert result == [1]
     r.close()
     r.close()  # idempotent
+
+
+def test_consume_ready_returns_what_is_there_without_waiting_for_a_full_batch(
+    cluster: Cluster, topic: str
+) -> None:
+    """consume(500, timeout) alone waits for 500 messages or the whole timeout; consume_ready
+    hands over the 3 that are there at once, and on an empty topic the first that arrives."""
+    write_keyed(cluster, topic, 3)
+    consumer = Consumer(
+        {"bootstrap.servers": cluster.bootstrap, "group.id": "cr", "auto.offset.reset": "earliest"}
+    )
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        got: list[Any] = []
+        started = time.monotonic()
+        while len(got) < 3 and time.monotonic() - started < 20:
+            got += consume_ready(consumer, 500, 30.0)  # a timeout the old call would sit out
+        assert [m.value() for m in got] == [b"m0", b"m1", b"m2"]
+        assert time.monotonic() - started < 15.0
+
+        later = threading.Timer(0.5, write_keyed, (cluster, topic, 1))
+        later.start()
+        started = time.monotonic()
+        fourth = consume_ready(consumer, 500, 30.0)
+        later.join()
+        assert [m.value() for m in fourth] == [b"m0"]
+        assert time.monotonic() - started < 15.0
+        assert consume_ready(consumer, 500, 0) == []
+    finally:
+        consumer.close()
 
 
 READER_SCRIPT = textwrap.dedent(

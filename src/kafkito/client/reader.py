@@ -52,7 +52,7 @@ from kafkito.client.errors import ClientError, ConfigError, UnknownTopicError
 log = logging.getLogger(__name__)
 RDKAFKA_LOG = logging.getLogger("kafkito.client.librdkafka")
 
-__all__ = ["Message", "Reader", "current_message", "message_key"]
+__all__ = ["Message", "Reader", "consume_ready", "current_message", "message_key"]
 
 BATCH_MESSAGES = 500
 """Messages taken from librdkafka per consume call."""
@@ -238,7 +238,7 @@ class ConsumerCore:
             batch, self.pending = self.pending, []
             return self._owned(batch)
         self.revoked_since_fetch = False
-        batch = self.consumer.consume(BATCH_MESSAGES, timeout_s)
+        batch = consume_ready(self.consumer, BATCH_MESSAGES, timeout_s)
         self.last_poll_monotonic = time.monotonic()
         out = [msg for msg in batch if msg.error() is None]
         if len(out) != len(batch):
@@ -293,6 +293,22 @@ class ConsumerCore:
             return
         self.closed = True
         self.consumer.close()
+
+
+def consume_ready(consumer: Any, limit: int, timeout_s: float) -> list[Any]:
+    """Up to `limit` messages: those librdkafka has ready, at once; if none, the first to
+    arrive within `timeout_s` (and whatever came with it).
+
+    `consumer.consume(limit, timeout)` alone waits until it has `limit` messages or the timeout
+    is over: on a quiet topic every message would wait the whole timeout (100 ms here).
+    """
+    batch: list[Any] = consumer.consume(limit, 0)
+    if batch or timeout_s <= 0:
+        return batch
+    batch = consumer.consume(1, timeout_s)
+    if batch and limit > 1:
+        batch += consumer.consume(limit - 1, 0)
+    return batch
 
 
 def _names(partitions: list[Any]) -> str:
