@@ -1,11 +1,17 @@
 """Consume-flow overhead and parallelism, in one run against the embedded broker.
 
-    python bench/bench_flow.py [--count 100000] [--quick]
+    python bench/bench_flow.py [--count 100000] [--rounds 3] [--quick]
 
-1. raw `kafkito.Reader` with a no-op handler vs `kafkito.flow.Flow` with a no-op handler, same
-   topic, same broker (goal: the flow at >= 80% of the Reader's throughput);
+1. raw `kafkito.Reader` with a no-op handler vs `kafkito.flow.Flow` with a no-op sync handler,
+   same topic, same broker (goal: the flow at >= 80% of the Reader's throughput). The flow runs
+   with ordering="partition", the Reader's own guarantee (one partition's records in order);
+   the default ordering="key" (records of different keys of a partition in parallel) is
+   printed beside it. Each round reads the whole topic once with each, in turn, under a new
+   group; the medians of the rounds are compared (the machines are noisy);
 2. a 10 ms async handler over 1,000 keys with concurrency 100 (goal: >= 5,000 msgs/s, which is
-   >= 50x the sequential rate of 100 msgs/s).
+   >= 50x the sequential rate of 100 msgs/s);
+3. latency on a quiet topic: 50 records written one at a time, 20 per second, each timed from
+   before its write (acks=all) to its handler (Reader and flow, p50 and p99).
 Throughput is measured from the first record handled to the last.
 """
 
@@ -14,11 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from confluent_kafka import Producer
@@ -73,7 +81,7 @@ def run_flow(flow: Flow, count: int, counter: list[int], first: list[float]) -> 
     return count / elapsed
 
 
-def bench_flow_noop(bootstrap: str, topic: str, count: int) -> float:
+def bench_flow_noop(bootstrap: str, topic: str, count: int, ordering: str = "partition") -> float:
     counter, first = [0], []
 
     def handle(value: object) -> None:
@@ -87,7 +95,7 @@ def bench_flow_noop(bootstrap: str, topic: str, count: int) -> float:
         group_id=f"flow-{uuid.uuid4().hex[:6]}",
         brokers=bootstrap,
         decoder="raw",
-        ordering="partition",
+        ordering=ordering,  # type: ignore[arg-type]
         concurrency=4,
         max_in_flight=5000,
     )
@@ -115,12 +123,60 @@ def bench_flow_async(bootstrap: str, topic: str, count: int) -> float:
     return run_flow(flow, count, counter, first)
 
 
+def bench_latency(bootstrap: str, kind: str, records: int = 50) -> tuple[float, float]:
+    """(p50, p99) in ms from write to handler, one record at a time on an idle topic."""
+    topic = f"quiet-{kind}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # referenced until the result is in
+    admin.create_topics([NewTopic(topic, 1)])[topic].result(15)
+    arrived: dict[int, float] = {}
+
+    def handle(value: object) -> None:
+        assert isinstance(value, bytes)
+        arrived[int(value)] = time.perf_counter()
+
+    stop: Callable[[], None]
+    if kind == "reader":
+        reader = Reader(topic, group_id="lat-reader", brokers=bootstrap)
+        thread = threading.Thread(
+            target=reader.read_value, args=(handle,), kwargs={"handle_signals": False}
+        )
+        stop = reader.stop
+    else:
+        flow = Flow(topic, handle, group_id="lat-flow", brokers=bootstrap, decoder="raw")
+        thread = threading.Thread(target=flow.run)
+        stop = flow.stop
+    thread.start()
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
+    sent: dict[int, float] = {}
+    try:
+        for i in range(-1, records):  # -1: wait until the consumer is assigned and reading
+            sent[i] = time.perf_counter()
+            producer.produce(topic, value=str(i).encode())
+            producer.poll(0)
+            deadline = time.monotonic() + (30 if i < 0 else 5)
+            while i not in arrived and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            time.sleep(0.05)
+        producer.flush(10)
+    finally:
+        stop()
+        thread.join(30)
+        if kind == "reader":
+            reader.close()
+    latencies = sorted((arrived[i] - sent[i]) * 1000 for i in range(records) if i in arrived)
+    if len(latencies) < records:
+        raise RuntimeError(f"{kind}: only {len(latencies)} of {records} records arrived")
+    return statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100_000)
-    parser.add_argument("--quick", action="store_true", help="20,000 records")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="20,000 records, one round")
     args = parser.parse_args()
     count = 20_000 if args.quick else args.count
+    rounds = 1 if args.quick else args.rounds
     with tempfile.TemporaryDirectory() as tmp:
         broker = kafkito_process(Path(tmp) / "data").start()
         try:
@@ -132,12 +188,19 @@ def main() -> None:
             for size in (100, 1024):
                 topic = f"noop-{size}"
                 fill(bootstrap, topic, count, size, keys=1000, partitions=4)
-                reader = bench_reader(bootstrap, topic, count)
-                flow = bench_flow_noop(bootstrap, topic, count)
+                runs: dict[str, list[float]] = {"reader": [], "partition": [], "key": []}
+                for _ in range(rounds):
+                    runs["reader"].append(bench_reader(bootstrap, topic, count))
+                    runs["partition"].append(bench_flow_noop(bootstrap, topic, count))
+                    runs["key"].append(bench_flow_noop(bootstrap, topic, count, "key"))
+                reader, flow, keyed = (statistics.median(runs[k]) for k in runs)
                 print(
-                    f"{size:>5} B  Reader {reader:>10,.0f} msgs/s   Flow(no-op) {flow:>10,.0f} "
-                    f"msgs/s   ratio {flow / reader:.2f} (goal >= 0.80)"
+                    f"{size:>5} B  Reader {reader:>9,.0f} msgs/s   Flow(no-op) {flow:>9,.0f} "
+                    f"msgs/s   ratio {flow / reader:.2f} (goal >= 0.80)   "
+                    f"[ordering=key: {keyed:,.0f} msgs/s, {keyed / reader:.2f}]"
                 )
+                for name, values in runs.items():
+                    print(f"         {name:>9}: " + "  ".join(f"{v:>9,.0f}" for v in values))
             parallel_count = min(count, 20_000)
             fill(bootstrap, "slow", parallel_count, 100, keys=1000, partitions=4)
             rate = bench_flow_async(bootstrap, "slow", parallel_count)
@@ -145,6 +208,12 @@ def main() -> None:
                 f"10 ms async handler, 1,000 keys, concurrency 100: {rate:,.0f} msgs/s "
                 f"= {rate / 100:.0f}x sequential (goal >= 5,000 msgs/s, 50x)"
             )
+            for kind in ("reader", "flow"):
+                p50, p99 = bench_latency(bootstrap, kind)
+                print(
+                    f"quiet topic, write (acks=all) to handler, {kind:>6}: "
+                    f"p50 {p50:.1f} ms  p99 {p99:.1f} ms"
+                )
         finally:
             broker.stop()
 

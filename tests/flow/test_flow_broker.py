@@ -82,6 +82,69 @@ def test_same_key_in_order_different_keys_in_parallel(
     assert peak <= 8
 
 
+def test_sync_handler_threads_keep_key_order_and_a_retrying_key_holds_only_itself(
+    broker: str, topic_name: str, start_flow: StartFlow
+) -> None:
+    """Sync handlers run on handler threads: keys in order, in parallel, and a record that
+    retries in place holds back its own key only."""
+    create_topic(broker, topic_name, partitions=2)
+    produce(
+        broker,
+        topic_name,
+        [(f"k{i % 10}".encode(), json.dumps({"id": i}).encode()) for i in range(300)],
+    )
+    lock = threading.Lock()
+    order: list[tuple[bytes, int]] = []
+    failures = 0
+    active = peak = 0
+
+    def handle(record: Record[dict[str, int]]) -> None:
+        nonlocal failures, active, peak
+        assert record.key is not None
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        try:
+            if record.value["id"] == 5 and failures < 2:
+                failures += 1
+                raise RetryLater("not yet", delay_s=0.3)
+            time.sleep(0.001)
+            with lock:
+                order.append((record.key, record.value["id"]))
+        finally:
+            with lock:
+                active -= 1
+
+    running = start_flow(
+        Flow(
+            topic_name,
+            handle,
+            group_id="g",
+            brokers=broker,
+            concurrency=4,
+            retry=RetryPolicy.delays([0.3, 0.3, 0.3]),
+            commit_interval_s=0.1,
+        )
+    )
+    wait_for(lambda: len(order) >= 300, what="300 records")
+    wait_for(
+        lambda: sum(max(c, 0) for c in committed(broker, "g", topic_name, 2)) == 300,
+        what="commits",
+    )
+    running.stop()
+    assert failures == 2
+    assert sorted(i for _, i in order) == list(range(300))
+    for key in {k for k, _ in order}:
+        ids = [i for k, i in order if k == key]
+        assert ids == sorted(ids), f"key {key!r} out of order"
+    # While id 5 (key k5) waited ~0.6 s to retry, the other keys went on: most of them were
+    # done before it; nothing of k5 after id 5 was.
+    done_before_5 = order[: order.index((b"k5", 5))]
+    assert not [i for k, i in done_before_5 if k == b"k5" and i > 5]
+    assert len(done_before_5) > 200
+    assert 1 < peak <= 4
+
+
 def test_poison_pill_goes_to_the_dead_letter_topic_byte_identical(
     broker: str, topic_name: str, start_flow: StartFlow
 ) -> None:
@@ -371,9 +434,12 @@ flow:
   retry: {{1: 50ms, 2: 50ms}}
   concurrency: 4
   ordering: partition
+  max_in_flight: 200
+  backpressure_wait: 250ms
 """
     flow = Flow.from_config(handle, yaml_text)
     assert (flow.retry.delays_s, flow.concurrency, flow.ordering) == ((0.05, 0.05), 4, "partition")
+    assert (flow.max_in_flight, flow.backpressure_wait_s) == (200, 0.25)
     running = start_flow(flow)
     wait_for(lambda: committed(broker, "from-yaml", topic_name) == [1], what="commit")
     running.stop()

@@ -26,7 +26,9 @@ def test_batch_handler_with_per_record_failures(
     broker: str, topic_name: str, start_flow: StartFlow
 ) -> None:
     produce(
-        broker, topic_name, [(f"k{i}".encode(), json.dumps({"id": i}).encode()) for i in range(25)]
+        broker,
+        topic_name,
+        [(f"k{i % 3}".encode(), json.dumps({"id": i}).encode()) for i in range(25)],
     )
     batches: list[list[int]] = []
     failed_once: set[int] = set()
@@ -56,6 +58,7 @@ def test_batch_handler_with_per_record_failures(
     wait_for(lambda: committed(broker, "g", topic_name) == [25], what="all committed")
     running.stop()
     assert max(len(b) for b in batches) == 10
+    assert all(b == sorted(b) for b in batches), "a batch is in offset order"
     assert sorted(failed_once) == [0, 5, 10, 15, 20]
     retried = [b for b in batches if len(b) == 1]
     assert sorted(b[0] for b in retried) == [0, 5, 10, 15, 20], "each failure retried alone"
@@ -256,6 +259,56 @@ def test_health_reports_liveness_and_readiness(
     report = flow.health()
     assert report["live"] and report["assigned_partitions"] == 1
     running.stop()
+
+
+def test_backpressure_bounds_records_in_flight_and_polling_goes_on(
+    broker: str, topic_name: str, start_flow: StartFlow
+) -> None:
+    """With the handlers stuck, no more than max_in_flight records are taken in; the flow
+    waits, then pauses, and keeps polling (live); once unstuck, everything is handled."""
+    create_topic(broker, topic_name, partitions=2)
+    produce(
+        broker,
+        topic_name,
+        [(f"k{i % 20}".encode(), json.dumps({"id": i}).encode()) for i in range(600)],
+    )
+    gate = threading.Event()
+    seen: list[int] = []
+
+    def handle(value: dict[str, int]) -> None:
+        gate.wait(60)
+        seen.append(value["id"])
+
+    flow = Flow(
+        topic_name,
+        handle,
+        group_id="g",
+        brokers=broker,
+        concurrency=4,
+        max_in_flight=50,
+        backpressure_wait_s=0.2,
+        commit_interval_s=0.1,
+        liveness_timeout_s=1.0,
+    )
+    running = start_flow(flow)
+    wait_for(lambda: flow.health()["in_flight"] >= 40, what="records taken in")
+    peak = 0
+    deadline = time.monotonic() + 1.5  # several backpressure waits and polls
+    while time.monotonic() < deadline:
+        report = flow.health()
+        peak = max(peak, report["in_flight"])
+        assert report["live"], report
+        time.sleep(0.01)
+    assert peak <= 50
+    assert seen == []
+    gate.set()
+    wait_for(lambda: len(seen) >= 600, what="600 records")
+    wait_for(
+        lambda: sum(max(c, 0) for c in committed(broker, "g", topic_name, 2)) == 600,
+        what="commits",
+    )
+    running.stop()
+    assert sorted(seen) == list(range(600))
 
 
 @pytest.mark.tansu

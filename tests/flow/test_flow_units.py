@@ -4,55 +4,90 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
+import time
 
 import msgspec
 import pydantic
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Histogram
 
 from kafkito.flow import letters
 from kafkito.flow.codecs import DecodeError, ValidationFailed, decoder_for
+from kafkito.flow.metrics import BUCKETS_S, Timings
 from kafkito.flow.outcomes import Reject, RetryLater
 from kafkito.flow.policy import PolicyError, RetryPolicy
-from kafkito.flow.scheduler import KeyedScheduler
-from kafkito.flow.tracker import PartitionTracker
+from kafkito.flow.scheduler import KeyedScheduler, ThreadedKeyedScheduler
+from kafkito.flow.tracker import Chunk, PartitionTracker
 
 
-@given(st.lists(st.integers(0, 200), unique=True, min_size=1), st.randoms())
+class _Msg:
+    """A record as the tracker sees it."""
+
+    def __init__(self, offset: int) -> None:
+        self._offset = offset
+
+    def offset(self) -> int:
+        return self._offset
+
+
+def _chunk(offsets: list[int], key: object = "k") -> Chunk:
+    return Chunk(("t", 0), 1, key, "t", [_Msg(o) for o in offsets])
+
+
+@given(
+    st.lists(st.integers(0, 300), unique=True, min_size=1),
+    st.integers(1, 40),
+    st.integers(1, 5),
+    st.randoms(),
+)
 def test_committable_never_passes_an_unresolved_offset(
-    offsets: list[int], rnd: random.Random
+    offsets: list[int], poll_size: int, keys: int, rnd: random.Random
 ) -> None:
+    """Polls split into per-key chunks, resolved in order within a chunk and in any order
+    across chunks: the committable offset is always the lowest unresolved one."""
     offsets.sort()
     tracker = PartitionTracker()
-    for o in offsets:
-        tracker.received(o)
+    chunks: list[Chunk] = []
+    for start in range(0, len(offsets), poll_size):
+        by_key: dict[int, Chunk] = {}
+        for offset in offsets[start : start + poll_size]:
+            key = rnd.randrange(keys)
+            if key not in by_key:
+                by_key[key] = _chunk([], key)
+                chunks.append(by_key[key])
+            by_key[key].messages.append(_Msg(offset))
+        for chunk in by_key.values():
+            tracker.received(chunk)
+    assert tracker.pending == len(offsets)
     unresolved = set(offsets)
-    order = offsets[:]
-    rnd.shuffle(order)
-    for o in order:
-        tracker.resolved(o)
-        unresolved.discard(o)
+    while unresolved:
+        chunk = rnd.choice([c for c in chunks if not c.finished])
+        count = rnd.randint(1, len(chunk.messages) - chunk.done)
+        for message in chunk.messages[chunk.done : chunk.done + count]:
+            unresolved.discard(message.offset())
+        tracker.resolved(chunk, count)
+        assert tracker.pending == len(unresolved)
         committable = tracker.committable()
-        assert committable is not None
-        if unresolved:
-            assert committable == min(unresolved)
-        else:
-            assert committable == offsets[-1] + 1
+        assert committable == (min(unresolved) if unresolved else offsets[-1] + 1)
 
 
 def test_needs_commit_only_when_moved() -> None:
     tracker = PartitionTracker()
     assert tracker.needs_commit() is None
-    tracker.received(5)
-    tracker.received(6)
+    first, second = _chunk([5], "a"), _chunk([6], "b")
+    tracker.received(first)
+    tracker.received(second)
     assert tracker.needs_commit() == 5
     tracker.committed = 5
     assert tracker.needs_commit() is None
-    tracker.resolved(6)
+    tracker.resolved(second)
     assert tracker.needs_commit() is None  # 5 still pending
-    tracker.resolved(5)
+    tracker.resolved(first)
     assert tracker.needs_commit() == 7
+    assert tracker.next == 7
 
 
 async def test_scheduler_orders_per_key_and_runs_keys_in_parallel() -> None:
@@ -103,6 +138,103 @@ async def test_scheduler_discard_drops_queued_items_only() -> None:
     gate.set()
     await asyncio.wait_for(scheduler.wait_idle(), 5)
     assert done == [0, 2]
+
+
+async def test_threaded_scheduler_orders_per_key_and_runs_keys_in_parallel() -> None:
+    log: list[tuple[str, int]] = []
+    lock = threading.Lock()
+    running = peak = 0
+
+    def work(item: tuple[str, int]) -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            log.append(item)
+        time.sleep(0.01 if item[0] == "slow" else 0.002)
+        with lock:
+            running -= 1
+
+    scheduler: ThreadedKeyedScheduler[tuple[str, int], object] = ThreadedKeyedScheduler(
+        3, work, lambda item, why: None, max_chunk=2
+    )
+    try:
+        for i in range(6):
+            scheduler.submit_many([(key, (key, i)) for key in ("a", "b", "slow", "c")])
+        await asyncio.wait_for(scheduler.wait_idle(), 5)
+    finally:
+        scheduler.close()
+    assert peak == 3
+    for key in ("a", "b", "slow", "c"):
+        assert [n for k, n in log if k == key] == list(range(6)), key
+    # the slow key did not hold the others back: "a" was done before "slow" was
+    assert log.index(("a", 5)) < log.index(("slow", 5))
+    assert scheduler.size == 0
+
+
+async def test_threaded_scheduler_holds_a_key_until_released() -> None:
+    """A failed item holds its key (later items of the key wait, other keys go on) until
+    release; release with drop gives the held item up."""
+    ran: list[str] = []
+    held: list[tuple[str, str]] = []
+    fail_once = {"a1", "b1"}
+
+    def work(item: str) -> str | None:
+        if item in fail_once:
+            fail_once.discard(item)
+            return "failed"
+        ran.append(item)
+        return None
+
+    scheduler: ThreadedKeyedScheduler[str, str] = ThreadedKeyedScheduler(
+        2, work, lambda item, why: held.append((item, why))
+    )
+    try:
+        scheduler.submit_many([("a", "a1"), ("a", "a2"), ("b", "b1"), ("b", "b2"), ("c", "c1")])
+        for _ in range(500):
+            if len(held) == 2 and "c1" in ran:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(held) == [("a1", "failed"), ("b1", "failed")]
+        assert ran == ["c1"] and scheduler.size == 4
+        scheduler.release("a")  # a1 runs again, then a2
+        scheduler.release("b", drop="b1")  # b1 given up, b2 runs
+        await asyncio.wait_for(scheduler.wait_idle(), 5)
+    finally:
+        scheduler.close()
+    assert ran.index("a1") < ran.index("a2")
+    assert "b1" not in ran and "b2" in ran
+
+
+async def test_threaded_scheduler_discard_drops_queued_and_held_items() -> None:
+    gate = threading.Event()
+    done: list[int] = []
+
+    def work(item: int) -> str | None:
+        if item == 0:
+            gate.wait(5)
+            return "hold"
+        done.append(item)
+        return None
+
+    scheduler: ThreadedKeyedScheduler[int, str] = ThreadedKeyedScheduler(
+        1, work, lambda item, why: None, max_chunk=1
+    )
+    try:
+        scheduler.submit_many([("k", i) for i in range(4)])
+        await asyncio.sleep(0.05)
+        assert sorted(scheduler.discard(lambda item: item == 0)) == [1, 2, 3]  # queued ones
+        gate.set()
+        for _ in range(100):
+            if scheduler.running == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert scheduler.discard(lambda item: False) == [0]  # the held one
+        scheduler.release("k")
+        await asyncio.wait_for(scheduler.wait_idle(), 5)
+    finally:
+        scheduler.close()
+    assert done == []
 
 
 def test_policy_from_core_go_style_config() -> None:
@@ -215,3 +347,52 @@ def test_decoders() -> None:
         decoder_for(View)(b'{"user": "u", "ms": "three"}')
     with pytest.raises(DecodeError):
         decoder_for(View)(b"\x00garbage")
+
+
+@given(
+    st.lists(st.one_of(st.sampled_from(BUCKETS_S), st.floats(0, 20, allow_nan=False)), max_size=60),
+    st.integers(1, 7),
+)
+def test_handler_timings_count_like_a_prometheus_histogram(
+    durations: list[float], batches: int
+) -> None:
+    """Bulk counting (sorted, one bisection per bound) gives prometheus_client's buckets,
+    bounds included ("le")."""
+    timings = Timings()
+    reference = Histogram("h", "h", buckets=BUCKETS_S, registry=CollectorRegistry())
+    for i in range(batches):
+        timings.observe_many(durations[i::batches])
+    for seconds in durations:
+        reference.observe(seconds)
+    buckets, total = timings.snapshot()
+    expected = {
+        s.labels["le"]: s.value
+        for s in next(iter(reference.collect())).samples
+        if s.name == "h_bucket"
+    }
+    assert {float(le): n for le, n in buckets} == {float(le): n for le, n in expected.items()}
+    assert total == pytest.approx(sum(durations))
+
+
+def test_handler_timings_from_many_threads_add_up() -> None:
+    """Each thread counts in its own shard; a snapshot sums them, also after the threads end."""
+    timings = Timings()
+    durations = [0.0001, 0.002, 0.02, 3.0, 30.0] * 40  # over 8: the sorted path too
+
+    def observe() -> None:
+        for _ in range(50):
+            timings.observe_many(durations)
+            timings.observe(0.0001)
+
+    threads = [threading.Thread(target=observe) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    buckets, total = timings.snapshot()
+    per_thread_calls = 50
+    count = 4 * per_thread_calls * (len(durations) + 1)
+    assert dict(buckets)["+Inf"] == count
+    assert dict(buckets)["0.0005"] == 4 * per_thread_calls * (40 + 1)
+    assert dict(buckets)["10.0"] == count - 4 * per_thread_calls * 40
+    assert total == pytest.approx(4 * per_thread_calls * (sum(durations) + 0.0001))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -30,38 +30,70 @@ from prometheus_client.registry import Collector
 BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+class _Shard:
+    """One thread's bucket counts and sum (only that thread writes them)."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS_S) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+
 class Timings:
     """Handler durations of one (topic, group): bucket counts and a sum, updated in bulk.
 
-    prometheus_client's Histogram takes a lock per observation; the flow's handler threads
-    record a whole chunk of records at once instead (one lock per chunk).
+    prometheus_client's Histogram takes a lock per observation, and one lock shared by the
+    flow's handler threads becomes a convoy (a thread that loses the GIL while holding it stalls
+    the others). Each thread counts in its own shard instead, without a lock; a scrape adds the
+    shards up (a shard outlives its thread, so nothing counted is lost).
     """
 
-    __slots__ = ("_counts", "_lock", "_sum")
+    __slots__ = ("_local", "_lock", "_shards")
 
     def __init__(self) -> None:
-        self._counts = [0] * (len(BUCKETS_S) + 1)  # the last one is +Inf
-        self._sum = 0.0
-        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._shards: list[_Shard] = []
+        self._lock = threading.Lock()  # guards the list of shards only
+
+    def _shard(self) -> _Shard:
+        shard: _Shard | None = getattr(self._local, "shard", None)
+        if shard is None:
+            shard = self._local.shard = _Shard()
+            with self._lock:
+                self._shards.append(shard)
+        return shard
 
     def observe(self, seconds: float) -> None:
         self.observe_many((seconds,))
 
-    def observe_many(self, durations: Iterable[float]) -> None:
-        local = [0] * len(self._counts)
-        total = 0.0
-        for seconds in durations:
-            local[bisect.bisect_left(BUCKETS_S, seconds)] += 1
-            total += seconds
-        with self._lock:
-            for i, n in enumerate(local):
-                self._counts[i] += n
-            self._sum += total
+    def observe_many(self, durations: Sequence[float]) -> None:
+        """Count a batch of durations: a few one by one, many sorted once and then bisected
+        once per bucket bound (the per-record work stays in C)."""
+        shard = self._shard()
+        counts = shard.counts
+        if len(durations) <= 8:
+            for seconds in durations:
+                counts[bisect.bisect_left(BUCKETS_S, seconds)] += 1
+            shard.sum += sum(durations)
+            return
+        ordered = sorted(durations)
+        previous = 0
+        for i, bound in enumerate(BUCKETS_S):
+            cumulative = bisect.bisect_right(ordered, bound)  # le = "<="
+            counts[i] += cumulative - previous
+            previous = cumulative
+        counts[-1] += len(ordered) - previous
+        shard.sum += sum(ordered)
 
     def snapshot(self) -> tuple[list[tuple[str, float]], float]:
         """Cumulative buckets as Prometheus wants them, and the sum."""
         with self._lock:
-            counts, total = list(self._counts), self._sum
+            shards = list(self._shards)
+        counts = [sum(column) for column in zip(*(shard.counts for shard in shards), strict=True)]
+        if not counts:
+            counts = [0] * (len(BUCKETS_S) + 1)
+        total = sum(shard.sum for shard in shards)
         buckets, running = [], 0
         for bound, n in zip([*map(str, BUCKETS_S), "+Inf"], counts, strict=True):
             running += n

@@ -6,19 +6,30 @@ One asyncio event loop owns all the flow's state. The confluent-kafka consumer i
 called from one worker thread (`_kafka`, a single-thread executor), so its calls are serialized;
 the loop awaits them. The loop:
 
-1. polls a batch of records (the poll thread returns every ~100 ms even when idle, so the group
-   never sees a missed poll, whatever the handlers do: no `max.poll.interval.ms` rebalances);
-2. notes each record in its partition's `PartitionTracker` and submits it to the
-   `KeyedScheduler` (same key in order, different keys in parallel, `concurrency` at once);
-3. a record's task decodes it (failure: dead-letter at once), calls the handler (async handlers
-   as tasks, sync ones in a thread pool) and on a transient failure backs off in place
-   (`blocking`) or republishes it to `<topic>.retry.<n>` with a due time (`topics`); when
-   attempts run out, or on `Reject`, it writes the record to `<topic>.dlq` and waits for the ack;
-4. only then is the offset resolved; every `commit_interval_s` the lowest unresolved offset
-   of each partition is committed, so the committed offset never passes an unresolved record.
+1. polls the records librdkafka has ready, up to `poll_batch` and the room under
+   `max_in_flight` (`consume_ready`: no waiting for a full batch; the poll thread returns every
+   ~100 ms even when idle, so the group never sees a missed poll, whatever the handlers do: no
+   `max.poll.interval.ms` rebalances);
+2. cuts them into chunks (the records of one partition with the same ordering key, in offset
+   order; `tracker.Chunk`), notes each chunk in its partition's `PartitionTracker` and submits
+   it under its ordering key (same key in order, different keys in parallel, `concurrency` at
+   once): sync handlers to the `ThreadedKeyedScheduler`'s handler threads, async ones to the
+   `KeyedScheduler`'s tasks, batch handlers to per-partition buffers;
+3. a handler thread decodes and handles a chunk's records in order; what went well is reported
+   to the loop in bulk (`_apply_results`); a record that fails holds its key, and the loop
+   (`_recover`) retries it in place with backoff (`blocking`) or republishes it to
+   `<topic>.retry.<n>` with a due time (`topics`); when attempts run out, or on `Reject` or a
+   decoding failure, it writes the record to `<topic>.dlq` and waits for the ack; then the key
+   goes back to the threads. Async handlers do the same record by record in their task;
+4. only then is the offset resolved (records of a chunk are resolved in order); every
+   `commit_interval_s` the lowest unresolved offset of each partition is committed, so the
+   committed offset never passes an unresolved record.
 
-Backpressure: with `max_in_flight` records submitted and unresolved, every partition is paused
-(polling goes on); they resume below half of it. A record from a retry topic that is not due yet
+Backpressure: with `max_in_flight` records polled and unresolved, the loop stops polling and
+waits (up to `backpressure_wait_s`) for the handlers to bring it below half; if they do not, every
+partition is paused (polling goes on, so the group never waits on us) and they resume below half
+of it. Pausing comes second because it is costly: librdkafka drops what it prefetched for a
+paused partition and fetches it again on resume. A record from a retry topic that is not due yet
 pauses its partition and seeks back to it; a timer resumes the partition when it is due.
 A failing dead-letter write keeps the record unresolved (no loss), pauses its partition, turns
 health red and retries with capped backoff (no hot loop).
@@ -26,7 +37,9 @@ health red and retries with capped backoff (no hot loop).
 Rebalances: on revoke (called inside the poll thread) the loop drops queued work of the revoked
 partitions, cancels their back-offs, waits up to `revoke_grace_s` for handlers already running,
 and the poll thread commits what is resolved before the revoke completes. Results that arrive
-later for a partition no longer owned are dropped (a generation number per assignment).
+later for a partition no longer owned are dropped (a generation number per assignment). A
+record left unresolved (revoked, or stopping) takes the queued records of its key in its
+partition with it (`_abandon`): nothing overtakes it; they are all read again.
 
 Shutdown (SIGTERM/SIGINT or `stop()`): stop fetching, let in-flight records finish within
 `shutdown_grace_s`, commit, close the consumer (which leaves the group at once).
@@ -35,6 +48,7 @@ Shutdown (SIGTERM/SIGINT or `stop()`): stop fetching, let in-flight records fini
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import contextvars
@@ -49,20 +63,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
+from kafkito.client.reader import POLL_TIMEOUT_S, consume_ready
 from kafkito.errors import KafkitoError
 from kafkito.flow import letters
 from kafkito.flow.codecs import DecodeError, Decoder, ValidationFailed, decoder_for, is_model_type
 from kafkito.flow.metrics import FlowMetrics, TopicMetrics
 from kafkito.flow.outcomes import BatchFailed, Reject, RetryLater
 from kafkito.flow.policy import RetryPolicy
-from kafkito.flow.scheduler import KeyedScheduler
-from kafkito.flow.tracker import PartitionTracker
+from kafkito.flow.scheduler import KeyedScheduler, ThreadedKeyedScheduler
+from kafkito.flow.tracker import TP, Chunk, PartitionTracker
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Ordering = Literal["key", "partition", "none"]
-TP = tuple[str, int]
 
 
 class FlowError(KafkitoError):
@@ -87,6 +101,9 @@ class Record(Generic[T]):
 
 @dataclass(slots=True)
 class _Work:
+    """One record off the fast path: a failure being retried or dead-lettered, a record of an
+    async or batch handler. Built from its chunk when needed."""
+
     tp: TP
     generation: int
     offset: int
@@ -97,6 +114,24 @@ class _Work:
     attempt: int
     source_topic: str
     """The flow's own topic this record belongs to (for retry records: the original topic)."""
+    chunk: Chunk
+    resolved: bool = False
+
+    @classmethod
+    def of(cls, chunk: Chunk, index: int) -> _Work:
+        msg = chunk.messages[index]
+        return cls(
+            chunk.tp,
+            chunk.generation,
+            msg.offset(),
+            msg.timestamp()[1],
+            msg.key(),
+            msg.value(),
+            msg.headers() or [],
+            chunk.attempt,
+            chunk.source,
+            chunk,
+        )
 
     def origin(self) -> letters.Origin:
         """Where the record was first read (worked out only when it must move on)."""
@@ -166,13 +201,14 @@ class Flow:
         dead_letter_topic: Callable[[str], str] = letters.dead_letter_topic,
         concurrency: int = 16,
         max_in_flight: int = 1000,
+        backpressure_wait_s: float = 1.0,
         batch_size: int | None = None,
         batch_timeout_s: float = 0.5,
         ordering: Ordering = "key",
         commit_interval_s: float = 1.0,
         shutdown_grace_s: float = 30.0,
         revoke_grace_s: float = 10.0,
-        poll_batch: int = 500,
+        poll_batch: int = 2000,
         liveness_timeout_s: float = 30.0,
         max_dead_letter_bytes: int = 1_000_000,
         create_topics: bool = True,
@@ -212,6 +248,7 @@ class Flow:
         self.dead_letter_topic = dead_letter_topic
         self.concurrency = concurrency
         self.max_in_flight = max_in_flight
+        self.backpressure_wait_s = backpressure_wait_s
         self.ordering: Ordering = ordering
         self.commit_interval_s = commit_interval_s
         self.shutdown_grace_s = shutdown_grace_s
@@ -234,14 +271,25 @@ class Flow:
         self._seek_to: dict[TP, int] = {}
         self._partitions: dict[TP, _PartitionState] = {}
         self._generation = 0
-        self._scheduler: KeyedScheduler[_Work] | None = None
-        self._batch_scheduler: KeyedScheduler[list[_Work]] | None = None
-        self._buffers: dict[TP, list[_Work]] = {}
+        self._scheduler: KeyedScheduler[Chunk] | None = None
+        """Async handlers: one asyncio task per running key."""
+        self._threads: ThreadedKeyedScheduler[Chunk, _Stop] | None = None
+        """Sync handlers: `concurrency` handler threads that take keys' chunks themselves."""
+        self._batch_scheduler: KeyedScheduler[list[Chunk]] | None = None
+        self._buffers: dict[TP, list[Chunk]] = {}
+        self._buffered: dict[TP, int] = {}
         self._buffer_started: dict[TP, float] = {}
+        self._results: collections.deque[tuple[Chunk, int, _Failure | None]] = collections.deque()
+        self._results_wake = False
+        self._thread_local = threading.local()
+        self._recovering: set[asyncio.Task[None]] = set()
+        self._progressed = asyncio.Event()
+        """Set when records are resolved (the poll loop waits on it under backpressure)."""
         self._kafka = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kafkito-poll")
         self._handlers = concurrent.futures.ThreadPoolExecutor(
-            concurrency, thread_name_prefix="kafkito-handler"
+            concurrency, thread_name_prefix="kafkito-retry"
         )
+        """Sync handler calls outside the handler threads: retries and batch handlers."""
         self._consumer: Any = None
         self._producer: Any = None
         self._producer_thread: threading.Thread | None = None
@@ -299,6 +347,7 @@ class Flow:
             "dead_letter",
             "shutdown_grace",
             "revoke_grace",
+            "backpressure_wait",
             "name",
         }
         for key in options:
@@ -319,6 +368,7 @@ class Flow:
             ("batch_timeout", "batch_timeout_s"),
             ("shutdown_grace", "shutdown_grace_s"),
             ("revoke_grace", "revoke_grace_s"),
+            ("backpressure_wait", "backpressure_wait_s"),
         ):
             if key in options:
                 from kafkito.client.config import parse_duration_s
@@ -376,6 +426,15 @@ class Flow:
         self._loop = asyncio.get_running_loop()
         self._scheduler = KeyedScheduler(self.concurrency, self._process)
         self._batch_scheduler = KeyedScheduler(self.concurrency, self._process_batches)
+        if not self.is_async and self.batch_size is None:
+            self._threads = ThreadedKeyedScheduler(
+                self.concurrency,
+                self._run_in_thread,
+                self._held,
+                size_of=_unhandled,
+                after_batch=self._end_thread_batch,
+                name=f"{self.name}-handler",
+            )
         conf = self._librdkafka()
         if self.create_topics:
             await asyncio.to_thread(self._ensure_topics, conf)
@@ -491,98 +550,167 @@ class Flow:
     # -- the poll loop -----------------------------------------------------------------------
 
     async def _poll_loop(self) -> None:
-        from confluent_kafka import KafkaError
-
         assert self._scheduler is not None
         next_commit = time.monotonic() + self.commit_interval_s
-        # The next poll runs on the consumer's thread while this batch is being accepted.
-        polling = asyncio.ensure_future(self._call(self._consumer.consume, self.poll_batch, 0.1))
-        while not self._stopping.is_set():
-            messages = await polling
-            polling = asyncio.ensure_future(
-                self._call(self._consumer.consume, self.poll_batch, 0.1)
+
+        def poll(room: int) -> asyncio.Future[list[Any]]:
+            """The next poll, for at most `room` records (at least one: polls never stop)."""
+            limit = max(1, min(self.poll_batch, room))
+            return asyncio.ensure_future(
+                self._call(consume_ready, self._consumer, limit, POLL_TIMEOUT_S)
             )
+
+        polling: asyncio.Future[list[Any]] | None = poll(self.max_in_flight)
+        while not self._stopping.is_set():
+            assert polling is not None
+            messages = await polling
             self._last_poll = time.monotonic()
-            received: dict[str, int] = {}
-            batch: list[tuple[Hashable, _Work]] = []
-            for msg in messages:
-                err = msg.error()
-                if err is not None:
-                    if err.fatal():
-                        self._fatal = FlowError(f"consumer failed: {err.str()}")
-                        self._stopping.set()
-                        break
-                    if err.code() != KafkaError._PARTITION_EOF:
-                        log.warning("flow %s: consumer error: %s", self.name, err.str())
-                    continue
-                source = self._accept(msg, batch)
-                if source is not None:
-                    received[source] = received.get(source, 0) + 1
-            if batch:
-                assert self._scheduler is not None
-                self._scheduler.submit_many(batch)
-                batch.clear()
-            for source, count in received.items():
-                self._counters(source).received.inc(count)
+            # With room left, the next poll runs on the consumer's thread while this batch is
+            # accepted; without, it waits for the handlers to catch up first.
+            room = self.max_in_flight - self._in_flight() - len(messages)
+            polling = poll(room) if room > 0 else None
+            self._submit(self._accept(messages))
             if self.batch_size is not None:
                 self._flush_due_buffers()
+            if polling is None:
+                await self._catch_up()
+                self._update_backpressure()  # still at the limit: pause before polling again
+                await self._apply_pauses()
+                polling = poll(self.max_in_flight - self._in_flight())
             self._update_backpressure()
             await self._apply_pauses()
             if time.monotonic() >= next_commit:
                 next_commit = time.monotonic() + self.commit_interval_s
                 await self._commit()
         # Records of the last poll are left untracked: never committed, read again next time.
-        with contextlib.suppress(Exception):
-            await polling
+        if polling is not None:
+            with contextlib.suppress(Exception):
+                await polling
 
-    def _accept(self, msg: Any, batch: list[tuple[Hashable, _Work]]) -> str | None:
-        """Track one polled record and add it to `batch` for the scheduler (or to its batch
-        buffer); returns its source topic if accepted."""
-        source: str = msg.topic()
-        tp: TP = (source, msg.partition())
-        state = self._partitions.get(tp)
-        if state is None or state.waiting_until_ms is not None:
-            return None  # not ours (revoked meanwhile), or a retry partition seeking back
+    def _accept(self, messages: list[Any]) -> list[Chunk]:
+        """Group a poll's records into chunks (per partition and ordering key, in offset order)
+        and track them. The hot path: a few C calls and a dict lookup per record."""
+        from confluent_kafka import KafkaError
+
+        partitions, ordering = self._partitions, self.ordering
+        # Batch handlers take a partition's records in offset order, one batch at a time.
+        by_partition = ordering == "partition" or self.batch_size is not None
+        by_key: dict[Hashable, Chunk] = {}
+        chunks: list[Chunk] = []
+        floors: dict[TP, int] = {}
+        last_topic, last_partition = "", -1
+        tp: TP = ("", -1)
+        state: _PartitionState | None = None
+        current: Chunk | None = None  # ordering="partition": the chunk of the partition
+        skip = retrying = False
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    self._fatal = FlowError(f"consumer failed: {err.str()}")
+                    self._stopping.set()
+                    break
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("flow %s: consumer error: %s", self.name, err.str())
+                continue
+            topic, partition = msg.topic(), msg.partition()
+            if partition != last_partition or topic != last_topic:
+                last_topic, last_partition, tp = topic, partition, (topic, partition)
+                state = partitions.get(tp)
+                # Not ours (revoked meanwhile), or a retry partition seeking back to a record
+                # that is not due yet.
+                skip = state is None or state.waiting_until_ms is not None
+                if state is not None and tp not in floors:
+                    floors[tp] = state.tracker.next
+                retrying = self._reads_retry_topics and topic not in self._own_topics
+                current = by_key.get(tp) if by_partition else None
+            if skip:
+                continue
+            assert state is not None
+            if retrying:
+                chunk = self._retry_chunk(msg, tp, state)
+                if chunk is None:
+                    skip = True  # waiting until it is due: the rest comes again after it
+                else:
+                    chunks.append(chunk)
+            elif by_partition:
+                if current is None:
+                    current = by_key[tp] = Chunk(tp, state.generation, tp, topic, [msg])
+                    chunks.append(current)
+                else:
+                    current.messages.append(msg)
+            elif ordering == "key" and (key := msg.key()) is not None:
+                group = (tp, key)
+                chunk = by_key.get(group)
+                if chunk is None:
+                    chunk = by_key[group] = Chunk(tp, state.generation, (topic, key), topic, [msg])
+                    chunks.append(chunk)
+                else:
+                    chunk.messages.append(msg)
+            else:  # no order to keep: a key of its own
+                chunks.append(Chunk(tp, state.generation, object(), topic, [msg]))
+        received: dict[str, int] = {}
+        accepted: list[Chunk] = []
+        for chunk in chunks:
+            state = partitions.get(chunk.tp)
+            if state is None:
+                continue
+            floor = floors.get(chunk.tp, -1)
+            if chunk.messages[0].offset() < floor:  # delivered again after a seek back
+                chunk.messages = [m for m in chunk.messages if m.offset() >= floor]
+                if not chunk.messages:
+                    continue
+            state.tracker.received(chunk)
+            received[chunk.source] = received.get(chunk.source, 0) + len(chunk.messages)
+            accepted.append(chunk)
+        for source, count in received.items():
+            self._counters(source).received.inc(count)
+        return accepted
+
+    def _retry_chunk(self, msg: Any, tp: TP, state: _PartitionState) -> Chunk | None:
+        """A record of a retry topic: its own chunk if due, else wait for it (None)."""
         headers = msg.headers() or []
-        offset = msg.offset()
-        timestamp = msg.timestamp()[1]
-        attempt = 1
-        if self._reads_retry_topics and source not in self._own_topics:
-            due = letters.header_int(headers, letters.DUE_MS)
-            now_ms = int(time.time() * 1000)
-            if due is not None and due > now_ms:
-                self._wait_until_due(tp, offset, due)
-                return None
-            attempt = letters.header_int(headers, letters.ATTEMPT) or 2
-            source = tp[0].rsplit(".retry.", 1)[0]
-        state.tracker.received(offset)
-        work = _Work(
-            tp,
-            state.generation,
-            offset,
-            timestamp,
-            msg.key(),
-            msg.value(),
-            headers,
-            attempt,
-            source,
-        )
-        if self.batch_size is None:
-            batch.append((self._ordering_key(work), work))
-            return source
-        buffer = self._buffers.setdefault(tp, [])
-        if not buffer:
-            self._buffer_started[tp] = time.monotonic()
-        buffer.append(work)
-        if len(buffer) >= self.batch_size:
-            self._flush_buffer(tp)
-        return source
+        due = letters.header_int(headers, letters.DUE_MS)
+        if due is not None and due > int(time.time() * 1000):
+            self._wait_until_due(tp, msg.offset(), due)
+            return None
+        source = tp[0].rsplit(".retry.", 1)[0]
+        key = msg.key()
+        order: Hashable = object()  # no order to keep: a key of its own
+        if self.ordering == "partition":
+            order = tp
+        elif self.ordering == "key" and key is not None:
+            order = (source, key)
+        attempt = letters.header_int(headers, letters.ATTEMPT) or 2
+        return Chunk(tp, state.generation, order, source, [msg], attempt=attempt)
+
+    def _submit(self, chunks: list[Chunk]) -> None:
+        """Hand accepted chunks to the handler threads, the async scheduler or the batch
+        buffers."""
+        if not chunks:
+            return
+        if self.batch_size is not None:
+            for chunk in chunks:
+                tp = chunk.tp
+                buffer = self._buffers.setdefault(tp, [])
+                if not buffer:
+                    self._buffer_started[tp] = time.monotonic()
+                buffer.append(chunk)
+                self._buffered[tp] = self._buffered.get(tp, 0) + len(chunk.messages)
+                if self._buffered[tp] >= self.batch_size:
+                    self._flush_buffer(tp)
+        elif self._threads is not None:
+            self._threads.submit_many([(chunk.key, chunk) for chunk in chunks])
+        else:
+            assert self._scheduler is not None
+            self._scheduler.submit_many([(chunk.key, chunk) for chunk in chunks])
 
     def _flush_buffer(self, tp: TP) -> None:
         """Hand a partition's buffered records to the batch handler (one batch at a time)."""
         assert self._batch_scheduler is not None
         batch = self._buffers.pop(tp, [])
         self._buffer_started.pop(tp, None)
+        self._buffered.pop(tp, None)
         if batch:
             self._batch_scheduler.submit(tp, batch)
 
@@ -591,13 +719,6 @@ class Flow:
         for tp, began in list(self._buffer_started.items()):
             if all_now or now - began >= self.batch_timeout_s:
                 self._flush_buffer(tp)
-
-    def _ordering_key(self, work: _Work) -> Hashable:
-        if self.ordering == "partition":
-            return work.tp
-        if self.ordering == "key" and work.key is not None:
-            return (work.source_topic, work.key)
-        return object()  # no order to keep: a key of its own
 
     def _wait_until_due(self, tp: TP, offset: int, due_ms: int) -> None:
         """A retry record not due yet: seek back to it, pause the partition until it is."""
@@ -619,6 +740,18 @@ class Flow:
             self._pause_changes.add(tp)
 
         self._loop.call_later(delay_s, resume)
+
+    async def _catch_up(self) -> None:
+        """Wait (bounded) until the handlers bring the records in flight below half the limit."""
+        deadline = time.monotonic() + self.backpressure_wait_s
+        while self._in_flight() > self.max_in_flight // 2 and not self._stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return  # still too many: _update_backpressure pauses the partitions
+            self._progressed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, 0.1)):
+                    await self._progressed.wait()
 
     def _in_flight(self) -> int:
         """Records polled and not resolved yet (queued, buffered, running or waiting)."""
@@ -672,65 +805,164 @@ class Flow:
     def _counters(self, topic: str) -> TopicMetrics:
         return self.metrics.for_topic(topic, self.group_id)
 
-    async def _process(self, works: list[_Work]) -> None:
-        """A chunk of one ordering key's records, in order (see _process_one)."""
-        if self.is_async:
-            for work in works:
-                await self._process_one(work)
-            return
-        index = 0
-        while index < len(works):
-            rest = self._still_owned(works[index:])
-            if not rest:
-                return
+    def _owns(self, chunk: Chunk) -> bool:
+        state = self._partitions.get(chunk.tp)
+        return state is not None and state.generation == chunk.generation
+
+    def _abandon(self, chunk: Chunk) -> None:
+        """A record of `chunk` stays unresolved (revoked, or stopping): drop what is queued
+        behind it with the same key in its partition, so nothing overtakes it, and free the
+        key. The next owner (or the next run) reads them all again."""
+
+        def keep(other: Chunk) -> bool:
+            return other.tp != chunk.tp or other.key != chunk.key
+
+        if self._threads is not None:
+            self._threads.discard(keep)
+            self._threads.release(chunk.key)
+        elif self._scheduler is not None:
+            self._scheduler.discard(keep)
+
+    # -- sync handlers: handler threads ---------------------------------------------------
+
+    def _thread_batch(self) -> _ThreadBatch:
+        batch: _ThreadBatch | None = getattr(self._thread_local, "batch", None)
+        if batch is None:
+            batch = self._thread_local.batch = _ThreadBatch()
+        return batch
+
+    def _run_in_thread(self, chunk: Chunk) -> _Stop | None:
+        """Handler thread: handle the chunk from its cursor. None when done; else how far it
+        got and the failure, which `_held` hands to the loop once the key is held. What went
+        well waits in the thread's batch until `_end_thread_batch`."""
+        if not self._owns(chunk):  # a hint read from this thread; the loop checks again
+            return None
+        batch = self._thread_batch()
+        durations = batch.durations.get(chunk.source)
+        if durations is None:
+            durations = batch.durations[chunk.source] = []
+        start = chunk.cursor
+        done, failure = self._run_sync_chunk(chunk, start, durations)
+        chunk.cursor = start + done
+        if failure is not None:
+            return done, failure
+        batch.results.append((chunk, done, None))
+        return None
+
+    def _end_thread_batch(self) -> None:
+        """Handler thread, after a batch of keys: record the durations, report the results
+        (before the failures of the batch, which `_held` reports next)."""
+        batch = self._thread_batch()
+        for source, durations in batch.durations.items():
+            if durations:
+                self._counters(source).handler_seconds.observe_many(durations)
+                durations.clear()
+        if batch.results:
+            self._results.extend(batch.results)
+            batch.results.clear()
+            self._wake_loop()
+
+    def _held(self, chunk: Chunk, stop: _Stop) -> None:
+        """Handler thread, after the failed chunk's key is held: tell the loop."""
+        self._results.append((chunk, *stop))
+        self._wake_loop()
+
+    def _wake_loop(self) -> None:
+        """Handler thread: have the loop apply the results; one wake-up per burst of them."""
+        if not self._results_wake:
+            self._results_wake = True
             assert self._loop is not None
-            context = contextvars.copy_context()
-            done, failure = await self._loop.run_in_executor(
-                self._handlers, context.run, self._run_sync_chunk, rest
-            )
-            self._resolve_many(rest[:done])
-            if done:
-                self._counters(rest[0].source_topic).processed.inc(done)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the flow is over
+                self._loop.call_soon_threadsafe(self._apply_results)
+
+    def _apply_results(self) -> None:
+        """Loop: resolve what the handler threads finished; failures go to `_recover`."""
+        self._results_wake = False
+        results = self._results
+        processed: dict[str, int] = {}
+        while results:
+            chunk, done, failure = results.popleft()
+            owned = self._owns(chunk)
+            if owned and done:
+                self._partitions[chunk.tp].tracker.resolved(chunk, done)
+                processed[chunk.source] = processed.get(chunk.source, 0) + done
             if failure is None:
-                return
-            work = rest[done]
-            stage, exc, value = failure
+                continue
+            if owned:
+                task = asyncio.create_task(self._recover(chunk, failure))
+                self._recovering.add(task)
+                task.add_done_callback(self._recovering.discard)
+            else:
+                self._abandon(chunk)
+        for source, count in processed.items():
+            self._counters(source).processed.inc(count)
+        self._progressed.set()
+
+    async def _recover(self, chunk: Chunk, failure: _Failure) -> None:
+        """Loop: the record at the chunk's cursor failed in a handler thread. Retry it or
+        dead-letter it, then let the threads go on with the chunk (its key was held)."""
+        assert self._threads is not None
+        work = _Work.of(chunk, chunk.cursor)
+        stage, exc, value = failure
+        try:
             if stage == "decode":
                 self._counters(work.source_topic).failed_permanent.inc()
                 await self._dead_letter(work, exc, attempts=work.attempt)
             else:
                 await self._attempts(work, value, exc)
-            works, index = rest, done + 1
-
-    def _run_sync_chunk(self, works: list[_Work]) -> tuple[int, tuple[str, Exception, Any] | None]:
-        """Handler thread: decode and handle records in order until one fails.
-
-        Returns (records done, None) or (records done, (stage, exception, value)) for the
-        first failure; the loop thread takes it from there (retry, dead letter).
-        """
-        durations: list[float] = []
-        handler, argument, recording = self.handler, self._argument, _recording_tracer()
-        clock = time.perf_counter
-        try:
-            for done, work in enumerate(works):
-                started = clock()
-                try:
-                    value = self._decode_value(work)
-                except (DecodeError, ValidationFailed) as exc:
-                    return done, ("decode", exc, None)
-                try:
-                    if recording or (work.headers and _has_traceparent(work.headers)):
-                        with _trace_span(self.name, work):
-                            handler(argument(work, value, work.attempt))
-                    else:
-                        handler(argument(work, value, work.attempt))
-                except Exception as exc:
-                    return done, ("handle", exc, value)
-                finally:
-                    durations.append(clock() - started)
-            return len(works), None
         finally:
-            self._counters(works[0].source_topic).handler_seconds.observe_many(durations)
+            if work.resolved:
+                chunk.cursor += 1
+                self._threads.release(chunk.key)
+            else:
+                self._abandon(chunk)
+
+    def _run_sync_chunk(
+        self, chunk: Chunk, start: int, durations: list[float]
+    ) -> tuple[int, _Failure | None]:
+        """Handler thread: decode and handle the chunk's records from `start`, in order, until
+        one fails. Returns (records done, None) or (records done, (stage, exception, value));
+        each record's duration is added to `durations`."""
+        messages = chunk.messages
+        handler, pass_record, attempt = self.handler, self.pass_record, chunk.attempt
+        decode = self.decode if self.validate is None else self._decode_value
+        recording = _recording_tracer()
+        clock = time.perf_counter
+        began = clock()
+        for index in range(start, len(messages)):
+            msg = messages[index]
+            try:
+                value = decode(msg.value())
+            except (DecodeError, ValidationFailed) as exc:
+                return index - start, ("decode", exc, None)
+            try:
+                arg = _record_of(msg, value, attempt) if pass_record else value
+                headers = msg.headers()
+                if recording or (headers and _has_traceparent(headers)):
+                    with _trace_span(self.name, _Work.of(chunk, index)):
+                        handler(arg)
+                else:
+                    handler(arg)
+            except Exception as exc:
+                return index - start, ("handle", exc, value)
+            finally:
+                now = clock()
+                durations.append(now - began)
+                began = now
+        return len(messages) - start, None
+
+    # -- async handlers, and one record off the fast path -----------------------------------
+
+    async def _process(self, chunks: list[Chunk]) -> None:
+        """Async handlers: one ordering key's chunks, record by record, in order."""
+        for chunk in chunks:
+            while chunk.cursor < len(chunk.messages) and self._owns(chunk):
+                work = _Work.of(chunk, chunk.cursor)
+                await self._process_one(work)
+                if not work.resolved:
+                    self._abandon(chunk)
+                    return
+                chunk.cursor += 1
 
     def _argument(self, work: _Work, value: Any, attempt: int) -> Any:
         if not self.pass_record:
@@ -747,9 +979,9 @@ class Flow:
             attempt,
         )
 
-    def _decode_value(self, work: _Work) -> Any:
+    def _decode_value(self, raw: bytes | None) -> Any:
         """The record's value, decoded and validated; raises DecodeError or ValidationFailed."""
-        value = self.decode(work.raw_value)
+        value = self.decode(raw)
         if self.validate is not None:
             verdict = self.validate(value)
             if verdict not in (None, True, [], ()):
@@ -760,21 +992,15 @@ class Flow:
         """Decode, handle, retry, dead-letter; resolves the offset only when the record is safe."""
         started = time.perf_counter()
         try:
-            decoded, value = await self._decode(work)
-            if decoded:
-                await self._attempts(work, value, None)
+            try:
+                value = self._decode_value(work.raw_value)
+            except (DecodeError, ValidationFailed) as exc:
+                self._counters(work.source_topic).failed_permanent.inc()
+                await self._dead_letter(work, exc, attempts=work.attempt)
+                return
+            await self._attempts(work, value, None)
         finally:
             self._counters(work.source_topic).handler_seconds.observe(time.perf_counter() - started)
-
-    async def _decode(self, work: _Work) -> tuple[bool, Any]:
-        """(True, value), or (False, None) once an undecodable record is dead-lettered."""
-        try:
-            value = self._decode_value(work)
-        except (DecodeError, ValidationFailed) as exc:
-            self._counters(work.source_topic).failed_permanent.inc()
-            await self._dead_letter(work, exc, attempts=work.attempt)
-            return False, None
-        return True, value
 
     async def _attempts(self, work: _Work, value: Any, failure: BaseException | None) -> None:
         """Call the handler until it succeeds, the attempts run out, or the record moves on.
@@ -828,37 +1054,62 @@ class Flow:
                 return  # revoked or stopping: left unresolved for the next owner
             attempt += 1
 
-    async def _process_batches(self, batches: list[list[_Work]]) -> None:
-        for batch in batches:
-            await self._process_batch(batch)
+    async def _process_batches(self, batches: list[list[Chunk]]) -> None:
+        """One partition's buffered chunks, `batch_size` records per handler call, in order."""
+        assert self.batch_size is not None
+        for chunks in batches:
+            works = [
+                _Work.of(chunk, index)
+                for chunk in chunks
+                if self._owns(chunk)
+                for index in range(chunk.cursor, len(chunk.messages))
+            ]
+            for start in range(0, len(works), self.batch_size):
+                if not await self._process_batch(works[start : start + self.batch_size]):
+                    # Left unresolved (revoked, or stopping): nothing of the partition overtakes.
+                    assert self._batch_scheduler is not None
+                    self._batch_scheduler.discard(_other_partition(chunks[0].tp))
+                    return
 
-    async def _process_batch(self, batch: list[_Work]) -> None:
-        """One call of the batch handler; failed records then retry one by one, in order."""
+    async def _process_batch(self, batch: list[_Work]) -> bool:
+        """One call of the batch handler; then, in order, undecodable records are dead-lettered
+        and failed ones retried one by one. False if a record was left unresolved."""
         started = time.perf_counter()
         try:
             decoded: list[tuple[_Work, Any]] = []
-            for work in batch:
-                ok, value = await self._decode(work)
-                if ok:
-                    decoded.append((work, value))
-            decoded = [(w, v) for w, v in decoded if self._owned(w)]
-            if not decoded:
-                return
+            undecodable: dict[int, Exception] = {}
+            for index, work in enumerate(batch):
+                try:
+                    decoded.append((work, self._decode_value(work.raw_value)))
+                except (DecodeError, ValidationFailed) as exc:
+                    undecodable[index] = exc
             failures: dict[int, BaseException] = {}
-            try:
-                await self._call_batch_handler(decoded)
-            except asyncio.CancelledError:
-                raise
-            except BatchFailed as exc:
-                failures = dict(exc.failures)
-            except Exception as exc:
-                failures = dict.fromkeys(range(len(decoded)), exc)
-            for index, (work, value) in enumerate(decoded):
-                if index in failures:
-                    await self._attempts(work, value, failures[index])
+            if decoded:
+                try:
+                    await self._call_batch_handler(decoded)
+                except asyncio.CancelledError:
+                    raise
+                except BatchFailed as exc:
+                    failures = dict(exc.failures)
+                except Exception as exc:
+                    failures = dict.fromkeys(range(len(decoded)), exc)
+            values = iter(enumerate(decoded))
+            for index, work in enumerate(batch):
+                if not self._owned(work):
+                    return False
+                if index in undecodable:
+                    self._counters(work.source_topic).failed_permanent.inc()
+                    await self._dead_letter(work, undecodable[index], attempts=work.attempt)
                 else:
-                    self._counters(work.source_topic).processed.inc()
-                    self._resolve(work)
+                    position, (_, value) = next(values)
+                    if position in failures:
+                        await self._attempts(work, value, failures[position])
+                    else:
+                        self._counters(work.source_topic).processed.inc()
+                        self._resolve(work)
+                if not work.resolved:
+                    return False
+            return True
         finally:
             self._counters(batch[0].source_topic).handler_seconds.observe(
                 time.perf_counter() - started
@@ -868,25 +1119,14 @@ class Flow:
         state = self._partitions.get(work.tp)
         return state is not None and state.generation == work.generation
 
-    def _still_owned(self, works: list[_Work]) -> list[_Work]:
-        """The works whose partition assignment is still the one they were polled under."""
-        if all(w.tp == works[0].tp and w.generation == works[0].generation for w in works):
-            return works if self._owned(works[0]) else []  # the usual case: one partition
-        return [w for w in works if self._owned(w)]
-
-    def _resolve_many(self, works: list[_Work]) -> None:
-        tp: TP | None = None
-        state: _PartitionState | None = None
-        for work in works:
-            if work.tp != tp:
-                tp, state = work.tp, self._partitions.get(work.tp)
-            if state is not None and state.generation == work.generation:
-                state.tracker.resolved(work.offset)
-
     def _resolve(self, work: _Work) -> None:
+        """The record is safe (handled, moved on, or given up): its offset may be committed.
+        Records of a chunk are resolved in order: `work` is the chunk's next one."""
+        work.resolved = True
         state = self._partitions.get(work.tp)
         if state is not None and state.generation == work.generation:
-            state.tracker.resolved(work.offset)
+            state.tracker.resolved(work.chunk)
+            self._progressed.set()
 
     async def _call_handler(self, work: _Work, value: Any, attempt: int) -> None:
         if self.batch_handler is not None:  # a retry of one record of a batch
@@ -1162,11 +1402,18 @@ class Flow:
         """Drop queued work and back-offs of `tps`, let running handlers finish (bounded)."""
         assert self._scheduler is not None
         revoked = set(tps)
-        self._scheduler.discard(lambda w: w.tp not in revoked)
+
+        def keep(chunk: Chunk) -> bool:
+            return chunk.tp not in revoked
+
+        self._scheduler.discard(keep)
+        if self._threads is not None:
+            self._threads.discard(keep)
         if self._batch_scheduler is not None:
             self._batch_scheduler.discard(lambda batch: batch[0].tp not in revoked)
         for tp in tps:
             self._buffers.pop(tp, None)
+            self._buffered.pop(tp, None)
             self._buffer_started.pop(tp, None)
         for tp in tps:
             for task in list(self._backoffs.get(tp, ())):
@@ -1177,29 +1424,39 @@ class Flow:
         deadline = time.monotonic() + self.revoke_grace_s
         while time.monotonic() < deadline:
             busy = [t for t in self._running_tasks() if not t.done()]
-            if not busy or not commit:
+            threads_busy = self._threads is not None and self._threads.running > 0
+            if not (busy or threads_busy) or not commit:
                 break
-            await asyncio.wait(
-                busy,
-                timeout=min(0.05, deadline - time.monotonic()),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            if busy:
+                await asyncio.wait(
+                    busy,
+                    timeout=min(0.05, deadline - time.monotonic()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            else:  # handler threads report through call_soon_threadsafe: let them in
+                await asyncio.sleep(0.005)
+            self._apply_results()
             if all(
                 self._partitions.get(tp) is None or self._partitions[tp].tracker.pending == 0
                 for tp in tps
             ):
                 break
+        self._apply_results()  # what the threads reported, even if its wake-up is pending
         return self._committable(tps) if commit else []
 
     async def _idle(self) -> None:
         assert self._scheduler is not None
         await self._scheduler.wait_idle()
+        if self._threads is not None:
+            await self._threads.wait_idle()
         if self._batch_scheduler is not None:
             await self._batch_scheduler.wait_idle()
+        if self._recovering:
+            await asyncio.wait(list(self._recovering))
 
     def _running_tasks(self) -> list[asyncio.Task[None]]:
         assert self._scheduler is not None
-        tasks = self._scheduler.running_tasks()
+        tasks = self._scheduler.running_tasks() + list(self._recovering)
         if self._batch_scheduler is not None:
             tasks += self._batch_scheduler.running_tasks()
         return tasks
@@ -1227,6 +1484,7 @@ class Flow:
             self._flush_due_buffers(all_now=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle(), self.shutdown_grace_s)
+            self._apply_results()  # what the threads reported, even if its wake-up is pending
             await self._commit()
             with contextlib.suppress(Exception):
                 await self._call(self._consumer.close)
@@ -1239,7 +1497,48 @@ class Flow:
         self._consumer = None
         self._kafka.shutdown(wait=False)
         self._handlers.shutdown(wait=False, cancel_futures=True)
+        if self._threads is not None:
+            self._threads.close()
         log.info("flow %s stopped", self.name)
+
+
+@dataclass(slots=True)
+class _ThreadBatch:
+    """What a handler thread did in its current batch of keys, reported at its end."""
+
+    durations: dict[str, list[float]] = field(default_factory=dict)
+    results: list[tuple[Chunk, int, None]] = field(default_factory=list)
+
+
+_Failure = tuple[str, Exception, Any]
+"""Why a record failed in a handler thread: ("decode" | "handle", the exception, the value)."""
+_Stop = tuple[int, _Failure]
+"""How far a handler thread got with a chunk, and the failure that stopped it."""
+
+
+def _record_of(msg: Any, value: Any, attempt: int) -> Record[Any]:
+    """The handler's Record for a confluent_kafka.Message (the handler-thread path)."""
+    return Record(
+        msg.topic(),
+        msg.partition(),
+        msg.offset(),
+        msg.timestamp()[1],
+        msg.key(),
+        value,
+        dict(msg.headers() or ()),
+        msg.value(),
+        attempt,
+    )
+
+
+def _unhandled(chunk: Chunk) -> int:
+    """Records of the chunk a handler thread has still to run (the scheduler's unit of work)."""
+    return len(chunk.messages) - chunk.cursor
+
+
+def _other_partition(tp: TP) -> Callable[[list[Chunk]], bool]:
+    """A filter keeping the batches of partitions other than `tp`."""
+    return lambda batch: batch[0].tp != tp
 
 
 _TRACEPARENT = "traceparent"
