@@ -13,11 +13,13 @@ Imported by the group tests (this module holds no tests itself).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -177,10 +179,12 @@ class Member:
         parse: Callable[[str], dict[str, Any] | None],
         env: dict[str, str] | None = None,
     ) -> None:
+        # The client's own log goes to a file, for the failure message of a test (log_tail).
+        self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in _reap)
         self.proc = subprocess.Popen(
             argv,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self._log,
             text=True,
             bufsize=1,
             env=env,
@@ -222,17 +226,26 @@ class Member:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self._reader.join(5)
+        self._reap()
 
     def kill(self) -> None:
         """SIGKILL: a crash; nothing is closed or left."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._reap()
+
+    def _reap(self) -> None:
         self._reader.join(5)
+        self._log.close()
 
     def pause(self) -> None:
         os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines the member wrote to stderr (its client's log), while it runs."""
+        self._log.seek(0)
+        return "".join(self._log.readlines()[-lines:])
 
     def resume(self) -> None:
         os.kill(self.proc.pid, signal.SIGCONT)
@@ -356,5 +369,6 @@ def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     lib, bootstrap_arg, group_arg, topic_arg, reset_arg, instance_arg = sys.argv[1:7]
     RUNNERS[lib](bootstrap_arg, group_arg, topic_arg, reset_arg, instance_arg or None)
