@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -85,6 +86,20 @@ def read_all(bootstrap: str, topic: str, *, expect: int, timeout_s: float = 30) 
             got.append(msg)
     consumer.close()
     return got
+
+
+def id_records(count: int, keys: int | None = None, prefix: str = "k") -> list[tuple[bytes, bytes]]:
+    """Values `{"id": i}` for i in range(count), keyed `<prefix><i % keys>` (`<prefix><i>`
+    without `keys`)."""
+    return [
+        (f"{prefix}{i if keys is None else i % keys}".encode(), json.dumps({"id": i}).encode())
+        for i in range(count)
+    ]
+
+
+def total_committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    """The group's committed offsets of `topic`, summed (partitions without a commit: 0)."""
+    return sum(max(c, 0) for c in committed(bootstrap, group, topic, partitions))
 
 
 def committed(bootstrap: str, group: str, topic: str, partitions: int = 1) -> list[int]:

@@ -11,7 +11,16 @@ from collections.abc import Callable
 
 import pydantic
 import pytest
-from harness import Running, committed, create_topic, produce, read_all, wait_for
+from harness import (
+    Running,
+    committed,
+    create_topic,
+    id_records,
+    produce,
+    read_all,
+    total_committed,
+    wait_for,
+)
 
 from kafkito.flow import Flow, Record, Reject, RetryLater, RetryPolicy, letters
 
@@ -31,7 +40,7 @@ def test_every_record_is_handled_once_and_committed(
     produce(
         broker,
         topic_name,
-        [(f"u{i % 7}".encode(), json.dumps({"id": i}).encode()) for i in range(300)],
+        id_records(300, keys=7, prefix="u"),
     )
     seen: list[int] = []
     lock = threading.Lock()
@@ -45,7 +54,7 @@ def test_every_record_is_handled_once_and_committed(
     )
     wait_for(lambda: len(seen) >= 300, what="300 records")
     wait_for(
-        lambda: sum(max(c, 0) for c in committed(broker, "g", topic_name, 3)) == 300,
+        lambda: total_committed(broker, "g", topic_name, 3) == 300,
         what="commits",
     )
     running.stop()
@@ -58,7 +67,7 @@ def test_same_key_in_order_different_keys_in_parallel(
     produce(
         broker,
         topic_name,
-        [(f"k{i % 10}".encode(), json.dumps({"id": i}).encode()) for i in range(200)],
+        id_records(200, keys=10),
     )
     per_key: dict[bytes, list[int]] = defaultdict(list)
     active = 0
@@ -91,7 +100,7 @@ def test_sync_handler_threads_keep_key_order_and_a_retrying_key_holds_only_itsel
     produce(
         broker,
         topic_name,
-        [(f"k{i % 10}".encode(), json.dumps({"id": i}).encode()) for i in range(300)],
+        id_records(300, keys=10),
     )
     lock = threading.Lock()
     order: list[tuple[bytes, int]] = []
@@ -128,7 +137,7 @@ def test_sync_handler_threads_keep_key_order_and_a_retrying_key_holds_only_itsel
     )
     wait_for(lambda: len(order) >= 300, what="300 records")
     wait_for(
-        lambda: sum(max(c, 0) for c in committed(broker, "g", topic_name, 2)) == 300,
+        lambda: total_committed(broker, "g", topic_name, 2) == 300,
         what="commits",
     )
     running.stop()
@@ -255,9 +264,7 @@ def test_reject_skips_retries(broker: str, topic_name: str, start_flow: StartFlo
 
 def test_commit_never_passes_a_record_still_retrying(broker: str, topic_name: str) -> None:
     """F4: record 0 retries (another key) while 1..9 succeed: the commit stays at 0."""
-    produce(
-        broker, topic_name, [(f"k{i}".encode(), json.dumps({"id": i}).encode()) for i in range(10)]
-    )
+    produce(broker, topic_name, id_records(10))
     release = threading.Event()
     done: set[int] = set()
 

@@ -12,7 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from harness import Running, committed, create_topic, produce, read_all, wait_for
+from harness import (
+    Running,
+    committed,
+    create_topic,
+    id_records,
+    produce,
+    read_all,
+    total_committed,
+    wait_for,
+)
 from prometheus_client import CollectorRegistry
 
 from kafkito.flow import BatchFailed, Flow, FlowMetrics, Record, RetryPolicy, letters
@@ -28,7 +37,7 @@ def test_batch_handler_with_per_record_failures(
     produce(
         broker,
         topic_name,
-        [(f"k{i % 3}".encode(), json.dumps({"id": i}).encode()) for i in range(25)],
+        id_records(25, keys=3),
     )
     batches: list[list[int]] = []
     failed_once: set[int] = set()
@@ -73,7 +82,7 @@ def test_second_member_joins_nothing_lost(
     produce(
         broker,
         topic_name,
-        [(f"k{i}".encode(), json.dumps({"id": i}).encode()) for i in range(total)],
+        id_records(total),
     )
     seen: list[tuple[str, int]] = []
     lock = threading.Lock()
@@ -270,7 +279,7 @@ def test_backpressure_bounds_records_in_flight_and_polling_goes_on(
     produce(
         broker,
         topic_name,
-        [(f"k{i % 20}".encode(), json.dumps({"id": i}).encode()) for i in range(600)],
+        id_records(600, keys=20),
     )
     gate = threading.Event()
     seen: list[int] = []
@@ -304,7 +313,7 @@ def test_backpressure_bounds_records_in_flight_and_polling_goes_on(
     gate.set()
     wait_for(lambda: len(seen) >= 600, what="600 records")
     wait_for(
-        lambda: sum(max(c, 0) for c in committed(broker, "g", topic_name, 2)) == 600,
+        lambda: total_committed(broker, "g", topic_name, 2) == 600,
         what="commits",
     )
     running.stop()
