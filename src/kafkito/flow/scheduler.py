@@ -209,7 +209,9 @@ class ThreadedKeyedScheduler(Generic[T, H]):
     `target_s` of work at the measured speed (`size_of(item)` units per item), and no more than
     its fair share of the keys waiting. Slow work (a unit takes longer than `target_s`) is
     taken one key at a time, so a slow key holds up no other; fast work costs one lock and
-    one wake-up per batch of keys instead of per key.
+    one wake-up per batch of keys instead of per key. The price: in a fast stream, an item
+    that suddenly takes long delays the keys taken in the same batch by as much (they are not
+    handed to idle threads meanwhile); the speed estimate then drops to one key per take.
     """
 
     def __init__(
