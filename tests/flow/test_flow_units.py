@@ -389,10 +389,14 @@ def test_handler_timings_from_many_threads_add_up() -> None:
         thread.start()
     for thread in threads:
         thread.join()
+    timings.observe(0.0001)  # this thread's shard stays live; the four others are folded
+    count_here = 1
     buckets, total = timings.snapshot()
+    assert timings.snapshot() == (buckets, total)  # folding loses and doubles nothing
     per_thread_calls = 50
-    count = 4 * per_thread_calls * (len(durations) + 1)
+    count = 4 * per_thread_calls * (len(durations) + 1) + count_here
     assert dict(buckets)["+Inf"] == count
-    assert dict(buckets)["0.0005"] == 4 * per_thread_calls * (40 + 1)
+    assert dict(buckets)["0.0005"] == 4 * per_thread_calls * (40 + 1) + count_here
     assert dict(buckets)["10.0"] == count - 4 * per_thread_calls * 40
-    assert total == pytest.approx(4 * per_thread_calls * (sum(durations) + 0.0001))
+    assert total == pytest.approx(4 * per_thread_calls * (sum(durations) + 0.0001) + 0.0001)
+    assert len(timings._shards) == 1

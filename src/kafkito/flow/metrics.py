@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -33,11 +34,17 @@ BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.
 class _Shard:
     """One thread's bucket counts and sum (only that thread writes them)."""
 
-    __slots__ = ("counts", "sum")
+    __slots__ = ("counts", "owner", "sum")
 
     def __init__(self) -> None:
         self.counts = [0] * (len(BUCKETS_S) + 1)  # the last one is +Inf
         self.sum = 0.0
+        self.owner = weakref.ref(threading.current_thread())
+
+    def add_to(self, other: _Shard) -> None:
+        for i, n in enumerate(self.counts):
+            other.counts[i] += n
+        other.sum += self.sum
 
 
 class Timings:
@@ -46,23 +53,38 @@ class Timings:
     prometheus_client's Histogram takes a lock per observation, and one lock shared by the
     flow's handler threads becomes a convoy (a thread that loses the GIL while holding it stalls
     the others). Each thread counts in its own shard instead, without a lock; a scrape adds the
-    shards up (a shard outlives its thread, so nothing counted is lost).
+    shards up. The shards of threads that ended are folded into one (nothing counted is lost,
+    and flows that come and go do not pile shards up).
     """
 
-    __slots__ = ("_local", "_lock", "_shards")
+    __slots__ = ("_local", "_lock", "_retired", "_shards")
 
     def __init__(self) -> None:
         self._local = threading.local()
         self._shards: list[_Shard] = []
-        self._lock = threading.Lock()  # guards the list of shards only
+        self._retired = _Shard()
+        """The counts of threads that ended."""
+        self._lock = threading.Lock()  # guards the list of shards and the retired counts
 
     def _shard(self) -> _Shard:
         shard: _Shard | None = getattr(self._local, "shard", None)
         if shard is None:
             shard = self._local.shard = _Shard()
             with self._lock:
+                self._fold_ended()
                 self._shards.append(shard)
         return shard
+
+    def _fold_ended(self) -> None:
+        """Under the lock: fold the shards of threads that ended into the retired counts."""
+        live = []
+        for shard in self._shards:
+            thread = shard.owner()
+            if thread is None or not thread.is_alive():
+                shard.add_to(self._retired)  # it will not be written again
+            else:
+                live.append(shard)
+        self._shards = live
 
     def observe(self, seconds: float) -> None:
         self.observe_many((seconds,))
@@ -88,17 +110,18 @@ class Timings:
 
     def snapshot(self) -> tuple[list[tuple[str, float]], float]:
         """Cumulative buckets as Prometheus wants them, and the sum."""
+        total = _Shard()
         with self._lock:
-            shards = list(self._shards)
-        counts = [sum(column) for column in zip(*(shard.counts for shard in shards), strict=True)]
-        if not counts:
-            counts = [0] * (len(BUCKETS_S) + 1)
-        total = sum(shard.sum for shard in shards)
+            self._fold_ended()
+            live = list(self._shards)
+            self._retired.add_to(total)
+        for shard in live:
+            shard.add_to(total)
         buckets, running = [], 0
-        for bound, n in zip([*map(str, BUCKETS_S), "+Inf"], counts, strict=True):
+        for bound, n in zip([*map(str, BUCKETS_S), "+Inf"], total.counts, strict=True):
             running += n
             buckets.append((bound, float(running)))
-        return buckets, total
+        return buckets, total.sum
 
 
 class TimingsFamily(Collector):
