@@ -19,7 +19,7 @@ from kafkito.flow.codecs import DecodeError, ValidationFailed, decoder_for
 from kafkito.flow.metrics import BUCKETS_S, Timings
 from kafkito.flow.outcomes import Reject, RetryLater
 from kafkito.flow.policy import PolicyError, RetryPolicy
-from kafkito.flow.scheduler import KeyedScheduler, ThreadedKeyedScheduler
+from kafkito.flow.scheduler import KeyedQueues, KeyedScheduler, ThreadedKeyedScheduler
 from kafkito.flow.tracker import Chunk, PartitionTracker
 
 
@@ -138,6 +138,23 @@ async def test_scheduler_discard_drops_queued_items_only() -> None:
     gate.set()
     await asyncio.wait_for(scheduler.wait_idle(), 5)
     assert done == [0, 2]
+
+
+def test_a_key_is_never_handed_out_twice_at_once() -> None:
+    """A key discarded while waiting in line, then submitted again, is in line twice: the
+    second entry must not hand it to a second worker while the first still runs it."""
+    queues: KeyedQueues[int] = KeyedQueues(10)
+    queues.add("k", 1)
+    assert queues.discard(lambda item: False) == [1]  # a revoke: "k" stays in line, stale
+    queues.add("k", 2)
+    assert queues.pop_ready() == "k"
+    assert queues.take("k") == [2]
+    queues.add("k", 3)  # arrives while "k" runs
+    assert queues.pop_ready() is None
+    queues.completed(1)
+    queues.free("k")
+    assert queues.pop_ready() == "k"
+    assert queues.take("k") == [3]
 
 
 async def test_threaded_scheduler_orders_per_key_and_runs_keys_in_parallel() -> None:

@@ -12,9 +12,9 @@ one task (or one thread wake-up), not one per item.
 
 * `KeyedScheduler`: asyncio tasks (async handlers, batch handlers);
 * `ThreadedKeyedScheduler`: `concurrency` threads (sync handlers). Its work function runs in
-  a thread and returns False to *hold* its key: the item stays at the front of the key's queue
-  and the key runs nothing until `release` (the flow retries the failed record meanwhile on
-  its event loop, and the handler threads go on with other keys).
+  a thread and returns something (not None) to *hold* its key: the item stays at the front of
+  the key's queue and the key runs nothing until `release` (the flow retries the failed
+  record meanwhile on its event loop, and the handler threads go on with other keys).
 """
 
 from __future__ import annotations
@@ -68,6 +68,10 @@ class KeyedQueues(Generic[T]):
         """A key with queued items that nobody runs; it is busy until `free`."""
         while self._ready:
             key = self._ready.popleft()
+            if key in self._busy:
+                # A stale entry (its queue was discarded, then the key came back): `free`
+                # puts the key in line again. Handing it out would run one key twice at once.
+                continue
             if self._queues.get(key):
                 self._busy.add(key)
                 return key
