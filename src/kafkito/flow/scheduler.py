@@ -311,7 +311,7 @@ class ThreadedKeyedScheduler(Generic[T, H]):
         """Under the lock: ready keys and their items, as many as the measured speed allows."""
         queues = self._queues
         share = -(-queues.ready_count // self._concurrency)  # ceil: this thread's fair share
-        budget = self._target_s / self._unit_s
+        budget = self._target_s / max(self._unit_s, 1e-9)
         batch: list[tuple[Hashable, list[T]]] = []
         units = 0
         while len(batch) < share and (not batch or units < budget):
