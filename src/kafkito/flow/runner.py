@@ -115,6 +115,8 @@ class _Work:
     source_topic: str
     """The flow's own topic this record belongs to (for retry records: the original topic)."""
     chunk: Chunk
+    message: Any
+    """The confluent_kafka.Message it came from."""
     resolved: bool = False
 
     @classmethod
@@ -131,6 +133,7 @@ class _Work:
             chunk.attempt,
             chunk.source,
             chunk,
+            msg,
         )
 
     def origin(self) -> letters.Origin:
@@ -574,11 +577,10 @@ class Flow:
                 self._flush_due_buffers()
             if polling is None:
                 await self._catch_up()
-                self._update_backpressure()  # still at the limit: pause before polling again
-                await self._apply_pauses()
-                polling = poll(self.max_in_flight - self._in_flight())
             self._update_backpressure()
             await self._apply_pauses()
+            if polling is None:  # still at the limit: the pause is applied before polling again
+                polling = poll(self.max_in_flight - self._in_flight())
             if time.monotonic() >= next_commit:
                 next_commit = time.monotonic() + self.commit_interval_s
                 await self._commit()
@@ -965,19 +967,7 @@ class Flow:
                 chunk.cursor += 1
 
     def _argument(self, work: _Work, value: Any, attempt: int) -> Any:
-        if not self.pass_record:
-            return value
-        return Record(
-            work.tp[0],
-            work.tp[1],
-            work.offset,
-            work.timestamp_ms,
-            work.key,
-            value,
-            dict(work.headers),
-            work.raw_value,
-            attempt,
-        )
+        return _record_of(work.message, value, attempt) if self.pass_record else value
 
     def _decode_value(self, raw: bytes | None) -> Any:
         """The record's value, decoded and validated; raises DecodeError or ValidationFailed."""
@@ -1517,7 +1507,7 @@ _Stop = tuple[int, _Failure]
 
 
 def _record_of(msg: Any, value: Any, attempt: int) -> Record[Any]:
-    """The handler's Record for a confluent_kafka.Message (the handler-thread path)."""
+    """The handler's Record for a confluent_kafka.Message."""
     return Record(
         msg.topic(),
         msg.partition(),
