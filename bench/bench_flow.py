@@ -37,9 +37,13 @@ from kafkito.flow import Flow
 from kafkito.testing.brokers import kafkito_process
 
 
-def fill(bootstrap: str, topic: str, count: int, size: int, keys: int, partitions: int) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # referenced until the result is in
     admin.create_topics([NewTopic(topic, partitions)])[topic].result(15)
+
+
+def fill(bootstrap: str, topic: str, count: int, size: int, keys: int, partitions: int) -> None:
+    create_topic(bootstrap, topic, partitions)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.size": 1 << 20})
     body = b'{"v": "' + b"x" * max(size - 9, 0) + b'"}'
     for i in range(count):
@@ -126,8 +130,7 @@ def bench_flow_async(bootstrap: str, topic: str, count: int) -> float:
 def bench_latency(bootstrap: str, kind: str, records: int = 50) -> tuple[float, float]:
     """(p50, p99) in ms from write to handler, one record at a time on an idle topic."""
     topic = f"quiet-{kind}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # referenced until the result is in
-    admin.create_topics([NewTopic(topic, 1)])[topic].result(15)
+    create_topic(bootstrap, topic, 1)
     arrived: dict[int, float] = {}
 
     def handle(value: object) -> None:
