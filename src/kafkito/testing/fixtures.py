@@ -10,6 +10,11 @@
   never see each other's records).
 * `kafkito_env`: sets KAFKITO_BROKERS for the test, so code under test that builds its own
   Writer/Reader without brokers reaches the session broker rather than ./.kafkito.
+* `apache_kafka`: a real Apache Kafka cluster for the whole session (3 KRaft nodes on
+  loopback, replication factor 3, `min.insync.replicas=2`; `kafkito.testing.ApacheKafka`);
+  its `.bootstrap` lists every node. Needs java and mvn (or KAFKA_HOME); the first use
+  resolves Kafka's jars into ~/.cache/kafkito. Tests that asked for it are skipped, with the
+  reason, when `KAFKITO_SKIP_APACHE_KAFKA=1`.
 
 Everything is prefixed `kafkito_` so that a suite's own `broker` or `topic` fixtures never clash.
 """
@@ -22,8 +27,9 @@ from collections.abc import Iterator
 import pytest
 
 from kafkito.broker.embedded import Broker
+from kafkito.testing.apache_kafka import ApacheKafka
 
-__all__ = ["kafkito_bootstrap", "kafkito_broker", "kafkito_env", "kafkito_topic"]
+__all__ = ["apache_kafka", "kafkito_bootstrap", "kafkito_broker", "kafkito_env", "kafkito_topic"]
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +62,18 @@ def kafkito_env(kafkito_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point KAFKITO_BROKERS at the session broker for this test; returns the address."""
     monkeypatch.setenv("KAFKITO_BROKERS", kafkito_bootstrap)
     return kafkito_bootstrap
+
+
+@pytest.fixture(scope="session")
+def apache_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheKafka]:
+    """A 3-node Apache Kafka cluster for the whole session (RF 3, min.insync.replicas 2)."""
+    import os
+
+    if os.environ.get("KAFKITO_SKIP_APACHE_KAFKA") == "1":
+        pytest.skip("KAFKITO_SKIP_APACHE_KAFKA=1: Apache Kafka tests skipped")
+    kafka = ApacheKafka(brokers=3, data_dir=tmp_path_factory.mktemp("apache-kafka"))
+    kafka.start()
+    try:
+        yield kafka
+    finally:
+        kafka.stop()
