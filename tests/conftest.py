@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from kafkito import Broker
+from kafkito.testing.apache_kafka import ApacheKafka
 from kafkito.testing.brokers import BrokerProcess, kafkito_process, start_tansu
 
 
@@ -40,3 +41,11 @@ def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
 def topic_name() -> str:
     """A topic name unique to this test."""
     return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def kafka_reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheKafka]:
+    """One Apache Kafka node for the whole session: the reference that differential tests
+    compare kafkito's broker with (single node like ours, so replication factor 1)."""
+    with ApacheKafka(brokers=1, data_dir=tmp_path_factory.mktemp("kafka-reference")) as kafka:
+        yield kafka
