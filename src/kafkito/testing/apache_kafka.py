@@ -61,10 +61,29 @@ from types import TracebackType
 from kafkito.errors import KafkitoError
 from kafkito.testing.brokers import free_port
 
-__all__ = ["KAFKA_VERSION", "ApacheKafka", "ApacheKafkaError", "KafkaNode", "resolve_jars"]
+__all__ = [
+    "KAFKA_SERVER_JVM",
+    "KAFKA_VERSION",
+    "ApacheKafka",
+    "ApacheKafkaError",
+    "KafkaNode",
+    "resolve_jars",
+]
 
 KAFKA_VERSION = os.environ.get("KAFKITO_KAFKA_VERSION", "4.1.1")
 """The Apache Kafka release we test against (KAFKITO_KAFKA_VERSION overrides it)."""
+
+KAFKA_SERVER_JVM = (
+    "-Xmx1G",
+    "-Xms1G",
+    "-server",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-Djava.awt.headless=true",
+)
+"""The JVM options of Kafka's own kafka-server-start.sh (heap) and kafka-run-class.sh (GC)."""
 
 _LOG4J_VERSION = "2.24.3"
 _SLF4J_VERSION = "2.0.16"
@@ -222,7 +241,8 @@ class ApacheKafka:
     `port` fixes the first node's client port (the others take the next ones); by default
     every port is a free one. `data_dir` keeps the nodes' data and logs (a temporary
     directory, removed on stop, when not given). `broker_configs` adds or overrides
-    server.properties entries on every node.
+    server.properties entries on every node. `jvm_args` replaces the broker JVMs' heap, GC
+    and JIT options (benchmarks pass `KAFKA_SERVER_JVM`, the distribution's own).
     """
 
     brokers: int = 1
@@ -232,9 +252,12 @@ class ApacheKafka:
     heap_mb: int = 384
     fast_jit: bool = True
     broker_configs: Mapping[str, object] = field(default_factory=dict)
+    jvm_args: Sequence[str] | None = None
     start_timeout_s: float = 90.0
     nodes: list[KafkaNode] = field(default_factory=list, init=False)
     cluster_id: str = field(default="", init=False)
+    serving_after_s: float = field(default=0.0, init=False)
+    """Seconds from spawning the nodes (storage already formatted) until all served."""
     _libs: Path | None = field(default=None, init=False)
     _temp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False)
 
@@ -282,9 +305,11 @@ class ApacheKafka:
         self._lay_out(root)
         try:
             self._format_all()
+            spawned = time.monotonic()
             for node in self.nodes:
                 self._spawn(node)
             self._wait_listed({node.node_id for node in self.nodes})
+            self.serving_after_s = time.monotonic() - spawned
         except BaseException:
             self.stop()
             raise
@@ -411,17 +436,20 @@ class ApacheKafka:
             return [free_port() for _ in range(self.brokers)]
         return [self.port + i for i in range(self.brokers)]
 
-    def _java(self, node: KafkaNode, main: str, *args: str, heap_mb: int) -> list[str]:
+    def _java(
+        self, node: KafkaNode, main: str, *args: str, heap_mb: int, server: bool = False
+    ) -> list[str]:
         assert self._libs is not None
-        jvm = [
-            f"-Xmx{heap_mb}m",
-            "-Xms64m",
-            "-XX:+UseSerialGC",
+        if server and self.jvm_args is not None:
+            jvm = list(self.jvm_args)
+        else:
+            jvm = [f"-Xmx{heap_mb}m", "-Xms64m", "-XX:+UseSerialGC"]
+            if self.fast_jit:
+                jvm.append("-XX:TieredStopAtLevel=1")
+        jvm += [
             f"-Dlog4j2.configurationFile={node.home / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={node.home}",
         ]
-        if self.fast_jit:
-            jvm.append("-XX:TieredStopAtLevel=1")
         return ["java", *jvm, "-cp", f"{self._libs}/*", main, *args]
 
     def _format_all(self) -> None:
@@ -459,7 +487,11 @@ class ApacheKafka:
         with open(node.home / "stdout.log", "ab") as out:
             node.proc = subprocess.Popen(
                 self._java(
-                    node, "kafka.Kafka", str(node.home / "server.properties"), heap_mb=self.heap_mb
+                    node,
+                    "kafka.Kafka",
+                    str(node.home / "server.properties"),
+                    heap_mb=self.heap_mb,
+                    server=True,
                 ),
                 stdout=out,
                 stderr=subprocess.STDOUT,
