@@ -20,13 +20,15 @@ _T = TypeVar("_T")
 async def off_loop(fn: Callable[..., _T], *args: Any) -> _T:
     """Run blocking file work in a worker thread, so the event loop keeps serving.
 
-    At interpreter exit (a broker stopped from an atexit hook) thread pools refuse new work;
-    then there is nothing left to keep responsive, and the work runs inline.
+    At interpreter exit (a broker stopped from an atexit hook) thread pools refuse new work:
+    "after interpreter shutdown" once concurrent.futures' exit hook ran, and "after shutdown"
+    from a pool whose idle workers saw that flag and marked their pool shut. Then there is
+    nothing left to keep responsive, and the work runs inline.
     """
     try:
         return await asyncio.to_thread(fn, *args)
     except RuntimeError as exc:
-        if "interpreter shutdown" not in str(exc):
+        if "cannot schedule new futures after" not in str(exc):
             raise
         return fn(*args)
 
