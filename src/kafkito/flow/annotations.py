@@ -209,7 +209,9 @@ def _value_decoding(annotation: Any, shown: str) -> Decoding:
         return Decoding(False, kind, nullable, shown)
     if kind is _record_type() or typing.get_origin(kind) is _record_type():
         return _problem(
-            shown, f"Record[X] cannot be in a union ({shown})", "annotate Record[X | None]"
+            shown,
+            f"Record[X] cannot be in a union ({shown})",
+            "annotate Record[X | None], or pass decoder=",
         )
     inside = "" if show(kind) == shown else f" (the annotation: {shown})"
     return _problem(shown, f"the flow cannot decode a record's value into {show(kind)}{inside}")
@@ -292,6 +294,8 @@ def show(annotation: Any) -> str:
         return annotation
     if isinstance(annotation, type) and not typing.get_args(annotation):
         return annotation.__name__
+    if _is_union(annotation):
+        return " | ".join(show(member) for member in typing.get_args(annotation))
     return _QUALIFIED.sub("", repr(annotation)).replace("NoneType", "None")
 
 
