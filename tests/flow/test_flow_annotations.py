@@ -297,6 +297,40 @@ def test_first_decodes_stays_quiet_once_a_record_decoded() -> None:
     assert calls == [None]
 
 
+def test_the_flow_decodes_bare_once_a_record_decoded() -> None:
+    """The hot path pays nothing for the watch: after one decoded record the flow's decoder is
+    the bare one chosen at construction."""
+    flow = Flow("t", takes_bytes, group_id="g", brokers="127.0.0.1:1")
+    watching = flow.decode
+    assert flow.decode(b"x") == b"x"
+    assert flow.decode is not watching
+    assert flow.decode is decoder_of("raw", nullable=False)
+
+
+def test_the_flow_logs_one_error_when_its_first_records_fail(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def handle(value: str) -> None: ...
+
+    flow = Flow("t", handle, group_id="g", brokers="127.0.0.1:1", name="f")
+    for _ in range(FIRST_RECORDS + 2):
+        with pytest.raises(DecodeError):
+            flow.decode(b"\xff")
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"flow f: the first {FIRST_RECORDS} records all failed")
+    assert "UTF-8 text (the handler's annotation: str)" in errors[0]
+    assert "annotate the handler's value bytes" in errors[0]
+    assert errors[0].endswith("they go to t.dlq")
+    assert flow.decode is decoder_of("text", nullable=False)
+    dropping = Flow("t", handle, group_id="g", brokers="127.0.0.1:1", dead_letter=False)
+    for _ in range(FIRST_RECORDS):
+        with pytest.raises(DecodeError):
+            dropping.decode(None)
+    assert "tombstone" in caplog.records[-1].getMessage()
+    assert "they are dropped" in caplog.records[-1].getMessage()
+
+
 # -- through real flows ------------------------------------------------------------------------
 
 
