@@ -520,7 +520,7 @@ def test_the_issue_bytes_handler_gets_every_record(
     running = start_flow(Flow(topic, handle, group_id="g", brokers=shared_broker))
     wait_for(lambda: len(got) >= 20, what="20 records")
     running.stop()
-    assert got == values
+    assert sorted(got) == sorted(values)  # records without a key have no order among them
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 

@@ -33,7 +33,6 @@ import collections.abc
 import dataclasses
 import functools
 import inspect
-import logging
 import re
 import threading
 import types
@@ -44,8 +43,6 @@ from typing import Any, Literal
 
 from kafkito.errors import KafkitoError
 from kafkito.flow.codecs import DecodeError, Decoder, is_model_type
-
-log = logging.getLogger(__name__)
 
 Target = Literal["json", "raw", "text", "bytearray", "memoryview"] | type
 """What a value decodes into: a named decoder, or a pydantic model / msgspec Struct class."""
@@ -76,6 +73,13 @@ _BYTES_TARGETS: dict[Any, Target] = {
     bytearray: "bytearray",
     memoryview: "memoryview",
     str: "text",
+}
+_WHAT = {
+    "json": "JSON",
+    "raw": "raw bytes",
+    "text": "UTF-8 text",
+    "bytearray": "a bytearray",
+    "memoryview": "a memoryview",
 }
 _KINDS = "bytes (raw), str (UTF-8 text), dict or list (JSON), a pydantic model or msgspec Struct"
 _FIX = (
@@ -108,17 +112,8 @@ class Decoding:
     explicit decoder= or model= is given); None when it can."""
 
     def how(self) -> str:
-        """How values are decoded, for messages: `JSON (annotation: dict[str, int])`."""
-        if self.target in ("json", "raw", "text", "bytearray", "memoryview"):
-            what = {
-                "json": "JSON",
-                "raw": "raw bytes",
-                "text": "UTF-8 text",
-                "bytearray": "a bytearray",
-                "memoryview": "a memoryview",
-            }[str(self.target)]
-        else:
-            what = getattr(self.target, "__name__", str(self.target))
+        """How values are decoded, for messages: `JSON (the handler's annotation: dict)`."""
+        what = _WHAT[self.target] if isinstance(self.target, str) else self.target.__name__
         return f"{what} (the handler's annotation: {self.shown})"
 
     def fix_hint(self) -> str:
@@ -135,7 +130,7 @@ class Decoding:
                 "if the values are null (tombstones), add `| None` to the handler's annotation "
                 "to receive them as None"
             )
-        name = getattr(self.target, "__name__", str(self.target))
+        name = self.target.__name__ if isinstance(self.target, type) else str(self.target)
         return (
             f"if the values are not {name} JSON, check what the producers write, or annotate "
             "the handler's value bytes (or pass decoder='raw') to see them as they are"
