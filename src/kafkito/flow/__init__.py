@@ -2,8 +2,8 @@
 
 from kafkito.flow import Flow, Reject, RetryLater, RetryPolicy
 
-def handle(click: Click) -> None:       # a pydantic model or msgspec Struct
-    ...
+def handle(click: Click) -> None:       # the annotation picks the decoder: a pydantic model
+    ...                                 # or msgspec Struct, bytes (raw), str (UTF-8), dict (JSON)
 
 Flow("clicks", handle, group_id="analytics", retry=RetryPolicy.delays([1, 5, 30])).run()
 """

@@ -66,7 +66,8 @@ from typing import Any, Generic, Literal, TypeVar
 from kafkito.client.reader import POLL_TIMEOUT_S, consume_ready
 from kafkito.errors import KafkitoError
 from kafkito.flow import letters
-from kafkito.flow.codecs import DecodeError, Decoder, ValidationFailed, decoder_for, is_model_type
+from kafkito.flow.annotations import AnnotationError, FirstDecodes, handler_decoding
+from kafkito.flow.codecs import DecodeError, Decoder, ValidationFailed, decoder_for, decoder_of
 from kafkito.flow.metrics import FlowMetrics, TopicMetrics
 from kafkito.flow.outcomes import BatchFailed, Reject, RetryLater
 from kafkito.flow.policy import RetryPolicy
@@ -151,31 +152,6 @@ class _PartitionState:
     waiting_until_ms: int | None = None
 
 
-def _wants_record(handler: Callable[..., Any], *, batch: bool) -> tuple[bool, Any]:
-    """(pass Records?, the model type named by the first parameter's annotation, or None).
-
-    A batch handler's parameter is a list: `list[Record[X]]`, `list[Model]` or `list[...]`.
-    """
-    try:
-        params = list(inspect.signature(handler).parameters.values())
-    except (TypeError, ValueError):
-        return False, None
-    if not params:
-        raise FlowError("the handler must take one parameter (the value or a Record)")
-    try:
-        hints = inspect.get_annotations(handler, eval_str=True)
-    except Exception:
-        hints = {}
-    annotation = hints.get(params[0].name, params[0].annotation)
-    if batch:
-        args = getattr(annotation, "__args__", ())
-        annotation = args[0] if getattr(annotation, "__origin__", None) is list and args else None
-    origin = getattr(annotation, "__origin__", annotation)
-    if origin is Record or params[0].name in ("record", "records"):
-        return True, None
-    return False, annotation if is_model_type(annotation) else None
-
-
 class Flow:
     """Consume topics through a handler, with retries, a dead-letter topic and safe commits.
 
@@ -183,9 +159,12 @@ class Flow:
                     retry=RetryPolicy.delays([1, 5, 30]))
         flow.run()          # until SIGTERM / Ctrl-C / flow.stop()
 
-    The handler takes the decoded value (typed by `model`, or by its first parameter's
-    annotation when that is a pydantic model or msgspec Struct), or a `Record` when its first
-    parameter is annotated `Record` or named `record`. It may be sync or async.
+    The handler takes the decoded value, or a `Record` when its first parameter is annotated
+    `Record[...]` (or named `record` without a type). Its annotation picks the decoder
+    (flow/annotations.py, docs/flow.md): `bytes` raw, `str` UTF-8 text, `dict`/`list`/none
+    JSON, a pydantic model or msgspec Struct that model; `decoder=` or `model=` overrides it.
+    An annotation the flow cannot decode to is a FlowError here, not a dead letter per record.
+    It may be sync or async.
     """
 
     def __init__(
@@ -241,10 +220,27 @@ class Flow:
         self.batch_size = batch_size
         self.batch_timeout_s = batch_timeout_s
         self.batch_handler = handler if batch_size else None
-        self.pass_record, annotated_model = _wants_record(handler, batch=bool(batch_size))
-        self.decode: Decoder = decoder_for(
-            decoder if decoder is not None else (model if model is not None else annotated_model)
+        try:
+            decoding = handler_decoding(handler, batch=bool(batch_size))
+        except AnnotationError as exc:
+            raise FlowError(str(exc)) from exc
+        explicit = decoder if decoder is not None else model
+        if explicit is None and decoding.problem is not None:
+            raise FlowError(decoding.problem)
+        self.pass_record = decoding.pass_record
+        # The decoder is chosen once, here; the first records go through a watch that says
+        # once, loudly, if they all fail to decode (a wrong annotation), then steps aside.
+        bare: Decoder = (
+            decoder_for(explicit)
+            if explicit is not None
+            else decoder_of(decoding.target, nullable=decoding.nullable)
         )
+        self.decode: Decoder = FirstDecodes(
+            bare,
+            how=decoding.how() if explicit is None else f"{explicit!r} (given as decoder/model)",
+            fix=decoding.fix_hint() if explicit is None else "check the decoder/model given",
+            done=functools.partial(self._first_decodes_done, bare),
+        ).decode
         self.validate = validate
         self.retry = retry or RetryPolicy.exponential()
         self.dead_letter = dead_letter
@@ -968,6 +964,17 @@ class Flow:
 
     def _argument(self, work: _Work, value: Any, attempt: int) -> Any:
         return _record_of(work.message, value, attempt) if self.pass_record else value
+
+    def _first_decodes_done(self, bare: Decoder, loud: str | None) -> None:
+        """A record decoded, or the first ones all failed: log that once; decode bare now."""
+        self.decode = bare
+        if loud is not None:
+            where = (
+                "they go to " + ", ".join(self.dead_letter_topic(t) for t in self.topics)
+                if self.dead_letter
+                else "they are dropped (no dead-letter topic)"
+            )
+            log.error("flow %s: %s; %s", self.name, loud, where)
 
     def _decode_value(self, raw: bytes | None) -> Any:
         """The record's value, decoded and validated; raises DecodeError or ValidationFailed."""
