@@ -216,7 +216,7 @@ def from_admin_error(
     if name in _UNKNOWN_TOPIC:
         return UnknownTopicError(f"{why}: topic {topic!r} does not exist", reason=name, topic=topic)
     if name == "TOPIC_ALREADY_EXISTS":
-        return TopicExistsError(f"{why}: topic {topic!r} exists already", reason=name)
+        return TopicExistsError(why, reason=name)
     if group is not None and name in _GROUP_MISSING:
         return UnknownGroupError(f"{why}: no consumer group {group!r}", reason=name)
     if name == "NON_EMPTY_GROUP" or name == "UNKNOWN_MEMBER_ID":
