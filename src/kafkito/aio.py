@@ -36,6 +36,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from kafkito.client import health as _health
+from kafkito.client.admin_aio import Admin
 from kafkito.client.config import ReaderConfig, WriterConfig
 from kafkito.client.errors import ClientError, ConfigError
 from kafkito.client.reader import (
@@ -63,6 +64,7 @@ from kafkito.client.writer import (
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "Admin",
     "Consumer",
     "Delivery",
     "HealthChecker",

@@ -30,21 +30,20 @@ def bench(
     Example:
       kafkito bench --count 200000 --size 1024
     """
-    from confluent_kafka import Consumer, Producer, TopicPartition
+    from kafkito.client.raw_consumer import TopicPartition
+    from kafkito.client.raw_producer import delivery_error
 
     topic = topic or f"kafkito-bench-{uuid.uuid4().hex[:8]}"
     payload = os.urandom(size)
     with handle_errors(obj):
-        producer = Producer(
-            obj.librdkafka(
-                **{
-                    "acks": acks,
-                    "linger.ms": linger_ms,
-                    "batch.size": 1_000_000,
-                    "queue.buffering.max.messages": 1_000_000,
-                    "allow.auto.create.topics": True,
-                }
-            )
+        producer = obj.producer(
+            **{
+                "acks": acks,
+                "linger.ms": linger_ms,
+                "batch.size": 1_000_000,
+                "queue.buffering.max.messages": 1_000_000,
+                "allow.auto.create.topics": True,
+            }
         )
         failures: list[Any] = []
 
@@ -57,17 +56,8 @@ def bench(
             task = progress.add_task("producing", total=count)
             started = time.perf_counter()
             for i in range(count):
-                while True:
-                    try:
-                        producer.produce(
-                            topic,
-                            payload,
-                            partition=0,
-                            on_delivery=on_delivery,
-                        )
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                # waits (serving delivery reports) while the local queue is full
+                producer.produce(topic, payload, partition=0, on_delivery=on_delivery)
                 if i % 5000 == 0:
                     producer.poll(0)
                     progress.update(task, completed=i)
@@ -75,15 +65,14 @@ def bench(
                 raise CliError("producer did not finish within 120 s")
             produce_s = time.perf_counter() - started
         if failures:
-            raise CliError(f"{len(failures)} records failed: {failures[0]}")
-        consumer = Consumer(
-            obj.librdkafka(
-                **{
-                    "group.id": f"bench-{uuid.uuid4().hex[:6]}",
-                    "enable.auto.commit": False,
-                    "fetch.max.bytes": 50 * 1024 * 1024,
-                }
-            )
+            first = delivery_error(failures[0], topic=topic)
+            raise CliError(f"{len(failures)} records failed: {first}")
+        consumer = obj.consumer(
+            **{
+                "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+                "enable.auto.commit": False,
+                "fetch.max.bytes": 50 * 1024 * 1024,
+            }
         )
         consumer.assign([TopicPartition(topic, 0, 0)])
         got, first_at = 0, None

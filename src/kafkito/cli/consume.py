@@ -162,23 +162,21 @@ def _consume(
     fmt: str,
     template: str | None,
 ) -> None:
-    from confluent_kafka import Consumer, KafkaError
+    from kafkito.client.raw_consumer import is_partition_eof, message_error
 
     reset = "latest" if kind == "end" else "earliest"
-    consumer = Consumer(
-        obj.librdkafka(
-            **{
-                "group.id": group or f"kafkito-cli-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": bool(group),
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": reset,
-                "enable.partition.eof": True,
-            }
-        )
+    consumer = obj.consumer(
+        **{
+            "group.id": group or f"kafkito-cli-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": bool(group),
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": reset,
+            "enable.partition.eof": True,
+        }
     )
     printed = 0
     try:
-        metadata = consumer.list_topics(topic, timeout=10)
+        metadata = consumer.list_topics(topic, timeout_s=10)
         tmeta = metadata.topics.get(topic)
         if tmeta is None or tmeta.error is not None or not tmeta.partitions:
             raise CliError(f"unknown topic {topic!r}", EXIT_NOT_FOUND)
@@ -206,7 +204,7 @@ def _consume(
                 continue
             err = msg.error()
             if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
+                if is_partition_eof(err):
                     eof_seen.add(msg.partition() or 0)
                     if not follow and (
                         (
@@ -219,14 +217,14 @@ def _consume(
                         break
                     continue
                 if err.fatal() or not err.retriable():
-                    raise CliError(f"consume failed: {err.str()}")
+                    raise message_error(err, bootstrap=consumer.bootstrap, topic=topic)
                 continue
             eof_seen.discard(msg.partition())
             out.write(render(msg, fmt, template) + "\n")
             out.flush()
             printed += 1
             if group:
-                consumer.store_offsets(msg)
+                consumer.store_offsets(message=msg)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how --follow ends: close cleanly below
     finally:
@@ -244,7 +242,12 @@ def _all_assigned_eof(consumer: Any, eof_seen: set[int]) -> bool:
 def _positions(
     consumer: Any, topic: str, partitions: list[int], kind: str, value: int
 ) -> list[Any]:
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, OFFSET_STORED, TopicPartition
+    from kafkito.client.raw_consumer import (
+        OFFSET_BEGINNING,
+        OFFSET_END,
+        OFFSET_STORED,
+        TopicPartition,
+    )
 
     if kind == "beginning":
         return [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
@@ -257,11 +260,11 @@ def _positions(
     if kind == "relative":
         result = []
         for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout_s=10)
             result.append(TopicPartition(topic, p, max(low, high + value)))
         return result
     wanted = [TopicPartition(topic, p, value) for p in partitions]
-    found = consumer.offsets_for_times(wanted, timeout=10)
+    found = consumer.offsets_for_times(wanted, timeout_s=10)
     return [
         TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
         for tp in found

@@ -18,11 +18,16 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from kafkito.client.admin import Admin
+    from kafkito.client.raw_consumer import RawConsumer
+    from kafkito.client.raw_producer import RawProducer
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -30,6 +35,9 @@ EXIT_UNREACHABLE = 3
 EXIT_NOT_FOUND = 4
 EXIT_AUTH = 5
 EXIT_INTERRUPTED = 130
+
+ADMIN_TIMEOUT_S = 15.0
+"""How long an admin request of a command waits for the brokers."""
 
 
 class CliError(click.ClickException):
@@ -86,6 +94,28 @@ class CliContext:
             atexit.register(close)
             settings["bootstrap.servers"] = bootstrap
         return settings
+
+    # -- clients: kafkito.client's Admin and cores, closed when the command ends -------------
+
+    def admin(self, timeout_s: float = ADMIN_TIMEOUT_S) -> Admin:
+        """An Admin for the resolved cluster (connect check included: exit 3 if unreachable)."""
+        from kafkito.client.admin import Admin
+
+        client = Admin(settings=self.librdkafka(), timeout_s=timeout_s)
+        self._closers.append(client.close)
+        return client
+
+    def consumer(self, **extra: Any) -> RawConsumer:
+        """A RawConsumer for the resolved cluster with `extra` librdkafka settings."""
+        from kafkito.client.raw_consumer import RawConsumer
+
+        return RawConsumer(settings=self.librdkafka(**extra))
+
+    def producer(self, **extra: Any) -> RawProducer:
+        """A RawProducer for the resolved cluster with `extra` librdkafka settings."""
+        from kafkito.client.raw_producer import RawProducer
+
+        return RawProducer(settings=self.librdkafka(**extra))
 
     def close(self) -> None:
         while self._closers:
@@ -164,8 +194,31 @@ def handle_errors(ctx: CliContext) -> Iterator[None]:
 
 
 def classify(exc: BaseException) -> CliError:
-    """A CliError with the right exit code for a client-library or librdkafka failure."""
+    """A CliError with the right exit code for a client-library or librdkafka failure.
+
+    The client library's typed errors decide first; the text is read only for the rest.
+    """
+    # Imported here: `kafkito --help` need not load librdkafka.
+    from kafkito.client.errors import (
+        AuthenticationError,
+        BrokerUnreachableError,
+        ConfigError,
+        GroupNotEmptyError,
+        InvalidRequestError,
+        TopicExistsError,
+        UnknownGroupError,
+        UnknownTopicError,
+    )
+
     text = str(exc) or exc.__class__.__name__
+    if isinstance(exc, AuthenticationError):
+        return CliError(f"authentication failed: {text}", EXIT_AUTH)
+    if isinstance(exc, UnknownTopicError | UnknownGroupError):
+        return CliError(text, EXIT_NOT_FOUND)
+    if isinstance(exc, BrokerUnreachableError):
+        return CliError(f"broker unreachable: {text}", EXIT_UNREACHABLE)
+    if isinstance(exc, ConfigError | InvalidRequestError | TopicExistsError | GroupNotEmptyError):
+        return CliError(text, EXIT_USAGE)
     lowered = text.lower()
     if any(s in lowered for s in ("authentication", "sasl", "_authentication")):
         return CliError(f"authentication failed: {text}", EXIT_AUTH)

@@ -8,20 +8,7 @@ from typing import Any
 import click
 
 from kafkito.cli.context import EXIT_NOT_FOUND, EXIT_USAGE, CliContext, CliError, handle_errors
-from kafkito.cli.topics import TIMEOUT_S, admin
 from kafkito.console import cluster
-
-
-def _fail(exc: Exception, group: str) -> CliError:
-    kafka_error = exc.args[0] if exc.args else None
-    fallback = str(exc)
-    name = getattr(kafka_error, "name", lambda: "")()
-    text = getattr(kafka_error, "str", lambda: fallback)()
-    if name in ("GROUP_ID_NOT_FOUND", "COORDINATOR_NOT_AVAILABLE"):
-        return CliError(f"unknown group {group!r}", EXIT_NOT_FOUND)
-    if name == "NON_EMPTY_GROUP":
-        return CliError(f"group {group!r} has active members; stop them first", EXIT_USAGE)
-    return CliError(f"{name or 'error'}: {text}")
 
 
 def group_info(obj: CliContext, group: str) -> cluster.GroupInfo:
@@ -30,8 +17,6 @@ def group_info(obj: CliContext, group: str) -> cluster.GroupInfo:
         return cluster.describe_group(obj.librdkafka(), group)
     except cluster.NotFound as exc:
         raise CliError(str(exc), EXIT_NOT_FOUND) from exc
-    except Exception as exc:
-        raise _fail(exc, group) from exc
 
 
 def offset_rows(info: cluster.GroupInfo) -> list[dict[str, Any]]:
@@ -69,7 +54,7 @@ def list_groups(obj: CliContext) -> None:
       kafkito groups list
     """
     with handle_errors(obj):
-        rows = [{"group": g, "state": state} for g, state in cluster.list_groups(obj.librdkafka())]
+        rows = [{"group": g.group_id, "state": g.state} for g in obj.admin().list_groups()]
         obj.emit(rows, ["group", "state"])
 
 
@@ -155,53 +140,38 @@ def reset_offsets(
     Example:
       kafkito groups reset-offsets analytics -t clicks --to-datetime 2026-11-27T00:00 --execute
     """
-    from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-
     chosen = [x for x in (target, to_offset, to_datetime) if x is not None]
     if len(chosen) != 1:
         raise CliError(
             "give exactly one of --to-earliest, --to-latest, --to-offset, --to-datetime", EXIT_USAGE
         )
     with handle_errors(obj):
-        client = admin(obj)
-        metadata = client.list_topics(topic, timeout=TIMEOUT_S)
-        tmeta = metadata.topics.get(topic)
-        if tmeta is None or tmeta.error is not None:
-            raise CliError(f"unknown topic {topic!r}", EXIT_NOT_FOUND)
-        consumer = Consumer(obj.librdkafka(**{"group.id": "kafkito-cli-reset"}))
-        plan = []
-        try:
-            stamp = None
-            if to_datetime is not None:
-                when = datetime.datetime.fromisoformat(to_datetime)
-                stamp = int((when if when.tzinfo else when.astimezone()).timestamp() * 1000)
-            for p in sorted(tmeta.partitions):
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=TIMEOUT_S
-                )
-                if target == "earliest":
-                    new = low
-                elif target == "latest":
-                    new = high
-                elif to_offset is not None:
-                    new = min(max(to_offset, low), high)
-                else:
-                    assert stamp is not None
-                    found = consumer.offsets_for_times(
-                        [TopicPartition(topic, p, stamp)], timeout=TIMEOUT_S
-                    )[0]
-                    new = found.offset if found.offset >= 0 else high
-                plan.append({"topic": topic, "partition": p, "new_offset": new})
-        finally:
-            consumer.close()
+        client = obj.admin()
+        partitions = client.partitions(topic)
+        wanted = [(topic, p) for p in partitions]
+        marks = client.watermarks(wanted)
+        found: dict[tuple[str, int], int | None] = {}
+        if to_datetime is not None:
+            when = datetime.datetime.fromisoformat(to_datetime)
+            stamp = int((when if when.tzinfo else when.astimezone()).timestamp() * 1000)
+            found = client.list_offsets_many(wanted, stamp)
+        plan: list[dict[str, Any]] = []
+        for tp in wanted:
+            low, high = marks[tp]
+            if target == "earliest":
+                new = low
+            elif target == "latest":
+                new = high
+            elif to_offset is not None:
+                new = min(max(to_offset, low), high)
+            else:
+                at = found.get(tp)
+                new = at if at is not None else high
+            plan.append({"topic": topic, "partition": tp[1], "new_offset": new})
         if execute:
-            request = ConsumerGroupTopicPartitions(
-                group, [TopicPartition(topic, r["partition"], r["new_offset"]) for r in plan]
+            client.alter_group_offsets(
+                group, {(topic, r["partition"]): r["new_offset"] for r in plan}
             )
-            try:
-                client.alter_consumer_group_offsets([request])[group].result(TIMEOUT_S)
-            except Exception as exc:
-                raise _fail(exc, group) from exc
         obj.emit(
             plan,
             ["topic", "partition", "new_offset"],
@@ -220,11 +190,7 @@ def delete_groups(obj: CliContext, names: tuple[str, ...]) -> None:
       kafkito groups delete old-analytics
     """
     with handle_errors(obj):
-        client = admin(obj)  # keep a reference: its futures die with it
-        futures = client.delete_consumer_groups(list(names), request_timeout=TIMEOUT_S)
+        client = obj.admin()
         for name in names:
-            try:
-                futures[name].result(TIMEOUT_S)
-            except Exception as exc:
-                raise _fail(exc, name) from exc
+            client.delete_groups(name)
             click.echo(f"deleted group {name}", err=obj.json_output)

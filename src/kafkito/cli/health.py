@@ -27,23 +27,25 @@ def health(obj: CliContext, timeout_s: float) -> None:
     Example:
       kafkito --brokers kafka:9092 health --timeout 2 && echo up
     """
-    from confluent_kafka.admin import AdminClient
+    from kafkito.client.admin import Admin
+    from kafkito.client.errors import BrokerUnreachableError
 
     with handle_errors(obj):
-        client = AdminClient(
-            obj.librdkafka(**{"socket.connection.setup.timeout.ms": int(timeout_s * 1000)})
-        )
+        settings = obj.librdkafka(**{"socket.connection.setup.timeout.ms": int(timeout_s * 1000)})
         started = time.perf_counter()
         try:
-            metadata = client.list_topics(timeout=timeout_s)
-        except Exception as exc:
+            # The connect check is the health check: one metadata round trip.
+            with Admin(settings=settings, timeout_s=timeout_s) as admin:
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                info = admin.describe_cluster()
+                topics = admin.list_topics()
+        except BrokerUnreachableError as exc:
             raise CliError(f"broker unreachable: {exc}", EXIT_UNREACHABLE) from exc
-        elapsed_ms = (time.perf_counter() - started) * 1000
         report: dict[str, Any] = {
             "status": "UP",
-            "cluster_id": metadata.cluster_id,
-            "brokers": [f"{b.host}:{b.port}" for b in metadata.brokers.values()],
-            "topics": len([t for t in metadata.topics if not t.startswith("__")]),
+            "cluster_id": info.cluster_id,
+            "brokers": [f"{b.host}:{b.port}" for b in info.brokers],
+            "topics": len(topics),
             "latency_ms": round(elapsed_ms, 1),
         }
         if obj.json_output:

@@ -50,6 +50,10 @@ def cli(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not debug:
+        # The client library logs connection trouble as it happens; a command reports every
+        # failure as one line through handle_errors instead (--debug shows both).
+        logging.getLogger("kafkito.client").setLevel(logging.ERROR)
 
 
 @cli.command()

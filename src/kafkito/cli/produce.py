@@ -87,26 +87,24 @@ def produce(
       kafkito produce clicks -K : -H source=cli < events.txt     # "user-1:{...}" lines
     """
     with handle_errors(obj):
-        from confluent_kafka import Producer
+        from kafkito.client.raw_producer import delivery_error
 
         header_list = parse_headers(headers)
-        producer = Producer(
-            obj.librdkafka(
-                **{
-                    "acks": acks,
-                    "compression.type": compression,
-                    "linger.ms": 5,
-                    "enable.idempotence": acks == "all",
-                    "allow.auto.create.topics": True,
-                }
-            )
+        producer = obj.producer(
+            **{
+                "acks": acks,
+                "compression.type": compression,
+                "linger.ms": 5,
+                "enable.idempotence": acks == "all",
+                "allow.auto.create.topics": True,
+            }
         )
         results: list[dict[str, Any]] = []
         errors: list[str] = []
 
         def on_delivery(err: Any, msg: Any) -> None:
             if err is not None:
-                errors.append(str(err))
+                errors.append(str(delivery_error(err, topic=msg.topic())))
                 return
             results.append({"partition": msg.partition(), "offset": msg.offset()})
             if verbose and not obj.json_output:
@@ -128,20 +126,14 @@ def produce(
                     json.loads(value)
                 except ValueError as exc:
                     raise CliError(f"line {count + 1} is not JSON: {exc}", EXIT_USAGE) from exc
-            kwargs: dict[str, Any] = {
-                "key": key,
-                "value": value,
-                "headers": header_list,
-                "on_delivery": on_delivery,
-            }
-            if partition is not None:
-                kwargs["partition"] = partition
-            while True:
-                try:
-                    producer.produce(topic, **kwargs)
-                    break
-                except BufferError:
-                    producer.poll(0.1)
+            producer.produce(
+                topic,
+                value,
+                key,
+                partition=partition,
+                headers=header_list,
+                on_delivery=on_delivery,
+            )  # waits for room when the local queue is full
             count += 1
             producer.poll(0)
             if interval:

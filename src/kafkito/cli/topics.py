@@ -1,20 +1,16 @@
-"""`kafkito topics`: list, create, describe, alter and delete topics (confluent AdminClient)."""
+"""`kafkito topics`: list, create, describe, alter and delete topics (kafkito.client.Admin).
+
+Failures are the client library's typed errors; `handle_errors` gives them their exit codes
+(4 for an unknown topic, 2 for a refused request such as an existing topic or a bad config).
+"""
 
 from __future__ import annotations
-
-from typing import Any
 
 import click
 
 from kafkito.cli.context import EXIT_NOT_FOUND, EXIT_USAGE, CliContext, CliError, handle_errors
 
 TIMEOUT_S = 15
-
-
-def admin(obj: CliContext) -> Any:
-    from confluent_kafka.admin import AdminClient
-
-    return AdminClient(obj.librdkafka())
 
 
 def parse_configs(items: tuple[str, ...]) -> dict[str, str]:
@@ -25,28 +21,6 @@ def parse_configs(items: tuple[str, ...]) -> dict[str, str]:
             raise CliError(f"config {item!r} is not NAME=VALUE", EXIT_USAGE)
         configs[name] = value
     return configs
-
-
-def _result(future: Any) -> Any:
-    try:
-        return future.result(TIMEOUT_S)
-    except Exception as exc:
-        kafka_error = exc.args[0] if exc.args else None
-        fallback = str(exc)
-        name = getattr(kafka_error, "name", lambda: "")()
-        text = getattr(kafka_error, "str", lambda: fallback)()
-        if name in ("UNKNOWN_TOPIC_OR_PART", "UNKNOWN_TOPIC_ID"):
-            raise CliError(text, EXIT_NOT_FOUND) from exc
-        if name in (
-            "INVALID_CONFIG",
-            "INVALID_REPLICATION_FACTOR",
-            "INVALID_PARTITIONS",
-            "TOPIC_ALREADY_EXISTS",
-            "INVALID_TOPIC_EXCEPTION",
-            "POLICY_VIOLATION",
-        ):
-            raise CliError(f"{name}: {text}", EXIT_USAGE) from exc
-        raise
 
 
 @click.group()
@@ -71,11 +45,9 @@ def list_topics(obj: CliContext, internal: bool) -> None:
       kafkito topics list --json
     """
     with handle_errors(obj):
-        metadata = admin(obj).list_topics(timeout=TIMEOUT_S)
         rows = [
-            {"topic": name, "partitions": len(t.partitions)}
-            for name, t in sorted(metadata.topics.items())
-            if internal or not name.startswith("__")
+            {"topic": t.name, "partitions": len(t.partitions)}
+            for t in obj.admin().list_topics(internal=internal)
         ]
         obj.emit(rows, ["topic", "partitions"])
 
@@ -107,23 +79,16 @@ def create_topic(
     Example:
       kafkito topics create orders --partitions 3 -c cleanup.policy=compact
     """
-    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
-
     with handle_errors(obj):
-        new = NewTopic(
+        created = obj.admin().create_topic(
             topic,
-            num_partitions=partitions,
-            replication_factor=replication_factor,
-            config=parse_configs(configs),
+            partitions,
+            None if replication_factor == -1 else replication_factor,
+            parse_configs(configs),
+            if_not_exists=if_not_exists,
         )
-        client = admin(obj)  # keep a reference: its futures die with it
-        futures = client.create_topics([new], operation_timeout=TIMEOUT_S)
-        try:
-            _result(futures[topic])
-        except CliError as exc:
-            if if_not_exists and "TOPIC_ALREADY_EXISTS" in str(exc):
-                return
-            raise
+        if not created:
+            return
         if obj.json_output:
             obj.emit_object({"topic": topic, "partitions": partitions, "created": True})
         else:
@@ -189,33 +154,16 @@ def alter_topic(
     Example:
       kafkito topics alter clicks -c retention.ms=3600000 --partitions 12
     """
-    from confluent_kafka.admin import (  # type: ignore[attr-defined]
-        AlterConfigOpType,
-        ConfigEntry,
-        ConfigResource,
-        NewPartitions,
-        ResourceType,
-    )
-
     if not configs and not deleted and partitions is None:
         raise CliError(
             "nothing to change: give --config, --delete-config or --partitions", EXIT_USAGE
         )
     with handle_errors(obj):
-        client = admin(obj)
+        client = obj.admin()
         if partitions is not None:
-            futures = client.create_partitions([NewPartitions(topic, partitions)])
-            _result(futures[topic])
-        entries = [
-            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
-            for k, v in parse_configs(configs).items()
-        ]
-        entries += [
-            ConfigEntry(k, None, incremental_operation=AlterConfigOpType.DELETE) for k in deleted
-        ]
-        if entries:
-            resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=entries)
-            _result(client.incremental_alter_configs([resource])[resource])
+            client.create_partitions(topic, partitions)
+        if configs or deleted:
+            client.alter_configs(topic, set=parse_configs(configs), delete=deleted)
         click.echo(f"altered topic {topic}", err=obj.json_output)
 
 
@@ -233,8 +181,7 @@ def delete_topics(obj: CliContext, names: tuple[str, ...], yes: bool) -> None:
     if not yes and not click.confirm(f"delete {', '.join(names)} and all their records?"):
         raise click.Abort()
     with handle_errors(obj):
-        client = admin(obj)  # keep a reference: its futures die with it
-        futures = client.delete_topics(list(names), operation_timeout=TIMEOUT_S)
+        client = obj.admin()
         for name in names:
-            _result(futures[name])
+            client.delete_topics(name)
             click.echo(f"deleted topic {name}", err=obj.json_output)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kafkito.client.errors import AuthenticationError, BrokerUnreachableError, ClientError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ErrorTracker", "connect_with_retry"]
+__all__ = ["ErrorTracker", "connect_with_retry", "connection_settings"]
 
 _AUTH_ERRORS = {"_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED", "_SSL"}
 
@@ -97,3 +97,29 @@ def connect_with_retry(
             )
             sleep(delay_s)
     raise ClientError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def connection_settings(
+    config: Any, *, extra: Mapping[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """(bootstrap, librdkafka settings) for a client of any role, from a kafkito config.
+
+    `config` is a WriterConfig, ReaderConfig or AdminConfig (brokers, client, settings); its
+    connection keys (client id, timeout, SASL, TLS) are mapped as for Writer and Reader, then
+    its `settings`, then `extra` pass through. Brokers come from `config.brokers`, else from a
+    `bootstrap.servers` already in the settings (tools that resolved it themselves, like the
+    CLI), else from the library's rule (KAFKITO_BROKERS, then the local embedded broker).
+    """
+    from kafkito.client.embedded import resolve_bootstrap
+
+    passed: dict[str, Any] = {**config.settings, **(extra or {})}
+    if config.brokers:
+        bootstrap = ",".join(config.brokers)
+    elif passed.get("bootstrap.servers"):
+        bootstrap = str(passed["bootstrap.servers"])
+    else:
+        bootstrap = resolve_bootstrap(None)
+    out: dict[str, Any] = config.base_settings(bootstrap)
+    out.update(passed)
+    out["bootstrap.servers"] = bootstrap
+    return bootstrap, out

@@ -8,9 +8,16 @@ KafkitoError
             MessageTooLargeError     the record exceeds message.max.bytes (client or broker)
         AuthenticationError      SASL/TLS credentials were refused
         BrokerUnreachableError   no broker answered after every connect retry
+        AdminError               an admin request was refused; carries the broker's reason
+            TopicExistsError         create: the topic is there already
+            UnknownGroupError        no such consumer group
+            GroupNotEmptyError       the group has active members (delete, reset offsets)
+            InvalidRequestError      bad partitions, replication factor, config or name
 
-librdkafka reports failures as `KafkaError` codes; `from_kafka_error` is the one place that
-turns them into these classes, so callers catch ours and never import confluent_kafka.
+librdkafka reports failures as `KafkaError` codes; `from_kafka_error` (records) and
+`from_admin_error` (admin requests, consumer calls) are the one place that turns them into these
+classes, so callers catch ours and never import confluent_kafka. An unknown topic is an
+`UnknownTopicError` wherever it is met (write, read or admin).
 Messages never carry secrets: librdkafka's own error strings do not contain passwords, and we
 add only broker addresses, topic names and sizes.
 """
@@ -22,13 +29,19 @@ from typing import Any
 from kafkito.errors import KafkitoError
 
 __all__ = [
+    "AdminError",
     "AuthenticationError",
     "BrokerUnreachableError",
     "ClientError",
     "ConfigError",
     "DeliveryError",
+    "GroupNotEmptyError",
+    "InvalidRequestError",
     "MessageTooLargeError",
+    "TopicExistsError",
+    "UnknownGroupError",
     "UnknownTopicError",
+    "from_admin_error",
     "from_kafka_error",
 ]
 
@@ -81,6 +94,31 @@ class BrokerUnreachableError(ClientError):
         super().__init__(message)
         self.brokers = brokers
         self.attempts = attempts
+
+
+class AdminError(ClientError):
+    """An admin request (or a consumer call) was refused; `reason` is librdkafka's error name."""
+
+    def __init__(self, message: str, *, reason: str = "", retriable: bool = False) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retriable = retriable
+
+
+class TopicExistsError(AdminError):
+    """create_topic: a topic of that name exists already."""
+
+
+class UnknownGroupError(AdminError):
+    """No consumer group of that name (or it has nothing to show: no members, no offsets)."""
+
+
+class GroupNotEmptyError(AdminError):
+    """The group has active members; stop them before deleting it or moving its offsets."""
+
+
+class InvalidRequestError(AdminError):
+    """The broker refused the request's content: partitions, replication factor, a config."""
 
 
 # librdkafka error names (KafkaError.name()) grouped by the class we raise.
@@ -142,3 +180,61 @@ def from_kafka_error(
         topic=topic,
         retriable=retriable,
     )
+
+
+_GROUP_MISSING = {"GROUP_ID_NOT_FOUND", "COORDINATOR_NOT_AVAILABLE"}
+_INVALID = {
+    "INVALID_CONFIG",
+    "INVALID_REPLICATION_FACTOR",
+    "INVALID_REPLICA_ASSIGNMENT",
+    "INVALID_PARTITIONS",
+    "INVALID_TOPIC_EXCEPTION",
+    "INVALID_REQUEST",
+    "POLICY_VIOLATION",
+    "OFFSET_OUT_OF_RANGE",
+    "_INVALID_ARG",
+    "UNSUPPORTED_VERSION",
+}
+
+
+def from_admin_error(
+    error: Any,
+    *,
+    action: str,
+    bootstrap: str,
+    topic: str | None = None,
+    group: str | None = None,
+) -> ClientError:
+    """The kafkito exception (not raised) for a KafkaError met while doing `action`.
+
+    `action` reads as "<action> failed", e.g. "create topic 'clicks'"; the message names it,
+    the broker's reason (librdkafka's error name and text) and what to do next.
+    """
+    name = str(error.name())
+    text = str(error.str())
+    why = f"{action} failed ({name}: {text})"
+    if name in _UNKNOWN_TOPIC:
+        return UnknownTopicError(f"{why}: topic {topic!r} does not exist", reason=name, topic=topic)
+    if name == "TOPIC_ALREADY_EXISTS":
+        return TopicExistsError(why, reason=name)
+    if group is not None and name in _GROUP_MISSING:
+        return UnknownGroupError(f"{why}: no consumer group {group!r}", reason=name)
+    if name == "NON_EMPTY_GROUP" or name == "UNKNOWN_MEMBER_ID":
+        return GroupNotEmptyError(
+            f"{why}: group {group!r} has active members; stop them first", reason=name
+        )
+    if name in _AUTH:
+        return AuthenticationError(
+            f"{why}; check client.username, client.password, client.algorithm and client.tls"
+        )
+    if name in _UNREACHABLE:
+        return BrokerUnreachableError(
+            f"{why}; no broker at {bootstrap} answered in time: check brokers and that they "
+            "run, or raise client.timeout",
+            brokers=bootstrap,
+            attempts=1,
+        )
+    if name in _INVALID:
+        return InvalidRequestError(why, reason=name)
+    retriable = bool(error.retriable()) if hasattr(error, "retriable") else False
+    return AdminError(why, reason=name, retriable=retriable)

@@ -1,20 +1,28 @@
 """Looking at a cluster: topics, offsets, configs, recent messages, groups and lag.
 
-Plain functions over confluent-kafka's AdminClient and Consumer, used by the web console and the
+Plain functions over kafkito.client's Admin and RawConsumer, used by the web console and the
 CLI alike, so both show the same numbers, against the embedded broker or any Kafka cluster.
-Each takes the librdkafka settings of the cluster (at least `bootstrap.servers`).
+Each takes the librdkafka settings of the cluster (at least `bootstrap.servers`), or an open
+Admin to reuse (a caller that asks every second, like the demo's sampler).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from kafkito.errors import KafkitoError
+
+if TYPE_CHECKING:  # the client library (and librdkafka) load on first use: `kafkito --help`
+    from kafkito.client.admin import Admin, TopicDescription
+
+log = logging.getLogger(__name__)
 
 TIMEOUT_S = 10.0
 MAX_BROWSE = 500
@@ -74,76 +82,68 @@ class GroupInfo:
         return sum(p.lag or 0 for p in self.partitions)
 
 
-def admin_client(settings: dict[str, Any]) -> Any:
-    from confluent_kafka.admin import AdminClient
-
-    return AdminClient({"allow.auto.create.topics": False, **settings})
+Cluster: TypeAlias = "dict[str, Any] | Admin"
 
 
 @contextlib.contextmanager
-def _consumer(settings: dict[str, Any]) -> Iterator[Any]:
-    from confluent_kafka import Consumer
+def _admin(cluster: Cluster) -> Iterator[Admin]:
+    """The given Admin, or one for these settings that is closed afterwards."""
+    from kafkito.client.admin import Admin
 
-    consumer = Consumer(
-        {
-            "group.id": f"kafkito-console-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "allow.auto.create.topics": False,
-            **settings,
-        }
-    )
+    if isinstance(cluster, Admin):
+        yield cluster
+        return
+    admin = Admin(settings=cluster, timeout_s=TIMEOUT_S)
     try:
-        yield consumer
+        yield admin
     finally:
-        consumer.close()
+        admin.close()
 
 
-def list_topics(settings: dict[str, Any], *, internal: bool = False) -> list[TopicInfo]:
+def _partitions(admin: Admin, name: str, described: TopicDescription) -> list[PartitionInfo]:
+    marks = admin.watermarks([(name, p.partition) for p in described.partitions])
+    return [
+        PartitionInfo(p.partition, p.leader, list(p.replicas), *marks[(name, p.partition)])
+        for p in described.partitions
+    ]
+
+
+def list_topics(settings: Cluster, *, internal: bool = False) -> list[TopicInfo]:
     """Every topic with its partitions' offsets."""
-    from confluent_kafka import TopicPartition
-
-    metadata = admin_client(settings).list_topics(timeout=TIMEOUT_S)
-    topics = []
-    with _consumer(settings) as consumer:
-        for name, tmeta in sorted(metadata.topics.items()):
-            if name.startswith("__") and not internal:
-                continue
-            info = TopicInfo(name)
-            for p in sorted(tmeta.partitions):
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(name, p), timeout=TIMEOUT_S
-                )
-                pm = tmeta.partitions[p]
-                info.partitions.append(PartitionInfo(p, pm.leader, list(pm.replicas), low, high))
-            topics.append(info)
-    return topics
+    with _admin(settings) as admin:
+        described = admin.list_topics(internal=internal)
+        marks = admin.watermarks([(t.name, p.partition) for t in described for p in t.partitions])
+        return [
+            TopicInfo(
+                t.name,
+                [
+                    PartitionInfo(
+                        p.partition, p.leader, list(p.replicas), *marks[(t.name, p.partition)]
+                    )
+                    for p in t.partitions
+                ],
+            )
+            for t in described
+        ]
 
 
-def describe_topic(settings: dict[str, Any], topic: str, *, all_configs: bool = True) -> TopicInfo:
+def describe_topic(settings: Cluster, topic: str, *, all_configs: bool = True) -> TopicInfo:
     """Partitions with offsets, and configs (all, or only those set on the topic)."""
-    from confluent_kafka import TopicPartition
-    from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
+    from kafkito.client.errors import ClientError, UnknownTopicError
 
-    admin = admin_client(settings)
-    metadata = admin.list_topics(topic, timeout=TIMEOUT_S)
-    tmeta = metadata.topics.get(topic)
-    if tmeta is None or tmeta.error is not None or not tmeta.partitions:
-        raise NotFound(f"unknown topic {topic!r}")
-    info = TopicInfo(topic)
-    with _consumer(settings) as consumer:
-        for p in sorted(tmeta.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=TIMEOUT_S)
-            pm = tmeta.partitions[p]
-            info.partitions.append(PartitionInfo(p, pm.leader, list(pm.replicas), low, high))
-    resource = ConfigResource(ResourceType.TOPIC, topic)
-    try:
-        described = admin.describe_configs([resource])[resource].result(TIMEOUT_S)
-    except Exception:  # a broker without DescribeConfigs: show the topic without configs
-        described = {}
+    with _admin(settings) as admin:
+        try:
+            described = admin.describe_topic(topic)
+        except UnknownTopicError:
+            raise NotFound(f"unknown topic {topic!r}") from None
+        info = TopicInfo(topic, _partitions(admin, topic, described))
+        try:
+            configs = admin.describe_configs(topic)
+        except ClientError as exc:  # a broker without DescribeConfigs: the topic without configs
+            log.info("no configs for topic %r: %s", topic, exc)
+            configs = {}
     info.configs = {
-        name: entry.value
-        for name, entry in sorted(described.items())
-        if all_configs or not entry.is_default
+        name: entry.value for name, entry in configs.items() if all_configs or not entry.is_default
     }
     return info
 
@@ -170,26 +170,32 @@ def latest_messages(
     settings: dict[str, Any], topic: str, partition: int, limit: int = 20
 ) -> list[Message]:
     """The last `limit` messages of one partition, oldest first; JSON values parsed."""
-    from confluent_kafka import TopicPartition
+    from kafkito.client.raw_consumer import RawConsumer, TopicPartition
 
     limit = max(1, min(limit, MAX_BROWSE))
-    with _consumer(settings) as consumer:
-        metadata = consumer.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
+    consumer = RawConsumer(
+        settings={
+            "group.id": f"kafkito-console-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "allow.auto.create.topics": False,
+            **settings,
+        }
+    )
+    with consumer:
+        metadata = consumer.list_topics(topic, timeout_s=TIMEOUT_S).topics.get(topic)
         if metadata is None or metadata.error is not None or partition not in metadata.partitions:
             raise NotFound(f"unknown partition {topic}[{partition}]")
         low, high = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=TIMEOUT_S
+            TopicPartition(topic, partition), timeout_s=TIMEOUT_S
         )
         start = max(low, high - limit)
         if start >= high:
             return []
         consumer.assign([TopicPartition(topic, partition, start)])
         found: list[Message] = []
-        import time
-
         deadline = time.monotonic() + TIMEOUT_S
         while len(found) < high - start and time.monotonic() < deadline:
-            for msg in consumer.consume(limit, timeout=0.5):
+            for msg in consumer.consume(limit, 0.5):
                 if msg.error() is not None or msg.offset() >= high:
                     continue
                 value = _text(msg.value())
@@ -212,54 +218,47 @@ def latest_messages(
         return sorted(found, key=lambda m: m.offset)[-limit:]
 
 
-def list_groups(settings: dict[str, Any]) -> list[tuple[str, str | None]]:
+def list_groups(settings: Cluster) -> list[tuple[str, str | None]]:
     """(group id, state) of every consumer group."""
-    admin = admin_client(settings)  # keep a reference: its futures die with it
-    result = admin.list_consumer_groups().result(TIMEOUT_S)
-    return sorted((g.group_id, g.state.name if g.state else None) for g in result.valid)
+    with _admin(settings) as admin:
+        return [(g.group_id, g.state) for g in admin.list_groups()]
 
 
-def describe_group(settings: dict[str, Any], group: str) -> GroupInfo:
+def describe_group(settings: Cluster, group: str) -> GroupInfo:
     """State, members, and per-partition committed offset, end offset, lag and owner."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    from kafkito.client.errors import UnknownGroupError
 
-    admin = admin_client(settings)
-    description = admin.describe_consumer_groups([group])[group].result(TIMEOUT_S)
-    committed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[
-        group
-    ].result(TIMEOUT_S)
-    state = description.state.name if description.state else None
-    info = GroupInfo(group, state, description.partition_assignor or None)
-    owners: dict[tuple[str, int], str] = {}
-    for member in description.members:
-        assigned = member.assignment.topic_partitions if member.assignment else []
-        info.members.append(
-            {
-                "member_id": member.member_id,
-                "client_id": member.client_id,
-                "host": member.host,
-                "partitions": len(assigned),
-            }
+    with _admin(settings) as admin:
+        try:
+            description = admin.describe_group(group)
+        except UnknownGroupError:
+            raise NotFound(f"unknown group {group!r}") from None
+        committed = admin.group_offsets(group)
+        info = GroupInfo(group, description.state, description.assignor)
+        owners: dict[tuple[str, int], str] = {}
+        for member in description.members:
+            info.members.append(
+                {
+                    "member_id": member.member_id,
+                    "client_id": member.client_id,
+                    "host": member.host,
+                    "partitions": len(member.assignment),
+                }
+            )
+            for tp in member.assignment:
+                owners[tp] = member.client_id or member.member_id
+        keys = sorted(set(committed) | set(owners))
+        ends = admin.list_offsets_many(keys, "latest") if keys else {}
+    for topic, partition in keys:
+        info.partitions.append(
+            GroupPartition(
+                topic,
+                partition,
+                committed.get((topic, partition)),
+                ends[(topic, partition)] or 0,
+                owners.get((topic, partition)),
+            )
         )
-        for tp in assigned:
-            owners[(tp.topic, tp.partition)] = member.client_id or member.member_id
-    offsets = {(tp.topic, tp.partition): tp.offset for tp in committed.topic_partitions}
-    for key in owners:
-        offsets.setdefault(key, -1001)
-    with _consumer(settings) as consumer:
-        for (topic, partition), offset in sorted(offsets.items()):
-            _, end = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=TIMEOUT_S
-            )
-            info.partitions.append(
-                GroupPartition(
-                    topic,
-                    partition,
-                    offset if offset >= 0 else None,
-                    end,
-                    owners.get((topic, partition)),
-                )
-            )
-    if state in ("DEAD", None) and not info.partitions:
+    if description.state in ("DEAD", None) and not info.partitions:
         raise NotFound(f"unknown group {group!r}")
     return info

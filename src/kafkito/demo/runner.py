@@ -16,7 +16,6 @@ so a scripted run ends with every valid event counted and stored (see tests/demo
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import tempfile
@@ -169,14 +168,12 @@ class Demo:
         self._threads.append(thread)
 
     def _create_topics(self, settings: dict[str, Any]) -> None:
-        from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+        from kafkito.client.admin import Admin
 
-        admin = AdminClient(settings)
-        existing = admin.list_topics(timeout=15).topics
-        wanted = [NewTopic(t, self.options.partitions) for t in TOPICS if t not in existing]
-        for topic, future in admin.create_topics(wanted).items() if wanted else []:
-            with contextlib.suppress(Exception):  # created meanwhile by someone else
-                future.result(15)
+        with Admin(settings=settings, timeout_s=15) as admin:
+            for topic in admin.create_topics(
+                TOPICS, partitions=self.options.partitions, if_not_exists=True
+            ):
                 log.info("created topic %s", topic)
 
     # -- the parts -------------------------------------------------------------------------
@@ -255,20 +252,25 @@ class Demo:
 
     def _sample(self, settings: dict[str, Any]) -> None:
         """Once a second: each group's lag, and how many events were dead-lettered."""
+        from kafkito.client.admin import Admin
         from kafkito.console import cluster
 
+        admin: Admin | None = None
         while not self._stop.wait(1.0):
             try:
+                if admin is None:  # one client for every sample, not three a second
+                    admin = Admin(settings=settings, timeout_s=cluster.TIMEOUT_S)
                 self._lag = {
-                    g: cluster.describe_group(settings, g).lag
-                    for g in (ANALYTICS_GROUP, LAKE_GROUP)
+                    g: cluster.describe_group(admin, g).lag for g in (ANALYTICS_GROUP, LAKE_GROUP)
                 }
-                topics = {t.name: t for t in cluster.list_topics(settings)}
+                topics = {t.name: t for t in cluster.list_topics(admin)}
                 self._dead_lettered = sum(
                     topics[f"{t}.dlq"].records for t in TOPICS if f"{t}.dlq" in topics
                 )
             except Exception as exc:  # a broker restart, a group not formed yet
                 log.debug("demo sampler: %s", exc)
+        if admin is not None:
+            admin.close()
 
     def dashboard(self) -> dict[str, Any]:
         snapshot = self.analytics.snapshot()

@@ -420,7 +420,8 @@ class Flow:
 
     async def run_async(self) -> None:
         """Run inside a running event loop until stopped."""
-        from confluent_kafka import Consumer, Producer
+        from kafkito.client.raw_consumer import RawConsumer
+        from kafkito.client.raw_producer import RawProducer
 
         self._loop = asyncio.get_running_loop()
         self._scheduler = KeyedScheduler(self.concurrency, self._process)
@@ -445,9 +446,9 @@ class Flow:
             "client.id": self.name,
             **conf,
         }
-        self._consumer = Consumer(consumer_conf)
-        self._producer = Producer(
-            {
+        self._consumer = RawConsumer(settings=consumer_conf)
+        self._producer = RawProducer(
+            settings={
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 5,
@@ -487,34 +488,30 @@ class Flow:
 
     def _ensure_topics(self, conf: dict[str, Any]) -> None:
         """Create missing dead-letter and retry topics (real clusters may not auto-create)."""
-        from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+        from kafkito.client.admin import Admin
 
-        admin = AdminClient({k: v for k, v in conf.items() if not k.startswith("group.")})
         wanted = []
         for topic in self.topics:
             if self.dead_letter:
                 wanted.append(self.dead_letter_topic(topic))
             if self.retry.mode == "topics":
                 wanted += [letters.retry_topic(topic, n) for n in range(2, self.retry.attempts + 1)]
+        settings = {k: v for k, v in conf.items() if not k.startswith("group.")}
         try:
-            existing = admin.list_topics(timeout=15).topics
+            admin = Admin(settings=settings, timeout_s=15)
+            existing = {t.name: t for t in admin.list_topics(internal=True)}
         except Exception as exc:
             log.warning("flow %s: cannot list topics to create %s: %s", self.name, wanted, exc)
             return
-        source_partitions = max(
-            (len(existing[t].partitions) for t in self.topics if t in existing), default=1
-        )
-        missing = [
-            NewTopic(t, num_partitions=source_partitions) for t in wanted if t not in existing
-        ]
-        if not missing:
-            return
-        for topic, future in admin.create_topics(missing, operation_timeout=15).items():
+        with admin:
+            source_partitions = max(
+                (len(existing[t].partitions) for t in self.topics if t in existing), default=1
+            )
+            missing = [t for t in wanted if t not in existing]
             try:
-                future.result(20)
+                admin.create_topics(missing, source_partitions, if_not_exists=True)
             except Exception as exc:
-                if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                    log.warning("flow %s: could not create %s: %s", self.name, topic, exc)
+                log.warning("flow %s: could not create %s: %s", self.name, missing, exc)
 
     def _install_signal_handlers(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():
@@ -588,7 +585,7 @@ class Flow:
     def _accept(self, messages: list[Any]) -> list[Chunk]:
         """Group a poll's records into chunks (per partition and ordering key, in offset order)
         and track them. The hot path: a few C calls and a dict lookup per record."""
-        from confluent_kafka import KafkaError
+        from kafkito.client.raw_consumer import PARTITION_EOF
 
         partitions, ordering = self._partitions, self.ordering
         # Batch handlers take a partition's records in offset order, one batch at a time.
@@ -608,7 +605,7 @@ class Flow:
                     self._fatal = FlowError(f"consumer failed: {err.str()}")
                     self._stopping.set()
                     break
-                if err.code() != KafkaError._PARTITION_EOF:
+                if err.code() != PARTITION_EOF:
                     log.warning("flow %s: consumer error: %s", self.name, err.str())
                 continue
             topic, partition = msg.topic(), msg.partition()
@@ -772,7 +769,7 @@ class Flow:
     async def _apply_pauses(self) -> None:
         if not self._pause_changes:
             return
-        from confluent_kafka import TopicPartition
+        from kafkito.client.raw_consumer import TopicPartition
 
         changes, self._pause_changes = self._pause_changes, set()
         pause: list[Any] = []
@@ -1311,7 +1308,7 @@ class Flow:
     # -- commits and rebalances ---------------------------------------------------------------
 
     def _committable(self, tps: Iterable[TP] | None = None) -> list[Any]:
-        from confluent_kafka import TopicPartition
+        from kafkito.client.raw_consumer import TopicPartition
 
         offsets = []
         for tp in list(tps if tps is not None else self._partitions):
@@ -1466,7 +1463,7 @@ class Flow:
 
     async def _shutdown(self) -> None:
         """Stop fetching, finish in-flight work within the grace period, commit, leave."""
-        from confluent_kafka import TopicPartition
+        from kafkito.client.raw_consumer import TopicPartition
 
         assert self._scheduler is not None
         self._stopping.set()
