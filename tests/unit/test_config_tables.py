@@ -16,6 +16,7 @@ from kafkito.broker.configs import (
     describe_topic_configs,
     log_config_for,
     split_list,
+    topic_default_values,
     validate_topic_config,
 )
 from kafkito.broker.handlers.incremental_alter_configs import (
@@ -79,7 +80,7 @@ def test_broker_settings_become_topic_defaults_with_a_static_source() -> None:
     assert described["segment.bytes"].value == str(1 << 20)
     assert described["retention.ms"].source == SOURCE_DYNAMIC_TOPIC
     assert described["segment.ms"].source == SOURCE_DEFAULT
-    config = log_config_for({}, message_max_bytes=2000, segment_bytes=1 << 20)
+    config = log_config_for({}, topic_default_values(settings))
     assert (config.max_message_bytes, config.segment_bytes) == (2000, 1 << 20)
     broker = {c.name: c for c in describe_broker_configs(settings, 9999)}
     assert broker["message.max.bytes"].value == "2000"
