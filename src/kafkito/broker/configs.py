@@ -383,8 +383,8 @@ def _value_error(key: ConfigKey, name: str, value: str) -> str | None:
     if key.type == "list":
         items = split_list(value)
         if key.choices:
-            if not items:
-                return f"invalid value {value!r} for {name}: at least one of {key.choices}"
+            # an empty list is allowed, as in Kafka 4.1 (cleanup.policy "": neither delete nor
+            # compact, so nothing is ever removed)
             bad = [item for item in items if item not in key.choices]
             if bad:
                 return f"invalid value {value!r} for {name}: items must be among {key.choices}"
@@ -858,11 +858,15 @@ def log_config_for(overrides: Mapping[str, str], defaults: Mapping[str, str | No
         assert value is not None
         return int(value)
 
+    policy = overrides.get("cleanup.policy", defaults.get("cleanup.policy"))
+    # Kafka deletes by retention.ms / retention.bytes only with the "delete" policy: a compact
+    # topic keeps its old segments (kafkito does not compact them yet, so it keeps them all)
+    deletes = "delete" in split_list(policy if policy is not None else "delete")
     return LogConfig(
         segment_bytes=get("segment.bytes"),
         segment_ms=get("segment.ms"),
-        retention_ms=get("retention.ms"),
-        retention_bytes=get("retention.bytes"),
+        retention_ms=get("retention.ms") if deletes else -1,
+        retention_bytes=get("retention.bytes") if deletes else -1,
         max_message_bytes=get("max.message.bytes"),
         flush_messages=get("flush.messages"),
         flush_ms=get("flush.ms"),

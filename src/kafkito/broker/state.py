@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 LEADER_EPOCH = 0
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 MAX_TOPIC_NAME = 249
+MAX_FILE_NAME = 255
+"""Bytes in one file name on Linux file systems (topic names are ASCII)."""
 
 
 def topic_name_error(name: str) -> str | None:
@@ -154,8 +156,11 @@ class TopicRegistry:
         return log_config_for(topic.configs, topic_default_values(self.settings, self.dynamic))
 
     def _partition_dir(self, topic: Topic, partition: int) -> str:
-        # The topic id in the directory name keeps a re-created topic's files apart.
-        return os.path.join(self.log_dir, f"{topic.name}-{partition}.{topic.topic_id.hex}")
+        # The topic id in the directory name keeps a re-created topic's files apart. It makes
+        # the name longer than Kafka's "<topic>-<partition>", so a long topic name (Kafka
+        # allows 249 characters) is cut to fit a file name: the id keeps it unique.
+        suffix = f"-{partition}.{topic.topic_id.hex}"
+        return os.path.join(self.log_dir, topic.name[: MAX_FILE_NAME - len(suffix)] + suffix)
 
     def _open_log(self, topic: Topic, partition: int, *, log_start_offset: int = 0) -> PartitionLog:
         plog = PartitionLog.open(

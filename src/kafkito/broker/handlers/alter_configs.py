@@ -5,7 +5,8 @@ contract). v2: flexible.
 
 Non-incremental means the keys given **replace all** dynamic configs of the resource: a topic
 override left out of the request returns to its default (KAFKA-NOTES §6 P12: librdkafka's
-AlterConfigs is this kind). Keys with a null value are dropped, as Kafka does. Every key is
+AlterConfigs is this kind). A key with a null value fails the resource with INVALID_REQUEST, as
+in Kafka 4.1 (tests/integration/test_differential_admin.py). Every key is
 checked before anything changes; the first bad one fails the resource with INVALID_CONFIG (40)
 and a message naming it. A change reaches the live partition logs at once (the next append sees
 the new max.message.bytes, the next retention pass the new retention) and is persisted in the
@@ -133,6 +134,8 @@ async def alter_configs(request: Any, ctx: RequestContext) -> dict[str, Any]:
         rtype, name = int(resource.resource_type), resource.resource_name
         wanted = {c.name: c.value for c in resource.configs if c.value is not None}
         try:
+            if nulls := sorted(c.name for c in resource.configs if c.value is None):
+                raise BrokerError(ErrorCode.invalid_request, f"null value for {', '.join(nulls)}")
             if rtype == RESOURCE_TOPIC:
                 topic = find_topic(broker, name)
                 replace_topic_configs(broker, topic, wanted, validate_only=validate_only)
