@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 from aiokafka.admin import NewTopic as AioNewTopic
+from aiokafka.admin.config_resource import ConfigResource as AioConfigResource
+from aiokafka.admin.config_resource import ConfigResourceType as AioConfigResourceType
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import (
     AdminClient,
@@ -606,6 +608,126 @@ def test_dynamic_broker_configs_both_scopes(kafkito: Target, kafka: Target) -> N
                 {"log.cleanup.policy": "delete", "message.max.bytes": "1048588"},
             )
         return steps
+
+    same(scenario, kafkito, kafka)
+
+
+def test_dynamic_broker_configs_through_the_clients(kafkito: Target, kafka: Target) -> None:
+    keys = ["log.retention.ms", "log.retention.bytes", "log.segment.bytes"]
+
+    def scenario(target: Target) -> Any:
+        observed: dict[str, Any] = {}
+        with restore_broker_configs(target, keys):
+            ck = AdminClient({"bootstrap.servers": target.bootstrap})
+            for label, scope, entry in [
+                (
+                    "ck node",
+                    target.node,
+                    ConfigEntry(
+                        "log.retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET
+                    ),
+                ),
+                (
+                    "ck node, second key",
+                    target.node,
+                    ConfigEntry(
+                        "log.retention.bytes",
+                        "1000000",
+                        incremental_operation=AlterConfigOpType.SET,
+                    ),
+                ),
+                (
+                    "ck read-only",
+                    target.node,
+                    ConfigEntry("num.partitions", "2", incremental_operation=AlterConfigOpType.SET),
+                ),
+            ]:
+                resource = ConfigResource("broker", scope, incremental_configs=[entry])
+                (future,) = ck.incremental_alter_configs([resource]).values()
+                try:
+                    future.result(TIMEOUT_S)
+                    observed[label] = "ok"
+                except KafkaException as exc:
+                    observed[label] = exc.args[0].name()
+            wait_for(
+                lambda: (
+                    describe_configs(target, BROKER, target.node, ["log.retention.bytes"])[1][
+                        "log.retention.bytes"
+                    ]["value"]
+                    == "1000000"
+                ),
+                f"{target.name}: log.retention.bytes",
+            )
+            resource = ConfigResource("broker", target.node)
+            entries = ck.describe_configs([resource])[resource].result(TIMEOUT_S)
+            observed["ck describe"] = {
+                n: (
+                    e.value,
+                    e.source,
+                    e.is_read_only,
+                    sorted(s.source for s in e.synonyms.values()),
+                )
+                for n, e in entries.items()
+                if n in keys
+            }
+            kp = KafkaAdminClient(bootstrap_servers=target.bootstrap, request_timeout_ms=20000)
+            try:
+                # kafka-python checks names against DescribeConfigs' read-only flags first
+                response = kp.alter_configs(
+                    [
+                        KpConfigResource(
+                            KpConfigResourceType.BROKER,
+                            target.node,
+                            {"log.segment.bytes": "2000000"},
+                        )
+                    ]
+                )
+                observed["kp"] = {
+                    kind: {n: str(outcome) for n, outcome in by_name.items()}
+                    for kind, by_name in response.items()
+                }
+                try:
+                    kp.alter_configs(
+                        [
+                            KpConfigResource(
+                                KpConfigResourceType.BROKER, target.node, {"num.partitions": "2"}
+                            )
+                        ]
+                    )
+                    observed["kp read-only"] = "ok"
+                except ValueError:
+                    observed["kp read-only"] = "ValueError"
+            finally:
+                kp.close()
+
+            async def aio() -> Any:
+                client = AIOKafkaAdminClient(bootstrap_servers=target.bootstrap)
+                await client.start()
+                try:
+                    responses = await client.describe_configs(
+                        [AioConfigResource(AioConfigResourceType.BROKER, target.node)]
+                    )
+                    return sorted(
+                        (entry[0], entry[1], entry[2])
+                        for response in responses
+                        for resource in response.resources
+                        for entry in resource[4]
+                        if entry[0] in keys
+                    )
+                finally:
+                    await client.close()
+
+            wait_for(
+                lambda: (
+                    describe_configs(target, BROKER, target.node, ["log.segment.bytes"])[1][
+                        "log.segment.bytes"
+                    ]["value"]
+                    == "2000000"
+                ),
+                f"{target.name}: log.segment.bytes",
+            )
+            observed["aio describe"] = asyncio.run(aio())
+        return observed
 
     same(scenario, kafkito, kafka)
 
