@@ -225,10 +225,11 @@ def incremental_alter(
     operations: list[tuple[str, int, str | None]],
     *,
     validate_only: bool = False,
+    version: int = 1,
 ) -> str:
     answer = target.request(
         44,
-        1,
+        version,
         {
             "resources": [
                 {
@@ -324,7 +325,10 @@ def restore_broker_configs(target: Target, names: list[str]) -> Iterator[None]:
     finally:
         for scope in ("", target.node):
             incremental_alter(target, BROKER, scope, [(n, DELETE, None) for n in names])
-        wait_for(
-            lambda: not set(names) & set(cluster_defaults(target)),
-            f"{target.name}: dynamic broker configs {names} removed",
-        )
+
+        def removed() -> bool:
+            _, node = describe_configs(target, BROKER, target.node, names, documentation=False)
+            dynamic = {n for n, c in node.items() if c["source"] in (2, 3)}
+            return not dynamic and not set(names) & set(cluster_defaults(target))
+
+        wait_for(removed, f"{target.name}: dynamic broker configs {names} removed")

@@ -105,6 +105,107 @@ def _topic_answers(target: Target, answer: Any) -> dict[str, Any]:
     }
 
 
+ADMIN_APIS = {19: "CreateTopics", 20: "DeleteTopics", 21: "DeleteRecords", 32: "DescribeConfigs"}
+ADMIN_APIS |= {33: "AlterConfigs", 37: "CreatePartitions", 44: "IncrementalAlterConfigs"}
+ADMIN_APIS |= {60: "DescribeCluster", 16: "ListGroups", 42: "DeleteGroups"}
+
+
+def test_admin_api_versions_match(kafkito: Target, kafka: Target) -> None:
+    """Every version Kafka 4.1 serves for an admin API, kafkito serves too (and no other)."""
+
+    def scenario(target: Target) -> Any:
+        answer = target.request(
+            18, 3, {"client_software_name": "t", "client_software_version": "1"}
+        )
+        return {
+            ADMIN_APIS[int(k.api_key)]: (int(k.min_version), int(k.max_version))
+            for k in answer.api_keys
+            if int(k.api_key) in ADMIN_APIS
+        }
+
+    same(scenario, kafkito, kafka)
+
+
+def test_admin_requests_at_every_version(kafkito: Target, kafka: Target) -> None:
+    base = unique("ver")
+
+    def scenario(target: Target) -> Any:
+        observed: dict[str, Any] = {}
+        for v in range(2, 8):
+            answer = create_topics(
+                target,
+                [
+                    {"name": f"{base}-{v}", "partitions": 2, "rf": 1},
+                    {"name": f"{base}-{v}-bad", "partitions": 1, "rf": 1, "configs": {"x.y": "1"}},
+                ],
+                version=v,
+            )
+            observed[f"CreateTopics v{v}"] = [
+                (t.name, code_name(t.error_code), getattr(t, "num_partitions", None))
+                for t in answer.topics
+            ]
+        for v in range(0, 4):
+            answer = target.request(
+                37,
+                v,
+                {
+                    "topics": [{"name": f"{base}-{v + 2}", "count": 3, "assignments": None}],
+                    "timeout": 15000,
+                    "validate_only": False,
+                },
+            )
+            observed[f"CreatePartitions v{v}"] = [
+                (r.name, code_name(r.error_code)) for r in answer.results
+            ]
+        for v in range(0, 3):
+            answer = target.request(
+                33,
+                v,
+                {
+                    "resources": [
+                        {
+                            "resource_type": TOPIC,
+                            "resource_name": f"{base}-2",
+                            "configs": [{"name": "retention.ms", "value": str(1000 + v)}],
+                        }
+                    ],
+                    "validate_only": False,
+                },
+            )
+            observed[f"AlterConfigs v{v}"] = [code_name(r.error_code) for r in answer.responses]
+        for v in range(0, 2):
+            observed[f"IncrementalAlterConfigs v{v}"] = incremental_alter(
+                target, TOPIC, f"{base}-3", [("segment.ms", SET, str(60000 + v))], version=v
+            )
+        for v in range(0, 3):
+            answer = target.request(
+                21,
+                v,
+                {
+                    "topics": [
+                        {"name": f"{base}-4", "partitions": [{"partition_index": 0, "offset": 0}]}
+                    ],
+                    "timeout": 15000,
+                },
+            )
+            p = answer.topics[0].partitions[0]
+            observed[f"DeleteRecords v{v}"] = (code_name(p.error_code), p.low_watermark)
+        for v in range(1, 7):
+            name = f"{base}-{v + 1}"
+            body: dict[str, Any] = (
+                {"topics": [{"name": name, "topic_id": None}], "timeout": 15000}
+                if v >= 6
+                else {"topic_names": [name], "timeout": 15000}
+            )
+            answer = target.request(20, v, body)
+            observed[f"DeleteTopics v{v}"] = [
+                (r.name, code_name(r.error_code)) for r in answer.responses
+            ]
+        return observed
+
+    same(scenario, kafkito, kafka)
+
+
 # -- CreateTopics ----------------------------------------------------------------------------
 
 
