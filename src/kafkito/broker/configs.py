@@ -26,6 +26,8 @@ against it), AlterConfigs and IncrementalAlterConfigs validate against these tab
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -86,6 +88,14 @@ class ConfigKey:
     sensitive: bool = False
     choices: tuple[str, ...] = ()
     """Allowed values; for a list key, allowed items."""
+    excluded: tuple[str, ...] = ()
+    """Values inside the bounds that are still refused (gzip level 0, as in Kafka)."""
+    item_pattern: str | None = None
+    """For a list key: the form every item must have (or the list is the single item "*")."""
+
+
+_THROTTLED_REPLICA = r"[0-9]+:[0-9]+"
+"""partition:broker, Kafka's ThrottledReplicaListValidator."""
 
 
 def _k(
@@ -127,6 +137,7 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {
                 "compression.gzip.level",
                 minimum=-1,
                 maximum=9,
+                excluded=("0",),
             ),
             _k(
                 "compression.lz4.level",
@@ -191,12 +202,14 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {
                 "",
                 "list",
                 "replication throttling; one node has no followers",
+                item_pattern=_THROTTLED_REPLICA,
             ),
             _k(
                 "leader.replication.throttled.replicas",
                 "",
                 "list",
                 "replication throttling; one node has no followers",
+                item_pattern=_THROTTLED_REPLICA,
             ),
             _k(
                 "local.retention.bytes",
@@ -382,6 +395,15 @@ def _value_error(key: ConfigKey, name: str, value: str) -> str | None:
     """Why `value` does not fit `key`'s type, bounds and choices (naming `name`), or None."""
     if key.type == "list":
         items = split_list(value)
+        if value.strip() and len(items) != len(value.split(LIST_SEPARATOR)):
+            return f"invalid value {value!r} for {name}: an empty item in the list"
+        if key.item_pattern is not None and items != ["*"]:
+            bad = [item for item in items if not re.fullmatch(key.item_pattern, item)]
+            if bad:
+                return (
+                    f"invalid value {value!r} for {name}: items must be partition:broker "
+                    f"(or the list is '*'), not {bad[0]!r}"
+                )
         if key.choices:
             # an empty list is allowed, as in Kafka 4.1 (cleanup.policy "": neither delete nor
             # compact, so nothing is ever removed)
@@ -391,6 +413,8 @@ def _value_error(key: ConfigKey, name: str, value: str) -> str | None:
         return None
     if key.choices and value not in key.choices:
         return f"invalid value {value!r} for {name}: one of {', '.join(key.choices)}"
+    if value.strip() in key.excluded:
+        return f"invalid value {value!r} for {name}: {value.strip()} is not allowed"
     number: float
     if key.type in _INT_RANGES:
         try:
@@ -632,10 +656,34 @@ _UNIT_MS = {
 }
 
 
-def validate_broker_config(name: str, value: str) -> str | None:
-    """Why `value` cannot be `name`'s dynamic value (the topic key's type and bounds), or None.
-    `name` must be in DYNAMIC_BROKER_CONFIGS."""
-    return _value_error(BROKER_TO_TOPIC[name], name, value)
+_BROKER_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "log.flush.interval.ms": (None, None),
+    "log.retention.ms": (None, None),
+}
+"""Broker keys whose bounds differ from their topic key's (measured against Kafka 4.1:
+log.flush.interval.ms takes any long; log.retention.ms any long but 0)."""
+
+
+def validate_broker_config(name: str, value: str, retention_ms: str | None = None) -> str | None:
+    """Why `value` cannot be `name`'s dynamic value, or None: the topic key's type and bounds,
+    and Kafka's broker-level rules. `retention_ms` is the broker's effective retention, which
+    bounds log.local.retention.ms. `name` must be in DYNAMIC_BROKER_CONFIGS."""
+    key = BROKER_TO_TOPIC[name]
+    if name in _BROKER_BOUNDS:
+        low, high = _BROKER_BOUNDS[name]
+        key = dataclasses.replace(key, minimum=low, maximum=high)
+    if (reason := _value_error(key, name, value)) is not None:
+        return reason
+    if name == "log.retention.ms" and int(value) == 0:
+        return f"invalid value {value!r} for {name}: -1 (no limit) or a positive number"
+    if name == "log.local.retention.ms" and retention_ms is not None:
+        local, total = int(value), int(retention_ms)
+        if local != -2 and total >= 0 and not 0 <= local <= total:
+            return (
+                f"invalid value {value!r} for {name}: -2 (log.retention.ms) or at most "
+                f"log.retention.ms ({total})"
+            )
+    return None
 
 
 @dataclass(slots=True)

@@ -32,6 +32,7 @@ from kafkito.broker.configs import (
     DYNAMIC_BROKER_CONFIGS,
     RESOURCE_BROKER,
     RESOURCE_TOPIC,
+    topic_default_values,
     validate_broker_config,
     validate_topic_config,
 )
@@ -85,8 +86,9 @@ def replace_broker_configs(
     """Validate every key, then (unless validate_only) make `configs` the dynamic broker
     configs of one scope (None: cluster-wide)."""
     check_broker_keys(list(configs))
+    retention_ms = topic_default_values(broker.settings, broker.topics.dynamic)["retention.ms"]
     for key, value in configs.items():
-        if (reason := validate_broker_config(key, value)) is not None:
+        if (reason := validate_broker_config(key, value, retention_ms)) is not None:
             raise BrokerError(ErrorCode.invalid_request, reason)
     if validate_only:
         return
