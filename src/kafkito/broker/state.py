@@ -259,12 +259,13 @@ class TopicRegistry:
     def set_broker_configs(self, node: int | None, configs: dict[str, str]) -> None:
         """Make `configs` the dynamic broker configs of one scope (None: cluster-wide), persist
         them, and give every partition log its new effective config at once."""
+        assert node is None or node == self.settings.node_id
+        # persisted first: a failed append (StorageError) leaves the old configs in force
+        self.metalog.append([{"type": "broker_configs", "node": node, "configs": dict(configs)}])
         if node is None:
             self.dynamic.cluster = dict(configs)
         else:
-            assert node == self.settings.node_id
             self.dynamic.node = dict(configs)
-        self.metalog.append([self._broker_configs_record(node)])
         defaults = topic_default_values(self.settings, self.dynamic)
         for topic in self.by_name.values():
             new = log_config_for(topic.configs, defaults)
