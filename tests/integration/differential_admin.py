@@ -67,8 +67,25 @@ class Target:
         return WireClient(self.bootstrap.split(",")[0], timeout_s=20)
 
     def request(self, api_key: int, version: int, body: dict[str, Any]) -> Any:
+        if _shared.get(self.bootstrap) is not None:
+            return _shared[self.bootstrap].request(api_key, version, body)
         with self.wire() as client:
             return client.request(api_key, version, body)
+
+
+_shared: dict[str, WireClient] = {}
+
+
+@contextmanager
+def one_connection(target: Target) -> Iterator[None]:
+    """Send every `target.request` inside on one connection (many small requests: a new
+    connection each would cost more than the request)."""
+    with target.wire() as client:
+        _shared[target.bootstrap] = client
+        try:
+            yield
+        finally:
+            del _shared[target.bootstrap]
 
 
 def unique(prefix: str) -> str:

@@ -47,6 +47,7 @@ from differential_admin import (
     incremental_alter,
     normalise,
     observe,
+    one_connection,
     restore_broker_configs,
     same,
     unique,
@@ -586,13 +587,14 @@ def test_topic_config_validation_matches(kafkito: Target, kafka: Target) -> None
 
     def scenario(target: Target) -> dict[str, str]:
         create_topics(target, [{"name": name}])
-        return {  # flat, so that a diff line names the key and the value
-            f"{key.name}={value!r}": incremental_alter(
-                target, TOPIC, name, [(key.name, SET, value)], validate_only=True
-            )
-            for key in TOPIC_CONFIGS.values()
-            for value in _probe_values(key)
-        }
+        with one_connection(target):
+            return {  # flat, so that a diff line names the key and the value
+                f"{key.name}={value!r}": incremental_alter(
+                    target, TOPIC, name, [(key.name, SET, value)], validate_only=True
+                )
+                for key in TOPIC_CONFIGS.values()
+                for value in _probe_values(key)
+            }
 
     theirs, ours = observe(scenario, kafka), observe(scenario, kafkito)
     for probe in SEGMENT_BYTES_BELOW_KAFKAS_MINIMUM:
@@ -604,13 +606,14 @@ def test_broker_config_validation_matches(kafkito: Target, kafka: Target) -> Non
     """The same probes on the dynamic broker keys (cluster-wide, validate_only)."""
 
     def scenario(target: Target) -> dict[str, str]:
-        return {
-            f"{broker_key}={value!r}": incremental_alter(
-                target, BROKER, "", [(broker_key, SET, value)], validate_only=True
-            )
-            for broker_key, key in BROKER_TO_TOPIC.items()
-            for value in _probe_values(key)
-        }
+        with one_connection(target):
+            return {
+                f"{broker_key}={value!r}": incremental_alter(
+                    target, BROKER, "", [(broker_key, SET, value)], validate_only=True
+                )
+                for broker_key, key in BROKER_TO_TOPIC.items()
+                for value in _probe_values(key)
+            }
 
     theirs, ours = observe(scenario, kafka), observe(scenario, kafkito)
     for probe in SEGMENT_BYTES_BELOW_KAFKAS_MINIMUM:
