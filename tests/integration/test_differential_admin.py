@@ -1171,3 +1171,52 @@ def test_describe_broker_configs_scopes(kafkito: Target, kafka: Target) -> None:
         }
 
     same(scenario, kafkito, kafka)
+
+
+def test_assignments_loggers_and_group_filters(kafkito: Target, kafka: Target) -> None:
+    base = unique("misc")
+
+    def scenario(target: Target) -> Any:
+        def assigned(name: str, replicas: list[list[int]]) -> Any:
+            answer = target.request(
+                19,
+                7,
+                {
+                    "topics": [
+                        {
+                            "name": name,
+                            "num_partitions": -1,
+                            "replication_factor": -1,
+                            "assignments": [
+                                {"partition_index": i, "broker_ids": ids}
+                                for i, ids in enumerate(replicas)
+                            ],
+                            "configs": [],
+                        }
+                    ],
+                    "timeout": 15000,
+                    "validate_only": True,
+                },
+            )
+            t = answer.topics[0]
+            return code_name(t.error_code), t.num_partitions, t.replication_factor
+
+        observed: dict[str, Any] = {
+            "assign ok": assigned(f"{base}-a", [[1], [1]]),
+            "assign other broker": assigned(f"{base}-b", [[2]]),
+            "assign two replicas": assigned(f"{base}-c", [[1, 1]]),
+            "assign none": assigned(f"{base}-d", [[]]),
+        }
+        listed = target.request(16, 5, {"states_filter": ["Empty"], "types_filter": []})
+        observed["list groups v5"] = code_name(listed.error_code)
+        return observed
+
+    same(scenario, kafkito, kafka)
+
+
+def test_broker_logger_resources_are_an_intended_difference(kafkito: Target, kafka: Target) -> None:
+    """Kafka describes and alters its log4j loggers as BROKER_LOGGER (8) resources; kafkito's
+    log levels are Python logging's, set at start, so it refuses the resource with
+    INVALID_REQUEST (docs/broker.md)."""
+    assert describe_configs(kafka, 8, kafka.node, ["root"])[0] == "NONE"
+    assert describe_configs(kafkito, 8, kafkito.node, ["root"])[0] == "INVALID_REQUEST"
