@@ -277,6 +277,43 @@ def test_retention_bytes_set_at_runtime_deletes_old_segments(tmp_path: Path) -> 
         assert 0 < low < 20
 
 
+def test_dynamic_broker_retention_deletes_old_segments_and_a_topic_override_wins(
+    tmp_path: Path,
+) -> None:
+    """log.retention.bytes set cluster-wide at run time reaches every topic without an
+    override of its own (the next retention pass deletes), and not a topic that has one."""
+    with Broker(
+        port=0, data_dir=str(tmp_path / "data"), retention_check_interval_ms=100
+    ) as bootstrap:
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        create(admin, "dyn-ret", segment_bytes="1024")
+        create(admin, "dyn-keep", segment_bytes="1024", retention_bytes="-1")
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+        for _ in range(20):  # one batch of ~300 bytes per flush: several segments
+            producer.produce("dyn-ret", value=b"r" * 250)
+            producer.produce("dyn-keep", value=b"r" * 250)
+            assert producer.flush(TIMEOUT_S) == 0
+        resource = ConfigResource(
+            "broker",
+            "0",
+            incremental_configs=[
+                ConfigEntry("log.retention.bytes", "0", incremental_operation=SET)
+            ],
+        )
+        (future,) = admin.incremental_alter_configs([resource]).values()
+        future.result(TIMEOUT_S)
+        deadline = time.monotonic() + TIMEOUT_S
+        while (low := low_watermark(bootstrap, "dyn-ret")) == 0:
+            assert time.monotonic() < deadline, "log.retention.bytes=0 deleted no segment"
+            time.sleep(0.1)
+        assert 0 < low < 20
+        # one retention pass visits every partition on the event loop, so the pass that
+        # trimmed dyn-ret has visited dyn-keep too
+        assert low_watermark(bootstrap, "dyn-keep") == 0
+        entry = describe(admin, "topic", "dyn-ret")["retention.bytes"]
+        assert (entry.value, entry.source) == ("0", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+
+
 # -- restart -------------------------------------------------------------------------------------
 
 
