@@ -12,10 +12,12 @@ from kafkito.broker.configs import (
     SOURCE_DYNAMIC_TOPIC,
     SOURCE_STATIC_BROKER,
     TOPIC_CONFIGS,
+    DynamicBrokerConfigs,
     describe_broker_configs,
     describe_topic_configs,
     log_config_for,
     split_list,
+    topic_default_values,
     validate_topic_config,
 )
 from kafkito.broker.handlers.incremental_alter_configs import (
@@ -43,7 +45,7 @@ DEFAULTS = {name: key.default for name, key in TOPIC_CONFIGS.items()}
         ("preallocate", "yes", "true or false"),
         ("preallocate", "TRUE", None),
         ("cleanup.policy", "compact, delete", None),
-        ("cleanup.policy", "", "at least one"),
+        ("cleanup.policy", "", None),  # Kafka 4.1 accepts the empty list
         ("cleanup.policy", "delete,shred", "items must be among"),
         ("message.timestamp.type", "LogAppendTime", None),
         ("message.timestamp.type", "Now", "one of"),
@@ -79,7 +81,7 @@ def test_broker_settings_become_topic_defaults_with_a_static_source() -> None:
     assert described["segment.bytes"].value == str(1 << 20)
     assert described["retention.ms"].source == SOURCE_DYNAMIC_TOPIC
     assert described["segment.ms"].source == SOURCE_DEFAULT
-    config = log_config_for({}, message_max_bytes=2000, segment_bytes=1 << 20)
+    config = log_config_for({}, topic_default_values(settings))
     assert (config.max_message_bytes, config.segment_bytes) == (2000, 1 << 20)
     broker = {c.name: c for c in describe_broker_configs(settings, 9999)}
     assert broker["message.max.bytes"].value == "2000"
@@ -142,3 +144,46 @@ def test_append_then_subtract_leaves_no_item(start: list[str], items: list[str])
     assert set(items) <= set(listed)
     removed = apply_operations(appended, DEFAULTS, [("cleanup.policy", SUBTRACT, ",".join(items))])
     assert not set(items) & set(split_list(removed["cleanup.policy"]))
+
+
+@pytest.mark.parametrize(
+    ("policy", "deletes"),
+    [(None, True), ("delete", True), ("compact,delete", True), ("compact", False), ("", False)],
+)
+def test_retention_applies_only_with_the_delete_policy(policy: str | None, deletes: bool) -> None:
+    """Kafka removes old segments by retention.ms / retention.bytes only under the delete
+    policy; a compact (or empty-policy) topic keeps them."""
+    overrides = {"retention.ms": "1000", "retention.bytes": "10"}
+    if policy is not None:
+        overrides["cleanup.policy"] = policy
+    config = log_config_for(overrides, topic_default_values(BrokerSettings()))
+    assert (config.retention_ms, config.retention_bytes) == ((1000, 10) if deletes else (-1, -1))
+
+
+def test_dynamic_broker_defaults_reach_topics_with_kafkas_synonyms() -> None:
+    settings = BrokerSettings(message_max_bytes=2000)
+    dynamic = DynamicBrokerConfigs(
+        cluster={"log.retention.ms": "5000", "message.max.bytes": "3000"},
+        node={"log.retention.ms": "7000"},
+    )
+    topic = {c.name: c for c in describe_topic_configs({}, settings, dynamic)}
+    assert (topic["retention.ms"].value, topic["retention.ms"].source) == ("7000", 2)
+    assert topic["retention.ms"].synonyms == (
+        ("log.retention.ms", "7000", 2),
+        ("log.retention.ms", "5000", 3),
+        ("log.retention.hours", "168", SOURCE_DEFAULT),
+    )
+    assert topic["max.message.bytes"].synonyms == (
+        ("message.max.bytes", "3000", 3),
+        ("message.max.bytes", "2000", SOURCE_STATIC_BROKER),
+        ("message.max.bytes", "1048588", SOURCE_DEFAULT),
+    )
+    config = log_config_for({}, topic_default_values(settings, dynamic))
+    assert (config.retention_ms, config.max_message_bytes) == (7000, 3000)
+    broker = {c.name: c for c in describe_broker_configs(settings, 1, dynamic)}
+    assert broker["log.retention.ms"].value == "7000"
+    assert not broker["log.retention.ms"].read_only
+    assert broker["log.retention.hours"].read_only
+    # without dynamic values Kafka's null default shows, and the hours are left out
+    plain = {c.name: c for c in describe_broker_configs(settings, 1)}
+    assert (plain["log.retention.ms"].value, plain["log.retention.ms"].synonyms) == (None, ())

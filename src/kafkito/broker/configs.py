@@ -1,24 +1,35 @@
 """Topic and broker configuration keys: one row per key, with its default and documentation.
 
-Two tables. `TOPIC_CONFIGS` holds every topic-level key Kafka knows, each with its type, its
+Two tables. `TOPIC_CONFIGS` holds every topic-level key Kafka 4.1 knows, each with its type, its
 default, the broker key that supplies that default (Kafka's "synonym": `retention.ms` defaults to
 `log.retention.ms`) and bounds where Kafka has them. `BROKER_CONFIGS` lists the broker's own
-keys (every synonym of a topic key among them), each read from `BrokerSettings` or fixed; they
-are static (read-only): the broker is configured at start, never altered over the wire.
+keys (every synonym of a topic key among them), each read from `BrokerSettings` or fixed.
+
+Dynamic broker configs. The broker keys that supply topic defaults (`DYNAMIC_BROKER_CONFIGS`,
+Kafka's DynamicLogConfig set) may be changed over the wire, cluster-wide (resource name "") or
+for this node (its id), as in Kafka; every other broker key is read-only. A value is looked up
+in four layers, most specific first, each its DescribeConfigs `config_source`:
+
+    DYNAMIC_BROKER_CONFIG (2)          this node's dynamic values      } metadata log
+    DYNAMIC_DEFAULT_BROKER_CONFIG (3)  cluster-wide dynamic defaults   }
+    STATIC_BROKER_CONFIG (4)           a BrokerSettings value that differs from Kafka's default
+    DEFAULT_CONFIG (5)                 Kafka's default
+
+and a topic override (DYNAMIC_TOPIC_CONFIG, 1) beats them all. Synonyms are listed exactly as
+Kafka's ConfigHelper lists them (`_synonyms`), so clients that print them see the same thing.
 
 DescribeConfigs lists every row (KAFKA-NOTES §6 P12: kafka-python's alter_configs checks names
-against it), AlterConfigs and IncrementalAlterConfigs validate against `TOPIC_CONFIGS`, and the
-`LogConfig` each partition log acts on is derived from a topic's effective values.
-
-Where a value comes from (DescribeConfigs `config_source`): a topic override is
-DYNAMIC_TOPIC_CONFIG; a broker setting that differs from Kafka's default is STATIC_BROKER_CONFIG;
-anything else is DEFAULT_CONFIG.
+against it), AlterConfigs and IncrementalAlterConfigs validate against these tables, and the
+`LogConfig` each partition log acts on is derived from a topic's effective values
+(`log_config_for`), again whenever a dynamic broker default changes.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kafkito.broker.settings import BrokerSettings
@@ -44,6 +55,7 @@ CONFIG_TYPE_IDS: dict[str, int] = {
 # DescribeConfigs config_source values
 SOURCE_DYNAMIC_TOPIC = 1
 SOURCE_DYNAMIC_BROKER = 2
+SOURCE_DYNAMIC_DEFAULT_BROKER = 3
 SOURCE_STATIC_BROKER = 4
 SOURCE_DEFAULT = 5
 
@@ -76,6 +88,14 @@ class ConfigKey:
     sensitive: bool = False
     choices: tuple[str, ...] = ()
     """Allowed values; for a list key, allowed items."""
+    excluded: tuple[str, ...] = ()
+    """Values inside the bounds that are still refused (gzip level 0, as in Kafka)."""
+    item_pattern: str | None = None
+    """For a list key: the form every item must have (or the list is the single item "*")."""
+
+
+_THROTTLED_REPLICA = r"[0-9]+:[0-9]+"
+"""partition:broker, Kafka's ThrottledReplicaListValidator."""
 
 
 def _k(
@@ -91,191 +111,264 @@ def _k(
 
 TOPIC_CONFIGS: dict[str, ConfigKey] = {
     k.name: k
-    for k in [
-        _k(
-            "cleanup.policy",
-            "delete",
-            "list",
-            "delete or compact old segments (a list: delete, compact or both)",
-            "log.cleanup.policy",
-            choices=("delete", "compact"),
-        ),
-        _k(
-            "compression.type",
-            "producer",
-            "string",
-            "compression of stored batches; kafkito keeps what the producer sent",
-            "compression.type",
-            choices=("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
-        ),
-        _k(
-            "delete.retention.ms",
-            "86400000",
-            "long",
-            "how long tombstones are kept on compacted topics",
-            "log.cleaner.delete.retention.ms",
-            minimum=0,
-        ),
-        _k(
-            "file.delete.delay.ms",
-            "60000",
-            "long",
-            "delay before deleting a file from the filesystem",
-            "log.segment.delete.delay.ms",
-            minimum=0,
-        ),
-        _k(
-            "flush.messages",
-            LONG_MAX,
-            "long",
-            "fsync after this many messages (durability=interval)",
-            "log.flush.interval.messages",
-            minimum=1,
-        ),
-        _k(
-            "flush.ms",
-            LONG_MAX,
-            "long",
-            "fsync at least this often (durability=interval)",
-            "log.flush.interval.ms",
-            minimum=0,
-        ),
-        _k(
-            "index.interval.bytes",
-            "4096",
-            "int",
-            "bytes of log between two offset index entries",
-            "log.index.interval.bytes",
-            minimum=0,
-        ),
-        _k(
-            "max.compaction.lag.ms",
-            LONG_MAX,
-            "long",
-            "maximum time a message stays uncompacted",
-            "log.cleaner.max.compaction.lag.ms",
-            minimum=1,
-        ),
-        _k(
-            "max.message.bytes",
-            "1048588",
-            "int",
-            "largest record batch the topic accepts",
-            "message.max.bytes",
-            minimum=0,
-        ),
-        _k(
-            "message.downconversion.enable",
-            "true",
-            "boolean",
-            "kept for compatibility",
-            "log.message.downconversion.enable",
-        ),
-        _k(
-            "message.timestamp.after.max.ms",
-            LONG_MAX,
-            "long",
-            "how far in the future a record timestamp may be",
-            "log.message.timestamp.after.max.ms",
-            minimum=0,
-        ),
-        _k(
-            "message.timestamp.before.max.ms",
-            LONG_MAX,
-            "long",
-            "how far in the past a record timestamp may be",
-            "log.message.timestamp.before.max.ms",
-            minimum=0,
-        ),
-        _k(
-            "message.timestamp.type",
-            "CreateTime",
-            "string",
-            "CreateTime or LogAppendTime",
-            "log.message.timestamp.type",
-            choices=("CreateTime", "LogAppendTime"),
-        ),
-        _k(
-            "min.cleanable.dirty.ratio",
-            "0.5",
-            "double",
-            "dirty ratio that triggers compaction",
-            "log.cleaner.min.cleanable.ratio",
-            minimum=0,
-            maximum=1,
-        ),
-        _k(
-            "min.compaction.lag.ms",
-            "0",
-            "long",
-            "minimum time a message stays uncompacted",
-            "log.cleaner.min.compaction.lag.ms",
-            minimum=0,
-        ),
-        _k(
-            "min.insync.replicas",
-            "1",
-            "int",
-            "a single node is its own in-sync replica set",
-            "min.insync.replicas",
-            minimum=1,
-        ),
-        _k("preallocate", "false", "boolean", "preallocate segment files", "log.preallocate"),
-        _k(
-            "retention.bytes",
-            "-1",
-            "long",
-            "largest size of a partition before old segments are deleted; -1 for no limit",
-            "log.retention.bytes",
-        ),
-        _k(
-            "retention.ms",
-            "604800000",
-            "long",
-            "age after which closed segments are deleted; -1 for no limit",
-            "log.retention.ms",
-            minimum=-1,
-        ),
-        _k(
-            "segment.bytes",
-            "1073741824",
-            "int",
-            "segment file size before rolling",
-            "log.segment.bytes",
-            minimum=14,
-        ),
-        _k(
-            "segment.index.bytes",
-            "10485760",
-            "int",
-            "maximum index size per segment",
-            "log.index.size.max.bytes",
-            minimum=4,
-        ),
-        _k(
-            "segment.jitter.ms",
-            "0",
-            "long",
-            "random jitter subtracted from segment.ms",
-            "log.roll.jitter.ms",
-            minimum=0,
-        ),
-        _k(
-            "segment.ms",
-            "604800000",
-            "long",
-            "age of a segment before rolling",
-            "log.roll.ms",
-            minimum=1,
-        ),
-        _k(
-            "unclean.leader.election.enable",
-            "false",
-            "boolean",
-            "meaningless on one node",
-            "unclean.leader.election.enable",
-        ),
-    ]
+    for k in sorted(
+        [
+            _k(
+                "cleanup.policy",
+                "delete",
+                "list",
+                "delete or compact old segments (a list: delete, compact or both)",
+                "log.cleanup.policy",
+                choices=("delete", "compact"),
+            ),
+            _k(
+                "compression.type",
+                "producer",
+                "string",
+                "compression of stored batches; kafkito keeps what the producer sent",
+                "compression.type",
+                choices=("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
+            ),
+            _k(
+                "compression.gzip.level",
+                "-1",
+                "int",
+                "gzip level when the broker recompresses; kafkito keeps what the producer sent",
+                "compression.gzip.level",
+                minimum=-1,
+                maximum=9,
+                excluded=("0",),
+            ),
+            _k(
+                "compression.lz4.level",
+                "9",
+                "int",
+                "lz4 level when the broker recompresses; kafkito keeps what the producer sent",
+                "compression.lz4.level",
+                minimum=1,
+                maximum=17,
+            ),
+            _k(
+                "compression.zstd.level",
+                "3",
+                "int",
+                "zstd level when the broker recompresses; kafkito keeps what the producer sent",
+                "compression.zstd.level",
+                minimum=-131072,
+                maximum=22,
+            ),
+            _k(
+                "delete.retention.ms",
+                "86400000",
+                "long",
+                "how long tombstones are kept on compacted topics",
+                "log.cleaner.delete.retention.ms",
+                minimum=0,
+            ),
+            _k(
+                "file.delete.delay.ms",
+                "60000",
+                "long",
+                "delay before deleting a file from the filesystem",
+                "log.segment.delete.delay.ms",
+                minimum=0,
+            ),
+            _k(
+                "flush.messages",
+                LONG_MAX,
+                "long",
+                "fsync after this many messages (durability=interval)",
+                "log.flush.interval.messages",
+                minimum=1,
+            ),
+            _k(
+                "flush.ms",
+                LONG_MAX,
+                "long",
+                "fsync at least this often (durability=interval)",
+                "log.flush.interval.ms",
+                minimum=0,
+            ),
+            _k(
+                "index.interval.bytes",
+                "4096",
+                "int",
+                "bytes of log between two offset index entries",
+                "log.index.interval.bytes",
+                minimum=0,
+            ),
+            _k(
+                "follower.replication.throttled.replicas",
+                "",
+                "list",
+                "replication throttling; one node has no followers",
+                item_pattern=_THROTTLED_REPLICA,
+            ),
+            _k(
+                "leader.replication.throttled.replicas",
+                "",
+                "list",
+                "replication throttling; one node has no followers",
+                item_pattern=_THROTTLED_REPLICA,
+            ),
+            _k(
+                "local.retention.bytes",
+                "-2",
+                "long",
+                "tiered storage (not in kafkito): -2 means retention.bytes",
+                "log.local.retention.bytes",
+                minimum=-2,
+            ),
+            _k(
+                "local.retention.ms",
+                "-2",
+                "long",
+                "tiered storage (not in kafkito): -2 means retention.ms",
+                "log.local.retention.ms",
+                minimum=-2,
+            ),
+            _k(
+                "max.compaction.lag.ms",
+                LONG_MAX,
+                "long",
+                "maximum time a message stays uncompacted",
+                "log.cleaner.max.compaction.lag.ms",
+                minimum=1,
+            ),
+            _k(
+                "max.message.bytes",
+                "1048588",
+                "int",
+                "largest record batch the topic accepts",
+                "message.max.bytes",
+                minimum=0,
+            ),
+            _k(
+                "message.timestamp.after.max.ms",
+                LONG_MAX,
+                "long",
+                "how far in the future a record timestamp may be",
+                "log.message.timestamp.after.max.ms",
+                minimum=0,
+            ),
+            _k(
+                "message.timestamp.before.max.ms",
+                LONG_MAX,
+                "long",
+                "how far in the past a record timestamp may be",
+                "log.message.timestamp.before.max.ms",
+                minimum=0,
+            ),
+            _k(
+                "message.timestamp.type",
+                "CreateTime",
+                "string",
+                "CreateTime or LogAppendTime",
+                "log.message.timestamp.type",
+                choices=("CreateTime", "LogAppendTime"),
+            ),
+            _k(
+                "min.cleanable.dirty.ratio",
+                "0.5",
+                "double",
+                "dirty ratio that triggers compaction",
+                "log.cleaner.min.cleanable.ratio",
+                minimum=0,
+                maximum=1,
+            ),
+            _k(
+                "min.compaction.lag.ms",
+                "0",
+                "long",
+                "minimum time a message stays uncompacted",
+                "log.cleaner.min.compaction.lag.ms",
+                minimum=0,
+            ),
+            _k(
+                "min.insync.replicas",
+                "1",
+                "int",
+                "a single node is its own in-sync replica set",
+                "min.insync.replicas",
+                minimum=1,
+            ),
+            _k("preallocate", "false", "boolean", "preallocate segment files", "log.preallocate"),
+            _k(
+                "remote.log.copy.disable",
+                "false",
+                "boolean",
+                "tiered storage (not in kafkito)",
+            ),
+            _k(
+                "remote.log.delete.on.disable",
+                "false",
+                "boolean",
+                "tiered storage (not in kafkito)",
+            ),
+            _k(
+                "remote.storage.enable",
+                "false",
+                "boolean",
+                "tiered storage, which kafkito has not: only false is accepted",
+                choices=("false",),
+            ),
+            _k(
+                "retention.bytes",
+                "-1",
+                "long",
+                "largest size of a partition before old segments are deleted; -1 for no limit",
+                "log.retention.bytes",
+            ),
+            _k(
+                "retention.ms",
+                "604800000",
+                "long",
+                "age after which closed segments are deleted; -1 for no limit",
+                "log.retention.ms",
+                minimum=-1,
+            ),
+            _k(
+                "segment.bytes",
+                "1073741824",
+                "int",
+                "segment file size before rolling",
+                "log.segment.bytes",
+                minimum=14,
+            ),
+            _k(
+                "segment.index.bytes",
+                "10485760",
+                "int",
+                "maximum index size per segment",
+                "log.index.size.max.bytes",
+                minimum=4,
+            ),
+            _k(
+                "segment.jitter.ms",
+                "0",
+                "long",
+                "random jitter subtracted from segment.ms",
+                "log.roll.jitter.ms",
+                minimum=0,
+            ),
+            _k(
+                "segment.ms",
+                "604800000",
+                "long",
+                "age of a segment before rolling",
+                "log.roll.ms",
+                minimum=1,
+            ),
+            _k(
+                "unclean.leader.election.enable",
+                "false",
+                "boolean",
+                "meaningless on one node",
+                "unclean.leader.election.enable",
+            ),
+        ],
+        key=lambda k: k.name,
+    )
 }
 
 LIST_SEPARATOR = ","
@@ -295,17 +388,33 @@ def validate_topic_config(name: str, value: str | None) -> str | None:
         return f"topic config {name!r} is read-only"
     if value is None:
         return None
+    return _value_error(key, name, value)
+
+
+def _value_error(key: ConfigKey, name: str, value: str) -> str | None:
+    """Why `value` does not fit `key`'s type, bounds and choices (naming `name`), or None."""
     if key.type == "list":
         items = split_list(value)
+        if value.strip() and len(items) != len(value.split(LIST_SEPARATOR)):
+            return f"invalid value {value!r} for {name}: an empty item in the list"
+        if key.item_pattern is not None and items != ["*"]:
+            bad = [item for item in items if not re.fullmatch(key.item_pattern, item)]
+            if bad:
+                return (
+                    f"invalid value {value!r} for {name}: items must be partition:broker "
+                    f"(or the list is '*'), not {bad[0]!r}"
+                )
         if key.choices:
-            if not items:
-                return f"invalid value {value!r} for {name}: at least one of {key.choices}"
+            # an empty list is allowed, as in Kafka 4.1 (cleanup.policy "": neither delete nor
+            # compact, so nothing is ever removed)
             bad = [item for item in items if item not in key.choices]
             if bad:
                 return f"invalid value {value!r} for {name}: items must be among {key.choices}"
         return None
     if key.choices and value not in key.choices:
         return f"invalid value {value!r} for {name}: one of {', '.join(key.choices)}"
+    if value.strip() in key.excluded:
+        return f"invalid value {value!r} for {name}: {value.strip()} is not allowed"
     number: float
     if key.type in _INT_RANGES:
         try:
@@ -378,24 +487,24 @@ def _protocol(settings: BrokerSettings) -> str:
 
 
 _BROKER_ONLY: list[BrokerKey] = [
-    _b("node.id", "-1", "int", "this broker's id", lambda s, p: str(s.node_id)),
+    _b("node.id", None, "int", "this broker's id", lambda s, p: str(s.node_id)),
     _b("broker.id", "-1", "int", "this broker's id (old name)", lambda s, p: str(s.node_id)),
     _b("process.roles", "", "list", "one node is broker and controller", lambda s, p: "broker"),
     _b(
         "listeners",
         "PLAINTEXT://:9092",
-        "list",
+        "string",
         "address the broker listens on",
         lambda s, p: f"{_protocol(s)}://{s.host}:{p}",
     ),
     _b(
         "advertised.listeners",
         None,
-        "list",
+        "string",
         "address given to clients in Metadata",
         lambda s, p: f"{_protocol(s)}://{s.advertised}:{p}",
     ),
-    _b("log.dirs", None, "list", "where logs and metadata live", lambda s, p: s.data_path),
+    _b("log.dirs", None, "string", "where logs and metadata live", lambda s, p: s.data_path),
     _b(
         "auto.create.topics.enable",
         "true",
@@ -441,7 +550,9 @@ _BROKER_ONLY: list[BrokerKey] = [
         lambda s, p: str(s.idle_timeout_ms),
     ),
     _b("log.retention.hours", "168", "int", "retention.ms default, in hours"),
+    _b("log.retention.minutes", None, "int", "retention.ms default, in minutes"),
     _b("log.roll.hours", "168", "int", "segment.ms default, in hours"),
+    _b("log.roll.jitter.hours", "0", "int", "segment.jitter.ms default, in hours"),
     _b(
         "log.retention.check.interval.ms",
         "300000",
@@ -496,20 +607,140 @@ _TOPIC_DEFAULT_SETTINGS: dict[str, Callable[[BrokerSettings], str]] = {
 }
 
 
+# Kafka's broker defaults that are null: the value comes from a coarser synonym (hours).
+_NULL_BROKER_DEFAULTS = frozenset(
+    {"log.retention.ms", "log.roll.ms", "log.roll.jitter.ms", "log.flush.interval.ms"}
+)
+
+
 def _topic_synonym_rows() -> list[BrokerKey]:
     rows = []
     for key in TOPIC_CONFIGS.values():
         if key.broker_key is None:
             continue
+        default = None if key.broker_key in _NULL_BROKER_DEFAULTS else key.default
         getter = _TOPIC_DEFAULT_SETTINGS.get(key.broker_key)
         value = None if getter is None else _from_settings(getter)
-        rows.append(_b(key.broker_key, key.default, key.type, key.doc, value))
+        rows.append(_b(key.broker_key, default, key.type, key.doc, value))
     return rows
 
 
 BROKER_CONFIGS: dict[str, BrokerKey] = {
     row.name: row for row in sorted([*_BROKER_ONLY, *_topic_synonym_rows()], key=lambda r: r.name)
 }
+
+BROKER_TO_TOPIC: dict[str, ConfigKey] = {
+    key.broker_key: key for key in TOPIC_CONFIGS.values() if key.broker_key is not None
+}
+"""Each broker key that supplies a topic default, with that topic key (its type and bounds)."""
+
+DYNAMIC_BROKER_CONFIGS = frozenset(BROKER_TO_TOPIC)
+"""The broker keys clients may change at run time: Kafka's DynamicLogConfig set, the broker
+defaults of topic keys ("cluster-wide" in the docs' dynamic update mode column). Kafka's other
+dynamic keys (threads, listeners, SSL stores, quotas, max.connections) are read-only here: their
+kafkito counterparts are fixed when the listener starts."""
+
+BROKER_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "log.retention.ms": ("log.retention.minutes", "log.retention.hours"),
+    "log.roll.ms": ("log.roll.hours",),
+    "log.roll.jitter.ms": ("log.roll.jitter.hours",),
+}
+"""Coarser keys that stand in for a broker key when it is unset, most precise first (KafkaConfig:
+log.retention.ms, else log.retention.minutes, else log.retention.hours)."""
+
+_UNIT_MS = {
+    "log.retention.minutes": 60_000,
+    "log.retention.hours": 3_600_000,
+    "log.roll.hours": 3_600_000,
+    "log.roll.jitter.hours": 3_600_000,
+}
+
+
+_BROKER_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "log.flush.interval.ms": (None, None),
+    "log.retention.ms": (None, None),
+}
+"""Broker keys whose bounds differ from their topic key's (measured against Kafka 4.1:
+log.flush.interval.ms takes any long; log.retention.ms any long but 0)."""
+
+
+def validate_broker_config(name: str, value: str, retention_ms: str | None = None) -> str | None:
+    """Why `value` cannot be `name`'s dynamic value, or None: the topic key's type and bounds,
+    and Kafka's broker-level rules. `retention_ms` is the broker's effective retention, which
+    bounds log.local.retention.ms. `name` must be in DYNAMIC_BROKER_CONFIGS."""
+    key = BROKER_TO_TOPIC[name]
+    if name in _BROKER_BOUNDS:
+        low, high = _BROKER_BOUNDS[name]
+        key = dataclasses.replace(key, minimum=low, maximum=high)
+    if (reason := _value_error(key, name, value)) is not None:
+        return reason
+    if name == "log.retention.ms" and int(value) == 0:
+        return f"invalid value {value!r} for {name}: -1 (no limit) or a positive number"
+    if name == "log.local.retention.ms" and retention_ms is not None:
+        local, total = int(value), int(retention_ms)
+        if local != -2 and total >= 0 and not 0 <= local <= total:
+            return (
+                f"invalid value {value!r} for {name}: -2 (log.retention.ms) or at most "
+                f"log.retention.ms ({total})"
+            )
+    return None
+
+
+@dataclass(slots=True)
+class DynamicBrokerConfigs:
+    """Broker keys set over the wire, persisted in the metadata log (TopicRegistry owns them).
+
+    `cluster` holds the cluster-wide defaults (resource name ""), `node` this node's own
+    values (resource name = node id); a node value beats a cluster default, which beats the
+    static settings, which beat Kafka's defaults.
+    """
+
+    cluster: dict[str, str] = field(default_factory=dict)
+    node: dict[str, str] = field(default_factory=dict)
+
+
+Layers = list[tuple[int, Mapping[str, str | None]]]
+
+
+def _layers(settings: BrokerSettings, port: int, dynamic: DynamicBrokerConfigs | None) -> Layers:
+    """Where broker values come from, most specific first, as (config source, values)."""
+    static: dict[str, str | None] = {}
+    default: dict[str, str | None] = {}
+    for row in BROKER_CONFIGS.values():
+        value = row.value(settings, port)
+        if row.kafka_default is not None:
+            default[row.name] = row.kafka_default
+        if value is not None and value != row.kafka_default:
+            static[row.name] = value
+    dynamic = dynamic or DynamicBrokerConfigs()
+    return [
+        (SOURCE_DYNAMIC_BROKER, dynamic.node),
+        (SOURCE_DYNAMIC_DEFAULT_BROKER, dynamic.cluster),
+        (SOURCE_STATIC_BROKER, static),
+        (SOURCE_DEFAULT, default),
+    ]
+
+
+def _synonyms(name: str, layers: Layers) -> tuple[tuple[str, str | None, int], ...]:
+    """Kafka's ConfigHelper.configSynonyms: every layer's value of the key and its coarser
+    synonyms, layer by layer; leading entries of a coarser synonym are dropped, so a key set
+    nowhere but through log.retention.hours lists nothing."""
+    names = (name, *BROKER_SYNONYMS.get(name, ()))
+    found = [(n, values[n], source) for source, values in layers for n in names if n in values]
+    while found and found[0][0] != name:
+        found.pop(0)
+    return tuple(found)
+
+
+def _effective_broker_value(name: str, layers: Layers) -> str | None:
+    """The value the broker acts on for `name`, its coarser synonyms converted to ms."""
+    for n in (name, *BROKER_SYNONYMS.get(name, ())):
+        for _, values in layers:
+            value = values.get(n)
+            if value is not None:
+                return str(int(value) * _UNIT_MS[n]) if n in _UNIT_MS else value
+    return None
+
 
 _SECRET_WORDS = ("password", "secret", "token", "jaas")
 
@@ -548,27 +779,26 @@ class ConfigValue:
         }
 
 
-def _broker_value(row: BrokerKey, settings: BrokerSettings, port: int) -> tuple[str | None, int]:
-    value = row.value(settings, port)
-    source = SOURCE_DEFAULT if value == row.kafka_default else SOURCE_STATIC_BROKER
-    return value, source
-
-
-def describe_broker_configs(settings: BrokerSettings, port: int) -> list[ConfigValue]:
-    """Every broker key with its value, source and flags (all read-only)."""
+def describe_broker_configs(
+    settings: BrokerSettings, port: int, dynamic: DynamicBrokerConfigs | None = None
+) -> list[ConfigValue]:
+    """Every broker key with its value, source, synonyms and flags; the dynamic keys are the
+    ones not read-only."""
+    layers = _layers(settings, port, dynamic)
     described = []
     for row in BROKER_CONFIGS.values():
-        value, source = _broker_value(row, settings, port)
+        synonyms = _synonyms(row.name, layers)
+        value = next((v[row.name] for _, v in layers if row.name in v), None)
         described.append(
             ConfigValue(
                 row.name,
                 value,
-                source,
-                True,
+                synonyms[0][2] if synonyms else SOURCE_DEFAULT,
+                row.name not in DYNAMIC_BROKER_CONFIGS,
                 row.sensitive,
                 row.type,
                 row.doc,
-                ((row.name, value, source),),
+                synonyms,
             )
         )
     for name, value in sorted(settings.extra.items()):
@@ -590,37 +820,66 @@ def describe_broker_configs(settings: BrokerSettings, port: int) -> list[ConfigV
     return described
 
 
-def topic_defaults(settings: BrokerSettings) -> dict[str, tuple[str | None, int]]:
+def describe_cluster_defaults(dynamic: DynamicBrokerConfigs) -> list[ConfigValue]:
+    """The cluster-wide dynamic defaults (resource name ""): only what was set, as Kafka."""
+    return [
+        ConfigValue(
+            name,
+            value,
+            SOURCE_DYNAMIC_DEFAULT_BROKER,
+            False,
+            BROKER_CONFIGS[name].sensitive,
+            BROKER_CONFIGS[name].type,
+            BROKER_CONFIGS[name].doc,
+            ((name, value, SOURCE_DYNAMIC_DEFAULT_BROKER),),
+        )
+        for name, value in sorted(dynamic.cluster.items())
+    ]
+
+
+def topic_defaults(
+    settings: BrokerSettings, dynamic: DynamicBrokerConfigs | None = None
+) -> dict[str, tuple[str | None, int]]:
     """Each topic key's default (value, source) on this broker, before topic overrides."""
+    layers = _layers(settings, 0, dynamic)
     defaults: dict[str, tuple[str | None, int]] = {}
     for key in TOPIC_CONFIGS.values():
-        row = BROKER_CONFIGS.get(key.broker_key or "")
-        if row is None:
+        if key.broker_key is None:
             defaults[key.name] = (key.default, SOURCE_DEFAULT)
-        else:
-            defaults[key.name] = _broker_value(row, settings, 0)
+            continue
+        synonyms = _synonyms(key.broker_key, layers)
+        value = _effective_broker_value(key.broker_key, layers)
+        defaults[key.name] = (
+            key.default if value is None else value,
+            synonyms[0][2] if synonyms else SOURCE_DEFAULT,
+        )
     return defaults
 
 
+def topic_default_values(
+    settings: BrokerSettings, dynamic: DynamicBrokerConfigs | None = None
+) -> dict[str, str | None]:
+    """Each topic key's default value on this broker (what a topic without overrides uses)."""
+    return {name: value for name, (value, _) in topic_defaults(settings, dynamic).items()}
+
+
 def describe_topic_configs(
-    overrides: Mapping[str, str], settings: BrokerSettings
+    overrides: Mapping[str, str],
+    settings: BrokerSettings,
+    dynamic: DynamicBrokerConfigs | None = None,
 ) -> list[ConfigValue]:
     """Every topic key with its effective value, source and synonyms, in name order."""
-    defaults = topic_defaults(settings)
+    defaults = topic_defaults(settings, dynamic)
+    layers = _layers(settings, 0, dynamic)
     described = []
     for key in TOPIC_CONFIGS.values():
-        default, default_source = defaults[key.name]
-        synonyms: list[tuple[str, str | None, int]] = []
+        synonyms = _synonyms(key.broker_key, layers) if key.broker_key else ()
         value: str | None
         if key.name in overrides:
             value, source = overrides[key.name], SOURCE_DYNAMIC_TOPIC
-            synonyms.append((key.name, value, SOURCE_DYNAMIC_TOPIC))
+            synonyms = ((key.name, value, SOURCE_DYNAMIC_TOPIC), *synonyms)
         else:
-            value, source = default, default_source
-        if key.broker_key is not None:
-            synonyms.append((key.broker_key, default, default_source))
-            if default_source != SOURCE_DEFAULT:
-                synonyms.append((key.broker_key, key.default, SOURCE_DEFAULT))
+            value, source = defaults[key.name]
         described.append(
             ConfigValue(
                 key.name,
@@ -630,37 +889,33 @@ def describe_topic_configs(
                 key.sensitive,
                 key.type,
                 key.doc,
-                tuple(synonyms),
+                synonyms,
             )
         )
     return described
 
 
-def effective_topic_configs(overrides: Mapping[str, str]) -> dict[str, str | None]:
-    """Every topic key with its effective value (Kafka's defaults under the overrides)."""
-    return {name: overrides.get(name, key.default) for name, key in TOPIC_CONFIGS.items()}
+def log_config_for(overrides: Mapping[str, str], defaults: Mapping[str, str | None]) -> LogConfig:
+    """The LogConfig of a topic: its overrides over the broker's topic defaults
+    (`topic_default_values`, which follow dynamic broker configs)."""
 
-
-def log_config_for(
-    overrides: Mapping[str, str], *, message_max_bytes: int, segment_bytes: int = 1 << 30
-) -> LogConfig:
-    """The LogConfig a topic's overrides imply; the broker supplies two defaults."""
-
-    def get(name: str, fallback: int) -> int:
-        value = overrides.get(name)
-        return int(value) if value is not None else fallback
-
-    def default(name: str) -> int:
-        value = TOPIC_CONFIGS[name].default
+    def get(name: str) -> int:
+        value = overrides.get(name, defaults.get(name))
+        if value is None:
+            value = TOPIC_CONFIGS[name].default
         assert value is not None
         return int(value)
 
+    policy = overrides.get("cleanup.policy", defaults.get("cleanup.policy"))
+    # Kafka deletes by retention.ms / retention.bytes only with the "delete" policy: a compact
+    # topic keeps its old segments (kafkito does not compact them yet, so it keeps them all)
+    deletes = "delete" in split_list(policy if policy is not None else "delete")
     return LogConfig(
-        segment_bytes=get("segment.bytes", segment_bytes),
-        segment_ms=get("segment.ms", default("segment.ms")),
-        retention_ms=get("retention.ms", default("retention.ms")),
-        retention_bytes=get("retention.bytes", default("retention.bytes")),
-        max_message_bytes=get("max.message.bytes", message_max_bytes),
-        flush_messages=get("flush.messages", -1),
-        flush_ms=get("flush.ms", -1),
+        segment_bytes=get("segment.bytes"),
+        segment_ms=get("segment.ms"),
+        retention_ms=get("retention.ms") if deletes else -1,
+        retention_bytes=get("retention.bytes") if deletes else -1,
+        max_message_bytes=get("max.message.bytes"),
+        flush_messages=get("flush.messages"),
+        flush_ms=get("flush.ms"),
     )

@@ -3,6 +3,11 @@
 One owner: all mutation happens on the broker's event loop. Topic ids are random, non-zero,
 persisted and stable; a re-created topic gets a new id (KAFKA-NOTES §6 P5). The leader epoch is
 constant (0) and persisted implicitly, so it never goes backwards (P6).
+
+Dynamic broker configs (configs.py) live here too, because what they change is the topic
+defaults every partition log acts on: a `broker_configs` record holds the whole map of one
+scope (cluster-wide, or one node id), the last record of a scope wins, and a change reaches
+every open log at once.
 """
 
 from __future__ import annotations
@@ -16,11 +21,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafkito.broker.configs import log_config_for
+from kafkito.broker.configs import DynamicBrokerConfigs, log_config_for, topic_default_values
 from kafkito.broker.settings import BrokerSettings
 from kafkito.errors import BrokerError, ErrorCode
 from kafkito.storage.fs import FileSystem
-from kafkito.storage.log import PartitionLog
+from kafkito.storage.log import LogConfig, PartitionLog
 from kafkito.storage.metalog import MetadataLog
 from kafkito.storage.recovery import RecoveryPlan
 
@@ -29,6 +34,8 @@ log = logging.getLogger(__name__)
 LEADER_EPOCH = 0
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 MAX_TOPIC_NAME = 249
+MAX_FILE_NAME = 255
+"""Bytes in one file name on Linux file systems (topic names are ASCII)."""
 
 
 def topic_name_error(name: str) -> str | None:
@@ -63,6 +70,8 @@ class TopicRegistry:
         self.by_name: dict[str, Topic] = {}
         self.by_id: dict[uuid.UUID, Topic] = {}
         self.log_dir = os.path.join(settings.data_path, "logs")
+        self.dynamic = DynamicBrokerConfigs()
+        """Broker keys set over the wire (AlterConfigs on a BROKER resource)."""
         self.recovery: RecoveryPlan | None = None
         """Set by BrokerCore.load: clean or unclean start, recovery points (storage.recovery)."""
 
@@ -82,6 +91,13 @@ class TopicRegistry:
             self.by_name.pop(record["name"], None)
             # A re-created topic must not inherit the deleted one's log start offsets.
             self._pending_log_starts.pop(record["name"], None)
+        elif kind == "broker_configs":
+            node = record.get("node")
+            if node is None:
+                self.dynamic.cluster = dict(record["configs"])
+            elif int(node) == self.settings.node_id:
+                self.dynamic.node = dict(record["configs"])
+            # another node id: this data dir once ran under another id; not ours any more
         elif kind == "log_start":
             pending = self._pending_log_starts.setdefault(record["name"], {})
             pending[int(record["partition"])] = int(record["offset"])
@@ -107,6 +123,10 @@ class TopicRegistry:
 
     def live_records(self) -> Iterator[dict[str, Any]]:
         """The records that recreate the current topics (for metadata log compaction)."""
+        if self.dynamic.cluster:
+            yield self._broker_configs_record(None)
+        if self.dynamic.node:
+            yield self._broker_configs_record(self.settings.node_id)
         for topic in self.by_name.values():
             yield self._topic_record(topic)
             for p in topic.partitions:
@@ -128,9 +148,19 @@ class TopicRegistry:
             "configs": topic.configs,
         }
 
+    def _broker_configs_record(self, node: int | None) -> dict[str, Any]:
+        configs = self.dynamic.cluster if node is None else self.dynamic.node
+        return {"type": "broker_configs", "node": node, "configs": configs}
+
+    def _log_config(self, topic: Topic) -> LogConfig:
+        return log_config_for(topic.configs, topic_default_values(self.settings, self.dynamic))
+
     def _partition_dir(self, topic: Topic, partition: int) -> str:
-        # The topic id in the directory name keeps a re-created topic's files apart.
-        return os.path.join(self.log_dir, f"{topic.name}-{partition}.{topic.topic_id.hex}")
+        # The topic id in the directory name keeps a re-created topic's files apart. It makes
+        # the name longer than Kafka's "<topic>-<partition>", so a long topic name (Kafka
+        # allows 249 characters) is cut to fit a file name: the id keeps it unique.
+        suffix = f"-{partition}.{topic.topic_id.hex}"
+        return os.path.join(self.log_dir, topic.name[: MAX_FILE_NAME - len(suffix)] + suffix)
 
     def _open_log(self, topic: Topic, partition: int, *, log_start_offset: int = 0) -> PartitionLog:
         plog = PartitionLog.open(
@@ -138,11 +168,7 @@ class TopicRegistry:
             self._partition_dir(topic, partition),
             topic.name,
             partition,
-            log_config_for(
-                topic.configs,
-                message_max_bytes=self.settings.message_max_bytes,
-                segment_bytes=self.settings.log_segment_bytes,
-            ),
+            self._log_config(topic),
             leader_epoch=LEADER_EPOCH,
             log_start_offset=log_start_offset,
             recovery=self.recovery,
@@ -162,8 +188,7 @@ class TopicRegistry:
         return topic.partitions[index]
 
     def max_message_bytes(self, topic: Topic) -> int:
-        value = topic.configs.get("max.message.bytes")
-        return int(value) if value is not None else self.settings.message_max_bytes
+        return self._log_config(topic).max_message_bytes
 
     # -- changes -----------------------------------------------------------------------------
 
@@ -227,13 +252,25 @@ class TopicRegistry:
         topic = self.by_name[name]
         topic.configs = dict(configs)
         self.metalog.append([self._topic_record(topic)])
-        new = log_config_for(
-            topic.configs,
-            message_max_bytes=self.settings.message_max_bytes,
-            segment_bytes=self.settings.log_segment_bytes,
-        )
+        new = self._log_config(topic)
         for p in topic.partitions:
             p.config = new
+
+    def set_broker_configs(self, node: int | None, configs: dict[str, str]) -> None:
+        """Make `configs` the dynamic broker configs of one scope (None: cluster-wide), persist
+        them, and give every partition log its new effective config at once."""
+        assert node is None or node == self.settings.node_id
+        # persisted first: a failed append (StorageError) leaves the old configs in force
+        self.metalog.append([{"type": "broker_configs", "node": node, "configs": dict(configs)}])
+        if node is None:
+            self.dynamic.cluster = dict(configs)
+        else:
+            self.dynamic.node = dict(configs)
+        defaults = topic_default_values(self.settings, self.dynamic)
+        for topic in self.by_name.values():
+            new = log_config_for(topic.configs, defaults)
+            for p in topic.partitions:
+                p.config = new
 
     def record_log_start(self, name: str, partition: int, offset: int) -> None:
         self.metalog.append(

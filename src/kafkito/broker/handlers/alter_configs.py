@@ -5,15 +5,19 @@ contract). v2: flexible.
 
 Non-incremental means the keys given **replace all** dynamic configs of the resource: a topic
 override left out of the request returns to its default (KAFKA-NOTES §6 P12: librdkafka's
-AlterConfigs is this kind). Keys with a null value are dropped, as Kafka does. Every key is
+AlterConfigs is this kind). A key with a null value fails the resource with INVALID_REQUEST, as
+in Kafka 4.1 (tests/integration/test_differential_admin.py). Every key is
 checked before anything changes; the first bad one fails the resource with INVALID_CONFIG (40)
 and a message naming it. A change reaches the live partition logs at once (the next append sees
 the new max.message.bytes, the next retention pass the new retention) and is persisted in the
 metadata log, so it survives a restart.
 
-Broker settings are fixed at start: altering a broker key fails with INVALID_CONFIG naming it; an
-empty set (nothing dynamic to replace) succeeds. A broker name other than this node's id, or ""
-for cluster defaults, is INVALID_REQUEST. The helpers here are shared with
+A BROKER resource names the cluster-wide defaults ("") or this node (its id); its configs replace
+that scope's dynamic broker configs (configs.py), which take effect at once on every partition
+log and persist in the metadata log. As in Kafka, a key that cannot change at run time, a bad
+value, or another broker id is INVALID_REQUEST (42); unlike Kafka, which stores unknown broker
+keys for plugins, an unknown key is INVALID_CONFIG naming it (kafkito has no plugins, and a typo
+must not pass for a change; docs/broker.md). The helpers here are shared with
 IncrementalAlterConfigs.
 """
 
@@ -25,8 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from kafkito.broker.configs import (
     BROKER_CONFIGS,
+    DYNAMIC_BROKER_CONFIGS,
     RESOURCE_BROKER,
     RESOURCE_TOPIC,
+    topic_default_values,
+    validate_broker_config,
     validate_topic_config,
 )
 from kafkito.broker.dispatch import RequestContext, handler
@@ -50,17 +57,50 @@ def find_topic(broker: BrokerCore, name: str) -> Topic:
     return topic
 
 
-def refuse_broker_change(broker: BrokerCore, name: str, keys: list[str]) -> None:
-    """Check a broker resource; raise BrokerError unless nothing is to change."""
+def broker_scope(broker: BrokerCore, name: str) -> int | None:
+    """The scope a BROKER resource names: None for cluster-wide (""), else this node's id."""
     if (reason := broker_resource_error(name, broker.settings.node_id)) is not None:
         raise BrokerError(ErrorCode.invalid_request, reason)
-    for key in keys:
-        if key in BROKER_CONFIGS:
-            raise BrokerError(
-                ErrorCode.invalid_config,
-                f"broker config {key!r} is read-only: kafkito's broker settings are fixed at start",
-            )
-        raise BrokerError(ErrorCode.invalid_config, f"unknown broker config {key!r}")
+    return None if name == "" else broker.settings.node_id
+
+
+def check_broker_keys(keys: list[str]) -> None:
+    """Refuse unknown and read-only broker keys (raises BrokerError)."""
+    unknown = sorted(key for key in keys if key not in BROKER_CONFIGS)
+    if unknown:
+        raise BrokerError(
+            ErrorCode.invalid_config, f"unknown broker config {', '.join(map(repr, unknown))}"
+        )
+    static = sorted(key for key in keys if key not in DYNAMIC_BROKER_CONFIGS)
+    if static:
+        # Kafka's words (DynamicBrokerConfig.validateConfigs), so searches find them
+        raise BrokerError(
+            ErrorCode.invalid_request,
+            f"Cannot update these configs dynamically: Set({', '.join(static)})",
+        )
+
+
+def replace_broker_configs(
+    broker: BrokerCore, node: int | None, configs: Mapping[str, str], *, validate_only: bool
+) -> None:
+    """Validate every key, then (unless validate_only) make `configs` the dynamic broker
+    configs of one scope (None: cluster-wide)."""
+    check_broker_keys(list(configs))
+    retention_ms = topic_default_values(broker.settings, broker.topics.dynamic)["retention.ms"]
+    for key, value in configs.items():
+        if (reason := validate_broker_config(key, value, retention_ms)) is not None:
+            raise BrokerError(ErrorCode.invalid_request, reason)
+    if validate_only:
+        return
+    dynamic = broker.topics.dynamic
+    current = dynamic.cluster if node is None else dynamic.node
+    if dict(configs) != current:
+        broker.topics.set_broker_configs(node, dict(configs))
+        log.info(
+            "dynamic broker configs (%s) now %s",
+            "cluster-wide" if node is None else f"node {node}",
+            sorted(configs.items()),
+        )
 
 
 def replace_topic_configs(
@@ -96,11 +136,14 @@ async def alter_configs(request: Any, ctx: RequestContext) -> dict[str, Any]:
         rtype, name = int(resource.resource_type), resource.resource_name
         wanted = {c.name: c.value for c in resource.configs if c.value is not None}
         try:
+            if nulls := sorted(c.name for c in resource.configs if c.value is None):
+                raise BrokerError(ErrorCode.invalid_request, f"null value for {', '.join(nulls)}")
             if rtype == RESOURCE_TOPIC:
                 topic = find_topic(broker, name)
                 replace_topic_configs(broker, topic, wanted, validate_only=validate_only)
             elif rtype == RESOURCE_BROKER:
-                refuse_broker_change(broker, name, list(wanted))
+                node = broker_scope(broker, name)
+                replace_broker_configs(broker, node, wanted, validate_only=validate_only)
             else:
                 raise BrokerError(
                     ErrorCode.invalid_request, f"config resource type {rtype} is not supported"

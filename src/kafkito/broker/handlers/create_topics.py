@@ -134,7 +134,7 @@ async def create_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
             continue
         described = [
             entry.as_dict(synonyms=False, documentation=False)
-            for entry in describe_topic_configs(configs, broker.settings)
+            for entry in describe_topic_configs(configs, broker.settings, broker.topics.dynamic)
         ]
         answers.append(
             {

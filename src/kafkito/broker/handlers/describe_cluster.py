@@ -5,9 +5,9 @@ request and the answer (1 = brokers, 2 = controllers). v2: include_fenced_broker
 
 kafka-python's describe_cluster uses v1 (librdkafka answers DescribeCluster from Metadata). The
 one node is broker and controller; like a Kafka broker, it answers only for broker endpoints and
-refuses controller endpoints with UNSUPPORTED_ENDPOINT_TYPE (clients ask controllers directly
-for those). Authorized operations are INT32_MIN unless asked for, then every cluster operation
-(there are no ACLs; KAFKA-NOTES §6 P11).
+refuses controller endpoints with MISMATCHED_ENDPOINT_TYPE, an empty cluster id and controller
+-1, as Kafka 4.1 does (clients ask controllers directly for those). Authorized operations are
+INT32_MIN unless asked for, then every cluster operation (there are no ACLs; KAFKA-NOTES §6 P11).
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ async def describe_cluster(request: Any, ctx: RequestContext) -> dict[str, Any]:
         else AUTHORIZED_OPERATIONS_OMITTED,
     }
     if endpoint_type != ENDPOINT_BROKERS:
-        answer["error_code"] = ErrorCode.unsupported_endpoint_type
+        answer["error_code"] = ErrorCode.mismatched_endpoint_type
+        answer["cluster_id"] = ""
+        answer["controller_id"] = -1
         answer["error_message"] = f"endpoint type {endpoint_type} is not served by a broker"
         return answer
     answer["brokers"] = [

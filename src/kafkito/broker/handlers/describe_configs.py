@@ -5,14 +5,15 @@ include_documentation, config_type and documentation per config. v4: flexible.
 
 Resources are TOPIC (2) and BROKER (4). A topic lists **every** topic key (KAFKA-NOTES §6 P12:
 kafka-python's alter_configs checks names against this list) with its effective value, source,
-read-only and sensitive flags; a broker lists every broker key, all read-only. Naming keys
+read-only and sensitive flags; a broker (its id) lists every broker key, read-only unless it is a
+dynamic one (configs.py), and "" lists the cluster-wide dynamic defaults set. Naming keys
 returns just those (unknown names are left out; null or empty means all, as in Kafka).
 Synonyms are sent only when asked for, documentation only when asked for; config_type always
 (v3+).
 
 Errors per resource: an unknown topic is UNKNOWN_TOPIC_OR_PARTITION, a bad topic name
-INVALID_TOPIC_EXCEPTION; a broker name other than this node's id (or "" for cluster defaults,
-of which there are none) INVALID_REQUEST; any other resource type INVALID_REQUEST.
+INVALID_TOPIC_EXCEPTION; a broker name other than this node's id or "" INVALID_REQUEST; any
+other resource type INVALID_REQUEST.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kafkito.broker.configs import (
     RESOURCE_TOPIC,
     ConfigValue,
     describe_broker_configs,
+    describe_cluster_defaults,
     describe_topic_configs,
 )
 from kafkito.broker.dispatch import RequestContext, handler
@@ -41,9 +43,9 @@ def broker_resource_error(name: str, node_id: int) -> str | None:
     try:
         named = int(name)
     except ValueError:
-        return f"broker id must be an integer, got {name!r}"
+        return f"Node id must be an integer, but it is: {name}"
     if named != node_id:
-        return f"unexpected broker id {named}: this node is {node_id} (or '' for defaults)"
+        return f"Unexpected broker id, expected {node_id}, but received {named}"
     return None
 
 
@@ -55,13 +57,13 @@ def _describe(broker: BrokerCore, resource_type: int, name: str) -> list[ConfigV
         topic = broker.topics.get(name)
         if topic is None:
             raise BrokerError(ErrorCode.unknown_topic_or_partition, f"unknown topic {name!r}")
-        return describe_topic_configs(topic.configs, broker.settings)
+        return describe_topic_configs(topic.configs, broker.settings, broker.topics.dynamic)
     if resource_type == RESOURCE_BROKER:
         if (reason := broker_resource_error(name, broker.settings.node_id)) is not None:
             raise BrokerError(ErrorCode.invalid_request, reason)
         if name == "":
-            return []  # no dynamic cluster-wide defaults exist
-        return describe_broker_configs(broker.settings, broker.port)
+            return describe_cluster_defaults(broker.topics.dynamic)
+        return describe_broker_configs(broker.settings, broker.port, broker.topics.dynamic)
     raise BrokerError(
         ErrorCode.invalid_request, f"config resource type {resource_type} is not supported"
     )

@@ -7,26 +7,35 @@ SUBTRACT (3) items of a list key (cleanup.policy), starting from its effective v
 included. Keys not named keep their values. A key named twice in one resource, or an unknown
 operation, is INVALID_REQUEST, as is SET with a null value; an unknown key, a bad value, or
 APPEND/SUBTRACT on a key that is not a list is INVALID_CONFIG naming the key. Everything is
-checked before anything changes. Broker keys are read-only (see AlterConfigs).
+checked before anything changes.
+
+A BROKER resource ("" cluster-wide, or this node's id) changes that scope's dynamic broker
+configs (see AlterConfigs for the errors); APPEND and SUBTRACT start from the scope's dynamic
+value, else Kafka's default (Kafka's ConfigurationControlManager does the same).
 """
 
 from __future__ import annotations
 
 import collections
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kafkito.broker.configs import (
+    BROKER_TO_TOPIC,
     LIST_SEPARATOR,
     RESOURCE_BROKER,
     RESOURCE_TOPIC,
     TOPIC_CONFIGS,
+    ConfigKey,
     split_list,
-    topic_defaults,
+    topic_default_values,
 )
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.handlers.alter_configs import (
+    broker_scope,
+    check_broker_keys,
     find_topic,
-    refuse_broker_change,
+    replace_broker_configs,
     replace_topic_configs,
     resource_answer,
 )
@@ -41,9 +50,13 @@ _OPERATION_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "S
 
 
 def apply_operations(
-    current: dict[str, str], defaults: dict[str, str | None], operations: list[tuple[str, int, Any]]
+    current: dict[str, str],
+    defaults: dict[str, str | None],
+    operations: list[tuple[str, int, Any]],
+    keys: Mapping[str, ConfigKey] = TOPIC_CONFIGS,
 ) -> dict[str, str]:
-    """The overrides after `operations` (name, op, value); pure. Raises BrokerError."""
+    """The overrides after `operations` (name, op, value), with `keys` giving each name's type;
+    pure. Raises BrokerError."""
     counts = collections.Counter(name for name, _, _ in operations)
     if twice := sorted(name for name, n in counts.items() if n > 1):
         raise BrokerError(ErrorCode.invalid_request, f"config keys named twice: {twice}")
@@ -51,7 +64,7 @@ def apply_operations(
     for name, op, value in operations:
         if op not in _OPERATION_NAMES:
             raise BrokerError(ErrorCode.invalid_request, f"unknown config operation {op}")
-        key = TOPIC_CONFIGS.get(name)
+        key = keys.get(name)
         if key is None:
             raise BrokerError(ErrorCode.invalid_config, f"unknown topic config {name!r}")
         if op == DELETE:
@@ -83,9 +96,21 @@ def apply_operations(
 def _alter_topic(
     broker: BrokerCore, topic: Topic, operations: list[tuple[str, int, Any]], validate_only: bool
 ) -> None:
-    defaults = {name: value for name, (value, _) in topic_defaults(broker.settings).items()}
+    defaults = topic_default_values(broker.settings, broker.topics.dynamic)
     wanted = apply_operations(topic.configs, defaults, operations)
     replace_topic_configs(broker, topic, wanted, validate_only=validate_only)
+
+
+def _alter_broker(
+    broker: BrokerCore, name: str, operations: list[tuple[str, int, Any]], validate_only: bool
+) -> None:
+    node = broker_scope(broker, name)
+    check_broker_keys([n for n, _, _ in operations])
+    dynamic = broker.topics.dynamic
+    current = dynamic.cluster if node is None else dynamic.node
+    defaults = {name: key.default for name, key in BROKER_TO_TOPIC.items()}
+    wanted = apply_operations(current, defaults, operations, BROKER_TO_TOPIC)
+    replace_broker_configs(broker, node, wanted, validate_only=validate_only)
 
 
 @handler(44, versions=range(0, 2))
@@ -101,7 +126,7 @@ async def incremental_alter_configs(request: Any, ctx: RequestContext) -> dict[s
             if rtype == RESOURCE_TOPIC:
                 _alter_topic(broker, find_topic(broker, name), operations, validate_only)
             elif rtype == RESOURCE_BROKER:
-                refuse_broker_change(broker, name, [n for n, _, _ in operations])
+                _alter_broker(broker, name, operations, validate_only)
             else:
                 raise BrokerError(
                     ErrorCode.invalid_request, f"config resource type {rtype} is not supported"
