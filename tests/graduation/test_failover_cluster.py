@@ -142,6 +142,7 @@ def test_writer_loses_nothing_and_duplicates_nothing_when_the_leader_is_killed(
             wait_for(lambda: feeder.count() >= at_kill + 1000, what="writes after the restart")
         finally:
             feeder.stop()
+    assert feeder.failures == [], "a write raised although the cluster kept a quorum"
     assert degraded["status"] == "UP", degraded  # one node of three down: degraded, not down
     data = degraded["details"]["writer"]["data"]
     assert data["brokers"] == 2 and f"broker {victim} is down" in data["degraded"], data
@@ -195,6 +196,8 @@ def test_flow_keeps_order_and_shows_the_lost_broker_when_the_leader_is_killed(
     running.stop()
 
     down, back = snapshots
+    print(f"flow health with broker {victim} down: {down}")  # for the record (-s / -rP)
+    assert feeder.failures == [], "a write raised although the cluster kept a quorum"
     assert down["live"] and f"broker {victim} is down" in down["degraded"], down
     assert back["brokers_down"] == [] and back["live"] and back["ready"], back
     assert seen.order_violations() == []

@@ -116,14 +116,13 @@ def test_rebalance_between_two_flow_members_loses_nothing_and_keeps_key_order(
         return handle
 
     def member(name: str) -> Flow:
-        return Flow(
-            topic,
-            handler(name),
-            group_id=group,
-            brokers=kafka.bootstrap,
-            commit_interval_s=0.2,
-            name=f"member-{name}",
+        # as a user configures it: the client library's YAML keys, a `flow:` section
+        brokers = "".join(f"\n  - {address}" for address in kafka.bootstrap.split(","))
+        config = (
+            f"brokers:{brokers}\ntopic: {topic}\ngroup_id: {group}\ncommit_interval: 200ms\n"
+            f"flow:\n  name: member-{name}\n  concurrency: 8\n"
         )
+        return Flow.from_config(handler(name), config)
 
     next_seq: dict[str, int] = {}
     with Writer(topic, brokers=kafka.bootstrap) as writer:

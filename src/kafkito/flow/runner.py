@@ -315,6 +315,7 @@ class Flow:
         self._commit_error: str | None = None
         self._write_error: str | None = None
         self._client_error: tuple[str, float] | None = None
+        self._client_errors_seen: set[str] = set()
 
     # -- public surface ------------------------------------------------------------------
 
@@ -450,20 +451,26 @@ class Flow:
         }
 
     def _on_client_error(self, error: Any) -> None:
-        """librdkafka's error_cb (its threads): remember the last client-level error."""
-        self._client_error = (f"{error.name()}: {error.str()}", time.monotonic())
+        """librdkafka's error_cb (its threads): remember the last client-level error for
+        health, and log it (once per kind at WARNING: a lost broker repeats it many times)."""
+        name = str(error.name())
+        self._client_error = (f"{name}: {error.str()}", time.monotonic())
+        level = logging.DEBUG if name in self._client_errors_seen else logging.WARNING
+        self._client_errors_seen.add(name)
+        log.log(level, "flow %s: kafka client error %s: %s", self.name, name, error.str())
 
     async def _watch_cluster(self) -> None:
         """Refresh the cluster view every CLUSTER_CHECK_S from the producer's metadata."""
         from kafkito.client.health import replica_health
 
-        topics = self.topics[0] if len(self.topics) == 1 else None
         while True:
             producer = self._producer
             if producer is None:
                 return
             try:
-                meta = await asyncio.to_thread(producer.list_topics, topics, self.CLUSTER_CHECK_S)
+                # Every topic, not ours by name: asking a producer about a missing topic by
+                # name makes a broker with auto.create.topics.enable create it.
+                meta = await asyncio.to_thread(producer.list_topics, None, self.CLUSTER_CHECK_S)
                 self._cluster = replica_health(meta, self.topics)
             except Exception as exc:  # KafkaException: no broker answered in time
                 self._cluster = {"error": str(exc)}
