@@ -154,3 +154,53 @@ def test_rebalance_between_two_flow_members_loses_nothing_and_keeps_key_order(
     assert seen.distinct() == {(f"k{i % 16}", i // 16) for i in range(1000)}
     assert seen.order_violations() == []
     assert by_member["a"] > 0 and by_member["b"] > 0, by_member
+
+
+def test_a_failing_dead_letter_write_shows_in_health_and_clears_when_it_succeeds(
+    kafka: ApacheKafka, topic: str, group: str, start_flow: StartFlow
+) -> None:
+    """The dead-letter topic refuses the record (too large for its max.message.bytes): the
+    record stays uncommitted, health names the failing write; once the topic takes it, the
+    letter is written, health clears and the commit passes it."""
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        NewTopic,
+    )
+
+    dlq = letters.dead_letter_topic(topic)
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    create_topic(kafka.bootstrap, topic)
+    small = NewTopic(dlq, 1, config={"max.message.bytes": "1000"})
+    admin.create_topics([small], operation_timeout=30)[dlq].result(60)
+    big = b"x" * 5000  # not JSON: dead-lettered at once, and five times what the DLQ takes
+    with Writer(topic, brokers=kafka.bootstrap) as writer:
+        writer.write(big, key=b"big")
+        writer.write(b'{"id": 1, "seq": 0}', key=b"after")
+    handled: list[int] = []
+    flow = Flow(topic, lambda v: handled.append(v["id"]), group_id=group, brokers=kafka.bootstrap)
+    running = start_flow(flow)
+    wait_for(lambda: flow.health()["write_error"] is not None, what="the failing write in health")
+    failing = flow.health()
+    assert failing["ready"] is False and failing["dead_letter_failing"] == [f"{topic}-0"], failing
+    assert any("dead-letter writes failing" in r for r in failing["degraded"]), failing
+    resource = ConfigResource(
+        "topic",
+        dlq,
+        incremental_configs=[
+            ConfigEntry("max.message.bytes", "100000", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    admin.incremental_alter_configs([resource])[resource].result(60)
+    (letter,) = read_all(kafka.bootstrap, dlq, expect=1)
+    assert letter.value() == big and letter.key() == b"big"
+    wait_for(lambda: fully_committed(kafka.bootstrap, group, topic, 1), what="commit past it")
+    wait_for(lambda: flow.health()["degraded"] == [], what="health to clear")
+    running.stop()
+    assert handled == [1]
+    assert (
+        "MSG_SIZE_TOO_LARGE" in str(failing["write_error"])
+        or "too large" in str(failing["write_error"]).lower()
+    ), failing["write_error"]

@@ -313,7 +313,8 @@ class Flow:
         self._cluster: dict[str, Any] = {}
         """The last view of the cluster's replicas (`replica_health`), or {"error": ...}."""
         self._commit_error: str | None = None
-        self._write_error: str | None = None
+        self._writes_failing: dict[int, str] = {}
+        """Retry/dead-letter writes failing now (by id of their record): the last error."""
         self._client_error: tuple[str, float] | None = None
         self._client_errors_seen: set[str] = set()
 
@@ -436,14 +437,15 @@ class Flow:
             degraded.append(f"cluster metadata unavailable: {cluster['error']}")
         if self._commit_error is not None:
             degraded.append(f"commits failing: {self._commit_error}")
-        if self._write_error is not None:
-            degraded.append(f"retry/dead-letter writes failing: {self._write_error}")
+        write_error = next(iter(self._writes_failing.values()), None)
+        if write_error is not None:
+            degraded.append(f"retry/dead-letter writes failing: {write_error}")
         last = self._client_error
         return {
             "brokers_down": cluster.get("brokers_down", []),
             "offline_partitions": cluster.get("offline_partitions", []),
             "commit_error": self._commit_error,
-            "write_error": self._write_error,
+            "write_error": write_error,
             "last_client_error": None
             if last is None
             else {"error": last[0], "age_s": round(time.monotonic() - last[1], 3)},
@@ -1348,30 +1350,32 @@ class Flow:
         acknowledges it (True), retrying failures with capped backoff; False if the partition
         is revoked or the flow stops first (the record stays unresolved: nothing is lost)."""
         delay_s = 0.5
-        while self._owned(work):
-            try:
-                await self._produce(topic, work.key, work.raw_value, headers)
-            except FlowError as write_error:
-                self._write_error = str(write_error)
-                if on_failure is not None:
-                    on_failure()
-                log.error(
-                    "flow %s: write of %s-%d@%d to %s failed (%s); retrying in %.1fs",
-                    self.name,
-                    work.tp[0],
-                    work.tp[1],
-                    work.offset,
-                    topic,
-                    write_error,
-                    delay_s,
-                )
-                if not await self._backoff(work, delay_s):
-                    return False
-                delay_s = min(delay_s * 2, 30.0)
-                continue
-            self._write_error = None
-            return True
-        return False
+        try:
+            while self._owned(work):
+                try:
+                    await self._produce(topic, work.key, work.raw_value, headers)
+                except FlowError as write_error:
+                    self._writes_failing[id(work)] = str(write_error)
+                    if on_failure is not None:
+                        on_failure()
+                    log.error(
+                        "flow %s: write of %s-%d@%d to %s failed (%s); retrying in %.1fs",
+                        self.name,
+                        work.tp[0],
+                        work.tp[1],
+                        work.offset,
+                        topic,
+                        write_error,
+                        delay_s,
+                    )
+                    if not await self._backoff(work, delay_s):
+                        return False
+                    delay_s = min(delay_s * 2, 30.0)
+                    continue
+                return True
+            return False
+        finally:
+            self._writes_failing.pop(id(work), None)  # written, or no longer ours to write
 
     # -- commits and rebalances ---------------------------------------------------------------
 
@@ -1400,6 +1404,7 @@ class Flow:
     async def _commit(self) -> None:
         offsets = self._committable()
         if not offsets:
+            self._commit_error = None  # nothing waits to be committed: nothing is failing
             return
         try:
             await self._call(self._consumer.commit, offsets=offsets, asynchronous=False)
