@@ -125,7 +125,7 @@ def test_writer_loses_nothing_and_duplicates_nothing_when_the_leader_is_killed(
             faults.kill(victim)
             at_kill = feeder.count()
             wait_for(
-                lambda: leader_of(kafka, topic) not in (victim, -1),
+                lambda: leaders(kafka.bootstrap, topic).get(0, -1) not in (victim, -1),
                 what="leadership to move off the killed node",
             )
             wait_for(
@@ -175,6 +175,13 @@ def test_flow_keeps_order_and_shows_the_lost_broker_when_the_leader_is_killed(
             assert flow.health()["degraded"] == [], flow.health()
             victim = leader_of(kafka, topic)
             faults.kill(victim)
+            wait_for(
+                lambda: all(
+                    leader not in (victim, -1)
+                    for leader in leaders(kafka.bootstrap, topic).values()
+                ),
+                what="leadership of every partition to move off the killed node",
+            )
             wait_for(
                 lambda: flow.health()["brokers_down"] == [victim],
                 what=f"the flow's health to show broker {victim} down",
