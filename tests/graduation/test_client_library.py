@@ -104,6 +104,9 @@ def test_health_checker_answers_on_the_cluster(kafka: ApacheKafka, topic: str, g
     create_topic(kafka.bootstrap, topic, partitions=2)
     with Writer(topic, brokers=kafka.bootstrap) as writer:
         writer.write_many([b"x"] * 10)
+        data = HealthChecker("writer", writer=writer).check()
+        assert data["unconfirmed"] == 0 and data["brokers_down"] == [], data
+        assert data["under_replicated_partitions"] == 0, data
     with Reader(topic, brokers=kafka.bootstrap, group_id=group, settings=FAST_GROUP) as reader:
         reader.read_value(lambda v: None, limit=10)
         checker = HealthChecker("orders", reader=reader)
