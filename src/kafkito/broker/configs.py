@@ -655,7 +655,22 @@ def log_config_for(
         assert value is not None
         return int(value)
 
+    policy = {
+        part.strip()
+        for part in str(overrides.get("cleanup.policy", TOPIC_CONFIGS["cleanup.policy"].default))
+        .lower()
+        .split(",")
+    }
+    ratio = overrides.get(
+        "min.cleanable.dirty.ratio", TOPIC_CONFIGS["min.cleanable.dirty.ratio"].default
+    )
     return LogConfig(
+        cleanup_delete="delete" in policy,
+        cleanup_compact="compact" in policy,
+        delete_retention_ms=get("delete.retention.ms", default("delete.retention.ms")),
+        min_compaction_lag_ms=get("min.compaction.lag.ms", default("min.compaction.lag.ms")),
+        max_compaction_lag_ms=get("max.compaction.lag.ms", default("max.compaction.lag.ms")),
+        min_cleanable_dirty_ratio=float(ratio if ratio is not None else 0.5),
         segment_bytes=get("segment.bytes", segment_bytes),
         segment_ms=get("segment.ms", default("segment.ms")),
         retention_ms=get("retention.ms", default("retention.ms")),

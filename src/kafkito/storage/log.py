@@ -56,6 +56,15 @@ class LogConfig:
     """Topic `flush.messages`; -1 (or Kafka's Long.MAX default) leaves it to the broker."""
     flush_ms: int = -1
     """Topic `flush.ms`; -1 (or Kafka's Long.MAX default) leaves it to the broker."""
+    cleanup_delete: bool = True
+    """`cleanup.policy` holds `delete`: retention by time and size applies."""
+    cleanup_compact: bool = False
+    """`cleanup.policy` holds `compact`: the cleaner keeps the latest record per key."""
+    delete_retention_ms: int = 24 * 3600 * 1000
+    """How long a tombstone stays once the cleaner has seen it (KIP-534 delete horizon)."""
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = 2**63 - 1
+    min_cleanable_dirty_ratio: float = 0.5
 
     def __post_init__(self) -> None:
         if self.flush_messages >= _UNSET_FLUSH:
@@ -107,6 +116,8 @@ class PartitionLog:
         self._syncing: list[Segment] = []
         """Segments a sync in a worker thread is working on: never deleted meanwhile."""
         self._dir_unsynced = False
+        self.cleaning: list[Segment] = []
+        """Segments a cleaning pass reads (storage.cleaner): never deleted meanwhile."""
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -331,7 +342,27 @@ class PartitionLog:
 
     def _pinned(self, segment: Segment) -> bool:
         """Whether a sync still needs `segment`'s files (it must not be deleted yet)."""
-        return segment in self._sealed_unsynced or segment in self._syncing
+        return any(segment is s for s in (*self._sealed_unsynced, *self._syncing, *self.cleaning))
+
+    def replace_segments(self, old: list[Segment], new: Segment) -> bool:
+        """Put a cleaned segment in place of the consecutive segments `old` (on the loop).
+
+        The files were already swapped on disk (storage.cleaner); this swaps the list, so it
+        costs no I/O beyond closing the old descriptors. Returns False, and leaves the list as
+        it was, if `old` is no longer a run of this log's segments (the log was closed).
+        """
+        starts = [i for i, s in enumerate(self.segments) if s is old[0]]
+        if not starts:
+            return False
+        start = starts[0]
+        run = self.segments[start : start + len(old)]
+        same = len(run) == len(old) and all(a is b for a, b in zip(run, old, strict=True))
+        if not same or start + len(old) >= len(self.segments):  # never the active segment
+            return False
+        self.segments[start : start + len(old)] = [new]
+        for segment in old:
+            segment.close()
+        return True
 
     def prepare_checkpoint(self) -> tuple[int, Segment]:
         """On the loop: write pending index entries; returns (recovery point, segment to sync).
@@ -423,8 +454,13 @@ class PartitionLog:
             self._delete_segment(self.segments.pop(0))
 
     def apply_retention(self) -> int:
-        """Delete closed segments past retention.ms or beyond retention.bytes; returns count."""
+        """Delete closed segments past retention.ms or beyond retention.bytes; returns count.
+
+        Only with `delete` in cleanup.policy: a `compact`-only topic keeps every segment.
+        """
         deleted = 0
+        if not self.config.cleanup_delete:
+            return 0
         now = self._clock_ms()
         while len(self.segments) > 1 and not self._pinned(self.segments[0]):
             oldest = self.segments[0]
