@@ -21,6 +21,7 @@ from kafkito.protocol.records import (
 from kafkito.storage.fs import FileSystem
 from kafkito.storage.log import LogConfig, PartitionLog
 from kafkito.storage.recovery import RecoveryPlan
+from kafkito.testing.faulty_fs import FaultyFileSystem
 
 DIR = "/data/logs/c-0.abc"
 BASE_TS = 1_700_000_000_000
@@ -177,3 +178,59 @@ def random_workload(
         for i, (key, value) in enumerate(records):
             assert key is not None
             model.written[base + i] = (key, value, clock.now_ms)
+
+
+class PowerCut(Exception):
+    """Raised by CutFS right after the call it cut the power (or killed the process) at."""
+
+
+_MUTATING = ("open", "pwrite", "fsync", "truncate", "fsync_dir", "remove", "rename", "makedirs")
+CUT_MODES = ("kill", "drop", "zeros", "garbage", "partial")
+"""kill: the process dies, every write stays (kill -9); the others: power loss, by how the
+unsynced bytes come back (FaultyFileSystem.crash)."""
+
+
+class CutFS:
+    """A FileSystem over a FaultyFileSystem that can crash right after its n-th mutating call.
+
+    After a cut the proxy points at the disk as it comes back, so the caller reopens the log on
+    the same object; the log that was running is abandoned, never used again.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.inner = FaultyFileSystem(seed=seed)
+        self.calls = 0
+        self.cut_at = -1
+        self.mode = "drop"
+
+    def arm(self, after_calls: int, mode: str) -> None:
+        self.cut_at, self.mode = self.calls + after_calls, mode
+
+    dead = False
+    """Between a cut and `revive`: the crashed process may not touch the disk any more."""
+
+    def revive(self) -> None:
+        """The machine (or the process) is back: the caller reopens the log now."""
+        self.dead = False
+
+    def __getattr__(self, name: str) -> object:
+        if self.dead:
+            if name == "close":
+                return lambda fd: None
+            raise PowerCut(f"{name} after the crash")
+        attr = getattr(self.inner, name)
+        if name not in _MUTATING:
+            return attr
+
+        def counted(*args: object, **kwargs: object) -> object:
+            result = attr(*args, **kwargs)  # type: ignore[operator]
+            self.calls += 1
+            if self.calls == self.cut_at:
+                self.cut_at = -1
+                self.dead = True
+                if self.mode != "kill":
+                    self.inner = self.inner.crash(self.mode)  # type: ignore[arg-type]
+                raise PowerCut
+            return result
+
+        return counted
