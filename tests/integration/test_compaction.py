@@ -161,13 +161,13 @@ def _keyless_error(bootstrap: str, topic: str) -> int:
     return int(errors[0].code())
 
 
-def _run(bootstrap: str, topic: str) -> list[Record]:
+def _run(bootstrap: str, topic: str) -> tuple[list[Record], int]:
     _create(bootstrap, topic)
     expected, end, producer = _workload(bootstrap, topic)
     _wait_compacted(bootstrap, topic, producer, expected, end)
     _check_clients(bootstrap, topic, expected, end)
     assert _keyless_error(bootstrap, topic) == KafkaError.INVALID_RECORD
-    return expected
+    return expected, end
 
 
 @pytest.mark.timeout(300)
@@ -177,9 +177,12 @@ def test_compacted_topic_reads_the_same_on_kafkito_and_apache_kafka(
     """Both brokers: clients from the start and from cleaned-away offsets, keyless refused."""
     from kafkito.testing.apache_kafka import ApacheKafka
 
-    with Broker(port=0, data_dir=str(tmp_path / "kafkito"), log_cleaner_backoff_ms=100) as ours:
-        mine = _run(ours, topic_name)
+    data_dir = str(tmp_path / "kafkito")
+    with Broker(port=0, data_dir=data_dir, log_cleaner_backoff_ms=100) as ours:
+        mine, end = _run(ours, topic_name)
+    with Broker(port=0, data_dir=data_dir) as again:  # cleaned segments load after a restart
+        assert _read_ck(again, topic_name, 0, end) == mine
     configs = {"log.cleaner.backoff.ms": 200, "log.cleaner.dedupe.buffer.size": 16 << 20}
     with ApacheKafka(brokers=1, data_dir=tmp_path / "kafka", broker_configs=configs) as kafka:
-        theirs = _run(kafka.bootstrap, topic_name)
+        theirs, _ = _run(kafka.bootstrap, topic_name)
     assert mine == theirs

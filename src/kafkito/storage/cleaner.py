@@ -74,6 +74,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from typing import NamedTuple
 
 import crc32c as _crc32c
 
@@ -86,13 +87,11 @@ from kafkito.protocol.records import (
     BATCH_HEADER_BYTES,
     MAX_UNCOMPRESSED_BATCH_BYTES,
     BatchHeader,
-    Record,
     _compress,
     batch_crc,
-    encode_record,
-    iter_records,
     read_batch_header,
     records_section,
+    write_varint,
 )
 from kafkito.storage.checkpoint import decode_checkpoint, encode_checkpoint
 from kafkito.storage.fs import FileSystem, off_loop
@@ -227,7 +226,9 @@ def keyless_record_errors(
     partition <tp>."). Raises CorruptBatch if the records do not decompress or parse.
     """
     message = f"Compacted topic cannot accept message without key in topic partition {partition}."
-    return [(i, message) for i, record in enumerate(_records(header, batch)) if record.key is None]
+    return [
+        (i, message) for i, record in enumerate(_scan_records(header, batch)) if record.key is None
+    ]
 
 
 def plan_cleaning(
@@ -342,9 +343,70 @@ def _iter_batches(
         fs.close(fd)
 
 
-def _records(header: BatchHeader, data: bytes | bytearray | memoryview) -> list[Record]:
+class _Scanned(NamedTuple):
+    """One record as the cleaner needs it: where it lies and what decides its fate."""
+
+    offset_delta: int
+    key: bytes | None
+    tombstone: bool
+    timestamp_delta: int
+    start: int
+    """Where the record's length prefix begins in the section."""
+    after_timestamp: int
+    """Where the offset delta begins: the rest of the record, copied as it is."""
+    end: int
+
+
+def _varint(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
+    """A zigzag varint (up to 10 bytes) at `pos`; CorruptBatch if it runs past `end`."""
+    raw = shift = 0
+    while True:
+        if pos >= end or shift > 63:
+            raise CorruptBatch("varint runs past its record")
+        byte = buf[pos]
+        pos += 1
+        raw |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (raw >> 1) ^ -(raw & 1), pos
+        shift += 7
+
+
+def _scan_records(header: BatchHeader, data: bytes | bytearray | memoryview) -> list[_Scanned]:
+    """The records of a batch, reading only lengths, deltas, key and the value's length.
+
+    Several times faster than decoding whole records (values and headers are never copied):
+    the cleaner reads every record of the log twice. Raises CorruptBatch if the records do
+    not add up to the section or to the header's count.
+    """
     section = records_section(data, header, max_bytes=MAX_UNCOMPRESSED_BATCH_BYTES)
-    return list(iter_records(section, header.record_count))
+    buf = section if isinstance(section, bytes) else bytes(section)
+    out: list[_Scanned] = []
+    pos, total = 0, len(buf)
+    while pos < total:
+        length, p = _varint(buf, pos, total)
+        end = p + length
+        if length <= 0 or end > total:
+            raise CorruptBatch(f"record of {length} bytes runs past the records section")
+        ts_delta, after_ts = _varint(buf, p + 1, end)
+        offset_delta, p = _varint(buf, after_ts, end)
+        key_len, p = _varint(buf, p, end)
+        key = None
+        if key_len >= 0:
+            key = buf[p : p + key_len]
+            p += key_len
+        value_len, p = _varint(buf, p, end)
+        if p > end:
+            raise CorruptBatch("record fields run past the record")
+        out.append(_Scanned(offset_delta, key, value_len < 0, ts_delta, pos, after_ts, end))
+        pos = end
+    if len(out) != header.record_count:
+        raise CorruptBatch(f"batch declares {header.record_count} records, holds {len(out)}")
+    return out
+
+
+def _section_bytes(header: BatchHeader, data: bytes | bytearray | memoryview) -> bytes:
+    section = records_section(data, header, max_bytes=MAX_UNCOMPRESSED_BATCH_BYTES)
+    return section if isinstance(section, bytes) else bytes(section)
 
 
 # -- the offset map ----------------------------------------------------------------------------
@@ -376,7 +438,7 @@ def _build_map(
             if not dirty or header.is_control or header.last_offset < plan.first_dirty:
                 continue
             try:
-                records = _records(header, data)
+                records = _scan_records(header, data)
             except CorruptBatch as exc:
                 raise CorruptLog(
                     f"{segment.path}: batch at offset {header.base_offset}: {exc}"
@@ -453,11 +515,11 @@ def _filter_batch(
         # cleaner does, a marker is dropped once its delete horizon passed and no data of its
         # transaction is left, and aborted transactional data is dropped outright.
         return data
-    records = _records(header, data)
+    records = _scan_records(header, data)
     result.records_read += len(records)
     has_horizon = bool(header.attributes & ATTR_DELETE_HORIZON)
     horizon = header.base_timestamp if has_horizon else -1
-    kept: list[Record] = []
+    kept: list[_Scanned] = []
     tombstones = False
     for record in records:
         offset = header.base_offset + record.offset_delta
@@ -466,7 +528,7 @@ def _filter_batch(
         latest = offsets.get(record.key)
         if latest is not None and offset < latest:
             continue
-        if record.value is None:
+        if record.tombstone:
             if has_horizon and horizon <= plan.now_ms:
                 continue
             tombstones = True
@@ -480,23 +542,39 @@ def _filter_batch(
         return data
     if not kept:
         return empty_batch(header) if retain_empty else None
-    timestamps = [header.base_timestamp + r.timestamp_delta for r in kept]
+    section = _section_bytes(header, data)
     attributes = header.attributes
+    base_timestamp = header.base_timestamp
     if tombstones:
+        # The horizon goes into baseTimestamp (KIP-534), so each record's timestamp delta is
+        # re-encoded against it; everything after the delta is copied as it is.
         attributes |= ATTR_DELETE_HORIZON
         base_timestamp = horizon
+        encoded = []
+        for r in kept:
+            body = bytearray()
+            body.append(section[_attributes_position(section, r)])
+            write_varint(body, header.base_timestamp + r.timestamp_delta - base_timestamp)
+            body += section[r.after_timestamp : r.end]
+            prefix = bytearray()
+            write_varint(prefix, len(body))
+            encoded.append(bytes(prefix + body))
     else:
+        # Kept records are copied byte for byte: same base timestamp, same deltas. (Kafka's
+        # builder would rebase on the first kept record; any base is valid, the reader adds.)
         attributes &= ~ATTR_DELETE_HORIZON
-        base_timestamp = timestamps[0]
+        encoded = [section[r.start : r.end] for r in kept]
     if header.attributes & ATTR_TIMESTAMP_TYPE:
         max_timestamp = header.max_timestamp  # LogAppendTime: the append time stays
     else:
-        max_timestamp = max(timestamps)
-    encoded = [
-        encode_record(r.offset_delta, ts - base_timestamp, r.key, r.value, r.headers)
-        for r, ts in zip(kept, timestamps, strict=True)
-    ]
+        max_timestamp = max(header.base_timestamp + r.timestamp_delta for r in kept)
     return encode_batch(header, attributes, base_timestamp, max_timestamp, encoded)
+
+
+def _attributes_position(section: bytes, record: _Scanned) -> int:
+    """Where a record's attributes byte is: right after its length varint."""
+    _, pos = _varint(section, record.start, record.end)
+    return pos
 
 
 # -- grouping, writing and swapping ----------------------------------------------------------
