@@ -32,9 +32,12 @@ writes together, like Kafka's `log.cleaner.io.max.bytes.per.second`):
    until its batch's delete horizon has passed: the first pass that keeps it stamps the horizon
    (now + `delete.retention.ms`) into the batch, attribute bit 6 and the horizon in
    baseTimestamp (KIP-534); a later pass after the horizon drops it. A batch whose records all
-   stay is copied byte for byte. Otherwise its kept records are re-encoded with their original
-   offset deltas (offsets never change), the original codec, base offset, last offset delta,
-   producer id, epoch, base sequence and leader epoch: consumers see the same offsets, and
+   stay is copied byte for byte. Otherwise a new batch is written with the original codec,
+   base offset, last offset delta, producer id, epoch, base sequence and leader epoch, holding
+   the kept records byte for byte (same offset and timestamp deltas, so offsets never change;
+   Kafka's builder rebases timestamps on the first kept record, any base reads the same), or,
+   when the batch gets a delete horizon, with each record's timestamp delta re-encoded against
+   it. Consumers see the same offsets, and
    producer state can still be read from the headers. A batch left with no record is dropped,
    except, written as an empty batch (header only, record count 0, as Kafka's
    `writeEmptyHeader`), when it is the last batch of its producer id in the range (Kafka keeps
@@ -227,7 +230,9 @@ def keyless_record_errors(
     """
     message = f"Compacted topic cannot accept message without key in topic partition {partition}."
     return [
-        (i, message) for i, record in enumerate(_scan_records(header, batch)) if record.key is None
+        (i, message)
+        for i, record in enumerate(_scan_records(header, batch, yield_gil=False))
+        if record.key is None
     ]
 
 
@@ -334,6 +339,9 @@ def _iter_batches(
                     )
                 throttler.consumed(header.size)
                 result.bytes_read += header.size
+                # Let the event loop's thread have the GIL between batches: otherwise it waits
+                # up to the interpreter's switch interval (5 ms) for it, on every request.
+                time.sleep(0)
                 yield header, data
                 rel += header.size
                 pos += header.size
@@ -371,7 +379,9 @@ def _varint(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
         shift += 7
 
 
-def _scan_records(header: BatchHeader, data: bytes | bytearray | memoryview) -> list[_Scanned]:
+def _scan_records(
+    header: BatchHeader, data: bytes | bytearray | memoryview, *, yield_gil: bool = True
+) -> list[_Scanned]:
     """The records of a batch, reading only lengths, deltas, key and the value's length.
 
     Several times faster than decoding whole records (values and headers are never copied):
@@ -399,6 +409,8 @@ def _scan_records(header: BatchHeader, data: bytes | bytearray | memoryview) -> 
             raise CorruptBatch("record fields run past the record")
         out.append(_Scanned(offset_delta, key, value_len < 0, ts_delta, pos, after_ts, end))
         pos = end
+        if yield_gil and not len(out) & 63:
+            time.sleep(0)  # a big batch takes ms to scan: let the event loop's thread in
     if len(out) != header.record_count:
         raise CorruptBatch(f"batch declares {header.record_count} records, holds {len(out)}")
     return out
