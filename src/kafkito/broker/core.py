@@ -256,8 +256,10 @@ class BrokerCore:
         while True:
             try:
                 cleaned = await self.clean_logs()
-            except OSError as exc:
-                log.error("log cleaner: %s", exc)
+            except Exception:
+                # Our bug if it happens, but one failed pass must not end compaction of every
+                # topic for the rest of the process: log it whole and carry on.
+                log.exception("log cleaner pass failed")
                 cleaned = False
             if not cleaned:
                 await asyncio.sleep(self.settings.log_cleaner_backoff_ms / 1000)

@@ -116,6 +116,7 @@ class PartitionLog:
         self._syncing: list[Segment] = []
         """Segments a sync in a worker thread is working on: never deleted meanwhile."""
         self._dir_unsynced = False
+        self.closed = False
         self.cleaning: list[Segment] = []
         """Segments a cleaning pass reads (storage.cleaner): never deleted meanwhile."""
 
@@ -188,6 +189,7 @@ class PartitionLog:
         return now_ms - self.last_flush_ms >= interval
 
     def close(self) -> None:
+        self.closed = True
         for segment in self.segments:
             segment.close()
         for waiter in self._waiters:
@@ -352,7 +354,7 @@ class PartitionLog:
         it was, if `old` is no longer a run of this log's segments (the log was closed).
         """
         starts = [i for i, s in enumerate(self.segments) if s is old[0]]
-        if not starts:
+        if not starts or self.closed:
             return False
         start = starts[0]
         run = self.segments[start : start + len(old)]
