@@ -5,14 +5,16 @@ its tombstone) goes to a topic with cleanup.policy=compact, segment.ms=100 (so e
 in its own segment) and a low min.cleanable.dirty.ratio. Small filler records keep rolling
 segments while we wait (deadline, no fixed wait) until a reader from the beginning sees the
 compacted result: the latest value of every live key at its original offset, no deleted key.
-Then confluent-kafka and kafka-python read from the beginning and from offsets that were cleaned
-away (each gets the next record), and a keyless record is refused with INVALID_RECORD. Against
+Then confluent-kafka, kafka-python and aiokafka read from the beginning and from offsets that
+were cleaned away (each gets the next record), and a keyless record is refused with
+INVALID_RECORD. Against
 Apache Kafka 4.1.1 (one node of our own, its cleaner backoff at 200 ms) the visible result is
 the same: the same values at the same offsets.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -126,6 +128,33 @@ def _read_kp(bootstrap: str, topic: str, start: int, end: int, limit: int = 10**
     return out[:limit] if limit < len(out) else out
 
 
+def _read_aio(bootstrap: str, topic: str, start: int, end: int, limit: int = 10**6) -> list[Record]:
+    """The same with aiokafka."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka import TopicPartition as AioTopicPartition
+
+    async def read() -> list[Record]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        tp = AioTopicPartition(topic, 0)
+        out: list[Record] = []
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and len(out) < limit:
+                polled = await consumer.getmany(timeout_ms=500)
+                records = [r for batch in polled.values() for r in batch]
+                out += [(r.offset, r.key, r.value) for r in records if r.offset < end]
+                if await consumer.position(tp) >= end:
+                    break
+        finally:
+            await consumer.stop()
+        return out[:limit]
+
+    return asyncio.run(read())
+
+
 def _wait_compacted(
     bootstrap: str, topic: str, producer: Producer, expected: list[Record], end: int
 ) -> None:
@@ -143,6 +172,7 @@ def _wait_compacted(
 
 def _check_clients(bootstrap: str, topic: str, expected: list[Record], end: int) -> None:
     assert _read_kp(bootstrap, topic, 0, end) == expected
+    assert _read_aio(bootstrap, topic, 0, end) == expected
     present = [o for o, _, _ in expected]
     gone = [o for o in range(end) if o not in present]
     assert gone
@@ -150,6 +180,7 @@ def _check_clients(bootstrap: str, topic: str, expected: list[Record], end: int)
         following = [r for r in expected if r[0] > offset][:1]
         assert _read_ck(bootstrap, topic, offset, end, limit=1) == following, offset
         assert _read_kp(bootstrap, topic, offset, end, limit=1) == following, offset
+        assert _read_aio(bootstrap, topic, offset, end, limit=1) == following, offset
 
 
 def _keyless_error(bootstrap: str, topic: str) -> int:

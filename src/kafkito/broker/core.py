@@ -271,8 +271,10 @@ class BrokerCore:
         cleaner-offset-checkpoint is written after it.
         """
         plans = []
+        live: set[str] = set()
         for topic in list(self.topics.by_name.values()):
             for p in topic.partitions:
+                live.add(CleanerState.key(p))
                 if CleanerState.key(p) in self._uncleanable:
                     continue
                 plan = plan_cleaning(p, self.cleaner_state, p._clock_ms(), force=force)
@@ -299,6 +301,8 @@ class BrokerCore:
                 result.error,
             )
             return False
+        for gone in set(self.cleaner_state.first_dirty) - live:  # deleted topics
+            del self.cleaner_state.first_dirty[gone]
         await off_loop(self.cleaner_state.save, self.fs, self.topics.log_dir)
         log.info(
             "%s-%d: cleaned offsets %d..%d (%s): %d of %d records removed, %d -> %d bytes",
