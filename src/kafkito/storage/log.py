@@ -12,6 +12,10 @@ deletes whole closed segments (never the active one) by time and by size, moving
 offset forward; a segment is first renamed to `.deleted` so that a crash mid-way leaves a
 leftover that recovery removes, never a half-deleted segment that looks alive.
 
+With `compact` in cleanup.policy the cleaner (`storage.cleaner`) rewrites closed, fsynced
+segments in a worker thread and swaps them in with `replace_segments`; offsets never change,
+so within a segment batch offsets grow with gaps. `compact` alone switches retention off.
+
 Opening is `storage.recovery.open_segments`: load below the recovery point, scan above it.
 
 Durability: `durable_offset` is how far the log is fsynced. When acks wait for fsync
@@ -343,7 +347,7 @@ class PartitionLog:
         active.sync_indexes()
 
     def _pinned(self, segment: Segment) -> bool:
-        """Whether a sync still needs `segment`'s files (it must not be deleted yet)."""
+        """Whether a sync or a cleaning pass still needs `segment`'s files (keep them)."""
         return any(segment is s for s in (*self._sealed_unsynced, *self._syncing, *self.cleaning))
 
     def replace_segments(self, old: list[Segment], new: Segment) -> bool:
