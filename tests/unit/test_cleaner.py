@@ -7,6 +7,7 @@ import math
 import pytest
 from compaction_kit import (
     BASE_TS,
+    DIR,
     Clock,
     Model,
     append_keyed,
@@ -216,3 +217,56 @@ def test_the_throttler_holds_the_rate() -> None:
     unlimited = Throttler(math.inf, clock=lambda: now[0], sleep=sleep)
     unlimited.consumed(10**9)
     assert math.isclose(sum(slept), 1.0, rel_tol=0.05)
+
+
+def test_recovery_completes_a_swap_and_discards_cleaned_files_as_kafka_does() -> None:
+    """Kafka's LogLoader rules on crafted leftovers: `.cleaned` goes, and so does a `.swap` at
+    or above the lowest `.cleaned`; any other `.swap` replaces the segments in its range."""
+    fs, clock, model = FaultyFileSystem(), Clock(), Model()
+    plog = open_compacted(fs, clock)
+    _fill(plog, model, clock, 12)
+    make_durable(plog)
+    segments = [(s.base_offset, s.next_offset) for s in plog.segments]
+    assert len(segments) >= 5
+    first, second = plog.segments[0], plog.segments[1]
+    head = fs.pread(first.fd, first.size, 0) + fs.pread(second.fd, second.size, 0)
+    plog.close()
+    # a complete swap of segments 0 and 1 (the same batches: a cleaning that removed nothing)
+    swap = f"{DIR}/{segments[0][0]:020d}.log.swap"
+    fd = fs.open(swap, create=True)
+    fs.pwrite(fd, head, 0)
+    fs.close(fd)
+    # an unfinished pass further on: its .cleaned and a .swap above it
+    for name in (f"{segments[3][0]:020d}.log.cleaned", f"{segments[4][0]:020d}.log.swap"):
+        fd = fs.open(f"{DIR}/{name}", create=True)
+        fs.pwrite(fd, b"partial", 0)
+        fs.close(fd)
+    reopened = open_compacted(fs, clock, plan=RecoveryPlan(clean=False))
+    names = fs.listdir(DIR)
+    assert not [n for n in names if n.endswith((".cleaned", ".swap"))]
+    assert f"{segments[1][0]:020d}.log" not in names  # replaced by the swap
+    assert [s.base_offset for s in reopened.segments][:2] == [segments[0][0], segments[2][0]]
+    model.check(read_all(reopened), durable_end=reopened.log_end_offset, seed=0)
+
+
+def test_topic_configs_reach_the_log() -> None:
+    from kafkito.broker.configs import log_config_for
+
+    config = log_config_for(
+        {
+            "cleanup.policy": "compact, delete",
+            "min.cleanable.dirty.ratio": "0.25",
+            "delete.retention.ms": "7",
+            "min.compaction.lag.ms": "8",
+            "max.compaction.lag.ms": "9",
+        },
+        message_max_bytes=1000,
+    )
+    assert (config.cleanup_compact, config.cleanup_delete) == (True, True)
+    assert config.min_cleanable_dirty_ratio == 0.25
+    assert (config.delete_retention_ms, config.min_compaction_lag_ms) == (7, 8)
+    assert config.max_compaction_lag_ms == 9
+    default = log_config_for({}, message_max_bytes=1000)
+    assert (default.cleanup_compact, default.cleanup_delete) == (False, True)
+    assert default.min_cleanable_dirty_ratio == 0.5
+    assert default.delete_retention_ms == 86_400_000

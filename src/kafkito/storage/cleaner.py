@@ -8,8 +8,9 @@ A partition whose topic has `compact` in cleanup.policy is split at two offsets:
     [log start ........ first dirty) [first dirty ......... first uncleanable) [... active]
           clean: cleaned before            dirty: written since                 never touched
 
-*first dirty* comes from `cleaner-offset-checkpoint` (one line per partition directory, Kafka's
-file and layout), written after each pass. *First uncleanable* is the base offset of the first
+*first dirty* comes from `cleaner-offset-checkpoint` (Kafka's file name; the lines are those of
+our recovery-point checkpoint, partition directory and offset, where Kafka writes topic,
+partition and offset), written after each pass. *First uncleanable* is the base offset of the first
 segment that is the active one, is not yet fsynced (above the durable offset, or still owed a
 sync after its roll), or holds a record younger than `min.compaction.lag.ms` (the segment's
 largest timestamp, as Kafka does). The log is cleaned when dirty bytes / (clean + dirty bytes)
