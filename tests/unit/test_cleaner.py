@@ -270,3 +270,21 @@ def test_topic_configs_reach_the_log() -> None:
     assert (default.cleanup_compact, default.cleanup_delete) == (False, True)
     assert default.min_cleanable_dirty_ratio == 0.5
     assert default.delete_retention_ms == 86_400_000
+
+
+def test_a_full_offset_map_ends_the_pass_at_a_segment_boundary_and_the_next_goes_on() -> None:
+    fs, clock, model = FaultyFileSystem(), Clock(), Model()
+    plog = open_compacted(fs, clock)
+    _fill(plog, model, clock, 12)
+    make_durable(plog)
+    state = CleanerState()
+    first_end = plog.segments[0].next_offset
+    result = clean_now(fs, plog, state, clock.now_ms, dedupe_buffer_bytes=1)
+    assert result is not None and result.error is None
+    assert result.first_dirty == first_end  # one segment mapped: the budget was spent
+    model.check(read_all(plog), durable_end=plog.log_end_offset, seed=0)
+    while (more := clean_now(fs, plog, state, clock.now_ms, dedupe_buffer_bytes=1)) is not None:
+        assert more.error is None
+    below = plog.segments[-1].base_offset
+    assert state.first_dirty[CleanerState.key(plog)] == below
+    model.check(read_all(plog), durable_end=plog.log_end_offset, seed=0)
