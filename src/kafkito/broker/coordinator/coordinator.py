@@ -375,6 +375,7 @@ class Coordinator:
         self._answer_join(old, _empty_join(old.member_id, ErrorCode.fenced_instance_id))
         self._answer_sync(old, _sync_answer(ErrorCode.fenced_instance_id))
         old_protocol = group.protocol_name
+        old_leader = group.leader_id
         members = {}
         for mid, m in group.members.items():  # keep the join order
             members[member.member_id if mid == old.member_id else mid] = (
@@ -387,16 +388,20 @@ class Coordinator:
             group.leader_id = member.member_id
         self._touch(member)
         if group.state is GroupState.STABLE and group.select_protocol() == old_protocol:
-            is_leader = group.leader_id == member.member_id
+            # No rebalance: the member gets the current generation and keeps its assignment.
+            # Below JoinGroup v9 (all we serve; KIP-814's skip_assignment is v9+) Apache Kafka
+            # answers with the leader id as it was before the replacement and no member list,
+            # so a returning static leader acts as a follower: its empty SyncGroup gets the
+            # stored assignment back, and the other members' assignments are left alone.
             return {
                 "error_code": ErrorCode.none,
                 "generation_id": group.generation,
                 "protocol_type": group.protocol_type,
                 "protocol_name": group.protocol_name,
-                "leader": group.leader_id or "",
+                "leader": old_leader or "",
                 "member_id": member.member_id,
-                "members": group.member_list() if is_leader else [],
-                "skip_assignment": is_leader,
+                "members": [],
+                "skip_assignment": False,
             }
         return await self._await_join(group, member)
 
@@ -878,7 +883,9 @@ class Coordinator:
 def describe(
     group: Group | None, group_id: str, include_authorized_operations: bool
 ) -> dict[str, Any]:
-    """DescribeGroups' view of one group (Kafka's GroupSummary)."""
+    """DescribeGroups' view of one group (Kafka's GroupSummary): outside Stable, members are
+    shown without metadata but with the assignment they hold (ClassicGroupMember's
+    describeNoMetadata), so a group in a rebalance still shows who owns what."""
     operations = GROUP_AUTHORIZED_OPERATIONS if include_authorized_operations else -(2**31)
     if group is None:
         return {
@@ -904,7 +911,7 @@ def describe(
                 "client_id": m.client_id,
                 "client_host": m.client_host,
                 "member_metadata": m.metadata_for(group.protocol_name) if stable else b"",
-                "member_assignment": m.assignment if stable else b"",
+                "member_assignment": m.assignment,
             }
             for m in group.members.values()
         ],

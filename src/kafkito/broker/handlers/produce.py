@@ -41,6 +41,7 @@ from kafkito.storage.log import PartitionLog
 log = logging.getLogger(__name__)
 
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+_VALIDATION_ERRORS = frozenset({ErrorCode.invalid_record, ErrorCode.invalid_timestamp})
 
 # acks=0 fsyncs in flight (asyncio keeps only weak references to tasks).
 _BACKGROUND: set[asyncio.Future[None]] = set()
@@ -114,7 +115,14 @@ async def produce(_: None, ctx: RequestContext) -> object:
                 broker.record_producer(plog, header, base_offset)
             except CorruptBatch as exc:
                 log.warning("produce to %s-%d from %s refused: %s", name, index, ctx.peer, exc)
-                answers.append(ProducePartitionResult(index, exc.code, error_message=str(exc)))
+                # Kafka's RecordValidationException (invalid record or timestamp) answers with
+                # the log start offset; every other refusal with -1 (ReplicaManager).
+                start = plog.log_start_offset if exc.code in _VALIDATION_ERRORS else -1
+                answers.append(
+                    ProducePartitionResult(
+                        index, exc.code, error_message=str(exc), log_start_offset=start
+                    )
+                )
                 first_error = first_error or str(exc)
                 continue
             except BrokerError as exc:
