@@ -65,8 +65,10 @@ SESSION_CHECK_INTERVAL_S = 0.1
 COMPACT_AFTER_RECORDS = 50_000
 """Compact the metadata log after this many coordinator records (and at least 4x the live
 offsets) were appended since the last compaction."""
-GROUP_AUTHORIZED_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
-"""READ, DELETE and DESCRIBE: what a group allows when there is no authorizer."""
+GROUP_AUTHORIZED_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
+"""READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS and ALTER_CONFIGS: what a group allows when there
+is no authorizer (Apache Kafka 4's AclEntry.supportedOperations for GROUP, which gained the two
+config operations with KIP-848's group configs)."""
 
 
 @dataclass(slots=True)
