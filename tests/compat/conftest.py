@@ -34,3 +34,10 @@ def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     with _kafkito(tmp_path) as bootstrap:
         yield bootstrap
+
+
+@pytest.fixture
+def kafkito_broker(tmp_path: Path) -> Iterator[str]:
+    """A fresh kafkito broker, for a test in a module whose `broker` means any broker."""
+    with _kafkito(tmp_path) as bootstrap:
+        yield bootstrap
