@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import time
 import uuid
 from typing import Any
 
@@ -327,3 +328,78 @@ def test_list_offsets_answers(brokers: Brokers, version: int) -> None:
             return seen
 
     run_differential(scenario, brokers)
+
+
+INIT_PRODUCER_ID = 22
+_RETRIABLE = {"coordinator_load_in_progress", "coordinator_not_available", "not_coordinator"}
+
+
+def _init_producer_id(
+    client: WireClient,
+    version: int,
+    *,
+    transactional_id: str | None = None,
+    pid: int = -1,
+    epoch: int = -1,
+) -> Any:
+    answer = client.request(
+        INIT_PRODUCER_ID,
+        version,
+        {
+            "transactional_id": transactional_id,
+            "transaction_timeout": 60_000,
+            "producer_id": pid,
+            "producer_epoch": epoch,
+        },
+    )
+    return plain(answer.error_code), int(answer.producer_id), int(answer.producer_epoch)
+
+
+@pytest.mark.parametrize("version", [0, 4])
+def test_idempotent_producer(brokers: Brokers, version: int) -> None:
+    """InitProducerId v0 (aiokafka) and v4 (librdkafka, kafka-python), then sequences: a
+    duplicate gets its original offset, a gap, an old epoch and a new epoch are each answered
+    as Kafka answers them."""
+
+    def scenario(bootstrap: str) -> Observations:
+        topic = unique("idem")
+        create_topic(bootstrap, topic, 1)
+        with WireClient(bootstrap) as client:
+            # Apache Kafka answers COORDINATOR_LOAD_IN_PROGRESS until its transaction
+            # coordinator is up, which clients retry: the answer after that is the observation
+            deadline = time.monotonic() + 30
+            while (answer := _init_producer_id(client, version))[0] in _RETRIABLE:
+                assert time.monotonic() < deadline, f"InitProducerId still answers {answer}"
+                time.sleep(0.1)
+            error, pid, epoch = answer
+            # producer ids come from a cluster-wide allocator (Kafka hands out blocks of them
+            # from its controller): what a client relies on is a valid id and epoch 0
+            seen: Observations = {"init": [error, pid >= 0, epoch]}
+
+            def send(seq: int, n: int = 2, *, ep: int = epoch, producer: int = pid) -> Any:
+                batch = _batch(n, producer_id=producer, producer_epoch=ep, base_sequence=seq)
+                return _produce(client, 9, topic, 0, batch)
+
+            seen["seq 0"] = send(0)
+            seen["seq 0 again"] = send(0)
+            seen["seq 2"] = send(2)
+            seen["seq 0 again, no longer last"] = send(0)
+            seen["gap: seq 7"] = send(7)
+            seen["seq 4"] = send(4)
+            seen["next epoch, seq 0"] = send(0, ep=epoch + 1)
+            seen["old epoch"] = send(6, ep=epoch)
+            seen["unknown pid, seq 3"] = send(3, producer=pid + 1000)
+            seen["unknown pid, seq 0"] = send(0, producer=pid + 1001)
+            if version >= 3:
+                bumped = _init_producer_id(client, version, pid=pid, epoch=epoch + 1)
+                seen["KIP-360 bump"] = [bumped[0], bumped[1] == pid, bumped[2]]
+                stale = _init_producer_id(client, version, pid=pid, epoch=epoch)
+                seen["KIP-360 stale epoch"] = [stale[0], stale[1] == pid, stale[2]]
+            seen["transactional"] = _init_producer_id(
+                client, version, transactional_id=unique("tx")
+            )[0]
+        return seen
+
+    # transactions are not implemented (docs/broker.md): kafkito refuses a transactional id
+    allowed = {"transactional": "transactions are not implemented"}
+    run_differential(scenario, brokers, allowed=allowed)

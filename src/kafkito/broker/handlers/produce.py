@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 _VALIDATION_ERRORS = frozenset({ErrorCode.invalid_record, ErrorCode.invalid_timestamp})
+_PRODUCER_STATE_ERRORS = frozenset(
+    {ErrorCode.out_of_order_sequence_number, ErrorCode.invalid_producer_epoch}
+)
 
 # acks=0 fsyncs in flight (asyncio keeps only weak references to tasks).
 _BACKGROUND: set[asyncio.Future[None]] = set()
@@ -103,8 +106,15 @@ async def produce(_: None, ctx: RequestContext) -> object:
                     raise StorageError("the log is read-only after an fsync failure")
                 duplicate = broker.check_producer(plog, header)
                 if duplicate is not None:
+                    # Apache Kafka answers a duplicate with the batch's max timestamp as its
+                    # log_append_time (ProducerStateManager's BatchMetadata), even under
+                    # CreateTime; a retry carries the original's timestamps, so ours is it.
                     answer = ProducePartitionResult(
-                        index, ErrorCode.none, duplicate, log_start_offset=plog.log_start_offset
+                        index,
+                        ErrorCode.none,
+                        duplicate,
+                        log_append_time_ms=header.max_timestamp,
+                        log_start_offset=plog.log_start_offset,
                     )
                     answers.append(answer)
                     # the original's fsync may still be in flight: answer once it is durable
@@ -126,7 +136,13 @@ async def produce(_: None, ctx: RequestContext) -> object:
                 first_error = first_error or str(exc)
                 continue
             except BrokerError as exc:
-                answers.append(ProducePartitionResult(index, exc.code, error_message=str(exc)))
+                # sequence and epoch refusals carry the log start offset in Kafka's answer
+                start = plog.log_start_offset if exc.code in _PRODUCER_STATE_ERRORS else -1
+                answers.append(
+                    ProducePartitionResult(
+                        index, exc.code, error_message=str(exc), log_start_offset=start
+                    )
+                )
                 first_error = first_error or str(exc)
                 continue
             except (StorageError, OSError) as exc:
