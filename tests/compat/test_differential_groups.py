@@ -232,6 +232,7 @@ class Member:
         generation: int | None = None,
         member_id: str | None = None,
         group: str | None = None,
+        metadata: str | None = None,
     ) -> Any:
         answer = self.client.request(
             COMMIT,
@@ -252,7 +253,7 @@ class Member:
                                 "partition_index": p,
                                 "committed_offset": o,
                                 "committed_leader_epoch": 0,
-                                "committed_metadata": f"meta-{self.letter}-{o}",
+                                "committed_metadata": metadata or f"meta-{self.letter}-{o}",
                             }
                             for p, o in offsets.items()
                         ],
@@ -447,6 +448,8 @@ def test_group_life_cycle(brokers: Brokers, client: str) -> None:
             seen["commit unknown member"] = a.commit(topic, {0: 6}, member_id="nobody")
             seen["commit as no member"] = a.commit(topic, {0: 6}, generation=-1, member_id="")
             seen["commit unknown topic"] = a.commit(unique("gt-absent"), {0: 1})
+            seen["commit metadata too large"] = a.commit(topic, {1: 8}, metadata="m" * 5000)
+            seen["commit negative offset"] = a.commit(topic, {1: -5})
             seen["offsets"] = offset_fetch(admin, v.fetch, group, topic, [0, 1, 2])
             seen["B join without id"] = b.join()
             b.send_join()  # waits for the rebalance to complete

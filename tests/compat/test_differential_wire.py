@@ -184,13 +184,15 @@ def _fetch(
     epoch: int = -1,
     partition: int = 0,
     isolation: int = 0,
+    max_bytes: int = 10_000_000,
+    partition_max_bytes: int = 1_000_000,
 ) -> dict[str, Any]:
     body = {
         "replica_id": -1,
         "replica_state": {"replica_id": -1, "replica_epoch": -1},
         "max_wait": 50,
         "min_bytes": 0,
-        "max_bytes": 10_000_000,
+        "max_bytes": max_bytes,
         "isolation_level": isolation,
         "session_id": 0,
         "session_epoch": -1,
@@ -205,7 +207,7 @@ def _fetch(
                         "fetch_offset": offset,
                         "last_fetched_epoch": -1,
                         "log_start_offset": -1,
-                        "partition_max_bytes": 1_000_000,
+                        "partition_max_bytes": partition_max_bytes,
                     }
                 ],
             }
@@ -264,6 +266,13 @@ def test_fetch_answers_and_errors(brokers: Brokers, version: int) -> None:
                 "read_committed": _fetch(client, version, topic, topic_id, 0, isolation=1),
                 "unknown partition": _fetch(client, version, topic, topic_id, 0, partition=3),
                 "unknown topic": _fetch(client, version, unique("fe-absent"), uuid.uuid4(), 0),
+                # KIP-74: at least one whole batch, however small the limits
+                "one byte allowed": _fetch(
+                    client, version, topic, topic_id, 0, max_bytes=1, partition_max_bytes=1
+                ),
+                "room for one batch": _fetch(
+                    client, version, topic, topic_id, 0, partition_max_bytes=100
+                ),
             }
             return seen
 
