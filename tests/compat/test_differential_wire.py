@@ -412,3 +412,36 @@ def test_idempotent_producer(brokers: Brokers, version: int) -> None:
     # transactions are not implemented (docs/broker.md): kafkito refuses a transactional id
     allowed = {"transactional": "transactions are not implemented"}
     run_differential(scenario, brokers, allowed=allowed)
+
+
+def test_produce_acks_0(brokers: Brokers) -> None:
+    """acks=0 gets no answer; a refused acks=0 batch closes the connection (the only way the
+    producer can learn of it), as Kafka does; a valid one leaves it open."""
+
+    def scenario(bootstrap: str) -> Observations:
+        topic = unique("a0")
+        create_topic(bootstrap, topic, 1)
+        body = {
+            "transactional_id": None,
+            "acks": 0,
+            "timeout": 10_000,
+            "topic_data": [{"name": topic, "partition_data": [{"index": 0, "records": _batch(1)}]}],
+        }
+        seen: Observations = {}
+        with WireClient(bootstrap) as client:
+            client.send(PRODUCE, 9, body)
+            seen["no answer, still open"] = not client.closed_by_peer(timeout_s=0.5)
+            # the record becomes visible once written (kafkito: once fsynced, in the background)
+            deadline = time.monotonic() + 10
+            while (end := _list_offsets(client, 9, topic, -1))["offset"] < 1:
+                assert time.monotonic() < deadline, f"the acks=0 record never showed: {end}"
+                time.sleep(0.05)
+            seen["end offset"] = end
+        with WireClient(bootstrap) as client:
+            unknown_partition = [{"index": 3, "records": _batch(1)}]
+            bad = {**body, "topic_data": [{"name": topic, "partition_data": unknown_partition}]}
+            client.send(PRODUCE, 9, bad)
+            seen["after a refused acks=0: closed"] = client.closed_by_peer(timeout_s=5)
+        return seen
+
+    run_differential(scenario, brokers)
