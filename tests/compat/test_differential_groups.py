@@ -68,6 +68,7 @@ CLIENTS = {
     "aiokafka": Versions(
         join=5, sync=3, heartbeat=1, leave=1, commit=3, fetch=3, describe=3, find=1
     ),
+    "kcat": Versions(join=5, sync=3, heartbeat=3, leave=1, commit=7, fetch=7, describe=5, find=2),
     "kafka-python": Versions(
         join=7, sync=5, heartbeat=4, leave=5, commit=8, fetch=8, describe=5, find=6
     ),

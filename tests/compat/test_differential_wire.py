@@ -86,7 +86,20 @@ def test_metadata(brokers: Brokers, version: int) -> None:
         topic = unique("md")
         create_topic(bootstrap, topic, 3)
         with WireClient(bootstrap) as client:
+            by_id: Any = "<v10"
+            if version >= 10:
+                answer = client.request(
+                    METADATA,
+                    version,
+                    {
+                        "topics": [{"name": None, "topic_id": _topic_id(client, topic)}],
+                        "allow_auto_topic_creation": False,
+                        "include_topic_authorized_operations": False,
+                    },
+                )
+                by_id = [(t.name == topic, plain(t.error_code)) for t in answer.topics]
             return {
+                "by topic id": by_id,
                 "existing": metadata_shape(client, version, [topic]),
                 "unknown": metadata_shape(client, version, [unique("md-absent")]),
                 "invalid name": metadata_shape(client, version, ["bad/name"]),
@@ -280,18 +293,25 @@ def test_fetch_answers_and_errors(brokers: Brokers, version: int) -> None:
 
 
 def _list_offsets(
-    client: WireClient, version: int, topic: str, timestamp: int, partition: int = 0
+    client: WireClient,
+    version: int,
+    topic: str,
+    timestamp: int,
+    partition: int = 0,
+    *,
+    epoch: int = -1,
+    isolation: int = 0,
 ) -> Any:
     body = {
         "replica_id": -1,
-        "isolation_level": 0,
+        "isolation_level": isolation,
         "topics": [
             {
                 "name": topic,
                 "partitions": [
                     {
                         "partition_index": partition,
-                        "current_leader_epoch": -1,
+                        "current_leader_epoch": epoch,
                         "timestamp": timestamp,
                         "max_num_offsets": 1,
                     }
@@ -333,6 +353,9 @@ def test_list_offsets_answers(brokers: Brokers, version: int) -> None:
             }
             seen = {name: _list_offsets(client, version, topic, ts) for name, ts in wanted.items()}
             seen["unknown partition"] = _list_offsets(client, version, topic, -1, partition=4)
+            seen["epoch 0"] = _list_offsets(client, version, topic, -1, epoch=0)
+            seen["epoch above"] = _list_offsets(client, version, topic, -1, epoch=5)
+            seen["read_committed latest"] = _list_offsets(client, version, topic, -1, isolation=1)
             seen["unknown topic"] = _list_offsets(client, version, unique("lo-absent"), -1)
             return seen
 
