@@ -2,7 +2,8 @@
 
 Two confluent-kafka members subscribe with one assignor (range, roundrobin, cooperative-sticky:
 the leader computes the assignment client-side from both members' metadata), commit offsets
-with metadata strings, one leaves, the other takes everything, and both close. Along the way the
+with metadata strings, one leaves, the other takes everything, and both close; the same with
+two kafka-python members (roundrobin) and two aiokafka members (range). Along the way the
 group is described and its offsets listed by each admin client the way it shows them
 (confluent-kafka's AdminClient, kafka-python's KafkaAdminClient, aiokafka's
 AIOKafkaAdminClient), and the observations are compared with Apache Kafka's.
@@ -238,3 +239,175 @@ def group_scenario(assignor: str) -> Callable[[str], Observations]:
 @pytest.mark.parametrize("assignor", ["range", "roundrobin", "cooperative-sticky"])
 def test_two_members_describe_commit_leave(brokers: Brokers, assignor: str) -> None:
     run_differential(group_scenario(assignor), brokers)
+
+
+def _produce_spread(bootstrap: str, topic: str) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for i in range(PARTITIONS * 2):
+        producer.produce(topic, value=f"v{i}".encode(), partition=i % PARTITIONS)
+    assert producer.flush(15) == 0
+
+
+def kafka_python_group_scenario(bootstrap: str) -> Observations:
+    """Two kafka-python members (each in its own thread: KafkaConsumer joins inside poll),
+    roundrobin; m1 commits with metadata, m2 leaves, m1 takes everything."""
+    import threading
+
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+    from kafka.structs import OffsetAndMetadata
+
+    topic, group = unique("kpg"), unique("kpgg")
+    create_topic(bootstrap, topic, PARTITIONS)
+    _produce_spread(bootstrap, topic)
+    owned: dict[str, list[int]] = {}
+    stops = {name: threading.Event() for name in ("m1", "m2")}
+    commit_now, committed = threading.Event(), threading.Event()
+
+    def run(name: str) -> None:
+        c = KafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            client_id=name,
+            partition_assignment_strategy=[RoundRobinPartitionAssignor],
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=200,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        try:
+            while not stops[name].is_set():
+                c.poll(timeout_ms=100)
+                owned[name] = sorted(tp.partition for tp in c.assignment())
+                if name == "m1" and commit_now.is_set() and not committed.is_set():
+                    c.commit(
+                        {
+                            TopicPartition(topic, p): OffsetAndMetadata(1, "meta-m1", -1)
+                            for p in owned[name]
+                        }
+                    )
+                    committed.set()
+        finally:
+            c.close()  # LeaveGroup
+            owned.pop(name, None)
+
+    threads = {name: threading.Thread(target=run, args=(name,), daemon=True) for name in stops}
+    seen: Observations = {}
+
+    def shape(n: int) -> bool:
+        parts = list(owned.values())
+        return len(parts) == n and all(parts) and sum(map(len, parts)) == PARTITIONS
+
+    def stable(n: int) -> bool:
+        return shape(n) and ck_describe(bootstrap, group)["state"] == "STABLE"
+
+    try:
+        threads["m1"].start()
+        _wait(lambda: stable(1), 60, "m1 alone", lambda: time.sleep(0.1))
+        threads["m2"].start()
+        _wait(lambda: stable(2), 60, "two members", lambda: time.sleep(0.1))
+        seen["two members"] = sorted(map(len, owned.values()))
+        seen["describe two"] = {name: d(bootstrap, group) for name, d in DESCRIBERS.items()}
+        commit_now.set()
+        _wait(committed.is_set, 30, "m1's commit", lambda: time.sleep(0.05))
+        offsets = offsets_every_way(bootstrap, group, topic)
+        seen["offsets"] = {
+            client: sorted(row[1:] for row in rows if row[1] not in (-1, -1001))
+            for client, rows in offsets.items()
+        }
+        stops["m2"].set()
+        threads["m2"].join(30)
+        _wait(lambda: stable(1), 60, "m1 alone again", lambda: time.sleep(0.1))
+        seen["after leave"] = list(owned.values())
+    finally:
+        for name, stop in stops.items():
+            stop.set()
+            if threads[name].is_alive():
+                threads[name].join(30)
+    seen["describe closed"] = {name: d(bootstrap, group) for name, d in DESCRIBERS.items()}
+    return scrub(seen, {topic: "<topic>", group: "<group>"})
+
+
+def aiokafka_group_scenario(bootstrap: str) -> Observations:
+    """Two aiokafka members (range, the default), m1 commits with metadata, m2 leaves."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.structs import OffsetAndMetadata
+
+    topic, group = unique("aiog"), unique("aiogg")
+    create_topic(bootstrap, topic, PARTITIONS)
+    _produce_spread(bootstrap, topic)
+
+    async def run() -> Observations:
+        def member(name: str) -> Any:
+            return AIOKafkaConsumer(
+                topic,
+                bootstrap_servers=bootstrap,
+                group_id=group,
+                client_id=name,
+                session_timeout_ms=6000,
+                heartbeat_interval_ms=200,
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+            )
+
+        members = [member("m1")]
+        await members[0].start()
+
+        def owned() -> list[list[int]]:
+            return [sorted(tp.partition for tp in c.assignment()) for c in members]
+
+        async def settle(n: int, what: str) -> None:
+            deadline = time.monotonic() + 60
+            while True:
+                parts = owned()
+                ok = len(parts) == n and all(parts) and sum(map(len, parts)) == PARTITIONS
+                describe = await asyncio.to_thread(ck_describe, bootstrap, group)
+                if ok and describe["state"] == "STABLE":
+                    return
+                assert time.monotonic() < deadline, f"timed out waiting for {what}"
+                await asyncio.gather(*(c.getmany(timeout_ms=100) for c in members))
+
+        seen: Observations = {}
+        try:
+            await settle(1, "m1 alone")
+            members.append(member("m2"))
+            await members[1].start()
+            await settle(2, "two members")
+            seen["two members"] = sorted(map(len, owned()))
+            seen["describe two"] = {
+                name: await asyncio.to_thread(d, bootstrap, group) for name, d in DESCRIBERS.items()
+            }
+            mine = owned()[0]
+            await members[0].commit(
+                {TopicPartition(topic, p): OffsetAndMetadata(1, "meta-m1") for p in mine}
+            )
+            offsets = await asyncio.to_thread(offsets_every_way, bootstrap, group, topic)
+            seen["offsets"] = {
+                client: sorted(row[1:] for row in rows if row[1] not in (-1, -1001))
+                for client, rows in offsets.items()
+            }
+            await members.pop().stop()  # LeaveGroup
+            await settle(1, "m1 alone again")
+            seen["after leave"] = owned()
+        finally:
+            for c in members:
+                await c.stop()
+        return seen
+
+    seen = asyncio.run(run())
+    seen["describe closed"] = {name: d(bootstrap, group) for name, d in DESCRIBERS.items()}
+    return scrub(seen, {topic: "<topic>", group: "<group>"})
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [kafka_python_group_scenario, aiokafka_group_scenario],
+    ids=["kafka-python", "aiokafka"],
+)
+def test_two_members_of_the_other_clients(
+    brokers: Brokers, scenario: Callable[[str], Observations]
+) -> None:
+    run_differential(scenario, brokers)
