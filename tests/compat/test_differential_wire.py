@@ -468,3 +468,61 @@ def test_produce_acks_0(brokers: Brokers) -> None:
         return seen
 
     run_differential(scenario, brokers)
+
+
+def _read_timestamps(bootstrap: str, topic: str, stamps: list[Any]) -> list[Any]:
+    """(timestamp type, which stamp) of each record as confluent-kafka reads it."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("lat-read")})
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        seen: list[Any] = []
+        deadline = time.monotonic() + 15
+        while len(seen) < 3 and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                ts_type, ts = msg.timestamp()
+                seen.append((ts_type, stamps.index(ts) if ts in stamps else ts))
+        return seen
+    finally:
+        consumer.close()
+
+
+def test_log_append_time_topic(brokers: Brokers) -> None:
+    """A topic with message.timestamp.type=LogAppendTime: the broker stamps each batch; the
+    Produce answer carries that time, Fetch returns the batch with the timestamp-type bit set
+    and max_timestamp rewritten (its CRC recomputed), and ListOffsets by time uses it."""
+
+    def scenario(bootstrap: str) -> Observations:
+        topic = unique("lat")
+        create_topic(bootstrap, topic, 1, **{"message.timestamp.type": "LogAppendTime"})
+        with WireClient(bootstrap) as client:
+            before = int(time.time() * 1000)
+            answers = [_produce(client, 9, topic, 0, _batch(n)) for n in (2, 1)]
+            after = int(time.time() * 1000)
+            topic_id = _topic_id(client, topic)
+            fetched = _fetch(client, 12, topic, topic_id, 0)
+            (part,) = fetched["topics"]
+            stamps = [a.pop("log_append_time") for a in answers]
+            # the broker's clock: compared as "within the produce calls" and as relations
+            seen: Observations = {
+                "answers": answers,
+                "stamped now": [isinstance(s, int) and before <= s <= after for s in stamps],
+                "confluent-kafka reads": _read_timestamps(bootstrap, topic, stamps),
+                "batches": [
+                    {
+                        "attributes": b["attributes"],
+                        "first_ts": b["first_ts"],
+                        "max_ts is the stamp": b["max_ts"] == stamps[i],
+                        "count": b["count"],
+                    }
+                    for i, b in enumerate(part["batches"])
+                ],
+                "by stamp": _list_offsets(client, 9, topic, stamps[1])["offset"],
+                "by the producer's time": _list_offsets(client, 9, topic, BASE_TS)["offset"],
+                "max timestamp": _list_offsets(client, 9, topic, -3)["offset"],
+            }
+        return seen
+
+    run_differential(scenario, brokers)

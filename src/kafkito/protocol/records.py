@@ -216,6 +216,26 @@ def patch_batch(
     _EPOCH.pack_into(buf, pos + 12, leader_epoch)
 
 
+_ATTRIBUTES = struct.Struct(">h")
+_TIMESTAMP = struct.Struct(">q")
+_CRC = struct.Struct(">I")
+
+
+def stamp_log_append_time(batch: bytearray, header: BatchHeader, now_ms: int) -> BatchHeader:
+    """Mark a whole produced batch as LogAppendTime, as Kafka does for a topic with
+    message.timestamp.type=LogAppendTime: the timestamp-type attribute is set, max_timestamp
+    becomes the broker's `now_ms` (every record then reads as that time; the records' own
+    deltas stay, unread), and the CRC, which covers both, is computed again. Pure; in place.
+    Returns the header as now stored.
+    """
+    attributes = header.attributes | ATTR_TIMESTAMP_TYPE
+    _ATTRIBUTES.pack_into(batch, 21, attributes)
+    _TIMESTAMP.pack_into(batch, 35, now_ms)
+    crc = int(_crc32c.crc32c(memoryview(batch)[21 : header.size]))
+    _CRC.pack_into(batch, 17, crc)
+    return header._replace(attributes=attributes, max_timestamp=now_ms, crc=crc)
+
+
 def iter_batch_headers(
     buf: bytes | bytearray | memoryview, start: int = 0
 ) -> Iterator[tuple[int, BatchHeader]]:

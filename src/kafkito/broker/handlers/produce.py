@@ -1,6 +1,8 @@
 """Produce (key 0), v3-11.
 
-v3: record batch v2 only, transactional_id. v5: log_start_offset in the answer. v8:
+v3: record batch v2 only, transactional_id. v2+: log_append_time in the answer (-1 unless the
+topic's message.timestamp.type is LogAppendTime: then the broker stamps each batch and answers
+the time it used). v5: log_start_offset in the answer. v8:
 record_errors and error_message. v9: flexible. v10-11: no change we act on (KIP-951 leader hints
 are tagged and left at their defaults).
 
@@ -26,6 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Mapping
+from typing import Any
 
 from kafkito.broker.dispatch import NO_RESPONSE, RawBody, RequestContext, handler
 from kafkito.errors import BrokerError, CorruptBatch, ErrorCode, ProtocolError, StorageError
@@ -35,7 +40,7 @@ from kafkito.protocol.hot.produce import (
     encode_produce_response,
     parse_produce_request,
 )
-from kafkito.protocol.records import validate_produced_batch
+from kafkito.protocol.records import stamp_log_append_time, validate_produced_batch
 from kafkito.storage.log import PartitionLog
 
 log = logging.getLogger(__name__)
@@ -54,6 +59,15 @@ def _forget_background(task: asyncio.Future[None]) -> None:
     _BACKGROUND.discard(task)
     if not task.cancelled() and task.exception() is not None:
         log.error("background fsync after an acks=0 produce failed: %s", task.exception())
+
+
+def _log_append_time(topic: Any, broker_extra: Mapping[str, Any]) -> bool:
+    """Whether the topic's message.timestamp.type (or the broker's
+    log.message.timestamp.type) is LogAppendTime: the broker then stamps each batch."""
+    configured = topic.configs.get("message.timestamp.type") if topic is not None else None
+    if configured is None:
+        configured = broker_extra.get("log.message.timestamp.type", "CreateTime")
+    return str(configured) == "LogAppendTime"
 
 
 @handler(0, versions=PRODUCE_VERSIONS, raw=True)
@@ -121,6 +135,10 @@ async def produce(_: None, ctx: RequestContext) -> object:
                     to_sync.append((plog, duplicate, answer))
                     continue
                 batch = bytearray(records)  # the one copy: the log patches it in place
+                append_time = -1
+                if _log_append_time(topic, broker.settings.extra):
+                    append_time = int(time.time() * 1000)
+                    header = stamp_log_append_time(batch, header, append_time)
                 base_offset = plog.append(batch, header)
                 broker.record_producer(plog, header, base_offset)
             except CorruptBatch as exc:
@@ -155,7 +173,11 @@ async def produce(_: None, ctx: RequestContext) -> object:
                 first_error = first_error or str(exc)
                 continue
             answer = ProducePartitionResult(
-                index, ErrorCode.none, base_offset, log_start_offset=plog.log_start_offset
+                index,
+                ErrorCode.none,
+                base_offset,
+                log_append_time_ms=append_time,
+                log_start_offset=plog.log_start_offset,
             )
             answers.append(answer)
             to_sync.append((plog, header.last_offset_delta + base_offset, answer))
