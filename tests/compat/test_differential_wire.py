@@ -128,6 +128,8 @@ def _produce(
     seen.pop("index")
     seen.pop("current_leader", None)  # v10+ only, filled on NOT_LEADER errors
     seen.pop("error_message", None)  # free text, Java's wording
+    # each record error: its index; the message is free text (and names the broker's clock)
+    seen["record_errors"] = [e["batch_index"] for e in seen.get("record_errors") or []]
     return seen
 
 
@@ -524,5 +526,36 @@ def test_log_append_time_topic(brokers: Brokers) -> None:
                 "max timestamp": _list_offsets(client, 9, topic, -3)["offset"],
             }
         return seen
+
+    run_differential(scenario, brokers)
+
+
+def test_topic_limits_on_produce(brokers: Brokers) -> None:
+    """Per-topic limits a Produce must respect: max.message.bytes and the timestamp bounds
+    (message.timestamp.before/after.max.ms), with the error codes and record errors Kafka
+    answers."""
+
+    def scenario(bootstrap: str) -> Observations:
+        topic = unique("lim")
+        create_topic(
+            bootstrap,
+            topic,
+            1,
+            **{
+                "max.message.bytes": "1000",
+                "message.timestamp.before.max.ms": "3600000",
+                "message.timestamp.after.max.ms": "3600000",
+            },
+        )
+        now = int(time.time() * 1000)
+        big = record_batch([(None, b"x" * 2000, [])], base_timestamp_ms=now)
+        with WireClient(bootstrap) as client:
+            return {
+                "fits": _produce(client, 9, topic, 0, _batch(1, ts=now)),
+                "above max.message.bytes": _produce(client, 9, topic, 0, big),
+                "a day old": _produce(client, 9, topic, 0, _batch(2, ts=now - 86_400_000)),
+                "a day ahead": _produce(client, 9, topic, 0, _batch(1, ts=now + 86_400_000)),
+                "after the refusals": _produce(client, 9, topic, 0, _batch(1, ts=now)),
+            }
 
     run_differential(scenario, brokers)

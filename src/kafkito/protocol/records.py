@@ -52,6 +52,8 @@ __all__ = [
     "read_varint",
     "read_varlong",
     "records_section",
+    "stamp_log_append_time",
+    "timestamps_out_of_range",
     "validate_produced_batch",
     "write_varint",
 ]
@@ -496,6 +498,27 @@ def records_section(
     if header.codec == CODEC_NONE:
         return body
     return decompress(header.codec, body, max_bytes=max_bytes)
+
+
+def timestamps_out_of_range(
+    batch: bytes | bytearray | memoryview,
+    header: BatchHeader,
+    lowest_ms: int,
+    highest_ms: int,
+    *,
+    max_bytes: int = MAX_UNCOMPRESSED_BATCH_BYTES,
+) -> list[tuple[int, int]]:
+    """(index, timestamp) of each record whose CreateTime lies outside [lowest_ms, highest_ms]:
+    Kafka's message.timestamp.before/after.max.ms check (LogValidator, per record since
+    KIP-937). Walks the records (decompressing within `max_bytes`); a caller skips it when the
+    bounds are unlimited, as they are by default. Pure."""
+    section = records_section(batch, header, max_bytes=max_bytes)
+    out = []
+    for i, record in enumerate(iter_records(section, header.record_count)):
+        timestamp = header.base_timestamp + record.timestamp_delta
+        if not lowest_ms <= timestamp <= highest_ms:
+            out.append((i, timestamp))
+    return out
 
 
 # -- building batches (tests, benchmarks, control records) --------------------------------------

@@ -40,7 +40,11 @@ from kafkito.protocol.hot.produce import (
     encode_produce_response,
     parse_produce_request,
 )
-from kafkito.protocol.records import stamp_log_append_time, validate_produced_batch
+from kafkito.protocol.records import (
+    stamp_log_append_time,
+    timestamps_out_of_range,
+    validate_produced_batch,
+)
 from kafkito.storage.log import PartitionLog
 
 log = logging.getLogger(__name__)
@@ -68,6 +72,48 @@ def _log_append_time(topic: Any, broker_extra: Mapping[str, Any]) -> bool:
     if configured is None:
         configured = broker_extra.get("log.message.timestamp.type", "CreateTime")
     return str(configured) == "LogAppendTime"
+
+
+_UNLIMITED_MS = (1 << 63) - 1
+"""message.timestamp.before/after.max.ms's default (Long.MAX_VALUE): no bound, no check."""
+
+
+def _bound_ms(topic: Any, broker_extra: Mapping[str, Any], name: str) -> int:
+    configured = topic.configs.get(name) if topic is not None else None
+    if configured is None:
+        configured = broker_extra.get(f"log.{name}", _UNLIMITED_MS)
+    return int(configured)
+
+
+def _check_timestamps(
+    records: Any, header: Any, topic: Any, broker_extra: Mapping[str, Any]
+) -> ProducePartitionResult | None:
+    """INVALID_TIMESTAMP, with one record error per record outside the topic's
+    message.timestamp.before/after.max.ms window around now, as Kafka answers; None when the
+    batch passes (or the window is unlimited, the default: then nothing is walked)."""
+    before_ms = _bound_ms(topic, broker_extra, "message.timestamp.before.max.ms")
+    after_ms = _bound_ms(topic, broker_extra, "message.timestamp.after.max.ms")
+    if before_ms >= _UNLIMITED_MS and after_ms >= _UNLIMITED_MS:
+        return None
+    now = int(time.time() * 1000)
+    lowest = now - before_ms if before_ms < _UNLIMITED_MS else -_UNLIMITED_MS
+    highest = now + after_ms if after_ms < _UNLIMITED_MS else _UNLIMITED_MS
+    bad = timestamps_out_of_range(records, header, lowest, highest)
+    if not bad:
+        return None
+    return ProducePartitionResult(
+        -1,
+        ErrorCode.invalid_timestamp,
+        error_message="one or more records have been rejected due to invalid timestamp",
+        record_errors=[
+            (
+                i,
+                f"Timestamp {ts} of message with offset {i} is out of range. "
+                f"The timestamp should be within [{lowest}, {highest}]",
+            )
+            for i, ts in bad
+        ],
+    )
 
 
 @handler(0, versions=PRODUCE_VERSIONS, raw=True)
@@ -116,6 +162,15 @@ async def produce(_: None, ctx: RequestContext) -> object:
                     max_message_bytes=plog.config.max_message_bytes,
                     check_uncompressed_records=False,
                 )
+                stamped = _log_append_time(topic, broker.settings.extra)
+                if not stamped:
+                    refused = _check_timestamps(records, header, topic, broker.settings.extra)
+                    if refused is not None:
+                        refused.index = index
+                        refused.log_start_offset = plog.log_start_offset
+                        answers.append(refused)
+                        first_error = first_error or str(refused.error_message)
+                        continue
                 if broker.committer.failure(plog) is not None:
                     raise StorageError("the log is read-only after an fsync failure")
                 duplicate = broker.check_producer(plog, header)
@@ -136,7 +191,7 @@ async def produce(_: None, ctx: RequestContext) -> object:
                     continue
                 batch = bytearray(records)  # the one copy: the log patches it in place
                 append_time = -1
-                if _log_append_time(topic, broker.settings.extra):
+                if stamped:
                     append_time = int(time.time() * 1000)
                     header = stamp_log_append_time(batch, header, append_time)
                 base_offset = plog.append(batch, header)

@@ -1,4 +1,4 @@
-"""stamp_log_append_time: a produced batch marked LogAppendTime in place, as Kafka does."""
+"""Produce-time timestamp rules on raw batches: LogAppendTime stamping, the CreateTime window."""
 
 from __future__ import annotations
 
@@ -33,3 +33,20 @@ def test_stamp_sets_the_type_bit_and_max_timestamp_and_keeps_the_crc_valid() -> 
                 [(b"k", b"v1"), (None, b"v2")], base_timestamp=1_700_000_000_000, codec=codec
             )[61:]
         )
+
+
+def test_timestamps_out_of_range_names_each_record_outside_the_window() -> None:
+    from kafkito.protocol.records import timestamps_out_of_range
+
+    records = [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")]
+    for codec in (0, 3):  # none, lz4
+        batch = build_batch(records, base_timestamp=1000, codec=codec)
+        header = validate_produced_batch(batch, max_message_bytes=1 << 20)
+        # build_batch gives every record the base timestamp
+        assert timestamps_out_of_range(batch, header, 1000, 1000) == []
+        assert timestamps_out_of_range(batch, header, 1001, 5000) == [
+            (0, 1000),
+            (1, 1000),
+            (2, 1000),
+        ]
+        assert timestamps_out_of_range(batch, header, 0, 999) == [(0, 1000), (1, 1000), (2, 1000)]
