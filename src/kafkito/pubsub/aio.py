@@ -11,9 +11,10 @@ both flavours. How google-cloud-pubsub meets the event loop:
   `async with` and by the first write) checks the topic.
 * Reader: the google client's callback (its thread) hands each message to the loop with
   `call_soon_threadsafe`; the handler (a coroutine function or a plain one) runs on the loop,
-  in the reading task, then the message is acked. Cancelling the task that runs `read()`
-  stops it at the next await: the message being handled and every one received are nacked
-  (redelivered at once), and the stream is closed in a thread.
+  in the reading task, then the message is acked; a handler exception nacks it. Cancelling
+  the task that runs `read()` stops it at the next await and nacks the message being handled;
+  the stream stays open for the next read until `close()`, which leaves the messages it
+  held to their ack deadline (as the sync Reader's close does).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -240,6 +242,8 @@ class Reader:
         self._core = SubscriberCore(merged)
         self._stopping = asyncio.Event()
         self._connected = False
+        self._inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._stream_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def config(self) -> ReaderConfig:
@@ -292,6 +296,34 @@ class Reader:
 
         return await self._loop(call, limit, handle_signals)
 
+    async def _open(self) -> Stream:
+        """The stream, opened on the first read and kept until close (as the sync Reader)."""
+        core = self._core
+        loop = asyncio.get_running_loop()
+        if core.stream is not None and self._stream_loop is not loop:
+            await self._close_stream()  # opened by a read on another event loop
+        if core.stream is None:
+            inbox: asyncio.Queue[Any] = asyncio.Queue()
+
+            def hand_over(msg: Any) -> None:  # on the google client's thread
+                loop.call_soon_threadsafe(inbox.put_nowait, msg)
+
+            self._inbox, self._stream_loop = inbox, loop
+            await asyncio.to_thread(core.open, hand_over)
+        assert core.stream is not None
+        return core.stream
+
+    async def _close_stream(self) -> None:
+        stream = self._core.stream
+        if stream is None:
+            return
+        stream.begin_close()
+        await asyncio.sleep(0)  # run the hand-overs scheduled before begin_close()
+        unhandled = []
+        while not self._inbox.empty():
+            unhandled.append(self._inbox.get_nowait())
+        await asyncio.to_thread(self._core.close_stream, stream, unhandled)
+
     async def _loop(
         self, call: Callable[[Any], Awaitable[object] | object], limit: int | None, signals: bool
     ) -> int:
@@ -300,20 +332,16 @@ class Reader:
             raise ClientError("the reader is closed")
         await self.connect()
         self._stopping.clear()
-        loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue[Any] = asyncio.Queue()
-
-        def hand_over(msg: Any) -> None:  # on the google client's thread
-            loop.call_soon_threadsafe(inbox.put_nowait, msg)
-
-        stream: Stream = await asyncio.to_thread(core.open, hand_over)
+        stream = await self._open()
+        inbox = self._inbox
         stopped = asyncio.ensure_future(self._stopping.wait())
         handled = 0
         budget = -1 if limit is None else limit
+        core.reading = True
         try:
             with _stop_on_signals(self.stop) if signals else contextlib.nullcontext():
                 while not self._stopping.is_set() and handled != budget:
-                    core.last_poll_monotonic = loop.time()
+                    core.last_poll_monotonic = time.monotonic()
                     getter = asyncio.ensure_future(inbox.get())
                     try:
                         done, _ = await asyncio.wait(
@@ -323,8 +351,11 @@ class Reader:
                         if not getter.done():
                             getter.cancel()
                     if getter not in done or getter.cancelled():
+                        if not getter.cancelled() and getter.done():
+                            inbox.put_nowait(getter.result())  # raced with stop: keep it
                         error = core.failed(stream)
                         if error is not None:
+                            await self._close_stream()
                             raise error from None
                         continue
                     msg = getter.result()
@@ -335,7 +366,7 @@ class Reader:
                         if inspect.isawaitable(result):
                             await result
                     except BaseException:
-                        stream.settle(msg, ok=False)
+                        stream.settle(msg, ok=False)  # back to Pub/Sub: it comes again
                         raise
                     finally:
                         message_key.reset(token)
@@ -343,13 +374,8 @@ class Reader:
                     handled += 1
                     core.handled += 1
         finally:
+            core.reading = False
             stopped.cancel()
-            stream.begin_close()
-            await asyncio.sleep(0)  # run the hand-overs scheduled before begin_close()
-            unhandled = []
-            while not inbox.empty():
-                unhandled.append(inbox.get_nowait())
-            await asyncio.shield(asyncio.to_thread(core.close_stream, stream, unhandled))
         return handled
 
     def stop(self) -> None:
@@ -357,9 +383,11 @@ class Reader:
         self._stopping.set()
 
     async def close(self) -> None:
-        """Stop reading and close the subscriber. Idempotent; safe after a cancel."""
+        """End the stream (what it holds comes back after its ack deadline), close the
+        subscriber. Idempotent; safe after a cancel."""
         self.stop()
         if not self._core.closed:
+            await asyncio.shield(self._close_stream())
             await asyncio.shield(asyncio.to_thread(self._core.close))
 
     async def __aenter__(self) -> Self:

@@ -112,7 +112,7 @@ class HealthChecker:
         assert self.reader is not None
         core = self.reader.core
         data: dict[str, Any] = {"handled": core.handled, "held": core.held}
-        if core.last_poll_monotonic is not None and core.stream is not None:
+        if core.last_poll_monotonic is not None and core.reading:
             age_s = time.monotonic() - core.last_poll_monotonic
             data["last_poll_age_s"] = round(age_s, 3)
             if age_s > self.max_poll_age_s:

@@ -2,32 +2,34 @@
 
 The loop, in both flavours (this module and `kafkito.pubsub.aio`):
 
-    streaming pull (google's client, its own threads)
+    streaming pull (google's client, its own threads; opened by the first read(), kept
+        │           until close(), as a Kafka consumer stays subscribed between reads)
         │ flow control: at most max_outstanding_messages / _bytes handed to us, unacked
         │ leases: every message handed to us is extended until acked or nacked,
         ▼         for at most max_lease_duration
     a FIFO queue ─► the caller's thread: handler(...) ─► ack
                                             │ raises
                                             ▼
-             nack it (Pub/Sub redelivers it at once), nack every queued message,
-             close the stream; the exception propagates out of read()
+             nack it: Pub/Sub redelivers it at once (on this open stream, so the next
+             read() gets it again); read() stops and the exception propagates
 
-The google client calls a callback on its scheduler's threads; kafkito's callback only puts
+The google client calls a callback on its scheduler's thread; kafkito's callback only puts
 the message in a queue, and `read()` runs handlers one at a time on the caller's thread, as the
 Kafka Reader does: `message_key` (the ordering key) and `current_message` context variables
 work, signals stop it, and order per ordering key holds (the client hands out the next message
 of a key only after the previous one was acked or nacked).
 
 Why nack-and-raise on a handler exception and not nack-and-continue: it is the Kafka Reader's
-contract (a failing handler stops the reader; the message is read again), so code moves
-between backends unchanged. Retrying and dead-lettering are the consume flow's job.
+contract (a failing handler stops the reader; the message is read again by the next read),
+so code moves between backends unchanged. Retrying and dead-lettering are the consume flow's.
 
 Stopping: `stop()` (thread- and signal-safe) ends `read()` after the current message; in the
-main thread `read()` turns SIGINT and SIGTERM into `stop()`. Messages received but not handled
-are nacked before the stream closes, so they are redelivered at once and nothing waits for an
-ack deadline; acks and nacks queued before the close are sent before the client stops (its
-dispatcher drains its queue). `limit` also stops after that many messages. Nothing is lost
-by a crash either: an unacked message is redelivered after its ack deadline.
+main thread `read()` turns SIGINT and SIGTERM into `stop()`; `limit` stops after that many
+messages. The stream stays open and its messages stay leased, so the next `read()` goes on
+where this one stopped. `close()` ends the stream: messages received and not handled are
+left unacked and come back when their ack deadline passes (see `close_stream` for why they
+are not nacked), exactly as after a crash. Nothing acked is redelivered, nothing unacked is
+lost.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def build_reader_config(
 
 
 class Stream:
-    """One streaming pull: the google future, and the messages handed to us, not yet settled.
+    """One streaming pull: its own client, the google future, and the count of messages held.
 
     `deliver` is the google client's callback (its threads); `settle` is called by the reading
     side with each message it finished. `held` counts messages delivered and not yet acked or
@@ -125,15 +127,15 @@ class Stream:
         self.held = 0
         self.max_held = 0
         self.future: Any = None
+        self.client: Any = None
 
     def deliver(self, msg: Any) -> None:
         with self._lock:
-            if self.closing:  # arrived while stopping: straight back to Pub/Sub
-                msg.nack()
+            if self.closing:  # arrived while closing: left to its ack deadline (close_stream)
                 return
             self.held += 1
             self.max_held = max(self.max_held, self.held)
-            # under the lock: once begin_close() returns, every message is queued or nacked
+            # under the lock: once begin_close() returns, no message is queued any more
             self._put(msg)
 
     def settle(self, msg: Any, *, ok: bool) -> None:
@@ -169,8 +171,9 @@ class SubscriberCore:
         self.handled = 0
         self.last_poll_monotonic: float | None = None
         self.stream: Stream | None = None
-        self.max_held = 0
-        """The most messages ever held at once (delivered, not settled), over every stream."""
+        self.reading = False
+        """Whether a read() is running (health checks poll age only then)."""
+        self._max_held_closed = 0
 
     def connect(self) -> None:
         """Check the subscription exists; create it (and its topic) when create_if_missing."""
@@ -239,7 +242,10 @@ class SubscriberCore:
             raise ClientError("the reader is closed")
         stream = Stream(put)
         scheduler = _google.thread_scheduler()
-        stream.future = self.subscriber.subscribe(
+        stream.client = self._g.SubscriberClient(
+            credentials=_google.credentials(self.config.client)
+        )
+        stream.future = stream.client.subscribe(
             self.path,
             callback=stream.deliver,
             flow_control=self.flow_control(),
@@ -261,18 +267,40 @@ class SubscriberCore:
         return ClientError(f"the streaming pull on {self.subscription!r} failed: {exc!r}")
 
     def close_stream(self, stream: Stream, unhandled: list[Any]) -> None:
-        """Nack what was received and not handled, then end the stream and wait for it."""
+        """End the stream and close its channel; what it held goes back to Pub/Sub unacked.
+
+        Messages received and not handled are not nacked here, on purpose: a nack sent while
+        the stream closes is answered by a redelivery on that same closing stream, and the
+        emulator then held such messages back for more than 30 s in our tests (it never
+        redelivered them within the test), while un-nacked ones came back exactly when their
+        ack deadline passed. So their leases simply stop being extended: Pub/Sub redelivers
+        them after the ack deadline, as it would after a crash. Nothing is lost either way.
+
+        The stream has a gRPC channel of its own: closing the channel is what makes the
+        emulator forget the stream (it keeps sending to a merely cancelled one while the
+        channel lives).
+        """
         stream.begin_close()
-        for msg in unhandled:
-            stream.settle(msg, ok=False)
         if unhandled:
-            log.info("nacked %d received, unhandled message(s) on %s", len(unhandled), self.path)
-        self.max_held = max(self.max_held, stream.max_held)
+            log.info(
+                "%d received, unhandled message(s) on %s go back after their ack deadline",
+                len(unhandled),
+                self.path,
+            )
+        self._max_held_closed = max(self._max_held_closed, stream.max_held)
         future = stream.future
         future.cancel()
         with contextlib.suppress(Exception):  # a failed stream's error was reported already
             future.result(timeout=CLOSE_TIMEOUT_S)
+        stream.client.close()
         self.stream = None
+        self.reading = False
+
+    @property
+    def max_held(self) -> int:
+        """The most messages ever held at once (delivered, not settled), over every stream."""
+        current = self.stream.max_held if self.stream is not None else 0
+        return max(self._max_held_closed, current)
 
     @property
     def held(self) -> int:
@@ -319,6 +347,7 @@ class Reader:
         )
         self._core = SubscriberCore(merged)
         self._stopping = False
+        self._inbox: queue.Queue[Any] = queue.Queue()
         try:
             self._core.connect()
         except BaseException:
@@ -377,12 +406,15 @@ class Reader:
     def _loop(self, call: Callable[[Any], object], limit: int | None, handle_signals: bool) -> int:
         core = self._core
         self._stopping = False
-        inbox: queue.Queue[Any] = queue.Queue()
-        stream = core.open(inbox.put)
+        if core.stream is None:
+            core.open(self._inbox.put)
+        stream = core.stream
+        assert stream is not None
+        inbox = self._inbox
         budget = -1 if limit is None else limit
         handled = 0
         guard = stop_on_signals(self.stop) if handle_signals else contextlib.nullcontext()
-        unhandled: list[Any] = []
+        core.reading = True
         try:
             with guard:
                 while not self._stopping and handled != budget:
@@ -392,6 +424,7 @@ class Reader:
                     except queue.Empty:
                         error = core.failed(stream)
                         if error is not None:
+                            core.close_stream(stream, drain(inbox))
                             raise error from None
                         continue
                     key = msg.ordering_key
@@ -399,6 +432,7 @@ class Reader:
                     try:
                         call(msg)
                     except BaseException:
+                        # back to Pub/Sub now: it comes again on this open stream
                         stream.settle(msg, ok=False)
                         raise
                     finally:
@@ -407,9 +441,7 @@ class Reader:
                     handled += 1
                     core.handled += 1
         finally:
-            stream.begin_close()
-            unhandled = drain(inbox)
-            core.close_stream(stream, unhandled)
+            core.reading = False
         return handled
 
     def stop(self) -> None:
@@ -417,8 +449,11 @@ class Reader:
         self._stopping = True
 
     def close(self) -> None:
-        """Stop reading and close the subscriber. Idempotent."""
+        """End the stream (what it holds comes back after its ack deadline) and close the
+        subscriber. Idempotent."""
         self.stop()
+        if self._core.stream is not None:
+            self._core.close_stream(self._core.stream, drain(self._inbox))
         self._core.close()
 
     def __enter__(self) -> Self:
