@@ -209,11 +209,12 @@ def test_close_gives_back_what_the_reader_held_and_loses_nothing(project: str) -
     values = {f"v{i}".encode() for i in range(30)}
     with Writer("close", project_id=project) as writer:
         writer.write_many(sorted(values))
-    with Reader("close-sub", project_id=project) as reader:
+    short_leases = {"subscription": {"ack_deadline": "10s"}}
+    with Reader("close-sub", short_leases, project_id=project) as reader:
         first_pass = [v for v, _ in read_until(reader, 5)]
         assert reader.core.held > 0  # it received more than it handled
     with Reader("close-sub", project_id=project) as reader:
-        second_pass = [v for v, _ in read_until(reader, 25, timeout_s=40)]
+        second_pass = [v for v, _ in read_until(reader, 25, timeout_s=60)]
         assert read_for(reader, 1.0) == []
     assert sorted(first_pass + second_pass) == sorted(values)
 

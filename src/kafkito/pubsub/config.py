@@ -18,7 +18,8 @@ The keys follow core-go/pubsub's config structs (`client.project_id`, `client.cr
       max_outstanding_messages: 1000
       max_outstanding_bytes: 104857600  # +
       num_goroutines: 1             # accepted for seed files; Python opens one stream per read
-      ack_deadline: 60s             # + used when the subscription is created
+      ack_deadline: 60s             # + of subscriptions kafkito creates, and each lease step:
+                                    #   a crashed reader's messages come back after this
       max_lease_duration: 1h        # + how long a slow handler's lease is extended
     retry: {1: 1s, 2: 2s}           # delays between attempts of the first call (connect)
     create_if_missing: false        # + create the topic (and subscription) on first use

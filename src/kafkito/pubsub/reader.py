@@ -230,10 +230,14 @@ class SubscriberCore:
 
     def flow_control(self) -> Any:
         s = self.config.subscription
+        # The lease step is the ack deadline: a message of a reader that crashed comes back
+        # after at most that long. Left at google's default (0), the stream would ask for 60 s
+        # whatever the subscription says.
         return self._g.types.FlowControl(
             max_messages=s.max_outstanding_messages,
             max_bytes=s.max_outstanding_bytes,
             max_lease_duration=s.max_lease_duration,
+            max_duration_per_lease_extension=int(s.ack_deadline),
         )
 
     def open(self, put: Callable[[Any], None]) -> Stream:
