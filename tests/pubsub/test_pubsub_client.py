@@ -13,7 +13,9 @@ import pytest
 from pskit import make_topic, make_topic_subscription, read_for, read_until
 
 from kafkito.pubsub import (
+    BrokerUnreachableError,
     ConfigError,
+    DeliveryError,
     HealthChecker,
     Message,
     MessageTooLargeError,
@@ -26,6 +28,7 @@ from kafkito.pubsub import (
     current_message,
     message_key,
 )
+from kafkito.testing import free_port
 
 
 def test_write_is_confirmed_and_round_trips_attributes_and_key(project: str) -> None:
@@ -302,3 +305,23 @@ def test_bad_messages_are_refused_before_sending_and_lose_nothing(project: str) 
         with pytest.raises(ConfigError, match="message_ordering") as info:
             unordered.write(b"x", key="k")
         assert info.value.key == "message_ordering"
+
+
+def test_unreachable_pubsub_is_a_prompt_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing listens on the port: the first call fails after the configured retries (the
+    google client's own retry, 60 s and more, is not stacked on top), and a write gives up
+    after client.timeout instead of waiting forever."""
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
+    config = {"retry": {1: "100ms", 2: "100ms"}, "client": {"timeout": "1s"}}
+    with pytest.raises(BrokerUnreachableError, match="after 3 attempt") as info:
+        Writer("somewhere", config, project_id="nowhere")
+    assert info.value.attempts == 3
+    with pytest.raises(BrokerUnreachableError, match="UNAVAILABLE"):
+        Reader("somewhere-sub", config, project_id="nowhere")
+    writer = TopicWriter(config, project_id="nowhere")
+    try:
+        with pytest.raises(DeliveryError, match="no confirmation") as failed:
+            writer.write("somewhere", b"x", key="k")
+        assert failed.value.retriable
+    finally:
+        writer.close()

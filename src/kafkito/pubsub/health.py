@@ -87,7 +87,9 @@ class HealthChecker:
     def check(self) -> dict[str, Any]:
         """Details when healthy; raises ClientError (with the reason) when not."""
         try:
-            sub = self._subscriber.get_subscription(subscription=self.path, timeout=self.timeout_s)
+            sub = self._subscriber.get_subscription(
+                subscription=self.path, timeout=self.timeout_s, retry=None
+            )
         except _google.google_exceptions() as exc:
             raise from_google_error(exc, subscription=self.subscription) from None
         if sub.topic == DELETED_TOPIC:

@@ -181,7 +181,9 @@ class SubscriberCore:
 
         def get_or_create() -> None:
             try:
-                self.subscriber.get_subscription(subscription=self.path, timeout=timeout)
+                self.subscriber.get_subscription(
+                    subscription=self.path, timeout=timeout, retry=None
+                )
                 return
             except Exception as exc:
                 if not (_google.is_not_found(exc) and self.config.create_if_missing):
@@ -208,7 +210,7 @@ class SubscriberCore:
         publisher = self._g.PublisherClient(credentials=_google.credentials(self.config.client))
         try:
             try:
-                publisher.create_topic(name=topic_path, timeout=timeout)
+                publisher.create_topic(name=topic_path, timeout=timeout, retry=None)
                 log.info("created Pub/Sub topic %s", topic_path)
             except Exception as exc:
                 if not _google.is_already_exists(exc):
@@ -222,7 +224,7 @@ class SubscriberCore:
             "enable_message_ordering": self.config.message_ordering,
         }
         try:
-            self.subscriber.create_subscription(request=request, timeout=timeout)
+            self.subscriber.create_subscription(request=request, timeout=timeout, retry=None)
             log.info("created Pub/Sub subscription %s on %s", self.path, topic_path)
         except Exception as exc:
             if not _google.is_already_exists(exc):

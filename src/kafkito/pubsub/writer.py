@@ -183,12 +183,12 @@ class PublisherCore:
 
         def get_or_create() -> None:
             try:
-                self.publisher.get_topic(topic=path, timeout=timeout)
+                self.publisher.get_topic(topic=path, timeout=timeout, retry=None)
             except Exception as exc:
                 if not (_google.is_not_found(exc) and self.config.create_if_missing):
                     raise
                 try:
-                    self.publisher.create_topic(name=path, timeout=timeout)
+                    self.publisher.create_topic(name=path, timeout=timeout, retry=None)
                     log.info("created Pub/Sub topic %s", path)
                 except Exception as created:
                     if not _google.is_already_exists(created):  # a racing writer made it
