@@ -6,31 +6,77 @@ import logging
 
 import click
 
-from kafkito.cli.context import CliContext, handle_errors
+from kafkito.cli.context import EXIT_USAGE, CliContext, CliError, handle_errors
+
+DEMO_MODULES = {"pyarrow": "demo", "duckdb": "demo", "starlette": "console", "uvicorn": "console"}
+"""Modules the demo needs beyond kafkito's core, with the extra that installs each."""
+
+
+def check_demo_extra() -> None:
+    """One line naming the extra to install, instead of a ModuleNotFoundError traceback."""
+    import importlib.util
+
+    missing = [name for name in DEMO_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise CliError(
+            f"the demo needs {', '.join(missing)}, which are not installed; "
+            "install them with: pip install 'kafkito[demo]'",
+            EXIT_USAGE,
+        )
+
+
+def check_port_free(host: str, port: int, *, what: str, option: str) -> None:
+    """Fail in one line, with the option that fixes it, when `port` is taken."""
+    import errno
+    import socket
+
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc})"
+            raise CliError(
+                f"port {port} on {host} {why}: give {what} another one with {option} "
+                f"(e.g. {option} {port + 1}, or {option} 0 for any free port)",
+                EXIT_USAGE,
+            ) from None
 
 
 @click.command()
 @click.option(
     "--duration",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=None,
     help="Stop after this many seconds (default: run until Ctrl-C).",
 )
 @click.option(
-    "--rate", type=float, default=200.0, show_default=True, help="Simulated events per second."
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=200.0,
+    show_default=True,
+    help="Simulated events per second.",
 )
-@click.option("--users", type=int, default=300, show_default=True, help="Simulated users.")
+@click.option(
+    "--users", type=click.IntRange(min=1), default=300, show_default=True, help="Simulated users."
+)
 @click.option(
     "--malformed",
     "malformed_share",
-    type=float,
+    type=click.FloatRange(0, 1),
     default=0.02,
     show_default=True,
     help="Share of deliberately malformed events (they go to the dead-letter topics).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Dashboard address.")
 @click.option(
-    "--port", type=int, default=8080, show_default=True, help="Dashboard port (0: any free port)."
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Dashboard port (0: any free port).",
 )
 @click.option(
     "--lake-dir",
@@ -73,6 +119,8 @@ def demo(
     """
     import os
 
+    check_demo_extra()
+    check_port_free(host, port, what="the dashboard", option="--port")
     from kafkito.demo import DemoOptions, run_demo
 
     brokers = obj.brokers or os.environ.get("KAFKITO_BROKERS")
