@@ -358,6 +358,26 @@ def topic_partitions(client: Any, topic: str, wait_s: float) -> set[int]:
         time.sleep(0.1)
 
 
+def check_port_free(host: str, port: int, *, what: str, option: str) -> None:
+    """Fail in one line, with the option that fixes it, when `port` is taken."""
+    import errno
+    import socket
+
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc})"
+            raise CliError(
+                f"port {port} on {host} {why}: give {what} another one with {option} "
+                f"(e.g. {option} {port + 1}, or {option} 0 for any free port)",
+                EXIT_USAGE,
+            ) from None
+
+
 def _silence_broken_pipe() -> None:
     """After `| head` closed stdout: point stdout at devnull so the interpreter exits quietly."""
     with contextlib.suppress(Exception):

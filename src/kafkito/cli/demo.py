@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from kafkito.cli.context import EXIT_USAGE, CliContext, CliError, handle_errors
+from kafkito.cli.context import EXIT_USAGE, CliContext, CliError, check_port_free, handle_errors
 
 DEMO_MODULES = {"pyarrow": "demo", "duckdb": "demo", "starlette": "console", "uvicorn": "console"}
 """Modules the demo needs beyond kafkito's core, with the extra that installs each."""
@@ -23,26 +23,6 @@ def check_demo_extra() -> None:
             "install them with: pip install 'kafkito[demo]'",
             EXIT_USAGE,
         )
-
-
-def check_port_free(host: str, port: int, *, what: str, option: str) -> None:
-    """Fail in one line, with the option that fixes it, when `port` is taken."""
-    import errno
-    import socket
-
-    if port == 0:
-        return
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc})"
-            raise CliError(
-                f"port {port} on {host} {why}: give {what} another one with {option} "
-                f"(e.g. {option} {port + 1}, or {option} 0 for any free port)",
-                EXIT_USAGE,
-            ) from None
 
 
 @click.command()

@@ -12,7 +12,13 @@ import click
 
 from kafkito import __version__
 from kafkito.broker.settings import BrokerSettings
-from kafkito.cli.context import DEFAULT_TIMEOUT_S, EXIT_USAGE, CliContext, CliError
+from kafkito.cli.context import (
+    DEFAULT_TIMEOUT_S,
+    EXIT_USAGE,
+    CliContext,
+    CliError,
+    check_port_free,
+)
 
 
 def _set_brokers(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -317,6 +323,9 @@ def broker(
             "in the clear; use --security-protocol SASL_SSL",
             host,
         )
+
+    # Before the broker opens its data directory: a busy port is one line, nothing touched.
+    check_port_free(host, port, what="the broker", option="--port")
 
     async def run() -> None:
         core = _build_core(settings, None)

@@ -13,12 +13,12 @@ from typing import IO, Any
 import click
 
 from kafkito.cli.context import (
-    EXIT_ERROR,
     EXIT_NOT_FOUND,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     CliContext,
     CliError,
+    classify,
     handle_errors,
     topic_partitions,
 )
@@ -196,11 +196,12 @@ def produce(
                 EXIT_NOT_FOUND,
             )
         results: list[dict[str, Any]] = []
-        errors: list[str] = []
+        errors: list[Exception] = []
 
         def on_delivery(err: Any, msg: Any) -> None:
             if err is not None:
-                errors.append(str(delivery_error(err, topic=msg.topic())))
+                size = len(msg.value() or b"")
+                errors.append(delivery_error(err, topic=msg.topic(), size_bytes=size))
                 return
             results.append({"partition": msg.partition(), "offset": msg.offset()})
             if verbose and not obj.json_output:
@@ -238,7 +239,12 @@ def produce(
         wait_s = obj.wait_s + 5  # message.timeout.ms is wait_s: every report comes by then
         remaining = producer.flush(wait_s)
         if errors:
-            raise CliError(f"{len(errors)} of {count} records failed: {errors[0]}", EXIT_ERROR)
+            # The first failure decides the exit code (too large: 2, unknown topic: 4, ...)
+            first = classify(errors[0])
+            raise CliError(
+                f"{len(errors)} of {count} records failed: {first.format_message()}",
+                first.exit_code,
+            )
         if remaining:
             raise CliError(
                 f"{remaining} of {count} records not confirmed after {wait_s:g}s",
