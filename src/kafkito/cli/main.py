@@ -359,6 +359,7 @@ def broker(
 
 def _register_commands() -> None:
     from kafkito.cli.bench import bench
+    from kafkito.cli.console import console
     from kafkito.cli.consume import consume
     from kafkito.cli.demo import demo
     from kafkito.cli.groups import groups
@@ -366,7 +367,7 @@ def _register_commands() -> None:
     from kafkito.cli.produce import produce
     from kafkito.cli.topics import topics
 
-    for command in (produce, consume, topics, groups, health, bench, demo):
+    for command in (produce, consume, topics, groups, health, bench, console, demo):
         cli.add_command(command)
     from kafkito.broker.auth.cli import users
 
