@@ -368,7 +368,17 @@ def republish(
     records: list[Any] = []
     with _consumer(settings) as consumer:
         _partitions_of(consumer, topic)
+        available = _partitions_of(consumer, topic)
         for partition, offset in wanted:
+            low, high = (
+                consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout_s=TIMEOUT_S
+                )
+                if partition in available
+                else (0, 0)
+            )
+            if not low <= offset < high:  # not there: say so now, not after a timeout
+                raise NotFound(f"no record at {topic}[{partition}]@{offset}")
             consumer.assign([TopicPartition(topic, partition, offset)])
             deadline = time.monotonic() + TIMEOUT_S
             got = None
