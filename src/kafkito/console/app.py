@@ -64,7 +64,7 @@ a { color:var(--accent); } pre { margin:0; white-space:pre-wrap; word-break:brea
 .card { background:var(--panel); border-radius:10px; padding:14px 16px; }
 .card h2 { font-size:14px; margin:0 0 10px; color:var(--dim); font-weight:600; }
 .big { font-size:32px; font-weight:700; font-variant-numeric:tabular-nums; }
-form.inline { display:flex; flex-wrap:wrap; gap:8px; align-items:end; margin:8px 0 14px; }
+.inline { display:flex; flex-wrap:wrap; gap:8px; align-items:end; margin:8px 0 14px; }
 label.f { display:flex; flex-direction:column; gap:2px; color:var(--dim); font-size:12px; }
 input, select, textarea { background:#0b101a; color:var(--ink); border:1px solid #2c3650;
        border-radius:6px; padding:5px 7px; font:13px ui-monospace, Menlo, monospace; }
@@ -78,6 +78,7 @@ tr.detail td { background:#121826; } .preview { max-width:720px; overflow:hidden
 .result { margin:6px 0; min-height:1em; } .ok { color:var(--good); }
 .badge { display:inline-block; padding:1px 7px; border-radius:10px; background:#2a3350;
        color:var(--dim); font-size:12px; } section { margin:18px 0; }
+details summary { cursor:pointer; color:var(--dim); margin:14px 0 8px; font-weight:600; }
 .ro { background:#3a2f14; color:var(--warn); padding:6px 12px; border-radius:6px; }
 """
 
@@ -387,24 +388,27 @@ def create_app(
             "</td>"
         )
         configs = "".join(
-            f"<tr><td>{_esc(k)}</td><td class='cfg-value'>{_esc(v)}</td>"
+            f"<tr data-config='{_esc(k)}'><td>{_esc(k)}</td><td class='cfg-value'>{_esc(v)}</td>"
             + edit.format(n=_esc(k), v=_esc(v))
             + "</tr>"
             for k, v in info.configs.items()
         )
         body = [
             f"<h2 id='topic-name' data-topic='{_esc(name)}'>{_esc(name)}</h2>",
-            "<div class='grid'><div><table><tr><th>partition</th><th>start</th><th>end</th>"
-            f"<th>records</th><th>leader</th></tr>{parts}</table></div>",
-            "<div><table id='configs'><tr><th>config</th><th>value</th>"
-            f"{'' if read_only else '<th></th>'}</tr>{configs}</table></div></div>",
+            "<table id='partitions'><tr><th>partition</th><th>start</th><th>end</th>"
+            f"<th>records</th><th>leader</th></tr>{parts}</table>",
+            _search_form(name, query, [p.partition for p in info.partitions]),
+            error,
         ]
-        if not read_only:
-            body.append(_topic_actions(name, [p.partition for p in info.partitions]))
-        body.append(_search_form(name, query, [p.partition for p in info.partitions]))
-        body.append(error)
         if result is not None:
             body.append(_results(name, query, result))
+        if not read_only:
+            body.append(_topic_actions(name, [p.partition for p in info.partitions]))
+        body.append(
+            f"<details id='configs-details'><summary>configs ({len(info.configs)})</summary>"
+            "<table id='configs'><tr><th>config</th><th>value</th>"
+            f"{'' if read_only else '<th></th>'}</tr>{configs}</table></details>"
+        )
         return page(name, "".join(body), "Topics")
 
     def api_topics(request: Request) -> Response:

@@ -74,6 +74,7 @@ onSubmit("delete-topic", async (form, result) => {
   setTimeout(() => { location.href = "/console"; }, 800);
 });
 
+if (location.hash === "#configs" && $("#configs-details")) $("#configs-details").open = true;
 for (const button of $$("button.edit-config")) {
   button.addEventListener("click", () => {
     const cell = button.closest("tr").querySelector(".cfg-value");
@@ -90,7 +91,7 @@ for (const button of $$("button.edit-config")) {
       try {
         await api("POST", `/api/topics/${encodeURIComponent($("#topic-name").dataset.topic)}/configs`, { set: { [name]: value } });
         show(result, true, "saved");
-        setTimeout(() => location.reload(), 500);
+        setTimeout(() => { location.hash = "configs"; location.reload(); }, 500);
       } catch (e) { show(result, false, e.message); }
     });
   });
@@ -131,7 +132,7 @@ if (lagChart && window.uPlot) {
         const colors = ["#ffb347", "#4fb3ff", "#5ee0a0", "#ff6b6b", "#c38bff", "#e6ebf5"];
         const grid = { stroke: "#232c40", width: 1 };
         plot = new uPlot({
-          width: lagChart.clientWidth || 800, height: 200, scales: { x: { time: true } },
+          width: lagChart.clientWidth || 800, height: 200, scales: { x: { time: true } }, legend: { live: false },
           axes: [{ stroke: "#8b96ad", grid }, { stroke: "#8b96ad", grid, size: 50 }],
           series: [{}, ...names.map((n, i) => ({ label: n, stroke: colors[i % colors.length], width: 2 }))],
         }, data, lagChart);
