@@ -327,3 +327,45 @@ def test_consume_help_has_no_literal_backslash_b() -> None:
     assert "\\b" not in text
     examples = text.split("Examples:")[1].split("Options:")[0]
     assert sum(1 for line in examples.splitlines() if "kafkito consume" in line) >= 4
+
+
+# -- the console command ---------------------------------------------------------------------
+
+
+def test_console_command_serves_on_loopback_and_read_only_refuses(strict_broker: str) -> None:
+    import re
+    import urllib.error
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kafkito", "console", "--port", "0", "--read-only"],
+        stderr=subprocess.PIPE,
+        env={**os.environ, "KAFKITO_BROKERS": strict_broker},
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline().decode()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert found and "(read-only)" in line, line
+        base = found.group(0)
+        deadline = time.monotonic() + HANG_GUARD_S
+        while True:
+            try:
+                with urllib.request.urlopen(base + "api/topics", timeout=5) as answer:
+                    assert "two" in {t["name"] for t in json.loads(answer.read())}
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, "the console did not answer"
+                time.sleep(0.1)
+        request = urllib.request.Request(
+            base + "api/topics",
+            data=b'{"name": "sneaky"}',
+            headers={"content-type": "application/json"},
+            method="POST",
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 403
+    finally:
+        proc.terminate()
+        proc.wait(10)

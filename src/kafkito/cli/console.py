@@ -51,6 +51,12 @@ def console(obj: CliContext, host: str, port: int, read_only: bool) -> None:
                 EXIT_USAGE,
             )
     check_port_free(host, port, what="the console", option="--port")
+    if port == 0:  # pick the free port here, so the line below can name it
+        import socket
+
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, 0))
+            port = probe.getsockname()[1]
     with handle_errors(obj):
         import uvicorn
 
