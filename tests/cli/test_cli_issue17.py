@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -369,3 +370,27 @@ def test_console_command_serves_on_loopback_and_read_only_refuses(strict_broker:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# -- the same answers from Apache Kafka --------------------------------------------------------
+
+
+def test_the_same_answers_on_apache_kafka(kafka_reference: Any, topic_name: str) -> None:
+    """Apache Kafka creates topics on first use (its default): the first write waits through
+    LEADER_NOT_AVAILABLE; the mistakes answer as on kafkito."""
+    b = ("-b", kafka_reference.bootstrap)
+    rng = random.Random(23)
+    values = [rng.randbytes(rng.randint(0, 200)) for _ in range(30)]
+    lines = b"".join(base64.b64encode(v) + b"\n" for v in values)
+    produced, _ = run("produce", topic_name, "--input-format", "base64", *b, stdin=lines)
+    assert produced.returncode == 0, produced.stderr
+    consumed, _ = run("consume", topic_name, "--output-format", "base64", *b)
+    assert [base64.b64decode(v) for v in consumed.stdout.split()] == values
+    no_partition, took = run("produce", topic_name, "-p", "7", *b, stdin=b"a\n")
+    assert_one_line_error(no_partition, took, EXIT_NOT_FOUND, "no partition 7")
+    past, took = run("consume", topic_name, "--from", "999", *b)
+    assert_one_line_error(past, took, EXIT_USAGE, "past the end", "[0] 30")
+    invalid, took = run("produce", "bad name!", *b, stdin=b"a\n")
+    assert_one_line_error(invalid, took, EXIT_USAGE, "invalid topic name")
+    unknown, took = run("consume", "no-such-topic-" + topic_name, *b)
+    assert_one_line_error(unknown, took, EXIT_NOT_FOUND, "does not exist")

@@ -1,7 +1,10 @@
 """The console's actions through its JSON API against a real broker (starlette's TestClient
 over ASGI, the console's own Kafka clients over TCP): search and paging, produce, topic
 create / config edit / delete, offset reset with a dry run, dead-letter re-publish; and
-`read_only`, which refuses every one of them."""
+`read_only`, which refuses every one of them.
+
+Every test runs twice: on a fresh kafkito broker and on Apache Kafka (the session's
+`kafka_reference` node), with the same assertions."""
 
 from __future__ import annotations
 
@@ -9,15 +12,27 @@ import base64
 import random
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from starlette.testclient import TestClient
 
+from kafkito import Broker
 from kafkito.console.app import create_app
 from kafkito.flow import letters
 
 JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture(params=["kafkito", "apache-kafka"])
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh kafkito broker, or the session's Apache Kafka node."""
+    if request.param == "apache-kafka":
+        yield request.getfixturevalue("kafka_reference").bootstrap
+        return
+    with Broker(port=0, data_dir=str(tmp_path / "data")) as bootstrap:
+        yield bootstrap
 
 
 def fill(broker: str, topic: str) -> None:
@@ -141,23 +156,24 @@ def test_offset_reset_dry_run_then_execute_and_lag_history(
         console.post("/api/topics", json={"name": topic_name, "partitions": 2}).status_code == 200
     )
     fill(broker, topic_name)
-    consumer = Consumer({"bootstrap.servers": broker, "group.id": "resetters"})
+    group_id = f"resetters-{topic_name}"
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": group_id})
     consumer.commit(
         offsets=[TopicPartition(topic_name, 0, 20), TopicPartition(topic_name, 1, 25)],
         asynchronous=False,
     )
     consumer.close()
-    group = console.get("/api/groups/resetters").json()
+    group = console.get(f"/api/groups/{group_id}").json()
     assert group["lag"] == (31 - 20) + (30 - 25)
-    url = "/api/groups/resetters/reset-offsets"
+    url = f"/api/groups/{group_id}/reset-offsets"
     plan = console.post(url, json={"topic": topic_name, "to": "offset", "value": "3"}).json()
     assert not plan["executed"]
     assert [(r["partition"], r["new_offset"]) for r in plan["plan"]] == [(0, 3), (1, 3)]
-    assert console.get("/api/groups/resetters").json()["lag"] == 16  # a dry run changes nothing
+    assert console.get(f"/api/groups/{group_id}").json()["lag"] == 16  # a dry run changes nothing
     done = console.post(url, json={"topic": topic_name, "to": "earliest", "execute": True})
     assert done.status_code == 200 and done.json()["executed"]
-    assert console.get("/api/groups/resetters").json()["lag"] == 61
-    history = console.get("/api/groups/resetters/lag-history").json()
+    assert console.get(f"/api/groups/{group_id}").json()["lag"] == 61
+    history = console.get(f"/api/groups/{group_id}/lag-history").json()
     assert [sum(s["lag"].values()) for s in history] == [16, 16, 61]
     assert set(history[-1]["lag"]) == {f"{topic_name}[0]", f"{topic_name}[1]"}
     bad = console.post(url, json={"topic": topic_name, "to": "offset", "value": "soon"})

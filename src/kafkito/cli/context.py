@@ -308,13 +308,18 @@ def classify(exc: BaseException) -> CliError:
     return CliError(text, EXIT_ERROR)
 
 
-def topic_partitions(client: Any, topic: str, wait_s: float) -> set[int]:
+def topic_partitions(
+    client: Any, topic: str, wait_s: float, *, creating_grace_s: float = 0.0
+) -> set[int]:
     """The partitions of `topic`, asked of a RawProducer or RawConsumer (a producer allowed to
     create topics creates it when the broker auto-creates topics).
 
     Raises BrokerUnreachableError, AuthenticationError (the broker refused the credentials:
     librdkafka reports that through its error callback, then only a timeout) or
-    UnknownTopicError, all within `wait_s`.
+    UnknownTopicError, all within `wait_s`. `creating_grace_s`: how long an unknown topic is
+    asked for again, for a client that lets the broker create topics: Apache Kafka answers the
+    metadata request that creates a topic with UNKNOWN_TOPIC_OR_PARTITION and lists the topic
+    about 100 ms later (kafkito lists it at once).
     """
     from kafkito.client.admin import metadata_in_slices
     from kafkito.client.errors import (
@@ -324,6 +329,7 @@ def topic_partitions(client: Any, topic: str, wait_s: float) -> set[int]:
     )
 
     deadline = time.monotonic() + wait_s
+    grace_until = time.monotonic() + creating_grace_s
     while True:
         try:
             metadata = metadata_in_slices(
@@ -346,9 +352,11 @@ def topic_partitions(client: Any, topic: str, wait_s: float) -> set[int]:
         if tmeta is not None and tmeta.partitions and error is None:
             return set(tmeta.partitions)
         name = str(error.name()) if error is not None else "no partitions"
-        # A topic being auto-created answers LEADER_NOT_AVAILABLE for a moment (Kafka).
+        # A topic being auto-created answers LEADER_NOT_AVAILABLE for a moment (Kafka), and
+        # first UNKNOWN_TOPIC_OR_PART when this very request created it.
+        creating = name == "UNKNOWN_TOPIC_OR_PART" and time.monotonic() < grace_until
         retriable = error is not None and error.retriable() and name != "UNKNOWN_TOPIC_OR_PART"
-        if not retriable or time.monotonic() >= deadline:
+        if not (retriable or creating) or time.monotonic() >= deadline:
             raise UnknownTopicError(
                 f"topic {topic!r} does not exist and the broker did not create it ({name}); "
                 "create it first (kafkito topics create) or enable auto-creation on the broker",

@@ -188,7 +188,7 @@ def produce(
         # One metadata round trip first: no broker, refused credentials, a missing topic
         # (auto-creation off) or partition end the command here, each with its own exit code,
         # instead of as failed deliveries after the message timeout.
-        partitions = topic_partitions(producer, topic, obj.wait_s)
+        partitions = topic_partitions(producer, topic, obj.wait_s, creating_grace_s=2.0)
         if partition is not None and partition not in partitions:
             raise CliError(
                 f"topic {topic!r} has no partition {partition} (it has {len(partitions)}: "
