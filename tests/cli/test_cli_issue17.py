@@ -394,3 +394,22 @@ def test_the_same_answers_on_apache_kafka(kafka_reference: Any, topic_name: str)
     assert_one_line_error(invalid, took, EXIT_USAGE, "invalid topic name")
     unknown, took = run("consume", "no-such-topic-" + topic_name, *b)
     assert_one_line_error(unknown, took, EXIT_NOT_FOUND, "does not exist")
+
+
+# -- item 3, the library: a grouped Reader on a missing topic ----------------------------------
+
+
+@pytest.mark.parametrize("group_id", [None, "readers"])
+def test_a_reader_on_a_missing_topic_raises_instead_of_waiting(
+    strict_broker: str, group_id: str | None
+) -> None:
+    from kafkito.client import Reader
+    from kafkito.client.errors import UnknownTopicError
+
+    started = time.monotonic()
+    with (
+        Reader("no-such-topic", group_id=group_id, brokers=strict_broker) as reader,
+        pytest.raises(UnknownTopicError, match="'no-such-topic' does not exist"),
+    ):
+        reader.read(lambda value, headers: None, handle_signals=False)
+    assert time.monotonic() - started < HANG_GUARD_S
