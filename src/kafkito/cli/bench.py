@@ -45,6 +45,7 @@ def bench(
                 "batch.size": 1_000_000,
                 "queue.buffering.max.messages": 1_000_000,
                 "allow.auto.create.topics": True,
+                "message.timeout.ms": 120_000,  # a burst queued at once: not the --timeout
             }
         )
         failures: list[Any] = []

@@ -28,6 +28,9 @@ ENCODINGS = ("raw", "base64", "hex", "json")
 raw: the bytes as they are · base64, hex: the bytes encoded (any bytes, newlines included) ·
 json: a JSON document, checked."""
 
+DELIVERY_TIMEOUT_MS = 60_000
+"""How long a queued record may wait for its acknowledgement once the brokers answered."""
+
 _LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 
@@ -183,6 +186,9 @@ def produce(
                 "linger.ms": 5,
                 "enable.idempotence": acks == "all",
                 "allow.auto.create.topics": True,
+                # The brokers answered the metadata check below within --timeout; after it a
+                # large input may queue for longer than that without anything being wrong.
+                "message.timeout.ms": DELIVERY_TIMEOUT_MS,
             }
         )
         # One metadata round trip first: no broker, refused credentials, a missing topic
@@ -236,7 +242,7 @@ def produce(
                     time.sleep(delay)
         if progress is not None:
             progress.close()
-        wait_s = obj.wait_s + 5  # message.timeout.ms is wait_s: every report comes by then
+        wait_s = DELIVERY_TIMEOUT_MS / 1000 + 5  # every report has come by then
         remaining = producer.flush(wait_s)
         if errors:
             # The first failure decides the exit code (too large: 2, unknown topic: 4, ...)
