@@ -73,8 +73,8 @@ button { background:#23304a; color:var(--ink); border:1px solid #34436a; border-
 button.primary { background:#1f5f99; border-color:#2d7cc4; } button.danger { background:#7a2630;
        border-color:#a33a46; } button:disabled { opacity:.45; cursor:not-allowed; }
 tr.msg { cursor:pointer; } tr.msg:hover td { background:#1c2438; }
-tr.detail td { background:#121826; } .preview { max-width:720px; overflow:hidden;
-       text-overflow:ellipsis; white-space:nowrap; }
+tr.detail td { background:#121826; } .preview { max-width:720px; overflow:hidden; }
+.preview pre { white-space:nowrap; overflow:hidden; text-overflow:ellipsis; }
 .result { margin:6px 0; min-height:1em; } .ok { color:var(--good); }
 .badge { display:inline-block; padding:1px 7px; border-radius:10px; background:#2a3350;
        color:var(--dim); font-size:12px; } section { margin:18px 0; }
@@ -397,13 +397,12 @@ def create_app(
             f"<h2 id='topic-name' data-topic='{_esc(name)}'>{_esc(name)}</h2>",
             "<table id='partitions'><tr><th>partition</th><th>start</th><th>end</th>"
             f"<th>records</th><th>leader</th></tr>{parts}</table>",
-            _search_form(name, query, [p.partition for p in info.partitions]),
-            error,
         ]
-        if result is not None:
-            body.append(_results(name, query, result))
         if not read_only:
             body.append(_topic_actions(name, [p.partition for p in info.partitions]))
+        body += [_search_form(name, query, [p.partition for p in info.partitions]), error]
+        if result is not None:
+            body.append(_results(name, query, result))
         body.append(
             f"<details id='configs-details'><summary>configs ({len(info.configs)})</summary>"
             "<table id='configs'><tr><th>config</th><th>value</th>"
@@ -720,7 +719,7 @@ def _topic_actions(name: str, partitions: list[int]) -> str:
     """Produce a record; delete the topic after typing its name."""
     options = "<option value=''>any</option>" + "".join(f"<option>{p}</option>" for p in partitions)
     return (
-        "<div class='grid'><section class='card'><h2>Produce a record</h2>"
+        "<div class='grid' style='margin-top:16px'><section class='card'><h2>Produce a record</h2>"
         f"<form id='produce' data-topic='{_esc(name)}'>"
         "<div class='inline'><label class='f'>key<input name='key'></label>"
         f"<label class='f'>partition<select name='partition'>{options}</select></label>"
