@@ -328,6 +328,9 @@ def test_consume_help_has_no_literal_backslash_b() -> None:
     assert "\\b" not in text
     examples = text.split("Examples:")[1].split("Options:")[0]
     assert sum(1 for line in examples.splitlines() if "kafkito consume" in line) >= 4
+    bare, _ = run()  # `kafkito` alone shows the help, not an error line
+    assert bare.stderr.startswith(b"Usage: kafkito") or bare.stdout.startswith(b"Usage: kafkito")
+    assert b"kafkito: error" not in bare.stderr
 
 
 # -- the console command ---------------------------------------------------------------------

@@ -111,6 +111,8 @@ def add_shared_options(command: click.Command) -> None:
     """
     taken = {name for param in command.params for name in getattr(param, "opts", [])}
     for option in _shared_options():
+        if command.name == "broker" and option.name not in ("json_output", "debug"):
+            continue  # the broker is the cluster: no brokers, client config or client timeout
         free = [name for name in option.opts if name not in taken]
         if not free:
             continue
@@ -384,6 +386,10 @@ def main() -> None:
     try:
         result = cli.main(prog_name="kafkito", standalone_mode=False)
     except click.UsageError as exc:
+        no_args = getattr(click.exceptions, "NoArgsIsHelpError", ())
+        if no_args and isinstance(exc, no_args):  # `kafkito` alone: the help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
         where = exc.ctx.command_path if exc.ctx is not None else "kafkito"
         click.echo(
             f"kafkito: error: {exc.format_message().rstrip('.')} (see '{where} --help')",
