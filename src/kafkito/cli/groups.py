@@ -121,7 +121,9 @@ def lag(obj: CliContext, group: str) -> None:
 @click.option("--topic", "-t", required=True, help="Topic whose offsets to reset.")
 @click.option("--to-earliest", "target", flag_value="earliest")
 @click.option("--to-latest", "target", flag_value="latest")
-@click.option("--to-offset", type=int, default=None, help="This offset in every partition.")
+@click.option(
+    "--to-offset", type=click.IntRange(min=0), default=None, help="This offset in every partition."
+)
 @click.option("--to-datetime", default=None, help="The first offset at this ISO date-time.")
 @click.option("--execute", is_flag=True, help="Apply; without it only show the plan (dry run).")
 @click.pass_obj

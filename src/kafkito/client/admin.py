@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -224,6 +225,40 @@ def build_admin_config(
     return base.merged(brokers=brokers, settings=extra)
 
 
+PROBE_SLICE_S = 0.5
+"""A metadata request waits in slices this long, so refused credentials end it at once."""
+
+
+def metadata_in_slices(
+    call: Callable[[float], T],
+    *,
+    timeout_s: float,
+    errors: ErrorTracker,
+    serve: Callable[[], object],
+) -> T:
+    """`call(slice_s)` (a librdkafka metadata request) retried in short slices up to
+    `timeout_s`, stopping early when the error callback reports an authentication failure.
+
+    librdkafka reports refused credentials only through `error_cb` and lets the request run
+    to its timeout; asking in slices ends a wrong password within a second instead. The last
+    failure is re-raised (the caller turns it into a typed error, reading `errors`).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        started = time.monotonic()
+        slice_s = max(0.05, min(PROBE_SLICE_S, deadline - started))
+        try:
+            return call(slice_s)
+        except Exception:  # confluent_kafka.KafkaException: the edge of librdkafka
+            serve()  # error_cb runs only when the client's queue is served
+            if errors.auth_failure() is not None or deadline - time.monotonic() <= 0:
+                raise
+            # a quick refusal (connection refused) must not spin: wait out the slice
+            time.sleep(
+                max(0.0, min(slice_s, deadline - time.monotonic()) - (time.monotonic() - started))
+            )
+
+
 class Admin:
     """Administers a Kafka cluster: topics, partitions, configs, groups, offsets.
 
@@ -256,7 +291,12 @@ class Admin:
             raise ConfigError(f"librdkafka refused the admin settings: {exc}") from None
         self.closed = False
         connect_with_retry(
-            lambda timeout_s: self._admin.list_topics(timeout=timeout_s),
+            lambda timeout_s: metadata_in_slices(
+                lambda slice_s: self._admin.list_topics(timeout=slice_s),
+                timeout_s=timeout_s,
+                errors=self._errors,
+                serve=lambda: self._admin.poll(0),
+            ),
             bootstrap=self.bootstrap,
             timeout_s=self.timeout_s,
             delays_s=self.config.client.retry_delays_s,
