@@ -74,7 +74,8 @@ def wait_for(
 
 
 def disjoint_cover(consumers: list[Consumer], topic: str, partitions: int) -> bool:
-    """Each partition owned by exactly one member (never two, never none)."""
+    """Each partition owned by exactly one member (never two, never none); a member may still
+    hold everything, so callers that wait for the end of a rebalance also ask `balanced`."""
     owned = [parts(c) for c in consumers]
     every = [tp for o in owned for tp in o]
     return len(every) == len(set(every)) and set(every) == {(topic, p) for p in range(partitions)}
@@ -175,7 +176,11 @@ def test_partition_growth_reaches_the_members(kip848_broker: str) -> None:
     for c in consumers:
         c.subscribe([topic])
     try:
-        wait_for(consumers, lambda: disjoint_cover(consumers, topic, 2), "one partition each")
+        wait_for(
+            consumers,
+            lambda: disjoint_cover(consumers, topic, 2) and balanced(consumers),
+            "one partition each",
+        )
         admin = AdminClient({"bootstrap.servers": kip848_broker})
         admin.create_partitions([NewPartitions(topic, 6)])[topic].result(timeout=10)
         wait_for(
@@ -196,7 +201,11 @@ def test_a_static_member_restarting_moves_nothing(kip848_broker: str) -> None:
     other.subscribe([topic])
     static.subscribe([topic])
     try:
-        wait_for([other, static], lambda: disjoint_cover([other, static], topic, 4), "two each")
+        wait_for(
+            [other, static],
+            lambda: disjoint_cover([other, static], topic, 4) and balanced([other, static]),
+            "two each",
+        )
         held = parts(static)
         kept = parts(other)
         epoch_before = describe(kip848_broker, group)

@@ -293,9 +293,8 @@ class ConsumerGroups:
                 "heartbeat_interval": 0,
                 "assignment": None,
             }
-        send_assignment = (
-            owned is not None or member_epoch == 0 or member.assigned != assigned_before
-        )
+        # Kafka sends the assignment to a joining member and whenever it changed, nothing else
+        send_assignment = member_epoch == 0 or member.assigned != assigned_before
         return {
             "throttle_time": 0,
             "error_code": ErrorCode.none,
@@ -318,7 +317,7 @@ class ConsumerGroups:
                 ErrorCode.group_id_not_found, f"Group {group_id} is not a consumer group."
             )
         if not create:
-            raise Refused(ErrorCode.group_id_not_found, f"Group {group_id} not found.")
+            raise Refused(ErrorCode.group_id_not_found, f"Consumer group {group_id} not found.")
         if classic is not None:
             # An empty classic group (committed offsets only) becomes a consumer group; its
             # offsets stay, as in Kafka's offline upgrade.
@@ -336,8 +335,8 @@ class ConsumerGroups:
                 if old.epoch != STATIC_LEAVE_EPOCH:
                     raise Refused(
                         ErrorCode.unreleased_instance_id,
-                        f"Static member {old.member_id} with instance id {instance_id} "
-                        "cannot be replaced because it has not left the group.",
+                        f"Static member {member_id} with instance id {instance_id} cannot join "
+                        f"the group because the instance id is owned by {old.member_id} member.",
                     )
                 # The instance is back under a new member id: it takes over the old member's
                 # place (assignment, epoch, target) without a rebalance.
@@ -636,9 +635,9 @@ class ConsumerGroups:
                 "error_code": ErrorCode.group_id_not_found,
                 "error_message": message,
                 "group_id": group_id,
-                "group_state": GroupState.DEAD.value,
-                "group_epoch": -1,
-                "assignment_epoch": -1,
+                "group_state": "",
+                "group_epoch": 0,
+                "assignment_epoch": 0,
                 "assignor_name": "",
                 "members": [],
                 "authorized_operations": -(2**31),
@@ -711,12 +710,15 @@ def _validate(
         if owned is None or owned:
             raise bad("TopicPartitions must be empty when (re-)joining.")
         if subscribed is None and regex is None:
-            raise bad("SubscribedTopicNames or SubscribedTopicRegex must be set in first request.")
+            raise bad(
+                "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when "
+                "(re-)joining."
+            )
     elif member_epoch == STATIC_LEAVE_EPOCH:
         if instance_id is None:
             raise bad("InstanceId can't be null.")
     else:
-        raise bad(f"MemberEpoch is invalid: {member_epoch}.")
+        raise bad("MemberEpoch is invalid.")
     if server_assignor is not None and server_assignor not in ASSIGNORS:
         raise Refused(
             ErrorCode.unsupported_assignor,
