@@ -4,6 +4,7 @@ mixing refused, and a restart that members ride through with their epochs."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from confluent_kafka import Consumer, ConsumerGroupType, Producer
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from kafkito import Broker
+from kafkito.client import Admin
 from kafkito.testing.wire import WireClient
 
 SESSION_MS = 2000
@@ -259,6 +261,34 @@ def test_classic_and_consumer_groups_side_by_side_and_mixing_refused(kip848_brok
         assert listed[classic_group] is ConsumerGroupType.CLASSIC
         assert listed[consumer_group] is ConsumerGroupType.CONSUMER
         assert describe(kip848_broker, classic_group).type is ConsumerGroupType.CLASSIC
+        with Admin(brokers=kip848_broker) as kafkito_admin:  # kafkito.client shows the type
+            types = {g.group_id: g.type for g in kafkito_admin.list_groups()}
+            assert (types[classic_group], types[consumer_group]) == ("CLASSIC", "CONSUMER")
+            described = kafkito_admin.describe_group(consumer_group)
+            assert (described.type, described.state, described.assignor) == (
+                "CONSUMER",
+                "STABLE",
+                "uniform",
+            )
+            assert [len(m.assignment) for m in described.members] == [2]
+        cli = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kafkito",
+                "--brokers",
+                kip848_broker,
+                "--json",
+                "groups",
+                "list",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert cli.returncode == 0, cli.stderr
+        rows = {row["group"]: row["type"] for row in map(json.loads, cli.stdout.splitlines())}
+        assert (rows[classic_group], rows[consumer_group]) == ("CLASSIC", "CONSUMER")
         with WireClient(kip848_broker) as client:
             joined = heartbeat(
                 client, classic_group, uuid.uuid4().hex, 0,

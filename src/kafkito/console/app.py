@@ -188,7 +188,8 @@ def create_app(
         )
         body = (
             f"<h2>{_esc(group)} <span class='muted'>{_esc(info.state)} · "
-            f"lag {info.lag:,}</span></h2><div class='grid'><div><h3>Members</h3><table><tr>"
+            f"{_esc(info.type or 'unknown')} protocol · lag {info.lag:,}</span></h2>"
+            "<div class='grid'><div><h3>Members</h3><table><tr>"
             f"<th>client</th><th>host</th><th>partitions</th></tr>{members}</table></div></div>"
             "<h3>Offsets</h3><table><tr><th>topic</th><th>partition</th><th>committed</th>"
             f"<th>end</th><th>lag</th><th>member</th><th></th></tr>{parts}</table>"
