@@ -203,6 +203,10 @@ def test_consumer_group_life_cycle(brokers: Brokers) -> None:
             seen["bad assignor"] = Member(client, group, "member-z", topic).beat(
                 server_assignor="nope"
             )
+            bad_regex = Member(client, group, "member-r", topic).beat(
+                subscribed_topic_names=None, subscribed_topic_regex="kip848[-"
+            )
+            seen["bad regex"] = bad_regex["error"]  # the messages name each engine's parser
             seen["unknown group"] = Member(client, unique("nogroup"), "m", topic).beat(epoch=1)
             listed = client.request(LIST, 5, {"types_filter": ["consumer"]})
             seen["listed"] = [

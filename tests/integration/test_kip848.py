@@ -341,3 +341,30 @@ def test_members_keep_their_epochs_across_a_broker_restart(tmp_path: Path) -> No
         assert again.member_epoch == joined.member_epoch
         fenced = heartbeat(client, "restart-group", "member-1", joined.member_epoch + 1)
         assert fenced.error_code.name == "fenced_member_epoch"
+
+
+def test_regex_subscription_and_a_hostile_pattern_refused(kip848_broker: str) -> None:
+    first = make_topic(kip848_broker, 1)
+    prefix = first[: len("kip848-") + 4]
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    c = member(kip848_broker, group)
+    c.subscribe([f"^{prefix}.*"])  # librdkafka sends it as subscribed_topic_regex
+    try:
+        wait_for([c], lambda: parts(c) == {(first, 0)}, "the matching topic assigned")
+        second = prefix + "-more"
+        admin = AdminClient({"bootstrap.servers": kip848_broker})
+        admin.create_topics([NewTopic(second, 2, 1)])[second].result(timeout=10)
+        wait_for(
+            [c],
+            lambda: parts(c) == {(first, 0), (second, 0), (second, 1)},
+            "a new matching topic joins the subscription",
+        )
+    finally:
+        c.close()
+    with WireClient(kip848_broker) as client:
+        hostile = heartbeat(
+            client, group, "member-h", 0,
+            subscribed_topic_regex="(a+)+$", topic_partitions=(),
+        )  # fmt: skip
+    assert hostile.error_code.name == "invalid_regular_expression"
+    assert "repeat inside a repeat" in hostile.error_message

@@ -35,6 +35,7 @@ CurrentAssignmentBuilder, in the small):
 from __future__ import annotations
 
 import enum
+import importlib
 import logging
 import re
 import uuid
@@ -182,13 +183,63 @@ class ConsumerGroup:
         return held
 
 
+MAX_REGEX_CHARS = 1000
+"""A bound on subscribed_topic_regex (Kafka has none; RE2/J runs in linear time anyway)."""
+_REGEX_MATCHES_MAX = 100_000
+"""Entries of the (pattern, topic) -> matched cache before it is cleared."""
+
+
 def _valid_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a subscription regex, refusing what could stall the event loop.
+
+    Kafka matches with RE2/J, which runs in linear time and refuses backreferences and
+    lookaround; Python's `re` backtracks, so a hostile pattern such as `(a+)+$` would take
+    exponential time on one topic name. Refused with INVALID_REGULAR_EXPRESSION, as RE2/J does
+    for its own refusals: backreferences, lookaround, conditionals, and (kafkito only) a
+    repeat inside a repeat, the shape of exponential backtracking.
+    """
+    # the parser's own tree: no public API has it (stdlib, CPython 3.11+; untyped)
+    sre_constants: Any = importlib.import_module("re._constants")
+    sre_parser: Any = importlib.import_module("re._parser")
+
+    refused = {
+        sre_constants.GROUPREF,
+        sre_constants.GROUPREF_EXISTS,
+        sre_constants.ASSERT,
+        sre_constants.ASSERT_NOT,
+    }
+    repeats = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT}
+
+    def invalid(reason: str) -> Refused:
+        return Refused(
+            ErrorCode.invalid_regular_expression,
+            f"SubscribedTopicRegex {pattern} is invalid: {reason}",
+        )
+
+    def walk(tree: Any, in_repeat: bool) -> None:
+        for op, av in tree:
+            if op in refused:
+                raise invalid("backreferences, lookaround and conditionals are not supported")
+            if op in repeats:
+                if in_repeat:
+                    raise invalid("a repeat inside a repeat may backtrack without end")
+                walk(av[2], True)
+            elif op is sre_constants.SUBPATTERN:
+                walk(av[3], in_repeat)
+            elif op is sre_constants.BRANCH:
+                for branch in av[1]:
+                    walk(branch, in_repeat)
+            elif op is sre_constants.ATOMIC_GROUP:
+                walk(av, in_repeat)
+
+    if len(pattern) > MAX_REGEX_CHARS:
+        raise invalid(f"longer than {MAX_REGEX_CHARS} characters")
     try:
-        return re.compile(pattern)
+        compiled = re.compile(pattern)
+        walk(sre_parser.parse(pattern), False)
     except re.error as exc:
-        raise Refused(
-            ErrorCode.invalid_regular_expression, f"SubscribedTopicRegex {pattern} is invalid"
-        ) from exc
+        raise invalid(str(exc)) from exc
+    return compiled
 
 
 class ConsumerGroups:
@@ -204,6 +255,7 @@ class ConsumerGroups:
             extra.get("group.consumer.heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS)
         )
         self.groups: dict[str, ConsumerGroup] = {}
+        self._regex_matches: dict[tuple[str, str], bool] = {}
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -427,8 +479,14 @@ class ConsumerGroups:
                 ids.add(topic.topic_id)
         if member.regex:
             pattern = _valid_regex(member.regex)
+            matches = self._regex_matches
+            if len(matches) > _REGEX_MATCHES_MAX:
+                matches.clear()
             for topic in list(registry.by_name.values()):
-                if not topic.internal and pattern.fullmatch(topic.name):
+                key = (member.regex, topic.name)
+                if key not in matches:  # each pattern meets each topic name once
+                    matches[key] = pattern.fullmatch(topic.name) is not None
+                if matches[key] and not topic.internal:
                     ids.add(topic.topic_id)
         return frozenset(ids)
 
