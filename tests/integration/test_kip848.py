@@ -368,3 +368,51 @@ def test_regex_subscription_and_a_hostile_pattern_refused(kip848_broker: str) ->
         )  # fmt: skip
     assert hostile.error_code.name == "invalid_regular_expression"
     assert "repeat inside a repeat" in hostile.error_message
+
+
+def test_an_empty_consumer_group_expires_with_its_offsets(tmp_path: Path) -> None:
+    settings = {"offsets_retention_ms": 1500, "extra": dict(BROKER_EXTRA)}
+    with Broker(port=0, data_dir=str(tmp_path / "data"), **settings) as bootstrap:
+        topic = make_topic(bootstrap, 1)
+        group = f"g-{uuid.uuid4().hex[:6]}"
+        with WireClient(bootstrap) as client:
+            joined = heartbeat(
+                client, group, "member-1", 0,
+                subscribed_topic_names=(topic,), topic_partitions=(),
+            )  # fmt: skip
+            committed = client.request(
+                8,
+                9,
+                {
+                    "group_id": group,
+                    "generation_id_or_member_epoch": joined.member_epoch,
+                    "member_id": "member-1",
+                    "topics": [
+                        {
+                            "name": topic,
+                            "partitions": [
+                                {
+                                    "partition_index": 0,
+                                    "committed_offset": 3,
+                                    "committed_metadata": "",
+                                }
+                            ],
+                        }
+                    ],
+                },
+            )
+            assert committed.topics[0].partitions[0].error_code.name == "none"
+            assert heartbeat(client, group, "member-1", -1).error_code.name == "none"
+
+            def listed() -> list[str]:
+                return [g.group_id for g in client.request(16, 5, {}).groups]
+
+            assert group in listed(), "an empty group stays until its offsets expire"
+            deadline = time.monotonic() + DEADLINE_S
+            while group in listed():
+                assert time.monotonic() < deadline, "the empty group never expired"
+                time.sleep(0.1)
+            fetched = client.request(
+                9, 9, {"groups": [{"group_id": group, "member_epoch": -1, "topics": None}]}
+            )
+            assert list(fetched.groups[0].topics) == []

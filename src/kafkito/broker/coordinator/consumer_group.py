@@ -161,6 +161,8 @@ class ConsumerGroup:
     target: dict[str, Assignment] = field(default_factory=dict)
     topics: dict[str, tuple[str, int]] = field(default_factory=dict)
     """Subscribed topic name -> (topic id, partitions) when the target was last computed."""
+    empty_since_ms: int = 0
+    """Wall-clock ms when the last member went (offset retention counts from here)."""
 
     def state(self) -> GroupState:
         if not self.members:
@@ -374,7 +376,9 @@ class ConsumerGroups:
             # An empty classic group (committed offsets only) becomes a consumer group; its
             # offsets stay, as in Kafka's offline upgrade.
             self.coordinator.drop_classic(group_id)
-        group = self.groups[group_id] = ConsumerGroup(group_id)
+        group = self.groups[group_id] = ConsumerGroup(
+            group_id, empty_since_ms=self.coordinator.wall_ms()
+        )
         return group
 
     def _join(
@@ -597,6 +601,8 @@ class ConsumerGroups:
         if instance_id is not None and group.static_members.get(instance_id) == member.member_id:
             del group.static_members[instance_id]
         group.epoch += 1
+        if not group.members:
+            group.empty_since_ms = self.coordinator.wall_ms()
 
     # -- timers, offsets, admin ------------------------------------------------------------
 
@@ -649,6 +655,32 @@ class ConsumerGroups:
         if member_epoch != member.epoch:
             return ErrorCode.stale_member_epoch
         return None
+
+    def expire_offsets(self, now_ms: int, retention_ms: int) -> list[Record]:
+        """Offsets of empty groups past retention, then groups left with nothing, as Kafka
+        does for consumer groups; returns the tombstones to append."""
+        records: list[Record] = []
+        for group_id, group in list(self.groups.items()):
+            if group.members or self.coordinator.journal.has_unsynced(group_id):
+                continue
+            table = self.coordinator.offsets.get(group_id, {})
+            gone = [
+                key
+                for key, c in table.items()
+                if now_ms >= max(c.commit_ms, group.empty_since_ms) + retention_ms
+            ]
+            for topic, partition in gone:
+                del table[(topic, partition)]
+                records.append(
+                    {"type": "offset_expired", "g": group_id, "t": topic, "p": partition}
+                )
+            if not table and now_ms >= group.empty_since_ms + retention_ms:
+                del self.groups[group_id]
+                self.coordinator.offsets.pop(group_id, None)
+                records += [{"type": "cgroup_deleted", "g": group_id}]
+                records += [{"type": "group_deleted", "g": group_id}]
+                log.info("consumer group %s: empty past retention, deleted", group_id)
+        return records
 
     async def delete(self, group_id: str) -> ErrorCode:
         group = self.groups.get(group_id)
@@ -839,6 +871,7 @@ def _group_record(group: ConsumerGroup) -> Record:
         "aepoch": group.assignment_epoch,
         "assignor": group.assignor,
         "topics": {name: list(v) for name, v in sorted(group.topics.items())},
+        "since": group.empty_since_ms,
         "members": [
             {
                 "id": m.member_id,
@@ -870,6 +903,7 @@ def _group_from_record(record: Record) -> ConsumerGroup:
         assignment_epoch=int(record["aepoch"]),
         assignor=record["assignor"],
         topics={name: (v[0], int(v[1])) for name, v in record["topics"].items()},
+        empty_since_ms=int(record.get("since", 0)),
     )
     for row in record["members"]:
         member = ConsumerMember(

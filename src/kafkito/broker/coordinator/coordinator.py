@@ -867,6 +867,11 @@ class Coordinator:
                 log.info("group %s: %d offsets expired", group_id, len(gone))
                 self.broker.metalog.append(records, sync=False)
                 self.journal.records_since_compaction += len(records)
+        consumer_records = self.consumer.expire_offsets(now, retention)
+        if consumer_records:
+            expired += sum(r["type"] == "offset_expired" for r in consumer_records)
+            self.broker.metalog.append(consumer_records, sync=False)
+            self.journal.records_since_compaction += len(consumer_records)
         return expired
 
     # -- admin -------------------------------------------------------------------------------
