@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from kafkito import Broker
 from kafkito.client import Admin
+from kafkito.testing.brokers import BrokerProcess
 from kafkito.testing.wire import WireClient
 
 SESSION_MS = 2000
@@ -416,3 +417,33 @@ def test_an_empty_consumer_group_expires_with_its_offsets(tmp_path: Path) -> Non
                 9, 9, {"groups": [{"group_id": group, "member_epoch": -1, "topics": None}]}
             )
             assert list(fetched.groups[0].topics) == []
+
+
+def test_a_member_rides_through_kill_9_of_the_broker(broker_process: BrokerProcess) -> None:
+    """The group's record is fsynced before the heartbeat is answered: after SIGKILL and a
+    restart the member heartbeats on with the epoch and partitions it was given."""
+    bootstrap = broker_process.bootstrap
+    topic = make_topic(bootstrap, 2)
+    with WireClient(bootstrap) as client:
+        joined = heartbeat(
+            client, "kill-group", "member-1", 0,
+            subscribed_topic_names=(topic,), topic_partitions=(),
+        )  # fmt: skip
+    assert joined.error_code.name == "none" and joined.member_epoch > 0
+    broker_process.kill()  # SIGKILL: no flush, no clean-shutdown marker
+    broker_process.start()  # the same port and data dir
+    owned = [
+        {"topic_id": t.topic_id, "partitions": t.partitions}
+        for t in joined.assignment.topic_partitions
+    ]
+    with WireClient(bootstrap) as client:
+        again = heartbeat(
+            client, "kill-group", "member-1", joined.member_epoch, topic_partitions=owned
+        )
+        assert again.error_code.name == "none", again.error_message
+        assert again.member_epoch == joined.member_epoch
+        described = client.request(
+            69, 1, {"group_ids": ["kill-group"], "include_authorized_operations": False}
+        ).groups[0]
+    assert [m.member_id for m in described.members] == ["member-1"]
+    assert sum(len(t.partitions) for t in described.members[0].assignment.topic_partitions) == 2
