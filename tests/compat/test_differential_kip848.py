@@ -13,6 +13,7 @@ brokers' uniform assignors balance, and member ids decide the rest.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from compat.differential import Brokers, Observations, create_topic, plain, run_differential, unique
@@ -283,3 +284,47 @@ def test_static_members_and_mixing(brokers: Brokers) -> None:
         "member it cannot take (docs/broker.md)",
     }
     run_differential(scenario, brokers, allowed=allowed)
+
+
+def test_range_assignor_results(brokers: Brokers) -> None:
+    """Two members choosing the server-side `range` assignor on two co-partitioned topics: the
+    same partitions per member on both brokers (member ids are the test's, so comparable)."""
+
+    def scenario(bootstrap: str) -> Observations:
+        topics = [unique("kip848-r1"), unique("kip848-r2")]
+        group = unique("kip848-rg")
+        for topic in topics:
+            create_topic(bootstrap, topic, 3)
+        seen: Observations = {}
+        with WireClient(bootstrap) as client:
+            wait_coordinator(client, group)
+            members = [Member(client, group, f"member-{n}", topics[0]) for n in "ab"]
+            for m in members:
+                m.beat(subscribed_topic_names=topics, server_assignor="range")
+            for _ in range(4):  # revoke, then assign: a few rounds settle both members
+                for m in members:
+                    m.beat()
+            ids = {}
+            for topic in topics:
+                found = client.request(
+                    3,
+                    12,
+                    {
+                        "topics": [{"name": topic, "topic_id": uuid.UUID(int=0)}],
+                        "allow_auto_topic_creation": False,
+                        "include_topic_authorized_operations": False,
+                    },
+                ).topics[0]
+                ids[found.topic_id] = topics.index(topic)  # ids are per deployment
+            seen["owned"] = {
+                m.member_id: sorted((ids[t], p) for t, ps in m.owned.items() for p in ps)
+                for m in members
+            }
+            described = describe_group(client, group)
+            seen["assignor"] = described["assignor"]
+            seen["state"] = described["state"]
+            for m in members:
+                m.beat(epoch=-1)
+        return seen
+
+    run_differential(scenario, brokers)
