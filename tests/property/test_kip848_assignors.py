@@ -43,7 +43,7 @@ def check_exact_cover(
         assert all(t in subscriptions[member] for t, _ in tps)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(groups(), st.sampled_from(["uniform", "range"]))
 def test_every_partition_is_owned_exactly_once(
     group: tuple[dict[str, frozenset[uuid.UUID]], dict[uuid.UUID, int]], name: str
@@ -55,7 +55,7 @@ def test_every_partition_is_owned_exactly_once(
     assert again == result, "the same input must give the same target"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(groups(), st.integers(1, 3))
 def test_uniform_balances_equal_subscriptions_and_moves_little_on_join(
     group: tuple[dict[str, frozenset[uuid.UUID]], dict[uuid.UUID, int]], joining: int
