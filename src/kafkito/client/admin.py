@@ -151,11 +151,13 @@ class ConfigValue:
 
 @dataclass(frozen=True, slots=True)
 class GroupListing:
-    """A consumer group as listed: its id and state (e.g. STABLE, EMPTY; None if unknown)."""
+    """A consumer group as listed: its id and state (e.g. STABLE, EMPTY; None if unknown), and
+    its protocol: type CLASSIC (JoinGroup/SyncGroup) or CONSUMER (KIP-848); None if unknown."""
 
     group_id: str
     state: str | None
     is_simple: bool
+    type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +183,8 @@ class GroupDescription:
     assignor: str | None
     coordinator: int | None
     members: tuple[GroupMember, ...]
+    type: str | None = None
+    """CLASSIC or CONSUMER (KIP-848: the broker assigns, states ASSIGNING and RECONCILING)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -608,7 +612,10 @@ class Admin:
         return sorted(
             (
                 GroupListing(
-                    g.group_id, _enum_name(g.state) or None, bool(g.is_simple_consumer_group)
+                    g.group_id,
+                    _enum_name(g.state) or None,
+                    bool(g.is_simple_consumer_group),
+                    _enum_name(getattr(g, "type", None)) or None,
                 )
                 for g in result.valid
             ),
@@ -642,6 +649,7 @@ class Admin:
             described.partition_assignor or None,
             coordinator,
             tuple(members),
+            _enum_name(getattr(described, "type", None)) or None,
         )
 
     def group_offsets(self, group: str) -> dict[tuple[str, int], int]:

@@ -564,6 +564,7 @@ def create_app(
             )
         body = (
             f"<h2>{_esc(group)} <span class='muted'>{_esc(info.state)} · "
+            f"{_esc(info.type or 'unknown')} protocol · "
             f"lag <span id='total-lag'>{info.lag:,}</span></span></h2>"
             f"<div class='card'><h2>lag per partition over time</h2><div id='lag-chart' "
             f"data-group='{_esc(group)}'></div></div>"

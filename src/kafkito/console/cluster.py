@@ -76,6 +76,8 @@ class GroupInfo:
     assignor: str | None = None
     members: list[dict[str, Any]] = field(default_factory=list)
     partitions: list[GroupPartition] = field(default_factory=list)
+    type: str | None = None
+    """The group's protocol: CLASSIC, or CONSUMER for KIP-848 groups (None if unknown)."""
 
     @property
     def lag(self) -> int:
@@ -237,7 +239,7 @@ def describe_group(settings: Cluster, group: str) -> GroupInfo:
         except UnknownGroupError:
             raise NotFound(f"unknown group {group!r}") from None
         committed = admin.group_offsets(group)
-        info = GroupInfo(group, description.state, description.assignor)
+        info = GroupInfo(group, description.state, description.assignor, type=description.type)
         owners: dict[tuple[str, int], str] = {}
         for member in description.members:
             info.members.append(
