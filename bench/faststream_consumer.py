@@ -3,9 +3,10 @@
     <faststream venv>/bin/python bench/faststream_consumer.py BACKEND BOOTSTRAP TOPIC COUNT
         HANDLER WORKERS
 
-Runs in FastStream's own virtual environment (never the project's: bench_flow.py makes it
-with `--faststream-venv`), BACKEND "confluent" (faststream.confluent, on confluent-kafka) or
-"aiokafka" (faststream.kafka). HANDLER "noop" or "sleep10" (an async handler that awaits 10 ms).
+Runs in FastStream's own virtual environment (never the project's: `bench_flow.py
+--setup-faststream` makes it), BACKEND "confluent" (faststream.confluent, on confluent-kafka)
+or "aiokafka" (faststream.kafka). HANDLER "noop" or "sleep10" (an async handler that awaits
+10 ms); the body is decoded the FastStream way (JSON, its default for a JSON body).
 WORKERS: 1 is FastStream's default (one record at a time per subscriber); more is its
 `max_workers`, which FastStream allows only with its default AckPolicy.ACK_FIRST.
 
@@ -39,7 +40,7 @@ async def main(backend: str, bootstrap: str, topic: str, count: int, handler: st
     @broker.subscriber(  # type: ignore[misc]
         topic, group_id=f"fs-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest", **options
     )
-    async def handle(body: bytes) -> None:
+    async def handle(body):  # type: ignore[no-untyped-def]  # untyped: FastStream casts nothing
         if not first:
             first.append(time.perf_counter())
         if handler == "sleep10":
