@@ -107,11 +107,12 @@ def test_order_and_commits_hold_across_splits_and_rebalances(
     keys = rng.choice([3, 12, 200])  # heavy, medium and light contention between keys
     drawn = [rng.randrange(keys) for _ in range(total)]
     records = [(f"k{k}".encode(), str(i).encode(), k % PARTITIONS) for i, k in enumerate(drawn)]
-    # Per record, not per handling: fast runs (coarse chunks) between slow stretches (which
-    # split them) and failures (which split them too, and hold one key while it retries).
-    slow = {i for i in range(total) if (i // 400) % 3 == 1 and rng.random() < 0.3}
-    failing = {i for i in range(total) if (i // 400) % 3 == 2 and rng.random() < 0.03}
-    produce(broker, topic_name, records[: total // 2])  # the rest once a second member is in
+    # Per record, not per handling, in phases written one after another: 0-999 fast with
+    # failures (which split coarse chunks and hold a key while it retries), 1000-1499 slow
+    # (coarse chunks again once the partition drained, split for running long), then a mix
+    # while a second member joins and leaves.
+    slow = {i for i in range(1000, total) if (i < 1500 or i % 7 < 3) and rng.random() < 0.3}
+    failing = {i for i in range(total) if not 1000 <= i < 1500 and rng.random() < 0.02}
 
     lock = threading.Lock()
     done: dict[tuple[int, int], int] = {}  # (partition, offset) -> times handled
@@ -171,7 +172,9 @@ def test_order_and_commits_hold_across_splits_and_rebalances(
     sampler = threading.Thread(target=sample_commits, daemon=True)
     start_flow(flow("a"))
     sampler.start()
-    wait_for(lambda: len(done) > total * rng.uniform(0.1, 0.4), what=f"a started (seed {seed})")
+    for begin, end in ((0, 1000), (1000, 1500)):
+        produce(broker, topic_name, records[begin:end])
+        wait_for(lambda end=end: len(done) == end, what=f"records to {end} (seed {seed})")
     second = start_flow(flow("b"))
 
     def seen(member: str, what: str, count: int = 1) -> Callable[[], bool]:
@@ -182,7 +185,7 @@ def test_order_and_commits_hold_across_splits_and_rebalances(
         return check
 
     wait_for(seen("b", "assigned"), what=f"b assigned (seed {seed})")
-    produce(broker, topic_name, records[total // 2 :])
+    produce(broker, topic_name, records[1500:])
     wait_for(seen("b", "handled", rng.randrange(50, 300)), what=f"b working (seed {seed})")
     second.stop()  # type: ignore[attr-defined]  # its partitions go back to a mid-run
     wait_for(lambda: len(done) == total, timeout_s=90, what=f"every record (seed {seed})")

@@ -14,7 +14,11 @@ the loop awaits them. The loop:
    order; `tracker.Chunk`), notes each chunk in its partition's `PartitionTracker` and submits
    it under its ordering key (same key in order, different keys in parallel, `concurrency` at
    once): sync handlers to the `ThreadedKeyedScheduler`'s handler threads, async ones to the
-   `KeyedScheduler`'s tasks, batch handlers to per-partition buffers;
+   `KeyedScheduler`'s tasks, batch handlers to per-partition buffers. With ordering="key" and a
+   fast sync handler a partition's records of a poll are one *coarse* chunk (offset order keeps
+   every key's order, and a fast handler gains nothing from parallel keys); a failing record,
+   or a coarse chunk that runs long and slow, has `_split` regroup the partition's unresolved
+   records by key on the loop, and the partition runs by key until nothing of it is in flight;
 3. a handler thread decodes and handles a chunk's records in order; what went well is reported
    to the loop in bulk (`_apply_results`); a record that fails holds its key, and the loop
    (`_recover`) retries it in place with backoff (`blocking`) or republishes it to
@@ -166,6 +170,9 @@ class _PartitionState:
     tracker: PartitionTracker = field(default_factory=PartitionTracker)
     pause_reasons: set[str] = field(default_factory=set)
     waiting_until_ms: int | None = None
+    revoking: bool = False
+    """Being revoked: a failed record is left for the next owner, not retried or split (what
+    that would start could outlive the revoke)."""
     split: object | None = None
     """Sync handler, ordering="key": None while the partition's records run in coarse chunks
     (the partition's records of a poll, in offset order); else a token new at each split, and
@@ -991,6 +998,7 @@ class Flow:
                 processed[chunk.source] = processed.get(chunk.source, 0) + done
             if failure is None:
                 continue
+            owned = owned and not self._partitions[chunk.tp].revoking
             if owned and chunk.coarse:
                 chunk = self._split(chunk, hold=failure is not _RAN_LONG)
                 if failure is _RAN_LONG:
@@ -1562,6 +1570,9 @@ class Flow:
         """Drop queued work and back-offs of `tps`, let running handlers finish (bounded)."""
         assert self._scheduler is not None
         revoked = set(tps)
+        for tp in tps:
+            if (state := self._partitions.get(tp)) is not None:
+                state.revoking = True
 
         def keep(chunk: Chunk) -> bool:
             return chunk.tp not in revoked
