@@ -49,9 +49,11 @@ replicated cluster that is degradation, not failure: the flow goes on and says w
 Rebalances: on revoke (called inside the poll thread) the loop drops queued work of the revoked
 partitions, cancels their back-offs, waits up to `revoke_grace_s` for handlers already running,
 and the poll thread commits what is resolved before the revoke completes. Results that arrive
-later for a partition no longer owned are dropped (a generation number per assignment). A
-record left unresolved (revoked, or stopping) takes the queued records of its key in its
-partition with it (`_abandon`): nothing overtakes it; they are all read again.
+later for a partition no longer owned are dropped (a generation number per assignment); a
+record that fails while its partition is being revoked is not retried or split (what that
+starts could outlive the revoke and run under the next owner). A record left unresolved
+(revoked, or stopping) takes the queued records of its key in its partition with it
+(`_abandon`): nothing overtakes it; they are all read again.
 
 Shutdown (SIGTERM/SIGINT or `stop()`): stop fetching, let in-flight records finish within
 `shutdown_grace_s`, commit, close the consumer (which leaves the group at once).
