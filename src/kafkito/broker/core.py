@@ -66,6 +66,8 @@ class BrokerCore:
         self.port = settings.port
         self.participants: list[MetaParticipant] = []
         self.producers: Any = None
+        self.transactions: Any = None
+        """The transaction coordinator (kafkito.broker.txn), installed like `producers`."""
         self._dir_lock: DataDirLock | None = None
         self._tasks: list[asyncio.Task[None]] = []
         load_handlers()
@@ -264,14 +266,20 @@ class BrokerCore:
         """Check an idempotent batch's sequence before append.
 
         Returns the original base offset for a duplicate of a recent batch, None to append;
-        raises BrokerError (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, ...).
+        raises BrokerError (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, ...). The
+        transaction rules come first (INVALID_TXN_STATE, a fenced epoch), as in Kafka's
+        ProducerAppendInfo.
         """
+        if self.transactions is not None and (header.producer_id >= 0 or header.is_transactional):
+            self.transactions.check_batch(plog, header)
         if self.producers is None or header.producer_id < 0:
             return None
         return self.producers.check(plog, header)  # type: ignore[no-any-return]
 
     def record_producer(self, plog: Any, header: Any, base_offset: int) -> None:
         """Remember an appended idempotent batch (for duplicate detection and restarts)."""
+        if self.transactions is not None and header.is_transactional:
+            self.transactions.record_batch(plog, header, base_offset)
         if self.producers is not None and header.producer_id >= 0:
             self.producers.record(plog, header, base_offset)
 

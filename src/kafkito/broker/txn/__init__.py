@@ -37,6 +37,7 @@ def install(broker: BrokerCore) -> None:
     """Attach a transaction coordinator to a fresh BrokerCore (an `embedded.INSTALLERS` entry)."""
     coordinator = TxnCoordinator(broker)
     _COORDINATORS[broker] = coordinator
+    broker.transactions = coordinator
     broker.participants.append(coordinator)
 
 

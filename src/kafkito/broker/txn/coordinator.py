@@ -325,16 +325,12 @@ class TxnCoordinator:
                 ErrorCode.invalid_producer_id_mapping,
                 f"producer {pid} belongs to no transactional id",
             )
-        if header.producer_epoch < meta.epoch:
+        if header.producer_epoch != meta.epoch:
             raise BrokerError(
                 ErrorCode.invalid_producer_epoch,
-                f"producer {pid} epoch {header.producer_epoch} is older than {meta.epoch}",
+                f"producer {pid} epoch {header.producer_epoch} is not the current {meta.epoch}",
             )
-        if (
-            header.producer_epoch != meta.epoch
-            or meta.state is not TxnState.ONGOING
-            or key not in meta.partitions
-        ):
+        if meta.state is not TxnState.ONGOING or key not in meta.partitions:
             raise BrokerError(
                 ErrorCode.invalid_txn_state,
                 f"producer {pid} epoch {header.producer_epoch} has no open transaction holding "
