@@ -898,7 +898,8 @@ def test_dynamic_broker_configs_through_the_clients(kafkito: Target, kafka: Targ
 
 
 def _produce_size(target: Target, topic: str, size: int) -> str:
-    """Produce one record of `size` bytes; the delivery error's name, or "ok"."""
+    """Produce one keyed record of `size` bytes; the delivery error's name, or "ok" (keyed:
+    a topic may be compacted, and Kafka refuses keyless records there)."""
     producer = Producer(
         {"bootstrap.servers": target.bootstrap, "message.max.bytes": 10_000_000, "retries": 0}
     )
@@ -906,6 +907,7 @@ def _produce_size(target: Target, topic: str, size: int) -> str:
     producer.produce(
         topic,
         b"x" * size,
+        key=b"k",
         on_delivery=lambda err, msg: outcome.append("ok" if err is None else err.name()),
     )
     producer.flush(TIMEOUT_S)

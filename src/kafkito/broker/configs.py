@@ -906,15 +906,28 @@ def log_config_for(overrides: Mapping[str, str], defaults: Mapping[str, str | No
         assert value is not None
         return int(value)
 
+    def ratio(name: str) -> float:
+        value = overrides.get(name, defaults.get(name))
+        if value is None:
+            value = TOPIC_CONFIGS[name].default
+        assert value is not None
+        return float(value)
+
     policy = overrides.get("cleanup.policy", defaults.get("cleanup.policy"))
-    # Kafka deletes by retention.ms / retention.bytes only with the "delete" policy: a compact
-    # topic keeps its old segments (kafkito does not compact them yet, so it keeps them all)
-    deletes = "delete" in split_list(policy if policy is not None else "delete")
+    # Kafka deletes by retention.ms / retention.bytes only with the "delete" policy, and
+    # compacts only with "compact" (storage.cleaner); "compact,delete" does both.
+    policies = set(split_list((policy if policy is not None else "delete").lower()))
     return LogConfig(
+        cleanup_delete="delete" in policies,
+        cleanup_compact="compact" in policies,
+        delete_retention_ms=get("delete.retention.ms"),
+        min_compaction_lag_ms=get("min.compaction.lag.ms"),
+        max_compaction_lag_ms=get("max.compaction.lag.ms"),
+        min_cleanable_dirty_ratio=ratio("min.cleanable.dirty.ratio"),
         segment_bytes=get("segment.bytes"),
         segment_ms=get("segment.ms"),
-        retention_ms=get("retention.ms") if deletes else -1,
-        retention_bytes=get("retention.bytes") if deletes else -1,
+        retention_ms=get("retention.ms"),
+        retention_bytes=get("retention.bytes"),
         max_message_bytes=get("max.message.bytes"),
         flush_messages=get("flush.messages"),
         flush_ms=get("flush.ms"),

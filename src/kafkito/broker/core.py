@@ -31,6 +31,7 @@ from kafkito.errors import ErrorCode, StorageError, UnsupportedRequest
 from kafkito.protocol import codec
 from kafkito.protocol.framing import read_request_head
 from kafkito.storage.checkpoint import checkpoint_logs, read_checkpoint
+from kafkito.storage.cleaner import CleanerState, Throttler, plan_cleaning, run_pass
 from kafkito.storage.durability import GroupCommitter
 from kafkito.storage.fs import FileSystem, OsFileSystem, off_loop
 from kafkito.storage.metalog import MetadataLog
@@ -70,6 +71,9 @@ class BrokerCore:
         """The transaction coordinator (kafkito.broker.txn), installed like `producers`."""
         self._dir_lock: DataDirLock | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.cleaner_state = CleanerState()
+        self._uncleanable: set[str] = set()
+        """Partitions whose cleaning failed on damaged data: skipped, as Kafka marks them."""
         load_handlers()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -117,6 +121,7 @@ class BrokerCore:
             # Gone before we serve, durably: a later crash must not pass for a clean stop.
             self.fs.remove(self._marker_path())
             self.fs.fsync_dir(data_path)
+        self.cleaner_state = CleanerState.load(self.fs, self.topics.log_dir)
         if not self.cluster_id:
             self.cluster_id = _new_cluster_id()
             self.metalog.append([{"type": "cluster", "id": self.cluster_id}])
@@ -147,6 +152,8 @@ class BrokerCore:
         self.port = port
         self._dir_lock.publish(f"{self.host}:{port}")
         self._tasks.append(asyncio.create_task(self._housekeeping()))
+        if self.settings.log_cleaner_enable:
+            self._tasks.append(asyncio.create_task(self._cleaner_loop()))
         for participant in self.participants:
             start = getattr(participant, "start", None)
             if start is not None:
@@ -245,6 +252,73 @@ class BrokerCore:
             if loop.time() >= next_retention:
                 next_retention = loop.time() + settings.retention_check_interval_ms / 1000
                 self.apply_retention()
+
+    async def _cleaner_loop(self) -> None:
+        """Clean compacted logs one pass at a time; sleep log.cleaner.backoff.ms when idle."""
+        while True:
+            try:
+                cleaned = await self.clean_logs()
+            except Exception:
+                # Our bug if it happens, but one failed pass must not end compaction of every
+                # topic for the rest of the process: log it whole and carry on.
+                log.exception("log cleaner pass failed")
+                cleaned = False
+            if not cleaned:
+                await asyncio.sleep(self.settings.log_cleaner_backoff_ms / 1000)
+
+    async def clean_logs(self, *, force: bool = False) -> bool:
+        """Clean the filthiest compacted log that is due (storage.cleaner); False if none.
+
+        The pass runs in a worker thread; the segment list is swapped on the loop, and the
+        cleaner-offset-checkpoint is written after it.
+        """
+        plans = []
+        live: set[str] = set()
+        for topic in list(self.topics.by_name.values()):
+            for p in topic.partitions:
+                live.add(CleanerState.key(p))
+                if CleanerState.key(p) in self._uncleanable:
+                    continue
+                plan = plan_cleaning(p, self.cleaner_state, p._clock_ms(), force=force)
+                if plan is not None:
+                    plans.append(plan)
+        if not plans:
+            return False
+        plan = max(plans, key=lambda candidate: candidate.dirty_ratio)
+        settings = self.settings
+        result = await run_pass(
+            self.fs,
+            plan,
+            self.cleaner_state,
+            Throttler(settings.log_cleaner_io_max_bytes_per_second),
+            dedupe_buffer_bytes=settings.log_cleaner_dedupe_buffer_bytes,
+        )
+        plog = plan.plog
+        if result.error is not None:
+            self._uncleanable.add(CleanerState.key(plog))
+            log.error(
+                "%s-%d: cleaning failed, the partition is no longer cleaned until a restart: %s",
+                plog.topic,
+                plog.partition,
+                result.error,
+            )
+            return False
+        for gone in set(self.cleaner_state.first_dirty) - live:  # deleted topics
+            del self.cleaner_state.first_dirty[gone]
+        await off_loop(self.cleaner_state.save, self.fs, self.topics.log_dir)
+        log.info(
+            "%s-%d: cleaned offsets %d..%d (%s): %d of %d records removed, %d -> %d bytes",
+            plog.topic,
+            plog.partition,
+            plan.segments[0].base_offset,
+            result.first_dirty,
+            plan.reason,
+            result.records_removed,
+            result.records_read,
+            result.bytes_read,
+            result.bytes_written,
+        )
+        return True
 
     def apply_retention(self) -> int:
         """Delete closed segments past retention.ms / retention.bytes; persist log starts."""

@@ -79,6 +79,14 @@ class BrokerSettings:
     """How often the recovery point is checkpointed: after an unclean stop only what was
     written since is scanned."""
     retention_check_interval_ms: int = 5 * 60 * 1000
+    log_cleaner_enable: bool = True
+    """Run the log cleaner for topics with `compact` in cleanup.policy (log.cleaner.enable)."""
+    log_cleaner_backoff_ms: int = 15_000
+    """Sleep between looks for a log to clean when none was due (log.cleaner.backoff.ms)."""
+    log_cleaner_io_max_bytes_per_second: float = float("inf")
+    """Cleaner reads plus writes per second (log.cleaner.io.max.bytes.per.second)."""
+    log_cleaner_dedupe_buffer_bytes: int = 128 << 20
+    """Memory for the cleaner's key -> offset map (log.cleaner.dedupe.buffer.size)."""
     log_segment_bytes: int = 1 << 30
     group_initial_rebalance_delay_ms: int = 300
     """How long a group leaving Empty waits for more members before its first generation.
@@ -109,6 +117,17 @@ class BrokerSettings:
                 f"flush_interval_ms ({self.flush_interval_ms}) and "
                 f"recovery_checkpoint_interval_ms ({self.recovery_checkpoint_interval_ms}) "
                 "must be positive"
+            )
+        if self.log_cleaner_backoff_ms < 1 or self.log_cleaner_dedupe_buffer_bytes < 1 << 16:
+            raise KafkitoError(
+                f"log_cleaner_backoff_ms ({self.log_cleaner_backoff_ms}) must be positive and "
+                f"log_cleaner_dedupe_buffer_bytes ({self.log_cleaner_dedupe_buffer_bytes}) "
+                "at least 65536"
+            )
+        if not self.log_cleaner_io_max_bytes_per_second > 0:
+            raise KafkitoError(
+                "log_cleaner_io_max_bytes_per_second must be positive, got "
+                f"{self.log_cleaner_io_max_bytes_per_second}"
             )
         if self.durability not in ("always", "interval"):
             raise KafkitoError(

@@ -148,7 +148,22 @@ def cli(
     type=int,
     help="Committed offsets of an empty group expire after this long.",
 )
+@click.option(
+    "--log-cleaner-backoff-ms",
+    default=15_000,
+    show_default=True,
+    type=int,
+    help="Compaction: pause between looks for a log to clean when none was due.",
+)
+@click.option(
+    "--log-cleaner-io-max-bytes-per-second",
+    default=float("inf"),
+    type=float,
+    help="Compaction: cleaner reads plus writes per second (default unthrottled).",
+)
 def broker(
+    log_cleaner_backoff_ms: int,
+    log_cleaner_io_max_bytes_per_second: float,
     group_initial_rebalance_delay_ms: int,
     offsets_retention_ms: int,
     host: str,
@@ -203,6 +218,8 @@ def broker(
         idle_timeout_ms=idle_timeout_ms,
         group_initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
         offsets_retention_ms=offsets_retention_ms,
+        log_cleaner_backoff_ms=log_cleaner_backoff_ms,
+        log_cleaner_io_max_bytes_per_second=log_cleaner_io_max_bytes_per_second,
     )
     try:
         settings.validate()

@@ -6,6 +6,13 @@ was less than `max_poll_age_s` ago, and reports its lag per partition. Reachabil
 (what the seed checked) misses the common failure: a consumer stuck in a handler while the
 broker is fine.
 
+On a replicated cluster the same metadata shows a lost broker: a node that holds replicas of
+the topics in view but that the cluster no longer lists is down (`brokers_down`; the topics
+are the Reader's, the Writer's, `topics`, or every topic). One broker of three down with
+replication factor 3 is *degraded*, not down: reads and writes go on, so the check stays UP
+and says why in `degraded`. A partition of those topics without a leader cannot be read or
+written at all: that is DOWN. `replica_health` is the one computation, shared with the flow.
+
 `serve_health(checkers)` runs a small HTTP server on a daemon thread: GET /health (or /)
 answers the seed's JSON (`{"status": "UP"|"DOWN", "details": {name: {...}}}`), HTTP 200 when
 every checker is up and 500 otherwise, as the seed's server did. It binds 127.0.0.1 unless told
@@ -29,14 +36,56 @@ from kafkito.client.config import ClientConfig, WriterConfig
 from kafkito.client.embedded import resolve_bootstrap
 from kafkito.client.errors import BrokerUnreachableError, ClientError
 from kafkito.client.reader import Reader
+from kafkito.client.writer import TopicWriter, Writer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HealthChecker", "HealthServer", "serve_health"]
+__all__ = ["HealthChecker", "HealthServer", "replica_health", "serve_health"]
+
+
+def replica_health(metadata: Any, topics: Sequence[str] | None = None) -> dict[str, Any]:
+    """What cluster metadata says about the replicas of `topics` (None: every topic).
+
+    Returns `brokers_down` (node ids holding replicas that the cluster does not list),
+    `offline_partitions` ("topic[p]" without a leader), `under_replicated_partitions` (how
+    many have fewer in-sync replicas than replicas) and `degraded` (the reasons, in words;
+    empty when all is well). `metadata` is confluent-kafka's ClusterMetadata.
+    """
+    listed = set(metadata.brokers)
+    names = list(metadata.topics) if topics is None else list(topics)
+    down: set[int] = set()
+    offline: list[str] = []
+    under = 0
+    for name in names:
+        info = metadata.topics.get(name)
+        if info is None or info.error is not None:
+            continue
+        for partition in info.partitions.values():
+            down.update(node for node in partition.replicas if node not in listed)
+            if partition.leader < 0:
+                offline.append(f"{name}[{partition.id}]")
+            if len(partition.isrs) < len(partition.replicas):
+                under += 1
+    degraded = [f"broker {node} is down" for node in sorted(down)]
+    if offline:
+        degraded.append(f"{len(offline)} partition(s) without a leader")
+    if under:
+        degraded.append(f"{under} partition(s) under-replicated")
+    return {
+        "brokers_down": sorted(down),
+        "offline_partitions": sorted(offline),
+        "under_replicated_partitions": under,
+        "degraded": degraded,
+    }
 
 
 class HealthChecker:
-    """Checks broker reachability and, given a Reader, that its loop makes progress."""
+    """Checks broker reachability and replicas, and, given a Reader, that its loop makes
+    progress; given a Writer, its records still waiting for the brokers' confirmation.
+
+    `topics` limits the replica check to those topics (default: the Reader's or the Writer's
+    topics, else every topic).
+    """
 
     def __init__(
         self,
@@ -45,16 +94,27 @@ class HealthChecker:
         brokers: Sequence[str] | str | None = None,
         client: ClientConfig | Mapping[str, Any] | None = None,
         reader: Reader | None = None,
+        writer: Writer | TopicWriter | None = None,
+        topics: Sequence[str] | None = None,
         timeout_s: float = 5.0,
         max_poll_age_s: float = 30.0,
     ) -> None:
         self.name = name
         self.reader = reader
+        self.writer = writer
         self.timeout_s = timeout_s
         self.max_poll_age_s = max_poll_age_s
+        self.topics: list[str] | None = list(topics) if topics is not None else None
         if reader is not None:
             self.bootstrap = reader.bootstrap
             client_config = reader.config.client
+            if self.topics is None:
+                self.topics = list(reader.core.topics)
+        elif writer is not None:
+            self.bootstrap = writer.bootstrap
+            client_config = writer.config.client
+            if self.topics is None and isinstance(writer, Writer):
+                self.topics = [writer.topic]
         else:
             config = WriterConfig.from_dict({"brokers": brokers, "client": client or {}})
             self.bootstrap = resolve_bootstrap(config.brokers)
@@ -78,6 +138,14 @@ class HealthChecker:
                 attempts=1,
             ) from None
         data: dict[str, Any] = {"brokers": len(meta.brokers), "bootstrap": self.bootstrap}
+        data.update(replica_health(meta, self.topics))
+        if data["offline_partitions"]:
+            raise ClientError(
+                f"partitions without a leader (brokers down: {data['brokers_down']}): "
+                f"{', '.join(data['offline_partitions'])}; they can be neither read nor written"
+            )
+        if self.writer is not None:
+            data["unconfirmed"] = len(self.writer.core.producer)
         if self.reader is not None:
             data.update(self._reader_progress())
         return data

@@ -343,6 +343,11 @@ class _SyncWriting:
         """The brokers this writer talks to."""
         return self._core.bootstrap
 
+    @property
+    def core(self) -> ProducerCore:
+        """The producer and its error tracker (used by HealthChecker)."""
+        return self._core
+
     def _write(self, topic: str, value: Value, headers: Headers | None, key: Value) -> Delivery:
         outcome = _Outcome()
         self._core.produce(topic, value, key, headers, outcome)

@@ -34,6 +34,14 @@ pauses its partition and seeks back to it; a timer resumes the partition when it
 A failing dead-letter write keeps the record unresolved (no loss), pauses its partition, turns
 health red and retries with capped backoff (no hot loop).
 
+Health (`health()`) is answered from state, without a network call: liveness and readiness
+from the poll loop, the last commit and retry/dead-letter write failures (cleared by the next
+success), librdkafka's last client error, and a view of the cluster that a watcher task
+refreshes every `CLUSTER_CHECK_S` from metadata (`kafkito.client.health.replica_health`): a
+broker that holds replicas of the flow's topics but is no longer listed is down. On a
+replicated cluster that is degradation, not failure: the flow goes on and says why in
+`degraded`, which empties again when the broker is back.
+
 Rebalances: on revoke (called inside the poll thread) the loop drops queued work of the revoked
 partitions, cancels their back-offs, waits up to `revoke_grace_s` for handlers already running,
 and the poll thread commits what is resolved before the revoke completes. Results that arrive
@@ -298,6 +306,13 @@ class Flow:
         self._backpressured = False
         self._pause_changes: set[TP] = set()
         self._fatal: BaseException | None = None
+        self._cluster: dict[str, Any] = {}
+        """The last view of the cluster's replicas (`replica_health`), or {"error": ...}."""
+        self._commit_error: str | None = None
+        self._writes_failing: dict[int, str] = {}
+        """Retry/dead-letter writes failing now (by id of their record): the last error."""
+        self._client_error: tuple[str, float] | None = None
+        self._client_errors_seen: set[str] = set()
 
     # -- public surface ------------------------------------------------------------------
 
@@ -404,7 +419,71 @@ class Flow:
             "in_flight": self._in_flight(),
             "dead_letter_failing": sorted(f"{t}-{p}" for t, p in self._dead_letter_failing),
             "last_poll_age_s": None if age is None else round(age, 3),
+            **self._degradation(),
         }
+
+    CLUSTER_CHECK_S = 2.0
+    """How often the watcher asks the cluster's metadata for the health report."""
+
+    def _degradation(self) -> dict[str, Any]:
+        """The health report's cluster and error part; `degraded` lists the reasons."""
+        cluster = self._cluster
+        degraded = list(cluster.get("degraded", ()))
+        if "error" in cluster:
+            degraded.append(f"cluster metadata unavailable: {cluster['error']}")
+        if self._commit_error is not None:
+            degraded.append(f"commits failing: {self._commit_error}")
+        write_error = next(iter(self._writes_failing.values()), None)
+        if write_error is not None:
+            degraded.append(f"retry/dead-letter writes failing: {write_error}")
+        last = self._client_error
+        return {
+            "brokers_down": cluster.get("brokers_down", []),
+            "offline_partitions": cluster.get("offline_partitions", []),
+            "commit_error": self._commit_error,
+            "write_error": write_error,
+            "last_client_error": None
+            if last is None
+            else {"error": last[0], "age_s": round(time.monotonic() - last[1], 3)},
+            "degraded": degraded,
+        }
+
+    def _on_client_error(self, error: Any) -> None:
+        """librdkafka's error_cb (its threads): remember the last client-level error for
+        health, and log it (once per kind at WARNING: a lost broker repeats it many times)."""
+        name = str(error.name())
+        self._client_error = (f"{name}: {error.str()}", time.monotonic())
+        level = logging.DEBUG if name in self._client_errors_seen else logging.WARNING
+        self._client_errors_seen.add(name)
+        log.log(level, "flow %s: kafka client error %s: %s", self.name, name, error.str())
+
+    async def _watch_cluster(self) -> None:
+        """Refresh the cluster view every CLUSTER_CHECK_S from the metadata of our topics."""
+        from kafkito.client.health import replica_health
+
+        while True:
+            consumer = self._consumer
+            if consumer is None:
+                return
+            try:
+                meta = await asyncio.to_thread(self._our_metadata, consumer)
+                self._cluster = replica_health(meta, self.topics)
+            except Exception as exc:  # KafkaException: no broker answered in time
+                self._cluster = {"error": str(exc)}
+            await asyncio.sleep(self.CLUSTER_CHECK_S)
+
+    def _our_metadata(self, consumer: Any) -> Any:
+        """Metadata of this flow's topics only, one request per topic (a cluster of thousands
+        of topics is not listed every few seconds). Asked through the consumer: librdkafka
+        consumers send allow_auto_topic_creation=false, so a missing topic stays missing."""
+        merged: Any = None
+        for topic in self.topics:
+            meta = consumer.list_topics(topic, self.CLUSTER_CHECK_S)
+            if merged is None:
+                merged = meta
+            else:
+                merged.topics.update(meta.topics)
+        return merged
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -444,6 +523,7 @@ class Flow:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "client.id": self.name,
+            "error_cb": self._on_client_error,
             **conf,
         }
         self._consumer = RawConsumer(settings=consumer_conf)
@@ -453,6 +533,7 @@ class Flow:
                 "acks": "all",
                 "linger.ms": 5,
                 "client.id": f"{self.name}-producer",
+                "error_cb": self._on_client_error,
                 **conf,
             }
         )
@@ -471,9 +552,11 @@ class Flow:
         log.info(
             "flow %s consuming %s as group %s", self.name, self._subscriptions(), self.group_id
         )
+        watcher = asyncio.create_task(self._watch_cluster())
         try:
             await self._poll_loop()
         finally:
+            watcher.cancel()
             restore()
             await self._shutdown()
         if self._fatal is not None:
@@ -1282,28 +1365,32 @@ class Flow:
         acknowledges it (True), retrying failures with capped backoff; False if the partition
         is revoked or the flow stops first (the record stays unresolved: nothing is lost)."""
         delay_s = 0.5
-        while self._owned(work):
-            try:
-                await self._produce(topic, work.key, work.raw_value, headers)
-            except FlowError as write_error:
-                if on_failure is not None:
-                    on_failure()
-                log.error(
-                    "flow %s: write of %s-%d@%d to %s failed (%s); retrying in %.1fs",
-                    self.name,
-                    work.tp[0],
-                    work.tp[1],
-                    work.offset,
-                    topic,
-                    write_error,
-                    delay_s,
-                )
-                if not await self._backoff(work, delay_s):
-                    return False
-                delay_s = min(delay_s * 2, 30.0)
-                continue
-            return True
-        return False
+        try:
+            while self._owned(work):
+                try:
+                    await self._produce(topic, work.key, work.raw_value, headers)
+                except FlowError as write_error:
+                    self._writes_failing[id(work)] = str(write_error)
+                    if on_failure is not None:
+                        on_failure()
+                    log.error(
+                        "flow %s: write of %s-%d@%d to %s failed (%s); retrying in %.1fs",
+                        self.name,
+                        work.tp[0],
+                        work.tp[1],
+                        work.offset,
+                        topic,
+                        write_error,
+                        delay_s,
+                    )
+                    if not await self._backoff(work, delay_s):
+                        return False
+                    delay_s = min(delay_s * 2, 30.0)
+                    continue
+                return True
+            return False
+        finally:
+            self._writes_failing.pop(id(work), None)  # written, or no longer ours to write
 
     # -- commits and rebalances ---------------------------------------------------------------
 
@@ -1332,12 +1419,15 @@ class Flow:
     async def _commit(self) -> None:
         offsets = self._committable()
         if not offsets:
+            self._commit_error = None  # nothing waits to be committed: nothing is failing
             return
         try:
             await self._call(self._consumer.commit, offsets=offsets, asynchronous=False)
         except Exception as exc:  # a rebalance in progress, the coordinator moving...
             log.warning("flow %s: commit failed, will retry: %s", self.name, exc)
+            self._commit_error = str(exc)
             return
+        self._commit_error = None
         self._mark_committed(offsets)
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:

@@ -12,6 +12,10 @@ deletes whole closed segments (never the active one) by time and by size, moving
 offset forward; a segment is first renamed to `.deleted` so that a crash mid-way leaves a
 leftover that recovery removes, never a half-deleted segment that looks alive.
 
+With `compact` in cleanup.policy the cleaner (`storage.cleaner`) rewrites closed, fsynced
+segments in a worker thread and swaps them in with `replace_segments`; offsets never change,
+so within a segment batch offsets grow with gaps. `compact` alone switches retention off.
+
 Opening is `storage.recovery.open_segments`: load below the recovery point, scan above it.
 
 Durability: `durable_offset` is how far the log is fsynced. When acks wait for fsync
@@ -56,6 +60,15 @@ class LogConfig:
     """Topic `flush.messages`; -1 (or Kafka's Long.MAX default) leaves it to the broker."""
     flush_ms: int = -1
     """Topic `flush.ms`; -1 (or Kafka's Long.MAX default) leaves it to the broker."""
+    cleanup_delete: bool = True
+    """`cleanup.policy` holds `delete`: retention by time and size applies."""
+    cleanup_compact: bool = False
+    """`cleanup.policy` holds `compact`: the cleaner keeps the latest record per key."""
+    delete_retention_ms: int = 24 * 3600 * 1000
+    """How long a tombstone stays once the cleaner has seen it (KIP-534 delete horizon)."""
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = 2**63 - 1
+    min_cleanable_dirty_ratio: float = 0.5
 
     def __post_init__(self) -> None:
         if self.flush_messages >= _UNSET_FLUSH:
@@ -107,6 +120,9 @@ class PartitionLog:
         self._syncing: list[Segment] = []
         """Segments a sync in a worker thread is working on: never deleted meanwhile."""
         self._dir_unsynced = False
+        self.closed = False
+        self.cleaning: list[Segment] = []
+        """Segments a cleaning pass reads (storage.cleaner): never deleted meanwhile."""
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -177,6 +193,7 @@ class PartitionLog:
         return now_ms - self.last_flush_ms >= interval
 
     def close(self) -> None:
+        self.closed = True
         for segment in self.segments:
             segment.close()
         for waiter in self._waiters:
@@ -330,8 +347,28 @@ class PartitionLog:
         active.sync_indexes()
 
     def _pinned(self, segment: Segment) -> bool:
-        """Whether a sync still needs `segment`'s files (it must not be deleted yet)."""
-        return segment in self._sealed_unsynced or segment in self._syncing
+        """Whether a sync or a cleaning pass still needs `segment`'s files (keep them)."""
+        return any(segment is s for s in (*self._sealed_unsynced, *self._syncing, *self.cleaning))
+
+    def replace_segments(self, old: list[Segment], new: Segment) -> bool:
+        """Put a cleaned segment in place of the consecutive segments `old` (on the loop).
+
+        The files were already swapped on disk (storage.cleaner); this swaps the list, so it
+        costs no I/O beyond closing the old descriptors. Returns False, and leaves the list as
+        it was, if `old` is no longer a run of this log's segments (the log was closed).
+        """
+        starts = [i for i, s in enumerate(self.segments) if s is old[0]]
+        if not starts or self.closed:
+            return False
+        start = starts[0]
+        run = self.segments[start : start + len(old)]
+        same = len(run) == len(old) and all(a is b for a, b in zip(run, old, strict=True))
+        if not same or start + len(old) >= len(self.segments):  # never the active segment
+            return False
+        self.segments[start : start + len(old)] = [new]
+        for segment in old:
+            segment.close()
+        return True
 
     def prepare_checkpoint(self) -> tuple[int, Segment]:
         """On the loop: write pending index entries; returns (recovery point, segment to sync).
@@ -423,8 +460,13 @@ class PartitionLog:
             self._delete_segment(self.segments.pop(0))
 
     def apply_retention(self) -> int:
-        """Delete closed segments past retention.ms or beyond retention.bytes; returns count."""
+        """Delete closed segments past retention.ms or beyond retention.bytes; returns count.
+
+        Only with `delete` in cleanup.policy: a `compact`-only topic keeps every segment.
+        """
         deleted = 0
+        if not self.config.cleanup_delete:
+            return 0
         now = self._clock_ms()
         while len(self.segments) > 1 and not self._pinned(self.segments[0]):
             oldest = self.segments[0]

@@ -19,6 +19,16 @@ What a scan finds decides the outcome, as Kafka's LogLoader and redis' aof.c do:
 Leftovers of interrupted operations are resolved the same way every time (B6): `*.tmp` (an
 atomic write that did not reach its rename; the target is intact) and `*.deleted` (a segment
 retention had started to delete) are removed, and so are index files without their `.log`.
+
+Leftovers of an interrupted cleaning pass (storage.cleaner) are resolved as Kafka's LogLoader
+does, before anything else: `*.log.cleaned` files (a cleaned segment not yet complete) are
+deleted, and so is any `*.log.swap` at or above the lowest of them (Kafka's rule: such a swap
+belongs to the same unfinished pass). Every other `*.log.swap` was fsynced whole before it got
+that name, so the swap is completed: the old segments whose base offsets fall inside the swap's
+offset range are deleted with their indexes, then the swap is renamed to `.log` (its indexes are
+rebuilt when it is loaded). A swap never ends before the segment after its range begins: the
+cleaner keeps the last batch of every cleaned group (see storage.cleaner), so the range read
+from the file is the range it replaced.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import os
 from dataclasses import dataclass, field
 
 from kafkito.errors import CorruptLog
+from kafkito.protocol.records import batch_crc, iter_batch_headers
 from kafkito.storage.fs import FileSystem
 from kafkito.storage.segment import Segment, corrupt_log_error, index_paths
 
@@ -63,6 +74,61 @@ def remove_leftovers(fs: FileSystem, directory: str) -> None:
             fs.remove(os.path.join(directory, name))
 
 
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
+
+
+def _swap_end(fs: FileSystem, path: str) -> int:
+    """The offset after the last batch of a `.swap` file; CorruptLog if it is damaged."""
+    fd = fs.open(path, create=False)
+    try:
+        size = fs.size(fd)
+        data = fs.pread(fd, size, 0)
+    finally:
+        fs.close(fd)
+    good, end = 0, -1
+    for pos, header in iter_batch_headers(data):
+        if header.magic != 2 or batch_crc(data, pos, header.size) != header.crc:
+            break
+        end, good = header.next_offset, pos + header.size
+    if end < 0 or good != size:
+        raise CorruptLog(
+            f"{path}: a cleaned segment that was fsynced before it was renamed is damaged at "
+            f"byte position {good}; restore the partition directory from a backup"
+        )
+    return end
+
+
+def complete_swaps(fs: FileSystem, directory: str, label: str) -> None:
+    """Finish or discard what an interrupted cleaning pass left (see the module docstring)."""
+    names = fs.listdir(directory)
+    cleaned = [n for n in names if n.endswith(CLEANED_SUFFIX)]
+    bases = [int(n.split(".")[0]) for n in cleaned if n.split(".")[0].isdigit()]
+    min_cleaned = min(bases, default=None)
+    for name in cleaned:
+        log.info("%s: removing unfinished cleaned segment %s", label, name)
+        fs.remove(os.path.join(directory, name))
+    swaps = sorted(n for n in names if n.endswith(".log" + SWAP_SUFFIX))
+    changed = bool(cleaned)
+    for name in swaps:
+        path = os.path.join(directory, name)
+        base = int(name.split(".")[0])
+        if min_cleaned is not None and base >= min_cleaned:
+            log.info("%s: removing swap %s of an unfinished cleaning pass", label, name)
+            fs.remove(path)
+            changed = True
+            continue
+        end = _swap_end(fs, path)
+        for old in segment_bases(fs, directory):
+            if base <= old < end:
+                _delete_segment_files(fs, os.path.join(directory, f"{old:020d}.log"))
+        fs.rename(path, os.path.join(directory, f"{base:020d}.log"))
+        log.info("%s: completed the swap of %s (offsets %d..%d)", label, name, base, end)
+        changed = True
+    if changed:
+        fs.fsync_dir(directory)
+
+
 def segment_bases(fs: FileSystem, directory: str) -> list[int]:
     bases = []
     for name in fs.listdir(directory):
@@ -90,6 +156,7 @@ def open_segments(
     `recovery_point` None means a clean stop. `label` names the partition in logs.
     Raises CorruptLog for damage below the recovery point.
     """
+    complete_swaps(fs, directory, label)
     remove_leftovers(fs, directory)
     bases = segment_bases(fs, directory)
     segments: list[Segment] = []

@@ -180,7 +180,14 @@ class Segment:
             if self.size - pos < BATCH_HEADER_BYTES:
                 return f"partial batch at position {pos}"
             header = read_batch_header(self.fs.pread(self.fd, BATCH_HEADER_BYTES, pos))
-            if header.magic != 2 or header.base_offset != expected or pos + header.size > self.size:
+            # The indexed batch must carry the offset its entry names; later ones may skip
+            # offsets (the cleaner removes batches, storage.cleaner) but never go back.
+            indexed = pos == self.index_positions[-1]
+            if (
+                header.magic != 2
+                or (header.base_offset != expected if indexed else header.base_offset < expected)
+                or pos + header.size > self.size
+            ):
                 return f"offset index entry does not match the batch at position {pos}"
             walked_max = max(walked_max, header.max_timestamp)
             if pos == self.index_positions[-1]:
@@ -284,7 +291,9 @@ class Segment:
             if header.magic != 2 or size < BATCH_HEADER_BYTES or pos + size > file_size:
                 reason = f"invalid or incomplete batch at position {pos}"
                 break
-            if header.base_offset != expected_offset or header.last_offset_delta < 0:
+            # Offsets only grow: a compacted segment has gaps where the cleaner removed
+            # batches (storage.cleaner), so a later base offset is fine, an earlier one is not.
+            if header.base_offset < expected_offset or header.last_offset_delta < 0:
                 reason = (
                     f"batch at position {pos} has offset {header.base_offset}, "
                     f"expected {expected_offset}"

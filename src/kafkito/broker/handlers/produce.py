@@ -36,6 +36,7 @@ from kafkito.protocol.hot.produce import (
     parse_produce_request,
 )
 from kafkito.protocol.records import validate_produced_batch
+from kafkito.storage.cleaner import keyless_record_errors
 from kafkito.storage.log import PartitionLog
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,20 @@ async def produce(_: None, ctx: RequestContext) -> object:
                     max_message_bytes=plog.config.max_message_bytes,
                     check_uncompressed_records=False,
                 )
+                if plog.config.cleanup_compact and (
+                    keyless := keyless_record_errors(records, header, f"{name}-{index}")
+                ):  # Kafka's LogValidator: a compacted topic needs a key on every record
+                    message = f"{len(keyless)} record(s) without a key: {keyless[0][1]}"
+                    answers.append(
+                        ProducePartitionResult(
+                            index,
+                            ErrorCode.invalid_record,
+                            error_message=message,
+                            record_errors=keyless,
+                        )
+                    )
+                    first_error = first_error or message
+                    continue
                 if broker.committer.failure(plog) is not None:
                     raise StorageError("the log is read-only after an fsync failure")
                 duplicate = broker.check_producer(plog, header)
