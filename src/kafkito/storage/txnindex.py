@@ -107,6 +107,9 @@ class PartitionTxns:
     """producer id -> epoch of its open transaction's batches (a recovery marker needs it)."""
     aborted: list[AbortedTxn] = field(default_factory=list)
     """Sorted by last offset (markers are appended in offset order)."""
+    marked: set[int] = field(default_factory=set)
+    """Producer ids that have a marker here (DescribeProducers' coordinator epoch). Bounded by
+    the transactional ids: a transactional id keeps its producer id across epochs."""
 
     def begin(self, producer_id: int, offset: int, epoch: int) -> None:
         """A transactional batch at `offset`: opens the producer's transaction if not open."""
@@ -118,6 +121,7 @@ class PartitionTxns:
         it aborted one that had data here (a marker with nothing open records nothing)."""
         first = self.open.pop(producer_id, None)
         self.epochs.pop(producer_id, None)
+        self.marked.add(producer_id)
         if commit or first is None:
             return None
         entry = AbortedTxn(marker_offset, producer_id, first, self.last_stable_offset(hw))

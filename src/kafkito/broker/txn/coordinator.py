@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -80,6 +81,11 @@ MAX_PARTITIONS_PER_TXN = 100_000
 MAX_PENDING_OFFSETS_PER_TXN = 100_000
 """The same bound for the offsets committed inside one transaction."""
 COMPACT_AFTER_RECORDS = 20_000
+CRASH_ENV = "KAFKITO_TEST_TXN_CRASH"
+"""Test fault point: `prepared` exits right after an EndTxn decision is journaled, `marked`
+right after the first marker of a transaction is appended (before its fsync). Unset, it costs
+one comparison per EndTxn."""
+CRASH_EXIT_CODE = 78
 
 Partition = tuple[str, int]
 
@@ -189,6 +195,13 @@ class TxnCoordinator:
         self._index_dirty: weakref.WeakSet[PartitionLog] = weakref.WeakSet()
         self.journal = Journal(broker.metalog, self._maybe_compact)
         self._ticker: asyncio.Task[None] | None = None
+        self._crash_at = os.environ.get(CRASH_ENV, "")
+
+    def _crash_point(self, name: str) -> None:
+        if self._crash_at == name:
+            log.critical("%s=%s: test fault point reached, exiting", CRASH_ENV, name)
+            logging.shutdown()
+            os._exit(CRASH_EXIT_CODE)
 
     # -- metadata-log participant ------------------------------------------------------------
 
@@ -269,6 +282,23 @@ class TxnCoordinator:
         if state is None or not state.aborted:
             return []
         return [(e.producer_id, e.first_offset) for e in state.aborted_in(start, end)]
+
+    def visible_end(self, plog: PartitionLog, read_committed: bool) -> int:
+        """Where a Fetch at this isolation level stops: the LSO, or the high watermark."""
+        return self.last_stable_offset(plog) if read_committed else plog.high_watermark
+
+    def aborted_for_fetch(
+        self, plog: PartitionLog, fetch_offset: int, data: bytes | memoryview
+    ) -> list[tuple[int, int]]:
+        """The aborted transactions a read_committed Fetch returns with `data` (whole batches
+        from `fetch_offset`): those overlapping the fetched range, as Kafka computes it."""
+        state = self.partitions.get(plog)
+        if state is None or not state.aborted or not data:
+            return []
+        end = fetch_offset
+        for _, header in iter_batch_headers(data):
+            end = header.next_offset
+        return [(e.producer_id, e.first_offset) for e in state.aborted_in(fetch_offset, end)]
 
     def _scan(self, plog: PartitionLog) -> PartitionTxns:
         state = PartitionTxns()
@@ -609,6 +639,7 @@ class TxnCoordinator:
         else:
             prepared.state = next_state(meta.state, TxnEvent.COMMIT if commit else TxnEvent.ABORT)
         await self._persist(meta, prepared, [])
+        self._crash_point("prepared")
         current = self.txns[prepared.transactional_id]
         current.pending = True
         try:
@@ -670,6 +701,7 @@ class TxnCoordinator:
             if self.broker.committer.failure(plog) is not None or plog.failed is not None:
                 raise StorageError(f"{topic}-{partition} is read-only after a storage failure")
             base = self._append_marker(plog, meta, commit)
+            self._crash_point("marked")
             waits.append(self.broker.committer.wait_durable(plog, base))
         for outcome in await asyncio.gather(*waits, return_exceptions=True):
             if isinstance(outcome, BaseException):
