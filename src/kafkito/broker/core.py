@@ -279,7 +279,15 @@ class BrokerCore:
                 live.add(CleanerState.key(p))
                 if CleanerState.key(p) in self._uncleanable:
                     continue
-                plan = plan_cleaning(p, self.cleaner_state, p._clock_ms(), force=force)
+                txns = self.transactions
+                plan = plan_cleaning(
+                    p,
+                    self.cleaner_state,
+                    p._clock_ms(),
+                    force=force,
+                    stable_offset=None if txns is None else txns.last_stable_offset(p),
+                    aborted=() if txns is None else txns.aborted_ranges(p),
+                )
                 if plan is not None:
                     plans.append(plan)
         if not plans:

@@ -283,6 +283,14 @@ class TxnCoordinator:
             return []
         return [(e.producer_id, e.first_offset) for e in state.aborted_in(start, end)]
 
+    def aborted_ranges(self, plog: PartitionLog) -> list[tuple[int, int, int]]:
+        """(producer id, first offset, last offset) of every aborted transaction (the cleaner
+        keeps their data out of its offset map)."""
+        state = self.partitions.get(plog)
+        if state is None:
+            return []
+        return [(e.producer_id, e.first_offset, e.last_offset) for e in state.aborted]
+
     def visible_end(self, plog: PartitionLog, read_committed: bool) -> int:
         """Where a Fetch at this isolation level stops: the LSO, or the high watermark."""
         return self.last_stable_offset(plog) if read_committed else plog.high_watermark
