@@ -710,10 +710,22 @@ class TxnCoordinator:
                 raise StorageError(f"{topic}-{partition} is read-only after a storage failure")
             base = self._append_marker(plog, meta, commit)
             self._crash_point("marked")
-            waits.append(self.broker.committer.wait_durable(plog, base))
+            waits.append(self._make_durable(plog, base))
         for outcome in await asyncio.gather(*waits, return_exceptions=True):
             if isinstance(outcome, BaseException):
                 raise StorageError(f"a transaction marker could not be fsynced: {outcome}")
+
+    async def _make_durable(self, plog: PartitionLog, offset: int) -> None:
+        """Wait until `offset` is fsynced, also on a log that does not sync on ack
+        (durability=interval, flush.* topics): a marker must never be lost while the journal
+        says its transaction is complete, or a power loss could leave it partly visible."""
+        if plog.sync_on_ack:
+            await self.broker.committer.wait_durable(plog, offset)
+            return
+        while plog.durable_offset <= offset:
+            if plog.failed is not None:
+                raise StorageError(f"{plog.topic}-{plog.partition}: {plog.failed}")
+            await self.broker.committer.flush(plog)
 
     def _offset_records(self, meta: TxnMetadata) -> Iterator[tuple[str, list[Any]]]:
         from kafkito.broker.coordinator.coordinator import Committed
@@ -774,7 +786,7 @@ class TxnCoordinator:
                 log.warning("transaction timers: %s", exc)
             if loop.time() >= next_index_sync:
                 next_index_sync = loop.time() + INDEX_SYNC_INTERVAL_S
-                await asyncio.to_thread(self.sync_indexes)
+                await self.sync_indexes_off_loop()
 
     async def abort_expired(self) -> int:
         """Abort (fencing the producer) every transaction open longer than its timeout."""
@@ -838,22 +850,49 @@ class TxnCoordinator:
             self.journal.records_since_compaction += len(records)
         return len(gone)
 
-    def sync_indexes(self) -> int:
-        """Rewrite the `.txnindex` files of partitions whose aborted list changed."""
-        written = 0
+    def _index_jobs(self) -> list[tuple[PartitionLog, PartitionTxns, list[int]]]:
+        """On the loop: the partitions whose `.txnindex` files are behind, with a copy of
+        their aborted list and segment bases (the files are written off the loop)."""
+        for plog, pstate in list(self.partitions.items()):
+            if pstate.aborted and pstate.aborted[0].last_offset < plog.log_start_offset:
+                self._index_dirty.add(plog)  # retention or DeleteRecords passed entries
+        jobs = []
         for plog in list(self._index_dirty):
-            state = self.partitions.get(plog)
-            if state is None or not self.broker.fs.exists(plog.directory):
-                continue
-            dropped = state.trim(plog.log_start_offset)
-            bases = [s.base_offset for s in plog.segments]
-            try:
-                written += txnindex.sync_index_files(self.broker.fs, plog.directory, state, bases)
-            except OSError as exc:
-                log.error("%s: cannot write .txnindex files: %s", plog.directory, exc)
-                continue
             self._index_dirty.discard(plog)
-            del dropped
+            state = self.partitions.get(plog)
+            if state is None:
+                continue
+            state.trim(plog.log_start_offset)
+            copy = PartitionTxns(aborted=list(state.aborted))
+            jobs.append((plog, copy, [seg.base_offset for seg in plog.segments]))
+        return jobs
+
+    def _write_index(self, plog: PartitionLog, state: PartitionTxns, bases: list[int]) -> int:
+        try:
+            if not self.broker.fs.exists(plog.directory):
+                return 0  # the topic was deleted meanwhile
+            return txnindex.sync_index_files(self.broker.fs, plog.directory, state, bases)
+        except OSError as exc:
+            log.error("%s: cannot write .txnindex files: %s", plog.directory, exc)
+            return -1  # the caller marks it dirty again, on the loop
+
+    def sync_indexes(self) -> int:
+        """Rewrite the `.txnindex` files of partitions whose aborted list changed (blocking)."""
+        written = 0
+        for job in self._index_jobs():
+            done = self._write_index(*job)
+            if done < 0:
+                self._index_dirty.add(job[0])
+            written += max(done, 0)
+        return written
+
+    async def sync_indexes_off_loop(self) -> int:
+        written = 0
+        for job in self._index_jobs():
+            done = await asyncio.to_thread(self._write_index, *job)
+            if done < 0:
+                self._index_dirty.add(job[0])
+            written += max(done, 0)
         return written
 
     # -- recovery ----------------------------------------------------------------------------
@@ -897,20 +936,24 @@ class TxnCoordinator:
         for plog in logs:
             state = self.partitions[plog]
             for pid in sorted(state.open, key=lambda p: state.open[p]):
-                commit = decided.get(pid, False)
                 known = self.by_pid.get(pid)
-                meta = (
-                    known
-                    if known is not None and pid in decided
-                    else TxnMetadata("", pid, state.epochs.get(pid, 0), 1)
-                )
-                if pid not in decided:
+                if pid in decided:
+                    assert known is not None
+                    commit, meta = decided[pid], known
+                else:
+                    # A marker lost with the journal saying the transaction completed (a power
+                    # loss under durability=interval): complete it the journaled way. Anything
+                    # else (its journal record lost with an unsynced tail) is aborted.
+                    commit = known is not None and known.state is TxnState.COMPLETE_COMMIT
+                    meta = TxnMetadata("", pid, state.epochs.get(pid, 0), 1)
+                    if known is not None:
+                        meta.epoch = max(meta.epoch, known.epoch)
                     log.warning(
-                        "%s-%d: producer %d has a transaction open with no decision "
-                        "journaled; aborting it",
+                        "%s-%d: producer %d has a transaction open with no decision pending; %s it",
                         plog.topic,
                         plog.partition,
                         pid,
+                        "committing" if commit else "aborting",
                     )
                 self._append_marker(plog, meta, commit)
             if plog.log_end_offset > plog.durable_offset:
