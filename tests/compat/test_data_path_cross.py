@@ -21,6 +21,13 @@ from compat import test_data_path_kafka_python as kp
 from compat.helpers import CODECS, Message, assert_same, sample_messages
 
 
+@pytest.fixture
+def broker(any_broker: str) -> str:
+    """Every test here runs against kafkito's broker and against Apache Kafka (any_broker):
+    what it asserts holds for any Kafka, so the same assertions check both."""
+    return any_broker
+
+
 async def ck_produce(bootstrap: str, topic: str, messages: Sequence[Message], codec: str) -> Any:
     return ck.produce(bootstrap, topic, messages, compression=codec)
 

@@ -28,6 +28,13 @@ from compat.helpers import (
 )
 
 
+@pytest.fixture
+def broker(any_broker: str) -> str:
+    """Every test here runs against kafkito's broker and against Apache Kafka (any_broker):
+    what it asserts holds for any Kafka, so the same assertions check both."""
+    return any_broker
+
+
 def produce(
     bootstrap: str, topic: str, messages: Sequence[Message], *, compression: str = "none"
 ) -> list[tuple[int, int]]:

@@ -1,5 +1,8 @@
 """kcat (Debian 1.7.1, librdkafka 2.0.2) against the embedded broker: the data path.
 
+Every test but the metadata one (which checks kafkito's node id) also runs against Apache
+Kafka (`any_broker`): the assertions hold for any Kafka.
+
 This librdkafka predates the fix for default-valued tagged fields (KAFKA-NOTES P3): against a
 broker that sends them it cannot even connect. It speaks Metadata v4, Produce v7, Fetch v11 and
 ListOffsets v2. Covered: `-L` (metadata), `-P` with keys (`-K:`), headers (`-H`) and every codec
@@ -106,12 +109,12 @@ def test_metadata_lists_the_bound_address_and_topics(broker: str, topic_name: st
 
 @pytest.mark.parametrize("codec", CODECS)
 def test_produce_with_keys_and_headers_then_consume(
-    broker: str, topic_name: str, codec: str
+    any_broker: str, topic_name: str, codec: str
 ) -> None:
     lines = [b"k1:v1", b"k2:", b"k3:" + "ünïcödé".encode(), b"big:" + b"y" * 1_000_000, b"k5:v5"]
     before = int(time.time() * 1000)
     done = kcat(
-        broker,
+        any_broker,
         "-P",
         "-t",
         topic_name,
@@ -128,11 +131,11 @@ def test_produce_with_keys_and_headers_then_consume(
     )
     after = int(time.time() * 1000)
     assert done.returncode == 0, done.stderr
-    read = consume(broker, topic_name)
+    read = consume(any_broker, topic_name)
     assert [r["offset"] for r in read] == list(range(len(lines)))
     assert all(r["tstype"] == "create" and before - 1000 <= r["ts"] <= after for r in read)
     got = [as_message(r) for r in read]
-    plain = kcat(broker, "-C", "-t", topic_name, "-o", "beginning", "-e", "-K:")
+    plain = kcat(any_broker, "-C", "-t", topic_name, "-o", "beginning", "-e", "-K:")
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.splitlines() == lines
     assert [(m.key, m.value, m.headers) for m in got] == [
@@ -140,22 +143,22 @@ def test_produce_with_keys_and_headers_then_consume(
     ]
 
 
-def test_reads_what_confluent_produced_exactly(broker: str, topic_name: str) -> None:
+def test_reads_what_confluent_produced_exactly(any_broker: str, topic_name: str) -> None:
     """Null key, empty value, 1 MB value, repeated headers and exact CreateTime timestamps."""
     messages = [m for m in sample_messages() if m.key != b"\x00\xffbinary"]
-    confluent_produce(broker, topic_name, messages, one_by_one=False)
-    read = consume(broker, topic_name)
+    confluent_produce(any_broker, topic_name, messages, one_by_one=False)
+    read = consume(any_broker, topic_name)
     assert [r["offset"] for r in read] == list(range(len(messages)))
     assert [as_message(r) for r in read] == messages
 
 
-def test_offsets_for_times(broker: str, topic_name: str) -> None:
+def test_offsets_for_times(any_broker: str, topic_name: str) -> None:
     messages = sample_messages(big=False)
-    confluent_produce(broker, topic_name, messages, one_by_one=True)
+    confluent_produce(any_broker, topic_name, messages, one_by_one=True)
     base = messages[0].timestamp_ms
 
     def query(ts: int) -> int:
-        done = kcat(broker, "-Q", "-t", f"{topic_name}:0:{ts}")
+        done = kcat(any_broker, "-Q", "-t", f"{topic_name}:0:{ts}")
         assert done.returncode == 0, done.stderr
         # "<topic> [0] offset <n>"
         return int(done.stdout.split()[-1])
@@ -168,11 +171,11 @@ def test_offsets_for_times(broker: str, topic_name: str) -> None:
     assert query(-1) == len(messages)  # end
 
 
-def test_too_large_is_refused_by_the_broker(broker: str, topic_name: str) -> None:
-    ok = kcat(broker, "-P", "-t", topic_name, stdin=b"fits\n")
+def test_too_large_is_refused_by_the_broker(any_broker: str, topic_name: str) -> None:
+    ok = kcat(any_broker, "-P", "-t", topic_name, stdin=b"fits\n")
     assert ok.returncode == 0, ok.stderr
     refused = kcat(
-        broker,
+        any_broker,
         "-P",
         "-t",
         topic_name,
@@ -182,20 +185,20 @@ def test_too_large_is_refused_by_the_broker(broker: str, topic_name: str) -> Non
     )
     assert refused.returncode != 0
     assert b"Message size too large" in refused.stderr
-    assert [r["payload"] for r in consume(broker, topic_name)] == ["fits"]
+    assert [r["payload"] for r in consume(any_broker, topic_name)] == ["fits"]
 
 
 def test_same_key_same_partition_and_every_partition_reads_back(
-    broker: str, topic_name: str
+    any_broker: str, topic_name: str
 ) -> None:
-    create_topic(broker, topic_name, 4)
+    create_topic(any_broker, topic_name, 4)
     lines = [f"key-{k}:v{k}-{i}".encode() for i in range(5) for k in range(12)]
-    done = kcat(broker, "-P", "-t", topic_name, "-K:", stdin=b"\n".join(lines) + b"\n")
+    done = kcat(any_broker, "-P", "-t", topic_name, "-K:", stdin=b"\n".join(lines) + b"\n")
     assert done.returncode == 0, done.stderr
     partition_of: dict[str, set[int]] = {}
     seen = []
     for partition in range(4):
-        for r in consume(broker, topic_name, partition):
+        for r in consume(any_broker, topic_name, partition):
             partition_of.setdefault(r["key"], set()).add(partition)
             seen.append(f"{r['key']}:{r['payload']}".encode())
     assert sorted(seen) == sorted(lines), "every record reads back from some partition"

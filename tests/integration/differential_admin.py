@@ -16,14 +16,11 @@ is legitimate (nothing else is):
 * the cluster id: random per cluster on both;
 * error messages are not compared unless a scenario says so: they are free text, and Kafka's
   speak of Java classes; scenarios compare error codes, which clients act on.
-* two config answers of the reference are aligned by `align_config` before comparing, each an
-  intended difference or an artefact of the test set-up, never a kafkito answer:
-  - `message.timestamp.after.max.ms` (and its broker key): Kafka 4 refuses records more than
-    an hour ahead (3600000); kafkito does not check record timestamps and says so by
-    reporting no limit (docs/broker.md, Differences; `INTENDED_VALUES`);
-  - `min.insync.replicas`: Kafka 4.x's storage format writes it as a cluster-wide dynamic
-    default for its eligible leader replicas, and the launcher writes it in server.properties;
-    both entries (value 1, sources 3 and 4) are dropped, leaving Kafka's default (`ELR_DEFAULT`).
+* one config answer of the reference is aligned by `align_config` before comparing, an
+  artefact of the test set-up, never a kafkito answer: `min.insync.replicas`: Kafka 4.x's
+  storage format writes it as a cluster-wide dynamic default for its eligible leader
+  replicas, and the launcher writes it in server.properties; both entries (value 1, sources
+  3 and 4) are dropped, leaving Kafka's default (`ELR_DEFAULT`).
 
 Names: the reference lives for the whole session, so every scenario makes its topic and group
 names unique (`unique()`), the same on both brokers. Dynamic broker configs set on the reference
@@ -288,14 +285,6 @@ def alter(
     return code_name(answer.responses[0].error_code)
 
 
-LONG_MAX = str(2**63 - 1)
-INTENDED_VALUES = {
-    "message.timestamp.after.max.ms": ("3600000", LONG_MAX),
-    "log.message.timestamp.after.max.ms": ("3600000", LONG_MAX),
-}
-"""Reference value -> kafkito's value, for the intended differences (module docstring)."""
-
-
 def align_config(
     target: Target,
     name: str,
@@ -303,16 +292,9 @@ def align_config(
     source: int,
     synonyms: list[tuple[str, str | None, int]],
 ) -> tuple[str | None, int, list[tuple[str, str | None, int]]]:
-    """The reference's answer for one config with the documented differences aligned."""
+    """The reference's answer for one config with the test set-up's artefact aligned."""
     if target.name != "kafka":
         return value, source, synonyms
-
-    def one(n: str, v: str | None) -> str | None:
-        theirs, ours = INTENDED_VALUES.get(n, (None, None))
-        return ours if theirs is not None and v == theirs else v
-
-    value = one(name, value)
-    synonyms = [(n, one(n, v), src) for n, v, src in synonyms]
     if name == ELR_DEFAULT and source in (3, 4) and value == "1":
         synonyms = [(n, v, src) for n, v, src in synonyms if not (n == name and src in (3, 4))]
         source = synonyms[0][2] if synonyms else 5

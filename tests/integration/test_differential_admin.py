@@ -9,6 +9,7 @@ Kafka") are asserted as differences, so that each stays a decision and not an ac
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -1003,12 +1004,12 @@ def test_dynamic_broker_configs_persist_across_a_restart(tmp_path: Path, kafka: 
         assert _produce_size(target, topic, 400_000) == "ok"
 
 
-def test_message_timestamp_after_max_ms_is_an_intended_difference(
+def test_message_timestamp_after_max_ms_is_one_hour_and_enforced_on_both(
     kafkito: Target, kafka: Target
 ) -> None:
-    """Kafka 4 refuses records an hour ahead; kafkito does not check record timestamps and
-    reports no limit (docs/broker.md). The harness aligns this; here it is seen raw."""
-    raw = {}
+    """Kafka 4 refuses records stamped more than an hour ahead (log.message.timestamp.after.max.ms
+    3600000); kafkito reports and enforces the same limit. Seen raw, then by producing."""
+    raw, produced = {}, {}
     for target in (kafkito, kafka):
         answer = target.request(
             32,
@@ -1026,7 +1027,24 @@ def test_message_timestamp_after_max_ms_is_an_intended_difference(
             },
         )
         raw[target.name] = answer.results[0].configs[0].value
-    assert raw == {"kafkito": str(2**63 - 1), "kafka": "3600000"}
+        topic = unique("future")
+        create_topics(target, [{"name": topic}])
+        producer = Producer({"bootstrap.servers": target.bootstrap, "retries": 0})
+        outcome: list[str] = []
+        for ahead_ms in (10 * 60_000, 2 * 3_600_000):  # ten minutes: fine; two hours: refused
+            producer.produce(
+                topic,
+                b"v",
+                key=b"k",
+                timestamp=int(time.time() * 1000) + ahead_ms,
+                on_delivery=lambda err, msg, seen=outcome: seen.append(
+                    "ok" if err is None else err.name()
+                ),
+            )
+            producer.flush(TIMEOUT_S)
+        produced[target.name] = outcome
+    assert raw == {"kafkito": "3600000", "kafka": "3600000"}
+    assert produced["kafkito"] == produced["kafka"] == ["ok", "INVALID_TIMESTAMP"]
 
 
 def test_unknown_broker_keys_are_refused_here_and_kept_by_kafka(

@@ -245,7 +245,7 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {
             ),
             _k(
                 "message.timestamp.after.max.ms",
-                LONG_MAX,
+                "3600000",
                 "long",
                 "how far in the future a record timestamp may be",
                 "log.message.timestamp.after.max.ms",
@@ -931,4 +931,10 @@ def log_config_for(overrides: Mapping[str, str], defaults: Mapping[str, str | No
         max_message_bytes=get("max.message.bytes"),
         flush_messages=get("flush.messages"),
         flush_ms=get("flush.ms"),
+        log_append_time=overrides.get(
+            "message.timestamp.type", defaults.get("message.timestamp.type")
+        )
+        == "LogAppendTime",
+        timestamp_before_max_ms=get("message.timestamp.before.max.ms"),
+        timestamp_after_max_ms=get("message.timestamp.after.max.ms"),
     )

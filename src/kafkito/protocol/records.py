@@ -52,6 +52,8 @@ __all__ = [
     "read_varint",
     "read_varlong",
     "records_section",
+    "stamp_log_append_time",
+    "timestamps_out_of_range",
     "validate_produced_batch",
     "write_varint",
 ]
@@ -214,6 +216,26 @@ def patch_batch(
     """Assign `base_offset` and stamp `leader_epoch` in place; both lie outside the CRC."""
     _BASE_OFFSET.pack_into(buf, pos, base_offset)
     _EPOCH.pack_into(buf, pos + 12, leader_epoch)
+
+
+_ATTRIBUTES = struct.Struct(">h")
+_TIMESTAMP = struct.Struct(">q")
+_CRC = struct.Struct(">I")
+
+
+def stamp_log_append_time(batch: bytearray, header: BatchHeader, now_ms: int) -> BatchHeader:
+    """Mark a whole produced batch as LogAppendTime, as Kafka does for a topic with
+    message.timestamp.type=LogAppendTime: the timestamp-type attribute is set, max_timestamp
+    becomes the broker's `now_ms` (every record then reads as that time; the records' own
+    deltas stay, unread), and the CRC, which covers both, is computed again. Pure; in place.
+    Returns the header as now stored.
+    """
+    attributes = header.attributes | ATTR_TIMESTAMP_TYPE
+    _ATTRIBUTES.pack_into(batch, 21, attributes)
+    _TIMESTAMP.pack_into(batch, 35, now_ms)
+    crc = int(_crc32c.crc32c(memoryview(batch)[21 : header.size]))
+    _CRC.pack_into(batch, 17, crc)
+    return header._replace(attributes=attributes, max_timestamp=now_ms, crc=crc)
 
 
 def iter_batch_headers(
@@ -476,6 +498,27 @@ def records_section(
     if header.codec == CODEC_NONE:
         return body
     return decompress(header.codec, body, max_bytes=max_bytes)
+
+
+def timestamps_out_of_range(
+    batch: bytes | bytearray | memoryview,
+    header: BatchHeader,
+    lowest_ms: int,
+    highest_ms: int,
+    *,
+    max_bytes: int = MAX_UNCOMPRESSED_BATCH_BYTES,
+) -> list[tuple[int, int]]:
+    """(index, timestamp) of each record whose CreateTime lies outside [lowest_ms, highest_ms]:
+    Kafka's message.timestamp.before/after.max.ms check (LogValidator, per record since
+    KIP-937). Walks the records (decompressing within `max_bytes`); a caller skips it when the
+    bounds are unlimited, as they are by default. Pure."""
+    section = records_section(batch, header, max_bytes=max_bytes)
+    out = []
+    for i, record in enumerate(iter_records(section, header.record_count)):
+        timestamp = header.base_timestamp + record.timestamp_delta
+        if not lowest_ms <= timestamp <= highest_ms:
+            out.append((i, timestamp))
+    return out
 
 
 # -- building batches (tests, benchmarks, control records) --------------------------------------

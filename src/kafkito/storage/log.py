@@ -69,6 +69,12 @@ class LogConfig:
     min_compaction_lag_ms: int = 0
     max_compaction_lag_ms: int = 2**63 - 1
     min_cleanable_dirty_ratio: float = 0.5
+    log_append_time: bool = False
+    """`message.timestamp.type=LogAppendTime`: the broker stamps each batch it appends."""
+    timestamp_before_max_ms: int = 2**63 - 1
+    """`message.timestamp.before.max.ms`: how far in the past a record's time may be."""
+    timestamp_after_max_ms: int = 3_600_000
+    """`message.timestamp.after.max.ms` (Kafka 4: one hour): how far in the future."""
 
     def __post_init__(self) -> None:
         if self.flush_messages >= _UNSET_FLUSH:

@@ -65,8 +65,10 @@ SESSION_CHECK_INTERVAL_S = 0.1
 COMPACT_AFTER_RECORDS = 50_000
 """Compact the metadata log after this many coordinator records (and at least 4x the live
 offsets) were appended since the last compaction."""
-GROUP_AUTHORIZED_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
-"""READ, DELETE and DESCRIBE: what a group allows when there is no authorizer."""
+GROUP_AUTHORIZED_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
+"""READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS and ALTER_CONFIGS: what a group allows when there
+is no authorizer (Apache Kafka 4's AclEntry.supportedOperations for GROUP, which gained the two
+config operations with KIP-848's group configs)."""
 
 
 @dataclass(slots=True)
@@ -375,6 +377,7 @@ class Coordinator:
         self._answer_join(old, _empty_join(old.member_id, ErrorCode.fenced_instance_id))
         self._answer_sync(old, _sync_answer(ErrorCode.fenced_instance_id))
         old_protocol = group.protocol_name
+        old_leader = group.leader_id
         members = {}
         for mid, m in group.members.items():  # keep the join order
             members[member.member_id if mid == old.member_id else mid] = (
@@ -387,16 +390,20 @@ class Coordinator:
             group.leader_id = member.member_id
         self._touch(member)
         if group.state is GroupState.STABLE and group.select_protocol() == old_protocol:
-            is_leader = group.leader_id == member.member_id
+            # No rebalance: the member gets the current generation and keeps its assignment.
+            # Below JoinGroup v9 (all we serve; KIP-814's skip_assignment is v9+) Apache Kafka
+            # answers with the leader id as it was before the replacement and no member list,
+            # so a returning static leader acts as a follower: its empty SyncGroup gets the
+            # stored assignment back, and the other members' assignments are left alone.
             return {
                 "error_code": ErrorCode.none,
                 "generation_id": group.generation,
                 "protocol_type": group.protocol_type,
                 "protocol_name": group.protocol_name,
-                "leader": group.leader_id or "",
+                "leader": old_leader or "",
                 "member_id": member.member_id,
-                "members": group.member_list() if is_leader else [],
-                "skip_assignment": is_leader,
+                "members": [],
+                "skip_assignment": False,
             }
         return await self._await_join(group, member)
 
@@ -878,7 +885,9 @@ class Coordinator:
 def describe(
     group: Group | None, group_id: str, include_authorized_operations: bool
 ) -> dict[str, Any]:
-    """DescribeGroups' view of one group (Kafka's GroupSummary)."""
+    """DescribeGroups' view of one group (Kafka's GroupSummary): outside Stable, members are
+    shown without metadata but with the assignment they hold (ClassicGroupMember's
+    describeNoMetadata), so a group in a rebalance still shows who owns what."""
     operations = GROUP_AUTHORIZED_OPERATIONS if include_authorized_operations else -(2**31)
     if group is None:
         return {
@@ -904,7 +913,7 @@ def describe(
                 "client_id": m.client_id,
                 "client_host": m.client_host,
                 "member_metadata": m.metadata_for(group.protocol_name) if stable else b"",
-                "member_assignment": m.assignment if stable else b"",
+                "member_assignment": m.assignment,
             }
             for m in group.members.values()
         ],

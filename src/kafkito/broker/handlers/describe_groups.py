@@ -4,7 +4,7 @@ v1: throttle_time. v2: same. v3: include_authorized_operations in, authorized_op
 (INT32_MIN when not asked for, KAFKA-NOTES P11; READ|DELETE|DESCRIBE when asked, there being no
 authorizer). v4: group_instance_id per member. v5: flexible. A group that does not exist is
 described as Dead with no error, as Kafka does before v6.
-Member metadata and assignments are shown only while the group is Stable (Kafka's GroupSummary).
+Member metadata is shown only while the group is Stable; assignments always (Kafka's GroupSummary).
 """
 
 from __future__ import annotations

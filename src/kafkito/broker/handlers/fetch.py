@@ -34,6 +34,8 @@ from kafkito.protocol.hot.fetch import (
 )
 from kafkito.storage.log import PartitionLog
 
+_UNKNOWN = (ErrorCode.unknown_topic_or_partition, ErrorCode.unknown_topic_id)
+
 
 @dataclass(slots=True)
 class _Wanted:
@@ -140,10 +142,18 @@ async def fetch(request: Any, ctx: RequestContext) -> RawBody:
                 if not fut.done():
                     fut.cancel()
         answers, total = _collect(wanted, max_bytes)
-    return _response(answers, ctx.api_version)
+    return _response(answers, ctx.api_version, read_committed=int(request.isolation_level) == 1)
 
 
-def _response(answers: list[tuple[_Wanted, ErrorCode, bytes]], version: int) -> RawBody:
+def _response(
+    answers: list[tuple[_Wanted, ErrorCode, bytes]], version: int, *, read_committed: bool
+) -> RawBody:
+    """Encode the answers as Kafka does: a partition in error carries -1 for the high
+    watermark, last stable offset and log start offset. aborted_transactions follows Kafka's
+    two paths: a partition refused before any log is read (unknown topic, partition or topic
+    id; `FetchResponse.partitionResponse`) carries the schema default, an empty list; one
+    answered by the log (data, or an offset or epoch error; ReplicaManager) carries null,
+    except a read_committed read that succeeded, which carries the (always empty) list."""
     topics: list[FetchTopic] = []
     index: dict[Any, list[FetchPartition]] = {}
     for w, code, data in answers:
@@ -152,20 +162,17 @@ def _response(answers: list[tuple[_Wanted, ErrorCode, bytes]], version: int) -> 
             parts = index[w.topic_key] = []
             topics.append(FetchTopic(w.topic_key, parts))
         plog = w.plog
-        known = plog is not None and code not in (
-            ErrorCode.unknown_topic_or_partition,
-            ErrorCode.unknown_topic_id,
-        )
-        hw = plog.high_watermark if known and plog is not None else -1
+        ok = plog is not None and code == ErrorCode.none
+        hw = plog.high_watermark if ok and plog is not None else -1
         parts.append(
             FetchPartition(
                 partition_index=w.partition,
                 error_code=code,
                 high_watermark=hw,
                 last_stable_offset=hw,
-                log_start_offset=plog.log_start_offset if known and plog is not None else -1,
+                log_start_offset=plog.log_start_offset if ok and plog is not None else -1,
                 records=data,
-                aborted_transactions=[],
+                aborted_transactions=[] if (ok and read_committed) or code in _UNKNOWN else None,
                 preferred_read_replica=-1,
             )
         )

@@ -2,16 +2,18 @@
 
 v0: transactional_id, transaction_timeout_ms; the answer is (producer_id, producer_epoch).
 v1: no change. v2: flexible. v3: producer_id and producer_epoch in the request (KIP-360: a
-producer that names its current pid and epoch gets the epoch bumped instead of a new pid).
+transactional producer that names its current pid and epoch gets the epoch bumped).
 v4: no change we act on (the error PRODUCER_FENCED may be returned to it; we never fence).
 
 Clients: aiokafka sends v0, librdkafka and kafka-python v4 (KAFKA-NOTES §1). kafka-python's
 *default* producer is idempotent and fails without this API.
 
 Idempotent producers (transactional_id null) get a fresh pid from the persisted allocator in
-kafkito.broker.producers, epoch 0. A KIP-360 bump of a pid this broker never issued, or of an
-epoch other than the one last issued, is answered INVALID_PRODUCER_EPOCH (47); kafka-python
-then asks for a fresh pid, as it does against Kafka.
+kafkito.broker.producers, epoch 0, whatever producer_id and producer_epoch they send: Apache
+Kafka's TransactionCoordinator "blindly accepts" a request without a transactional id and hands
+out a new pid (a differential test found that kafkito bumped the epoch instead). An idempotent
+producer that wants a new epoch bumps it itself, on its next batch with sequence 0 (librdkafka
+does), which the partition's producer state accepts.
 
 Transactions are not implemented: a non-null transactional_id is answered with
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53), the one code that each client treats as fatal at
@@ -58,11 +60,9 @@ async def init_producer_id(request: Any, ctx: RequestContext) -> dict[str, Any]:
         return _answer(ErrorCode.transactional_id_authorization_failed)
     if not isinstance(manager, _producers.ProducerStateManager):
         return _answer(ErrorCode.unknown_server_error)
-    # v0-2 have no producer_id/epoch fields: kio leaves them out, which means "new producer".
-    producer_id = int(getattr(request, "producer_id", -1))
-    epoch = int(getattr(request, "producer_epoch", -1))
+    # Without a transactional id the pid and epoch sent (v3+) are ignored, as Kafka does.
     try:
-        pid, new_epoch = manager.init_producer_id(producer_id, epoch)
+        pid, new_epoch = manager.init_producer_id(-1, -1)
     except BrokerError as exc:
         log.info("InitProducerId from %s refused: %s", ctx.peer, exc)
         return _answer(exc.code)

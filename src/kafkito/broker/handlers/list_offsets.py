@@ -3,7 +3,10 @@
 v1: one offset per partition (no old-style list). v2: isolation_level. v4: current_leader_epoch
 in, leader_epoch out. v6: flexible. v7: MAX_TIMESTAMP (-3). v8-9: tiered-storage timestamps
 (-4, -5), which on a single local log equal EARLIEST-LOCAL (-4 -> log start) and LATEST-TIERED
-(-5 -> nothing tiered: -1).
+(-5 -> nothing tiered: -1). A special timestamp sent below the version that introduced it is
+answered UNSUPPORTED_VERSION for that partition, as Kafka does (-3 below v7, -4 below v8, -5
+below v9, and any other negative one); a timestamp that finds no record answers offset -1
+with leader epoch -1.
 
 Each partition is answered on its own: one unknown partition never fails its siblings.
 """
@@ -17,15 +20,18 @@ from kafkito.broker.state import LEADER_EPOCH
 from kafkito.errors import ErrorCode
 
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
+_SINCE_VERSION = {MAX_TIMESTAMP: 7, EARLIEST_LOCAL: 8, LATEST_TIERED: 9}
+"""The first ListOffsets version that knows each special timestamp (Kafka's ListOffsetsRequest)."""
 
 
 def _answer(index: int, code: ErrorCode, timestamp: int = -1, offset: int = -1) -> dict[str, Any]:
+    found = code == ErrorCode.none and offset >= 0
     return {
         "partition_index": index,
         "error_code": code,
         "timestamp": timestamp,
         "offset": offset,
-        "leader_epoch": LEADER_EPOCH if code == ErrorCode.none else -1,
+        "leader_epoch": LEADER_EPOCH if found else -1,
         "old_style_offsets": [],
     }
 
@@ -47,7 +53,9 @@ async def list_offsets(request: Any, ctx: RequestContext) -> dict[str, Any]:
                 answers.append(_answer(index, ErrorCode.unknown_leader_epoch))
                 continue
             ts = int(wanted.timestamp)
-            if ts == LATEST:
+            if ctx.api_version < _SINCE_VERSION.get(ts, 0):
+                answers.append(_answer(index, ErrorCode.unsupported_version))
+            elif ts == LATEST:
                 answers.append(_answer(index, ErrorCode.none, -1, plog.high_watermark))
             elif ts in (EARLIEST, EARLIEST_LOCAL):
                 answers.append(_answer(index, ErrorCode.none, -1, plog.log_start_offset))
@@ -56,8 +64,8 @@ async def list_offsets(request: Any, ctx: RequestContext) -> dict[str, Any]:
                 answers.append(_answer(index, ErrorCode.none, max_ts, offset))
             elif ts == LATEST_TIERED:
                 answers.append(_answer(index, ErrorCode.none, -1, -1))
-            elif ts < 0:
-                answers.append(_answer(index, ErrorCode.invalid_request))
+            elif ts < 0:  # a special timestamp from a later version: Kafka's answer too
+                answers.append(_answer(index, ErrorCode.unsupported_version))
             else:
                 # Kafka answers the found record's own timestamp, not the one asked for.
                 found = plog.lookup_timestamp(ts)

@@ -127,10 +127,12 @@ async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
                 topics.append(missing_topic(None, ErrorCode.invalid_topic_exception))
                 continue
             topic = registry.get(name)
+            if topic is None and topic_name_error(name) is not None:
+                # Kafka answers a name that can never exist so, whether or not creation was
+                # allowed: the client learns it is wrong, not that it might appear later.
+                topics.append(missing_topic(name, ErrorCode.invalid_topic_exception))
+                continue
             if topic is None and allow_create:
-                if topic_name_error(name) is not None:
-                    topics.append(missing_topic(name, ErrorCode.invalid_topic_exception))
-                    continue
                 try:
                     topic = registry.create(name, broker.settings.num_partitions)
                 except BrokerError as exc:

@@ -1,6 +1,8 @@
 """Produce (key 0), v3-11.
 
-v3: record batch v2 only, transactional_id. v5: log_start_offset in the answer. v8:
+v3: record batch v2 only, transactional_id. v2+: log_append_time in the answer (-1 unless the
+topic's message.timestamp.type is LogAppendTime: then the broker stamps each batch and answers
+the time it used). v5: log_start_offset in the answer. v8:
 record_errors and error_message. v9: flexible. v10-11: no change we act on (KIP-951 leader hints
 are tagged and left at their defaults).
 
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from typing import Any
 
 from kafkito.broker.dispatch import NO_RESPONSE, RawBody, RequestContext, handler
 from kafkito.errors import BrokerError, CorruptBatch, ErrorCode, ProtocolError, StorageError
@@ -35,13 +39,21 @@ from kafkito.protocol.hot.produce import (
     encode_produce_response,
     parse_produce_request,
 )
-from kafkito.protocol.records import validate_produced_batch
+from kafkito.protocol.records import (
+    stamp_log_append_time,
+    timestamps_out_of_range,
+    validate_produced_batch,
+)
 from kafkito.storage.cleaner import keyless_record_errors
-from kafkito.storage.log import PartitionLog
+from kafkito.storage.log import LogConfig, PartitionLog
 
 log = logging.getLogger(__name__)
 
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+_VALIDATION_ERRORS = frozenset({ErrorCode.invalid_record, ErrorCode.invalid_timestamp})
+_PRODUCER_STATE_ERRORS = frozenset(
+    {ErrorCode.out_of_order_sequence_number, ErrorCode.invalid_producer_epoch}
+)
 
 # acks=0 fsyncs in flight (asyncio keeps only weak references to tasks).
 _BACKGROUND: set[asyncio.Future[None]] = set()
@@ -51,6 +63,40 @@ def _forget_background(task: asyncio.Future[None]) -> None:
     _BACKGROUND.discard(task)
     if not task.cancelled() and task.exception() is not None:
         log.error("background fsync after an acks=0 produce failed: %s", task.exception())
+
+
+_UNLIMITED_MS = (1 << 63) - 1
+"""message.timestamp.before.max.ms's default (Long.MAX_VALUE): no bound, no check."""
+
+
+def _check_timestamps(
+    records: Any, header: Any, config: LogConfig
+) -> ProducePartitionResult | None:
+    """INVALID_TIMESTAMP, with one record error per record outside the topic's
+    message.timestamp.before/after.max.ms window around now, as Kafka answers; None when the
+    batch passes (or the window is unlimited: then nothing is walked)."""
+    before_ms, after_ms = config.timestamp_before_max_ms, config.timestamp_after_max_ms
+    if before_ms >= _UNLIMITED_MS and after_ms >= _UNLIMITED_MS:
+        return None
+    now = int(time.time() * 1000)
+    lowest = now - before_ms if before_ms < _UNLIMITED_MS else -_UNLIMITED_MS
+    highest = now + after_ms if after_ms < _UNLIMITED_MS else _UNLIMITED_MS
+    bad = timestamps_out_of_range(records, header, lowest, highest)
+    if not bad:
+        return None
+    return ProducePartitionResult(
+        -1,
+        ErrorCode.invalid_timestamp,
+        error_message="one or more records have been rejected due to invalid timestamp",
+        record_errors=[
+            (
+                i,
+                f"Timestamp {ts} of message with offset {i} is out of range. "
+                f"The timestamp should be within [{lowest}, {highest}]",
+            )
+            for i, ts in bad
+        ],
+    )
 
 
 @handler(0, versions=PRODUCE_VERSIONS, raw=True)
@@ -109,31 +155,65 @@ async def produce(_: None, ctx: RequestContext) -> object:
                             ErrorCode.invalid_record,
                             error_message=message,
                             record_errors=keyless,
+                            log_start_offset=plog.log_start_offset,
                         )
                     )
                     first_error = first_error or message
                     continue
+                stamped = plog.config.log_append_time
+                if not stamped:
+                    refused = _check_timestamps(records, header, plog.config)
+                    if refused is not None:
+                        refused.index = index
+                        refused.log_start_offset = plog.log_start_offset
+                        answers.append(refused)
+                        first_error = first_error or str(refused.error_message)
+                        continue
                 if broker.committer.failure(plog) is not None:
                     raise StorageError("the log is read-only after an fsync failure")
                 duplicate = broker.check_producer(plog, header)
                 if duplicate is not None:
+                    # Apache Kafka answers a duplicate with the batch's max timestamp as its
+                    # log_append_time (ProducerStateManager's BatchMetadata), even under
+                    # CreateTime; a retry carries the original's timestamps, so ours is it.
                     answer = ProducePartitionResult(
-                        index, ErrorCode.none, duplicate, log_start_offset=plog.log_start_offset
+                        index,
+                        ErrorCode.none,
+                        duplicate,
+                        log_append_time_ms=header.max_timestamp,
+                        log_start_offset=plog.log_start_offset,
                     )
                     answers.append(answer)
                     # the original's fsync may still be in flight: answer once it is durable
                     to_sync.append((plog, duplicate, answer))
                     continue
                 batch = bytearray(records)  # the one copy: the log patches it in place
+                append_time = -1
+                if stamped:
+                    append_time = int(time.time() * 1000)
+                    header = stamp_log_append_time(batch, header, append_time)
                 base_offset = plog.append(batch, header)
                 broker.record_producer(plog, header, base_offset)
             except CorruptBatch as exc:
                 log.warning("produce to %s-%d from %s refused: %s", name, index, ctx.peer, exc)
-                answers.append(ProducePartitionResult(index, exc.code, error_message=str(exc)))
+                # Kafka's RecordValidationException (invalid record or timestamp) answers with
+                # the log start offset; every other refusal with -1 (ReplicaManager).
+                start = plog.log_start_offset if exc.code in _VALIDATION_ERRORS else -1
+                answers.append(
+                    ProducePartitionResult(
+                        index, exc.code, error_message=str(exc), log_start_offset=start
+                    )
+                )
                 first_error = first_error or str(exc)
                 continue
             except BrokerError as exc:
-                answers.append(ProducePartitionResult(index, exc.code, error_message=str(exc)))
+                # sequence and epoch refusals carry the log start offset in Kafka's answer
+                start = plog.log_start_offset if exc.code in _PRODUCER_STATE_ERRORS else -1
+                answers.append(
+                    ProducePartitionResult(
+                        index, exc.code, error_message=str(exc), log_start_offset=start
+                    )
+                )
                 first_error = first_error or str(exc)
                 continue
             except (StorageError, OSError) as exc:
@@ -146,7 +226,11 @@ async def produce(_: None, ctx: RequestContext) -> object:
                 first_error = first_error or str(exc)
                 continue
             answer = ProducePartitionResult(
-                index, ErrorCode.none, base_offset, log_start_offset=plog.log_start_offset
+                index,
+                ErrorCode.none,
+                base_offset,
+                log_append_time_ms=append_time,
+                log_start_offset=plog.log_start_offset,
             )
             answers.append(answer)
             to_sync.append((plog, header.last_offset_delta + base_offset, answer))
