@@ -17,11 +17,13 @@ from txnkit import (
     EXPECTED_ALL,
     EXPECTED_COMMITTED,
     aio_commit_abort,
+    aio_offsets_scenario,
     aio_read_committed,
     ck_commit_abort,
     create_topic,
     fencing_scenario,
     kp_commit_abort,
+    kp_offsets_scenario,
     kp_read_committed,
     lso_scenario,
     observe,
@@ -113,11 +115,19 @@ def test_transaction_timeout_aborts(broker: str, kafka_reference: ApacheKafka) -
     assert ours == kafka
 
 
+OFFSETS = {
+    "confluent": offsets_scenario,
+    "kafka-python": kp_offsets_scenario,
+    "aiokafka": aio_offsets_scenario,
+}
+
+
+@pytest.mark.parametrize("client", sorted(OFFSETS))
 def test_offsets_in_a_transaction_reach_the_group_only_on_commit(
-    broker: str, kafka_reference: ApacheKafka
+    broker: str, kafka_reference: ApacheKafka, client: str
 ) -> None:
     def scenario(bootstrap: str, topic: str, txn_id: str) -> object:
-        return offsets_scenario(bootstrap, topic, txn_id, f"g-{txn_id}")
+        return OFFSETS[client](bootstrap, topic, txn_id, f"g-{txn_id}")
 
     ours, kafka = on_both(broker, kafka_reference, scenario)
     assert ours == [(False, -1001), (True, 7), ["o7"]]

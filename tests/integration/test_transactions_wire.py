@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from txnadmin import admin_views
 from txnkit import kcat_read, read_all
-from txnwire import hostile_codes, many_transactions
+from txnwire import TxnWire, hostile_codes, many_transactions, txn_batch
 
 from kafkito.errors import ErrorCode
 from kafkito.testing.apache_kafka import ApacheKafka
+from kafkito.testing.wire import WireClient
 
 OK = (ErrorCode.none, 0)
 
@@ -106,3 +108,30 @@ def test_admin_views_of_transactions_match_apache_kafka(
         (9, "unknown_topic_or_partition", []),
     ]
     assert admin_views(kafka_reference.bootstrap) == ours
+
+
+@pytest.mark.parametrize("version", range(4))
+def test_a_transaction_at_every_version(broker: str, version: int) -> None:
+    """AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit and EndTxn at each version served
+    (librdkafka sends 0/0/3/1, aiokafka 0, kafka-python 3): a committed transaction with an
+    offset, then an aborted one, each seen by read_committed and OffsetFetch."""
+    suffix = uuid.uuid4().hex[:8]
+    topic, group, tid = f"v{version}-{suffix}", f"g-{suffix}", f"t-{suffix}"
+    with WireClient(broker, timeout_s=30) as c:
+        w = TxnWire(c)
+        w.create_topic(topic)
+        code, pid, epoch = w.init(tid, version=min(version + 1, 4))
+        assert code == ErrorCode.none
+        for n, commit in ((0, True), (1, False)):
+            assert w.add_partitions(tid, pid, epoch, topic, [0], version=version) == [
+                ErrorCode.none
+            ]
+            assert w.add_offsets(tid, pid, epoch, group, version=version) == ErrorCode.none
+            batch = txn_batch(pid, epoch, n, f"v{n}".encode())
+            assert w.produce(topic, batch, tid)[0] == ErrorCode.none
+            code = w.txn_offset_commit(tid, pid, epoch, group, topic, 10 + n, version=version)
+            assert code == ErrorCode.none
+            assert w.end(tid, pid, epoch, commit=commit, version=version) == ErrorCode.none
+        assert w.offset_fetch(group, topic, require_stable=True) == (ErrorCode.none, 10)
+        assert w.offsets(topic, 1) == 4  # two records, two markers, nothing open
+    assert read_all(broker, topic, "read_committed") == ["v0"]

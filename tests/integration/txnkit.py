@@ -348,3 +348,67 @@ def offsets_scenario(bootstrap: str, topic: str, txn_id: str, group: str) -> lis
         consumer.close()
     seen.append(read_all(bootstrap, topic, "read_committed"))
     return seen
+
+
+def _committed(bootstrap: str, topic: str, group: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        (tp,) = consumer.committed([TopicPartition(topic, 0)], timeout=10)
+        return int(tp.offset)
+    finally:
+        consumer.close()
+
+
+def kp_offsets_scenario(bootstrap: str, topic: str, txn_id: str, group: str) -> list[Any]:
+    """kafka-python's send_offsets_to_transaction (AddOffsetsToTxn v3, TxnOffsetCommit v3)."""
+    from kafka import KafkaProducer
+    from kafka import TopicPartition as KpTP
+    from kafka.structs import OffsetAndMetadata
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=txn_id)
+    seen: list[Any] = []
+    try:
+        producer.init_transactions()
+        for offset, commit in ((5, False), (7, True)):
+            producer.begin_transaction()
+            producer.send(topic, f"o{offset}".encode(), partition=0)
+            producer.send_offsets_to_transaction(
+                {KpTP(topic, 0): OffsetAndMetadata(offset, "", -1)}, group
+            )
+            if commit:
+                producer.commit_transaction()
+            else:
+                producer.abort_transaction()
+            seen.append((commit, _committed(bootstrap, topic, group)))
+    finally:
+        producer.close(5)
+    seen.append(read_all(bootstrap, topic, "read_committed"))
+    return seen
+
+
+def aio_offsets_scenario(bootstrap: str, topic: str, txn_id: str, group: str) -> list[Any]:
+    """aiokafka's send_offsets_to_transaction (AddOffsetsToTxn v0, TxnOffsetCommit v0)."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.structs import TopicPartition as AioTP
+
+    async def run() -> list[Any]:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=txn_id)
+        await asyncio.wait_for(producer.start(), DEADLINE_S)
+        out: list[Any] = []
+        try:
+            for offset, commit in ((5, False), (7, True)):
+                await producer.begin_transaction()
+                await producer.send_and_wait(topic, f"o{offset}".encode(), partition=0)
+                await producer.send_offsets_to_transaction({AioTP(topic, 0): offset}, group)
+                if commit:
+                    await asyncio.wait_for(producer.commit_transaction(), DEADLINE_S)
+                else:
+                    await asyncio.wait_for(producer.abort_transaction(), DEADLINE_S)
+                out.append((commit, await asyncio.to_thread(_committed, bootstrap, topic, group)))
+        finally:
+            await producer.stop()
+        return out
+
+    seen = asyncio.run(run())
+    seen.append(read_all(bootstrap, topic, "read_committed"))
+    return seen

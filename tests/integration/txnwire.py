@@ -100,10 +100,12 @@ class TxnWire:
             return [results[0][1]]
         return sorted(results)  # several: with their partition (Kafka's order is a hash map's)
 
-    def add_offsets(self, txn_id: str, pid: int, epoch: int, group: str) -> ErrorCode:
+    def add_offsets(
+        self, txn_id: str, pid: int, epoch: int, group: str, version: int = 0
+    ) -> ErrorCode:
         answer = self.client.request(
             ADD_OFFSETS,
-            0,
+            version,
             {
                 "transactional_id": txn_id,
                 "producer_id": pid,
@@ -114,11 +116,18 @@ class TxnWire:
         return ErrorCode(answer.error_code)
 
     def txn_offset_commit(
-        self, txn_id: str, pid: int, epoch: int, group: str, topic: str, offset: int
+        self,
+        txn_id: str,
+        pid: int,
+        epoch: int,
+        group: str,
+        topic: str,
+        offset: int,
+        version: int = 3,
     ) -> ErrorCode:
         answer = self.client.request(
             TXN_OFFSET_COMMIT,
-            3,
+            version,
             {
                 "transactional_id": txn_id,
                 "group_id": group,
