@@ -108,3 +108,57 @@ def test_no_segment_above_the_lso_is_planned(tmp_path: Path, topic_name: str) ->
         assert plan_cleaning(plog, CleanerState(), now, force=True, stable_offset=lso) is not None
     finally:
         broker.stop()
+
+
+def test_deleted_records_take_their_abort_entries_and_index_files(
+    tmp_path: Path, topic_name: str
+) -> None:
+    """An aborted transaction's `.txnindex` entry lives in the segment of its marker; once
+    DeleteRecords (or retention) removes that segment, the entry and the file go too, and
+    read_committed readers of what is left are unaffected."""
+    import asyncio
+
+    from confluent_kafka import TopicPartition
+
+    broker = Broker(port=0, data_dir=str(tmp_path / "data"))
+    bs = broker.start()
+    try:
+        admin = AdminClient({"bootstrap.servers": bs})
+        configs = {"segment.ms": "100"}
+        admin.create_topics([NewTopic(topic_name, 1, 1, config=configs)])[topic_name].result(30)
+        txn = Producer({"bootstrap.servers": bs, "transactional.id": f"d-{topic_name}"})
+        txn.init_transactions(DEADLINE_S)
+        for value, commit in (("a", False), ("b", True)):
+            txn.begin_transaction()
+            txn.produce(topic_name, value.encode(), partition=0)
+            txn.flush(DEADLINE_S)
+            (txn.commit_transaction if commit else txn.abort_transaction)(DEADLINE_S)
+            time.sleep(0.15)  # past segment.ms: the next write rolls the segment
+        assert broker.core is not None and broker._loop is not None
+        core, loop = broker.core, broker._loop
+        txns = core.transactions
+
+        def sync() -> int:
+            future = asyncio.run_coroutine_threadsafe(txns.sync_indexes_off_loop(), loop)
+            return int(future.result(DEADLINE_S))
+
+        sync()
+        files = sorted((tmp_path / "data").rglob("*.txnindex"))
+        assert [f.stat().st_size for f in files] == [34]  # "a" aborted: one entry
+        assert [v for v in _values(bs, topic_name)] == ["b"]
+        # delete everything before "b" (offset 2): the segments of "a" and its marker go
+        future = admin.delete_records([TopicPartition(topic_name, 0, 2)])
+        next(iter(future.values())).result(30)
+        sync()
+        assert sorted((tmp_path / "data").rglob("*.txnindex")) == []
+        plog = core.topics.partition(topic_name, 0)
+        assert plog is not None and txns.aborted_ranges(plog) == []
+        assert [v for v in _values(bs, topic_name)] == ["b"]
+    finally:
+        broker.stop()
+
+
+def _values(bootstrap: str, topic: str) -> list[str]:
+    from txnkit import read_all
+
+    return read_all(bootstrap, topic, "read_committed")

@@ -13,7 +13,14 @@ import subprocess
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 DEADLINE_S = 30.0
@@ -50,7 +57,7 @@ def read_all(bootstrap: str, topic: str, isolation: str, partition: int = 0) -> 
             "isolation.level": isolation,
         }
     )
-    consumer.assign([TopicPartition(topic, partition, 0)])
+    consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
     values: list[str] = []
     deadline = time.monotonic() + DEADLINE_S
     try:

@@ -187,6 +187,8 @@ class TxnCoordinator:
         )
         self.txns: dict[str, TxnMetadata] = {}
         self.by_pid: dict[int, TxnMetadata] = {}
+        self.with_offsets: set[str] = set()
+        """Transactional ids holding pending offsets (what require_stable fetches look at)."""
         self.touched: set[Partition] = set()
         """Partitions that ever held transactional data: scanned at load."""
         self.partitions: weakref.WeakKeyDictionary[PartitionLog, PartitionTxns] = (
@@ -225,6 +227,7 @@ class TxnCoordinator:
 
     def finish_replay(self) -> None:
         self.by_pid = {m.producer_id: m for m in self.txns.values()}
+        self.with_offsets = set()  # recovery commits or aborts every open transaction
         self._install_unstable_hook()
         self._recover()
 
@@ -415,6 +418,10 @@ class TxnCoordinator:
             if meta.producer_id != new.producer_id:
                 self.by_pid.pop(meta.producer_id, None)
             self.by_pid[new.producer_id] = new
+            if new.offsets:
+                self.with_offsets.add(new.transactional_id)
+            else:
+                self.with_offsets.discard(new.transactional_id)
 
         try:
             await self.journal.write([*extra, new.record()], apply, new.transactional_id)
@@ -766,8 +773,9 @@ class TxnCoordinator:
 
     def has_pending_offset(self, group_id: str, topic: str, partition: int) -> bool:
         """OffsetFetch require_stable: an open transaction holds an offset for it."""
-        for meta in self.txns.values():
-            if group_id in meta.groups and (topic, partition) in meta.offsets.get(group_id, {}):
+        for txn_id in self.with_offsets:
+            meta = self.txns.get(txn_id)
+            if meta is not None and (topic, partition) in meta.offsets.get(group_id, {}):
                 return True
         return False
 
