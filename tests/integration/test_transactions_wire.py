@@ -41,7 +41,7 @@ def test_hostile_transactional_requests_match_apache_kafka(
         "add_wrong_pid": ["invalid_producer_id_mapping"],
         "add_wrong_epoch_v0": ["invalid_producer_epoch"],
         "add_wrong_epoch_v3": ["producer_fenced"],
-        # Kafka lists the failed partitions first, then the ones not attempted
+        # one failed partition fails the request: the others are not attempted
         "add_unknown_partition": [
             (0, "operation_not_attempted"),
             (7, "unknown_topic_or_partition"),

@@ -289,6 +289,14 @@ def hostile_codes(bootstrap: str) -> dict[str, Any]:
         seen["offsets_while_open"] = (w.offsets(topic, 0), w.offsets(topic, 1))
         group = f"g-{suffix}"
         w.find_txn_coordinator(group, key_type=0)
+        deadline = time.monotonic() + DEADLINE_S
+        while w.offset_fetch(group, topic, False)[0] in (  # Kafka's offsets topic coming up
+            ErrorCode.coordinator_load_in_progress,
+            ErrorCode.not_coordinator,
+            ErrorCode.coordinator_not_available,
+        ):
+            assert time.monotonic() < deadline, "the group coordinator never came up"
+            time.sleep(0.1)
         seen["txn_offset_commit_before_add_offsets"] = w.txn_offset_commit(
             tid, pid, epoch, group, topic, 1
         ).name

@@ -407,10 +407,21 @@ class TxnCoordinator:
             )
         return meta
 
-    async def _persist(self, meta: TxnMetadata, new: TxnMetadata, extra: list[Record]) -> None:
-        """Journal `new` (the id's next state), then make it current; CONCURRENT meanwhile."""
+    async def _persist(
+        self,
+        meta: TxnMetadata,
+        new: TxnMetadata,
+        extra: list[Record],
+        *,
+        keep_pending: bool = False,
+    ) -> None:
+        """Journal `new` (the id's next state), then make it current; CONCURRENT meanwhile.
+
+        `keep_pending`: `new` stays pending once current, for a caller that goes on working on
+        it (EndTxn writing markers): the ticker must not take it up in between.
+        """
         new.update_ms = self.wall_ms()
-        new.pending = False
+        new.pending = keep_pending
         meta.pending = True
 
         def apply() -> None:
@@ -653,10 +664,10 @@ class TxnCoordinator:
             prepared.state = next_state(prepared.state, TxnEvent.ABORT)
         else:
             prepared.state = next_state(meta.state, TxnEvent.COMMIT if commit else TxnEvent.ABORT)
-        await self._persist(meta, prepared, [])
+        await self._persist(meta, prepared, [], keep_pending=True)
         self._crash_point("prepared")
         current = self.txns[prepared.transactional_id]
-        current.pending = True
+        assert current is prepared and current.pending
         try:
             try:
                 await self._write_markers(current, commit=commit, only_open=False)
@@ -808,6 +819,10 @@ class TxnCoordinator:
             and now - m.start_ms > m.timeout_ms
         ]
         for meta in expired:
+            if self.txns.get(meta.transactional_id) is not meta or meta.pending:
+                continue  # changed while an earlier one was being aborted
+            if meta.state is not TxnState.ONGOING:
+                continue
             log.info(
                 "transactional id %r: transaction open for %d ms, past its %d ms timeout: "
                 "aborting it and fencing producer %d epoch %d",
@@ -823,6 +838,8 @@ class TxnCoordinator:
     async def retry_prepared(self) -> None:
         """Finish transactions whose markers could not be written (a storage failure)."""
         for meta in list(self.txns.values()):
+            if self.txns.get(meta.transactional_id) is not meta:
+                continue  # replaced while an earlier one was being completed
             if meta.pending or meta.state not in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
                 continue
             commit = meta.state is TxnState.PREPARE_COMMIT
