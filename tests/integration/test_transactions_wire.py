@@ -70,6 +70,10 @@ def test_hostile_transactional_requests_match_apache_kafka(
         "reinit": ("none", True, 1),
         "old_epoch_add_v0": ["invalid_producer_epoch"],
         "old_epoch_end_v3": "producer_fenced",
+        "kip360_bump": ("none", True, 1),
+        "kip360_retry": ("none", True, 1),  # the same answer again, not a second bump
+        "kip360_zombie_v4": "producer_fenced",
+        "kip360_zombie_v3": "invalid_producer_epoch",
     }
     assert ours == expected, {k: v for k, v in ours.items() if expected.get(k) != v}
     assert hostile_codes(kafka_reference.bootstrap) == expected

@@ -51,7 +51,12 @@ class TxnWire:
             time.sleep(0.2)
 
     def init(
-        self, txn_id: str | None, timeout_ms: int = 60000, version: int = 4
+        self,
+        txn_id: str | None,
+        timeout_ms: int = 60000,
+        version: int = 4,
+        pid: int = -1,
+        epoch: int = -1,
     ) -> tuple[ErrorCode, int, int]:
         if txn_id is not None:
             self.find_txn_coordinator(txn_id)
@@ -63,8 +68,8 @@ class TxnWire:
                 {
                     "transactional_id": txn_id,
                     "transaction_timeout": timeout_ms,
-                    "producer_id": -1,
-                    "producer_epoch": -1,
+                    "producer_id": pid,
+                    "producer_epoch": epoch,
                 },
             )
             code = ErrorCode(answer.error_code)
@@ -316,6 +321,16 @@ def hostile_codes(bootstrap: str) -> dict[str, Any]:
         seen["reinit"] = (code2.name, pid2 == pid, epoch2 - epoch)
         seen["old_epoch_add_v0"] = [x.name for x in w.add_partitions(tid, pid, epoch, topic, [0])]
         seen["old_epoch_end_v3"] = w.end(tid, pid, epoch, commit=True, version=3).name
+        # KIP-360 (v3+): the current producer asks for its own epoch bump; its retry gets the
+        # same answer; an epoch that was never current is a zombie
+        kid = f"k-{suffix}"
+        _, kpid, kepoch = w.init(kid)
+        bumped = w.init(kid, pid=kpid, epoch=kepoch)
+        seen["kip360_bump"] = (bumped[0].name, bumped[1] == kpid, bumped[2] - kepoch)
+        again = w.init(kid, pid=kpid, epoch=kepoch)
+        seen["kip360_retry"] = (again[0].name, again[1] == kpid, again[2] - kepoch)
+        seen["kip360_zombie_v4"] = w.init(kid, pid=kpid, epoch=kepoch + 5)[0].name
+        seen["kip360_zombie_v3"] = w.init(kid, version=3, pid=kpid, epoch=kepoch + 5)[0].name
     return seen
 
 

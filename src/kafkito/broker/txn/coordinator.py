@@ -120,6 +120,10 @@ class TxnMetadata:
     update_ms: int = 0
     pending: bool = False
     """A journal write for this id is in flight: other requests get CONCURRENT_TRANSACTIONS."""
+    last_producer_id: int = -1
+    last_epoch: int = -1
+    """The (pid, epoch) before the last bump: a KIP-360 InitProducerId retried after a fence
+    names it, and is accepted as Kafka accepts it (TransactionMetadata.lastProducerEpoch)."""
 
     def record(self) -> Record:
         return {
@@ -138,6 +142,7 @@ class TxnMetadata:
             ],
             "start": self.start_ms,
             "upd": self.update_ms,
+            "last": [self.last_producer_id, self.last_epoch],
         }
 
     @classmethod
@@ -153,6 +158,7 @@ class TxnMetadata:
             start_ms=int(r["start"]),
             update_ms=int(r["upd"]),
         )
+        meta.last_producer_id, meta.last_epoch = (int(x) for x in r.get("last", (-1, -1)))
         for g, t, p, o, e, m in r["offsets"]:
             meta.offsets.setdefault(str(g), {})[(str(t), int(p))] = PendingOffset(int(o), int(e), m)
         return meta
@@ -479,7 +485,11 @@ class TxnCoordinator:
                 ErrorCode.concurrent_transactions,
                 f"transactional id {transactional_id!r} is completing a transaction",
             )
-        if producer_id >= 0 and (producer_id != meta.producer_id or epoch != meta.epoch):
+        named = (producer_id, epoch)
+        if producer_id >= 0 and named == (meta.last_producer_id, meta.last_epoch):
+            # the retry of the KIP-360 bump this producer asked for: the same answer again
+            return meta.producer_id, meta.epoch
+        if producer_id >= 0 and named != (meta.producer_id, meta.epoch):
             # KIP-360: the client names the (pid, epoch) it has; a stale pair is a zombie
             raise BrokerError(
                 fenced(api_version, 4),
@@ -496,11 +506,16 @@ class TxnCoordinator:
         new = meta.copy()
         new.state = next_state(meta.state, TxnEvent.INIT)
         new.timeout_ms = timeout_ms
-        self._bump(new)
+        self._bump(new, asked_by=named if producer_id >= 0 else None)
         await self._persist(meta, new, [])
         return new.producer_id, new.epoch
 
-    def _bump(self, meta: TxnMetadata) -> None:
+    def _bump(self, meta: TxnMetadata, asked_by: tuple[int, int] | None = None) -> None:
+        """A new epoch (or producer id, at the last epoch). `asked_by`: the (pid, epoch) of a
+        KIP-360 request that asked for it, remembered so that its retry gets the same answer;
+        a fence by another producer or a timeout remembers nothing (the old producer is out).
+        """
+        meta.last_producer_id, meta.last_epoch = asked_by or (-1, -1)
         if meta.epoch + 1 >= MAX_EPOCH:
             meta.producer_id = self.broker.producers.allocate_pid()
             meta.epoch = 0
