@@ -357,7 +357,8 @@ class TxnCoordinator:
         pid = header.producer_id
         key = (plog.topic, plog.partition)
         if not header.is_transactional:
-            if pid >= 0 and pid in self.state_for(plog).open:
+            state = self.partitions.get(plog)  # never created on this hot path
+            if pid >= 0 and state is not None and pid in state.open:
                 raise BrokerError(
                     ErrorCode.invalid_txn_state,
                     f"non-transactional batch from producer {pid}, which has a transaction "
