@@ -17,12 +17,14 @@ from txnkit import (
     EXPECTED_ALL,
     EXPECTED_COMMITTED,
     aio_commit_abort,
+    aio_fencing_scenario,
     aio_offsets_scenario,
     aio_read_committed,
     ck_commit_abort,
     create_topic,
     fencing_scenario,
     kp_commit_abort,
+    kp_fencing_scenario,
     kp_offsets_scenario,
     kp_read_committed,
     lso_scenario,
@@ -95,10 +97,18 @@ def test_open_transaction_holds_back_read_committed(
     assert ours == kafka
 
 
+FENCING = {
+    "confluent": fencing_scenario,
+    "kafka-python": kp_fencing_scenario,
+    "aiokafka": aio_fencing_scenario,
+}
+
+
+@pytest.mark.parametrize("client", sorted(FENCING))
 def test_a_new_producer_fences_the_old_and_aborts_its_transaction(
-    broker: str, kafka_reference: ApacheKafka
+    broker: str, kafka_reference: ApacheKafka, client: str
 ) -> None:
-    ours, kafka = on_both(broker, kafka_reference, fencing_scenario)
+    ours, kafka = on_both(broker, kafka_reference, FENCING[client])
     assert isinstance(ours, dict)
     assert ours["committed"] == ["winner"]
     assert ours["uncommitted"] == ["zombie", "winner"]

@@ -419,3 +419,58 @@ def aio_offsets_scenario(bootstrap: str, topic: str, txn_id: str, group: str) ->
     seen = asyncio.run(run())
     seen.append(read_all(bootstrap, topic, "read_committed"))
     return seen
+
+
+def kp_fencing_scenario(bootstrap: str, topic: str, txn_id: str) -> dict[str, Any]:
+    """kafka-python: a second producer with the same id fences the first (see
+    fencing_scenario); the zombie's commit raises, and what it raises is the observation."""
+    from kafka import KafkaProducer
+
+    first = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=txn_id)
+    second = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=txn_id)
+    try:
+        first.init_transactions()
+        first.begin_transaction()
+        first.send(topic, b"zombie", partition=0)
+        first.flush(DEADLINE_S)
+        second.init_transactions()
+        second.begin_transaction()
+        second.send(topic, b"winner", partition=0)
+        second.commit_transaction()
+        try:
+            first.commit_transaction()
+            zombie = "committed"
+        except Exception as exc:  # the exception type is the observation
+            zombie = type(exc).__name__
+    finally:
+        first.close(5)
+        second.close(5)
+    return {"zombie_commit": zombie, **observe(bootstrap, topic)}
+
+
+def aio_fencing_scenario(bootstrap: str, topic: str, txn_id: str) -> dict[str, Any]:
+    """aiokafka: the same, with InitProducerId v0, AddPartitionsToTxn v0 and EndTxn v0."""
+    from aiokafka import AIOKafkaProducer
+
+    async def run() -> str:
+        first = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=txn_id)
+        second = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=txn_id)
+        await asyncio.wait_for(first.start(), DEADLINE_S)
+        try:
+            await first.begin_transaction()
+            await first.send_and_wait(topic, b"zombie", partition=0)
+            await asyncio.wait_for(second.start(), DEADLINE_S)
+            await second.begin_transaction()
+            await second.send_and_wait(topic, b"winner", partition=0)
+            await asyncio.wait_for(second.commit_transaction(), DEADLINE_S)
+            try:
+                await asyncio.wait_for(first.commit_transaction(), DEADLINE_S)
+                return "committed"
+            except Exception as exc:  # the exception type is the observation
+                return type(exc).__name__
+        finally:
+            await first.stop()
+            await second.stop()
+
+    zombie = asyncio.run(run())
+    return {"zombie_commit": zombie, **observe(bootstrap, topic)}
