@@ -139,3 +139,24 @@ def test_entries_land_in_the_segment_holding_their_marker() -> None:
     entries = [AbortedTxn(5, 1, 0, 0), AbortedTxn(15, 1, 12, 12), AbortedTxn(25, 1, 20, 20)]
     grouped = dict(entries_by_segment(entries, [0, 10, 20]))
     assert grouped == {0: entries[:1], 10: entries[1:2], 20: entries[2:]}
+
+
+def test_snapshot_round_trip_and_damage() -> None:
+    from kafkito.storage.txnindex import decode_snapshot, encode_snapshot
+
+    t = PartitionTxns()
+    t.begin(3, 7, 2)
+    t.begin(4, 9, 0)
+    t.end(4, 12, commit=False, hw=20)
+    data = encode_snapshot(t, 13)
+    back, offset = decode_snapshot(data)
+    assert offset == 13
+    assert (back.open, back.epochs, back.aborted, back.marked) == (
+        t.open,
+        t.epochs,
+        t.aborted,
+        t.marked,
+    )
+    for bad in (data[:5], data[:-1], b"XXXX" + data[4:], data[:9] + b"{" + data[10:]):
+        with pytest.raises(ValueError):
+            decode_snapshot(bad)

@@ -18,10 +18,15 @@ the segment that holds the marker, in Kafka's layout (`AbortedTxn`, 34 bytes, bi
     int16 version (0) | int64 producer id | int64 first offset | int64 last offset
     | int64 last stable offset
 
-**Recovery.** The state is a function of the log: `rebuild` replays the batch headers (and
-reads the one record of each control batch) to find open and aborted transactions, then
-rewrites any `.txnindex` file that disagrees. So a crash that lost an index write, or a torn
-index tail, is repaired from the log itself, and the log is the one truth. Entries whose last
+**Recovery.** The state is a function of the log: `scan` replays the batch headers (and
+reads the one record of each control batch) to find open and aborted transactions, then any
+`.txnindex` file that disagrees is rewritten. So a crash that lost an index write, or a torn
+index tail, is repaired from the log itself, and the log is the one truth. To keep start-up
+short, the whole state is also saved in `transactions.snapshot` in the partition directory
+(`b"KTS1" | u32 crc32c(payload) | JSON payload`, written atomically, with the log end offset
+it describes): at load the snapshot is taken and only the log after it is replayed. A
+snapshot that is damaged, or beyond the log end (the log lost an unsynced tail), is ignored
+and the whole log scanned. Entries whose last
 offset falls below the log start offset (retention, DeleteRecords) are dropped, and the index
 files of deleted segments are removed (`trim`).
 """
@@ -29,11 +34,14 @@ files of deleted segments are removed (`trim`).
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import os
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+
+import crc32c as _crc32c
 
 from kafkito.errors import CorruptBatch
 from kafkito.protocol.control import read_marker
@@ -54,6 +62,9 @@ __all__ = [
 _ENTRY = struct.Struct(">hqqqq")
 ENTRY_BYTES = _ENTRY.size  # 34, as Kafka's AbortedTxn.TotalSize
 INDEX_SUFFIX = ".txnindex"
+SNAPSHOT_NAME = "transactions.snapshot"
+_SNAP_MAGIC = b"KTS1"
+_SNAP_HEAD = struct.Struct(">4sI")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -216,3 +227,44 @@ def sync_index_files(
         fs.write_file_atomic(path, data)
         changed += 1
     return changed
+
+
+def encode_snapshot(state: PartitionTxns, offset: int) -> bytes:
+    """The snapshot bytes of `state` as of log end offset `offset`."""
+    payload = json.dumps(
+        {
+            "offset": offset,
+            "open": [[pid, first, state.epochs.get(pid, 0)] for pid, first in state.open.items()],
+            "aborted": [
+                [e.producer_id, e.first_offset, e.last_offset, e.last_stable_offset]
+                for e in state.aborted
+            ],
+            "marked": sorted(state.marked),
+        },
+        separators=(",", ":"),
+    ).encode()
+    return _SNAP_HEAD.pack(_SNAP_MAGIC, _crc32c.crc32c(payload)) + payload
+
+
+def decode_snapshot(data: bytes) -> tuple[PartitionTxns, int]:
+    """(state, offset) from snapshot bytes; ValueError if they are not an intact snapshot."""
+    if len(data) < _SNAP_HEAD.size:
+        raise ValueError(f"{len(data)} bytes cannot hold a snapshot header")
+    magic, crc = _SNAP_HEAD.unpack_from(data)
+    payload = data[_SNAP_HEAD.size :]
+    if magic != _SNAP_MAGIC or _crc32c.crc32c(payload) != crc:
+        raise ValueError("bad magic or crc mismatch")
+    try:
+        decoded = json.loads(payload)
+        state = PartitionTxns()
+        for pid, first, epoch in decoded["open"]:
+            state.open[int(pid)] = int(first)
+            state.epochs[int(pid)] = int(epoch)
+        state.aborted = sorted(
+            AbortedTxn(int(last), int(pid), int(first), int(lso))
+            for pid, first, last, lso in decoded["aborted"]
+        )
+        state.marked = {int(pid) for pid in decoded["marked"]}
+        return state, int(decoded["offset"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"malformed payload: {exc}") from exc

@@ -201,6 +201,10 @@ class TxnCoordinator:
             weakref.WeakKeyDictionary()
         )
         self._index_dirty: weakref.WeakSet[PartitionLog] = weakref.WeakSet()
+        self._snap_offsets: weakref.WeakKeyDictionary[PartitionLog, int] = (
+            weakref.WeakKeyDictionary()
+        )
+        """The log end offset of each partition's `transactions.snapshot` on disk."""
         self.journal = Journal(broker.metalog, self._maybe_compact)
         self._ticker: asyncio.Task[None] | None = None
         self._crash_at = os.environ.get(CRASH_ENV, "")
@@ -264,6 +268,7 @@ class TxnCoordinator:
             self._ticker = None
         await self.journal.stop()
         self.sync_indexes()
+        self.write_snapshots()
 
     def _install_unstable_hook(self) -> None:
         from kafkito.broker.coordinator import coordinator_of
@@ -318,11 +323,31 @@ class TxnCoordinator:
         return [(e.producer_id, e.first_offset) for e in state.aborted_in(fetch_offset, end)]
 
     def _scan(self, plog: PartitionLog) -> PartitionTxns:
+        """The partition's transactions: its snapshot (if usable) plus a replay of the log
+        after it, else a scan of the whole log."""
         state = PartitionTxns()
         end = plog.log_end_offset
+        start = plog.log_start_offset
+        how = "scanned the whole log"
+        path = os.path.join(plog.directory, txnindex.SNAPSHOT_NAME)
+        if self.broker.fs.exists(path):
+            try:
+                snap, offset = txnindex.decode_snapshot(self.broker.fs.read_file(path))
+                if offset > end:
+                    raise ValueError(f"offset {offset} is beyond the log end {end}")
+            except (OSError, ValueError) as exc:
+                log.warning(
+                    "%s-%d: transactions snapshot unusable (%s); scanning the log",
+                    plog.topic,
+                    plog.partition,
+                    exc,
+                )
+            else:
+                state, start, how = snap, max(offset, start), f"snapshot at {offset}"
+                self._snap_offsets[plog] = offset
 
         def chunks() -> Iterator[bytes]:
-            offset = plog.log_start_offset
+            offset = start
             while offset < end:
                 data = plog.read(offset, 1 << 20, max_offset=end)
                 last = None
@@ -336,12 +361,13 @@ class TxnCoordinator:
         markers = txnindex.scan(chunks(), state, plog.log_end_offset)
         state.trim(plog.log_start_offset)
         log.info(
-            "%s-%d: transactions rebuilt from the log: %d open, %d aborted, %d markers",
+            "%s-%d: transactions loaded (%s, then %d markers replayed): %d open, %d aborted",
             plog.topic,
             plog.partition,
+            how,
+            markers,
             len(state.open),
             len(state.aborted),
-            markers,
         )
         return state
 
@@ -822,6 +848,7 @@ class TxnCoordinator:
             if loop.time() >= next_index_sync:
                 next_index_sync = loop.time() + INDEX_SYNC_INTERVAL_S
                 await self.sync_indexes_off_loop()
+                await self.write_snapshots_off_loop()
 
     async def abort_expired(self) -> int:
         """Abort (fencing the producer) every transaction open longer than its timeout."""
@@ -907,6 +934,49 @@ class TxnCoordinator:
             copy = PartitionTxns(aborted=list(state.aborted))
             jobs.append((plog, copy, [seg.base_offset for seg in plog.segments]))
         return jobs
+
+    def _snapshot_jobs(self) -> list[tuple[PartitionLog, bytes, int]]:
+        """On the loop: (log, snapshot bytes, offset) of every partition that held
+        transactional data and grew since its snapshot (consistent: encoded on the loop)."""
+        jobs = []
+        for topic, partition in sorted(self.touched):
+            plog = self.broker.topics.partition(topic, partition)
+            if plog is None or self._snap_offsets.get(plog) == plog.log_end_offset:
+                continue
+            state = self.state_for(plog)
+            jobs.append(
+                (plog, txnindex.encode_snapshot(state, plog.log_end_offset), plog.log_end_offset)
+            )
+        return jobs
+
+    def _write_snapshot(self, plog: PartitionLog, data: bytes) -> bool:
+        try:
+            if not self.broker.fs.exists(plog.directory):
+                return False  # the topic was deleted meanwhile
+            self.broker.fs.write_file_atomic(
+                os.path.join(plog.directory, txnindex.SNAPSHOT_NAME), data
+            )
+        except OSError as exc:
+            log.error("%s: cannot write the transactions snapshot: %s", plog.directory, exc)
+            return False
+        return True
+
+    def write_snapshots(self) -> int:
+        """Write every due snapshot now (blocking: at stop)."""
+        written = 0
+        for plog, data, offset in self._snapshot_jobs():
+            if self._write_snapshot(plog, data):
+                self._snap_offsets[plog] = offset
+                written += 1
+        return written
+
+    async def write_snapshots_off_loop(self) -> int:
+        written = 0
+        for plog, data, offset in self._snapshot_jobs():
+            if await asyncio.to_thread(self._write_snapshot, plog, data):
+                self._snap_offsets[plog] = offset
+                written += 1
+        return written
 
     def _write_index(self, plog: PartitionLog, state: PartitionTxns, bases: list[int]) -> int:
         try:
