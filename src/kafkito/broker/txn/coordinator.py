@@ -29,12 +29,15 @@ than its timeout is aborted the same way by the ticker, which fences its produce
 request gets PRODUCER_FENCED (INVALID_PRODUCER_EPOCH for request versions before KIP-588).
 
 **Recovery** (`finish_replay`, before the broker serves). The partitions that ever held
-transactional data (the journaled `txn_partitions` set) are scanned to rebuild their open and
-aborted transactions. Then every transaction journaled in PrepareCommit is completed (commit
-markers where its data has none yet, pending offsets committed); every other open transaction
-is aborted with a bumped epoch (so a producer that lived through the restart is fenced); and
-any producer still open in a partition without a decision (its journal record was lost with
-an unsynced tail) is aborted too. A transaction is thus never partly visible.
+transactional data (the journaled `txn_partitions` set) get their open and aborted
+transactions back from their `transactions.snapshot` plus a replay of the log after it, or
+from a scan of the whole log (storage/txnindex.py). Then every transaction journaled in
+PrepareCommit is completed (commit markers where its data has none yet, pending offsets
+committed); every other open transaction is aborted with a bumped epoch (so a producer that
+lived through the restart is fenced); and a producer still open in a partition without a
+decision pending is completed as its journal says (a commit whose marker a power loss took)
+or else aborted (its journal record was lost with an unsynced tail). A transaction is thus
+never partly visible.
 """
 
 from __future__ import annotations
