@@ -122,16 +122,18 @@ def kcat_read(bootstrap: str, topic: str, isolation: str) -> list[str] | None:
     return [line for line in done.stdout.decode().split("\n") if line]
 
 
-def observe(bootstrap: str, topic: str) -> dict[str, Any]:
-    """What every reader sees of `topic` partition 0."""
-    return {
+def observe(bootstrap: str, topic: str, *, kcat: bool = True) -> dict[str, Any]:
+    """What every reader sees of `topic` partition 0 (kcat too, unless told not to)."""
+    seen = {
         "committed": read_all(bootstrap, topic, "read_committed"),
         "uncommitted": read_all(bootstrap, topic, "read_uncommitted"),
         "hw": watermarks(bootstrap, topic, "read_uncommitted")[1],
         "lso": watermarks(bootstrap, topic, "read_committed")[1],
-        "kcat_committed": kcat_read(bootstrap, topic, "read_committed"),
-        "kcat_uncommitted": kcat_read(bootstrap, topic, "read_uncommitted"),
     }
+    if kcat:
+        seen["kcat_committed"] = kcat_read(bootstrap, topic, "read_committed")
+        seen["kcat_uncommitted"] = kcat_read(bootstrap, topic, "read_uncommitted")
+    return seen
 
 
 # -- producers of each client: commit A, abort B, commit C ------------------------------------
@@ -298,7 +300,7 @@ def fencing_scenario(bootstrap: str, topic: str, txn_id: str) -> dict[str, Any]:
         zombie: Any = "committed"
     except KafkaException as exc:
         zombie = error_of(exc)
-    return {"zombie_commit": zombie, **observe(bootstrap, topic)}
+    return {"zombie_commit": zombie, **observe(bootstrap, topic, kcat=False)}
 
 
 def timeout_scenario(bootstrap: str, topic: str, txn_id: str) -> dict[str, Any]:
@@ -326,7 +328,7 @@ def timeout_scenario(bootstrap: str, topic: str, txn_id: str) -> dict[str, Any]:
         outcome: Any = "committed"
     except KafkaException as exc:
         outcome = error_of(exc)
-    return {"late_commit": outcome, **observe(bootstrap, topic)}
+    return {"late_commit": outcome, **observe(bootstrap, topic, kcat=False)}
 
 
 def offsets_scenario(bootstrap: str, topic: str, txn_id: str, group: str) -> list[Any]:
@@ -445,7 +447,7 @@ def kp_fencing_scenario(bootstrap: str, topic: str, txn_id: str) -> dict[str, An
     finally:
         first.close(5)
         second.close(5)
-    return {"zombie_commit": zombie, **observe(bootstrap, topic)}
+    return {"zombie_commit": zombie, **observe(bootstrap, topic, kcat=False)}
 
 
 def aio_fencing_scenario(bootstrap: str, topic: str, txn_id: str) -> dict[str, Any]:
@@ -473,4 +475,4 @@ def aio_fencing_scenario(bootstrap: str, topic: str, txn_id: str) -> dict[str, A
             await second.stop()
 
     zombie = asyncio.run(run())
-    return {"zombie_commit": zombie, **observe(bootstrap, topic)}
+    return {"zombie_commit": zombie, **observe(bootstrap, topic, kcat=False)}
