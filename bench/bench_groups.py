@@ -20,6 +20,13 @@ topic holding 100 records. Figures, medians over the rounds, each round with a f
   initial rebalance delay is for: without it, stragglers cost extra rebalances, each noticed
   by the others only at their next heartbeat.
 
+With `--kip848`: join → first message for one consumer, the classic protocol against the
+KIP-848 consumer protocol (`group.protocol=consumer`, server-side `uniform` assignor), on
+kafkito (default settings, and classic with the initial rebalance delay at 0) and on Apache
+Kafka 4.1 (one node from `kafkito.testing.apache_kafka`, group.initial.rebalance.delay.ms 0).
+
+    python bench/bench_groups.py --kip848 --rounds 3
+
 Nothing here asserts a speed; figures go to docs/benchmarks.md with this command.
 """
 
@@ -41,6 +48,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from kafkito.testing.apache_kafka import ApacheKafka
 from kafkito.testing.brokers import BrokerProcess, free_port, start_tansu
 
 PARTITIONS = 4
@@ -105,6 +113,55 @@ def first_message_s(bootstrap: str, topic: str) -> float:
                 raise TimeoutError("no message within 60 s")
     finally:
         c.close()
+
+
+def first_message_protocol_s(bootstrap: str, topic: str, protocol: str) -> float:
+    """Join → first record with `group.protocol` classic or consumer (KIP-848), a fresh group."""
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "group.id": f"g-{uuid.uuid4().hex[:8]}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "group.protocol": protocol,
+    }
+    c = Consumer(conf)
+    try:
+        started = time.perf_counter()
+        c.subscribe([topic])
+        while True:
+            msg = c.poll(0.01)
+            if msg is not None and msg.error() is None:
+                return time.perf_counter() - started
+            if time.perf_counter() - started > 60:
+                raise TimeoutError(f"no message within 60 s ({protocol})")
+    finally:
+        c.close()
+
+
+def measure_kip848(name: str, bootstrap: str, rounds: int) -> dict[str, float]:
+    topic = prepare(bootstrap, PARTITIONS)
+    figures = {}
+    for protocol in ("classic", "consumer"):
+        first_message_protocol_s(bootstrap, topic, protocol)  # warm-up
+        runs = [first_message_protocol_s(bootstrap, topic, protocol) for _ in range(rounds)]
+        figures[protocol] = statistics.median(runs)
+    print(
+        f"{name:<26} join→first message: classic {figures['classic'] * 1000:6.0f} ms   "
+        f"consumer (KIP-848) {figures['consumer'] * 1000:6.0f} ms",
+        flush=True,
+    )
+    return figures
+
+
+def kip848(rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with kafkito(work, "default") as proc:
+            measure_kip848("kafkito (default delay)", proc.bootstrap, rounds)
+        with kafkito(work, "0") as proc:
+            measure_kip848("kafkito (delay 0)", proc.bootstrap, rounds)
+        with ApacheKafka(brokers=1, data_dir=work / "kafka") as kafka:
+            measure_kip848("Apache Kafka 4.1", kafka.bootstrap, rounds)
 
 
 def second_member_s(bootstrap: str, topic: str) -> float:
@@ -194,7 +251,11 @@ def measure(name: str, bootstrap: str, rounds: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--kip848", action="store_true", help="classic vs consumer protocol")
     args = parser.parse_args()
+    if args.kip848:
+        kip848(args.rounds)
+        return
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -113,6 +113,11 @@ class _AsyncWriting:
     def bootstrap(self) -> str:
         return self._core.bootstrap
 
+    @property
+    def core(self) -> ProducerCore:
+        """The producer and its error tracker (used by HealthChecker)."""
+        return self._core
+
     async def connect(self) -> None:
         """Check the brokers answer (with the connect retries); done by the first write."""
         if not self._connected:

@@ -63,3 +63,28 @@ def test_reader_progress_and_stuck_loop(cluster: Cluster, topic: str) -> None:
         assert sum(data["lag"].values()) == 2  # two messages not handled yet
         stuck = HealthChecker("reader", reader=reader, max_poll_age_s=0.0)
         assert stuck.health()["status"] == "DOWN"
+
+
+async def test_writer_health_for_sync_and_asyncio_writers(cluster: Cluster, topic: str) -> None:
+    """A Writer or TopicWriter of either flavour gives the checker its topic and its count of
+    records still waiting for the brokers' confirmation (none once each write returned)."""
+    from kafkito import aio
+    from kafkito.client import TopicWriter, Writer
+
+    async with aio.Writer(topic, brokers=cluster.bootstrap) as async_writer:
+        await async_writer.write(b"a")
+        checker = HealthChecker("async-writer", writer=async_writer)
+        assert checker.topics == [topic]
+        assert checker.check()["unconfirmed"] == 0
+    async with aio.TopicWriter(brokers=cluster.bootstrap) as async_topic_writer:
+        await async_topic_writer.write(topic, b"b")
+        data = HealthChecker("async-topic-writer", writer=async_topic_writer).check()
+        assert data["unconfirmed"] == 0
+    with Writer(topic, brokers=cluster.bootstrap) as writer:
+        writer.write(b"c")
+        assert HealthChecker("writer", writer=writer).check()["unconfirmed"] == 0
+    with TopicWriter(brokers=cluster.bootstrap) as topic_writer:
+        topic_writer.write(topic, b"d")
+        checker = HealthChecker("topic-writer", writer=topic_writer)
+        assert checker.topics is None
+        assert checker.check()["unconfirmed"] == 0

@@ -26,6 +26,8 @@ def test_readme_examples_run(tmp_path: Path) -> None:
             timeout=120,
         )
         assert done.returncode == 0, f"README example {number} failed:\n{done.stderr}"
+        # issue #17: no librdkafka log lines ("%3|...|FAIL|rdkafka#producer-1| ...") leak
+        assert "rdkafka#" not in done.stderr, f"README example {number}:\n{done.stderr}"
     assert (
         "clicked:"
         in subprocess.run(

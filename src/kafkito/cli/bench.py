@@ -15,11 +15,13 @@ from kafkito.cli.context import CliContext, CliError, handle_errors
 
 
 @click.command()
-@click.option("--count", "-n", type=int, default=100_000, show_default=True)
-@click.option("--size", "-s", type=int, default=100, show_default=True, help="Value bytes.")
+@click.option("--count", "-n", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option(
+    "--size", "-s", type=click.IntRange(min=0), default=100, show_default=True, help="Value bytes."
+)
 @click.option("--topic", default=None, help="Default: a new topic per run.")
 @click.option("--acks", type=click.Choice(["0", "1", "all"]), default="all", show_default=True)
-@click.option("--linger-ms", type=int, default=5, show_default=True)
+@click.option("--linger-ms", type=click.IntRange(min=0), default=5, show_default=True)
 @click.pass_obj
 def bench(
     obj: CliContext, count: int, size: int, topic: str | None, acks: str, linger_ms: int
@@ -43,6 +45,7 @@ def bench(
                 "batch.size": 1_000_000,
                 "queue.buffering.max.messages": 1_000_000,
                 "allow.auto.create.topics": True,
+                "message.timeout.ms": 120_000,  # a burst queued at once: not the --timeout
             }
         )
         failures: list[Any] = []

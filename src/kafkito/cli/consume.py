@@ -8,6 +8,7 @@ for more until Ctrl-C. A closed stdout (`kafkito consume t | head -1`) ends it q
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
 import json
@@ -17,7 +18,15 @@ from typing import Any
 
 import click
 
-from kafkito.cli.context import EXIT_NOT_FOUND, EXIT_USAGE, CliContext, CliError, handle_errors
+from kafkito.cli.context import (
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    CliContext,
+    CliError,
+    handle_errors,
+    topic_partitions,
+)
+from kafkito.cli.produce import ENCODINGS
 
 FORMATS = ("value", "kv", "json", "template")
 
@@ -49,44 +58,117 @@ def parse_start(text: str) -> tuple[str, int]:
     return "timestamp", int(when.timestamp() * 1000)
 
 
-def _text(data: bytes | None) -> str | None:
-    return None if data is None else data.decode("utf-8", errors="replace")
+def encode_field(data: bytes | None, encoding: str) -> str | None:
+    """A key or value as text in `encoding` (see produce.ENCODINGS); raw is UTF-8 with
+    replacement characters (the `value`/`kv` formats write raw bytes without this)."""
+    if data is None:
+        return None
+    match encoding:
+        case "base64":
+            return base64.b64encode(data).decode("ascii")
+        case "hex":
+            return data.hex()
+        case _:
+            return data.decode("utf-8", errors="replace")
 
 
-def render(msg: Any, fmt: str, template: str | None) -> str:
-    key, value = _text(msg.key()), _text(msg.value())
+def json_field(data: bytes | None, encoding: str) -> tuple[Any, str | None]:
+    """(JSON value, encoding name or None) of a key or value in the json record format.
+
+    raw: parsed JSON when it is JSON, else the UTF-8 text; bytes that are not UTF-8 are given
+    in base64 and the encoding says so (`"value_encoding": "base64"`), never replaced.
+    json: the document itself (not JSON: base64 again, named). base64, hex: encoded, named.
+    """
+    if data is None:
+        return None, None
+    if encoding in ("base64", "hex"):
+        return encode_field(data, encoding), encoding
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(data).decode("ascii"), "base64"
+    try:
+        return json.loads(text), None
+    except ValueError:
+        if encoding == "json":
+            return base64.b64encode(data).decode("ascii"), "base64"
+        return text, None
+
+
+def render(
+    msg: Any, fmt: str, template: str | None, value_enc: str = "raw", key_enc: str = "raw"
+) -> bytes:
+    """One output line (without its newline) as bytes: `value` and `kv` with raw encoding
+    write the record's bytes exactly."""
     if fmt == "value":
-        return value or ""
+        return _field_bytes(msg.value(), value_enc)
     if fmt == "kv":
-        return f"{key or ''}\t{value or ''}"
+        return _field_bytes(msg.key(), key_enc) + b"\t" + _field_bytes(msg.value(), value_enc)
     _, ts = msg.timestamp()
-    headers = {k: _text(v) for k, v in (msg.headers() or [])}
+    headers = {k: encode_field(v, "raw") for k, v in (msg.headers() or [])}
     if fmt == "json":
-        rendered_value: Any = value
-        if value is not None:
-            with contextlib.suppress(ValueError):
-                rendered_value = json.loads(value)
-        return json.dumps(
-            {
-                "topic": msg.topic(),
-                "partition": msg.partition(),
-                "offset": msg.offset(),
-                "timestamp": ts,
-                "key": key,
-                "value": rendered_value,
-                "headers": headers,
-            }
-        )
+        value, value_encoding = json_field(msg.value(), value_enc)
+        key, key_encoding = json_field(msg.key(), key_enc)
+        if key_enc == "raw" and key_encoding is None and msg.key() is not None:
+            key = encode_field(msg.key(), "raw")  # keys stay text unless they are binary
+        record: dict[str, Any] = {
+            "topic": msg.topic(),
+            "partition": msg.partition(),
+            "offset": msg.offset(),
+            "timestamp": ts,
+            "key": key,
+            "value": value,
+            "headers": headers,
+        }
+        if key_encoding:
+            record["key_encoding"] = key_encoding
+        if value_encoding:
+            record["value_encoding"] = value_encoding
+        return json.dumps(record).encode()
     assert template is not None
     return template.format(
         topic=msg.topic(),
         partition=msg.partition(),
         offset=msg.offset(),
         timestamp=ts,
-        key=key or "",
-        value=value or "",
+        key=encode_field(msg.key(), key_enc) or "",
+        value=encode_field(msg.value(), value_enc) or "",
         headers=headers,
-    )
+    ).encode()
+
+
+def _field_bytes(data: bytes | None, encoding: str) -> bytes:
+    if data is None:
+        return b""
+    match encoding:
+        case "raw":
+            return data
+        case "json":
+            value, named = json_field(data, "json")
+            return json.dumps(value if named is None else {named: value}).encode()
+        case _:
+            return (encode_field(data, encoding) or "").encode()
+
+
+TEMPLATE_FIELDS = ("topic", "partition", "offset", "timestamp", "key", "value", "headers")
+
+
+def check_template(template: str) -> None:
+    """Try the template on a sample record: an unknown field fails before anything is read."""
+    sample: dict[str, Any] = dict.fromkeys(TEMPLATE_FIELDS, "")
+    sample.update(partition=0, offset=0, timestamp=0, headers={})
+    try:
+        template.format(**sample)
+    except KeyError as exc:
+        raise CliError(
+            f"--template: unknown field {{{exc.args[0]}}}; the fields are "
+            + " ".join(f"{{{f}}}" for f in TEMPLATE_FIELDS),
+            EXIT_USAGE,
+        ) from None
+    except (ValueError, IndexError, AttributeError) as exc:
+        raise CliError(
+            f"--template {template!r} is not a format string: {exc}", EXIT_USAGE
+        ) from None
 
 
 @click.command()
@@ -103,15 +185,33 @@ def render(msg: Any, fmt: str, template: str | None) -> str:
     "--partition",
     "-p",
     "partitions",
-    type=int,
+    type=click.IntRange(min=0),
     multiple=True,
     help="Only these partitions (repeatable; not with --group).",
 )
-@click.option("--count", "-n", type=int, default=None, help="Stop after N records.")
+@click.option(
+    "--count", "-n", type=click.IntRange(min=1), default=None, help="Stop after N records."
+)
 @click.option(
     "--follow/--no-follow", "-F", default=False, help="Keep waiting for new records (until Ctrl-C)."
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="value", show_default=True)
+@click.option(
+    "--output-format",
+    "value_enc",
+    type=click.Choice(ENCODINGS),
+    default="raw",
+    show_default=True,
+    help="How values are written: raw bytes, base64, hex, or JSON.",
+)
+@click.option(
+    "--key-output-format",
+    "key_enc",
+    type=click.Choice(ENCODINGS),
+    default="raw",
+    show_default=True,
+    help="How keys are written.",
+)
 @click.option(
     "--template",
     default=None,
@@ -128,9 +228,15 @@ def consume(
     count: int | None,
     follow: bool,
     fmt: str,
+    value_enc: str,
+    key_enc: str,
     template: str | None,
 ) -> None:
-    r"""Print records of TOPIC.
+    """Print records of TOPIC.
+
+    Values are written as they are (raw bytes); --output-format base64 or hex keeps binary
+    values apart line by line, and --format json gives values that are not UTF-8 in base64
+    with "value_encoding": "base64".
 
     \b
     Examples:
@@ -138,16 +244,32 @@ def consume(
       kafkito consume clicks --from -5 --format json        # the last 5 of each partition
       kafkito consume clicks --group audit --follow
       kafkito consume clicks --template '{partition}:{offset} {key}={value}'
+      kafkito consume images --output-format base64
     """
     if template is not None:
         fmt = "template"
     if fmt == "template" and template is None:
         raise CliError("--format template needs --template", EXIT_USAGE)
+    if template is not None:
+        check_template(template)
+    if obj.json_output and fmt == "value":
+        fmt = "json"  # --json: one JSON object per record, as every command's --json
     if group and partitions:
         raise CliError("--partition cannot be combined with --group", EXIT_USAGE)
     kind, value = parse_start(start)
     with handle_errors(obj):
-        _consume(obj, topic, kind, value, group, partitions, count, follow, fmt, template)
+        _consume(
+            obj,
+            topic,
+            kind,
+            value,
+            group,
+            partitions,
+            count,
+            follow,
+            (fmt, value_enc, key_enc),
+            template,
+        )
 
 
 def _consume(
@@ -159,7 +281,7 @@ def _consume(
     partitions: tuple[int, ...],
     count: int | None,
     follow: bool,
-    fmt: str,
+    formats: tuple[str, str, str],
     template: str | None,
 ) -> None:
     from kafkito.client.raw_consumer import is_partition_eof, message_error
@@ -176,14 +298,17 @@ def _consume(
     )
     printed = 0
     try:
-        metadata = consumer.list_topics(topic, timeout_s=10)
-        tmeta = metadata.topics.get(topic)
-        if tmeta is None or tmeta.error is not None or not tmeta.partitions:
-            raise CliError(f"unknown topic {topic!r}", EXIT_NOT_FOUND)
-        wanted = sorted(partitions) if partitions else sorted(tmeta.partitions)
-        missing = [p for p in wanted if p not in tmeta.partitions]
+        available = topic_partitions(consumer, topic, obj.wait_s)
+        wanted = sorted(partitions) if partitions else sorted(available)
+        missing = [p for p in wanted if p not in available]
         if missing:
-            raise CliError(f"topic {topic!r} has no partition {missing[0]}", EXIT_NOT_FOUND)
+            raise CliError(
+                f"topic {topic!r} has no partition {missing[0]} (it has {len(available)}: "
+                f"0..{len(available) - 1})",
+                EXIT_NOT_FOUND,
+            )
+        if kind == "offset":
+            _check_offset_in_range(consumer, topic, wanted, value, obj.wait_s)
         if group:
 
             def on_assign(c: Any, assigned: list[Any]) -> None:
@@ -197,7 +322,8 @@ def _consume(
             consumer.assign(_positions(consumer, topic, wanted, kind, value))
             eof_needed = set(wanted)
         eof_seen: set[int] = set()
-        out = sys.stdout
+        fmt, value_enc, key_enc = formats
+        out = sys.stdout.buffer
         while count is None or printed < count:
             msg = consumer.poll(0.5)
             if msg is None:
@@ -220,7 +346,7 @@ def _consume(
                     raise message_error(err, bootstrap=consumer.bootstrap, topic=topic)
                 continue
             eof_seen.discard(msg.partition())
-            out.write(render(msg, fmt, template) + "\n")
+            out.write(render(msg, fmt, template, value_enc, key_enc) + b"\n")
             out.flush()
             printed += 1
             if group:
@@ -232,6 +358,26 @@ def _consume(
             consumer.close()
     if not obj.json_output and sys.stderr.isatty():
         click.echo(f"{printed} records", err=True)
+
+
+def _check_offset_in_range(
+    consumer: Any, topic: str, partitions: list[int], offset: int, wait_s: float
+) -> None:
+    """--from OFFSET past the end of every partition is a mistake: say where the end is,
+    instead of starting from offset 0 (librdkafka's reset of an out-of-range offset)."""
+    from kafkito.client.raw_consumer import TopicPartition
+
+    ends = {}
+    for p in partitions:
+        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout_s=wait_s)
+        ends[p] = high
+    if all(offset > high for high in ends.values()):
+        where = ", ".join(f"[{p}] {high}" for p, high in sorted(ends.items()))
+        raise CliError(
+            f"--from {offset} is past the end of {topic!r} (next offsets: {where}); "
+            "use --from end to wait for new records, or -N for the last N",
+            EXIT_USAGE,
+        )
 
 
 def _all_assigned_eof(consumer: Any, eof_seen: set[int]) -> bool:
@@ -256,7 +402,12 @@ def _positions(
     if kind == "stored":
         return [TopicPartition(topic, p, OFFSET_STORED) for p in partitions]
     if kind == "offset":
-        return [TopicPartition(topic, p, value) for p in partitions]
+        # Past the end of this partition (but not of all): start at its end, not at 0.
+        result = []
+        for p in partitions:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout_s=10)
+            result.append(TopicPartition(topic, p, value if value <= high else OFFSET_END))
+        return result
     if kind == "relative":
         result = []
         for p in partitions:

@@ -6,31 +6,57 @@ import logging
 
 import click
 
-from kafkito.cli.context import CliContext, handle_errors
+from kafkito.cli.context import EXIT_USAGE, CliContext, CliError, check_port_free, handle_errors
+
+DEMO_MODULES = {"pyarrow": "demo", "duckdb": "demo", "starlette": "console", "uvicorn": "console"}
+"""Modules the demo needs beyond kafkito's core, with the extra that installs each."""
+
+
+def check_demo_extra() -> None:
+    """One line naming the extra to install, instead of a ModuleNotFoundError traceback."""
+    import importlib.util
+
+    missing = [name for name in DEMO_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise CliError(
+            f"the demo needs {', '.join(missing)}, which are not installed; "
+            "install them with: pip install 'kafkito[demo]'",
+            EXIT_USAGE,
+        )
 
 
 @click.command()
 @click.option(
     "--duration",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=None,
     help="Stop after this many seconds (default: run until Ctrl-C).",
 )
 @click.option(
-    "--rate", type=float, default=200.0, show_default=True, help="Simulated events per second."
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=200.0,
+    show_default=True,
+    help="Simulated events per second.",
 )
-@click.option("--users", type=int, default=300, show_default=True, help="Simulated users.")
+@click.option(
+    "--users", type=click.IntRange(min=1), default=300, show_default=True, help="Simulated users."
+)
 @click.option(
     "--malformed",
     "malformed_share",
-    type=float,
+    type=click.FloatRange(0, 1),
     default=0.02,
     show_default=True,
     help="Share of deliberately malformed events (they go to the dead-letter topics).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Dashboard address.")
 @click.option(
-    "--port", type=int, default=8080, show_default=True, help="Dashboard port (0: any free port)."
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Dashboard port (0: any free port).",
 )
 @click.option(
     "--lake-dir",
@@ -73,6 +99,8 @@ def demo(
     """
     import os
 
+    check_demo_extra()
+    check_port_free(host, port, what="the dashboard", option="--port")
     from kafkito.demo import DemoOptions, run_demo
 
     brokers = obj.brokers or os.environ.get("KAFKITO_BROKERS")

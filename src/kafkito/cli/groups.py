@@ -47,15 +47,18 @@ def groups() -> None:
 @groups.command("list")
 @click.pass_obj
 def list_groups(obj: CliContext) -> None:
-    """List consumer groups and their states.
+    """List consumer groups, their states and protocols (CLASSIC, or CONSUMER: KIP-848).
 
     \b
     Example:
       kafkito groups list
     """
     with handle_errors(obj):
-        rows = [{"group": g.group_id, "state": g.state} for g in obj.admin().list_groups()]
-        obj.emit(rows, ["group", "state"])
+        rows = [
+            {"group": g.group_id, "state": g.state, "type": g.type}
+            for g in obj.admin().list_groups()
+        ]
+        obj.emit(rows, ["group", "state", "type"])
 
 
 @groups.command("describe")
@@ -85,6 +88,7 @@ def describe_group(obj: CliContext, group: str) -> None:
                 {
                     "group": group,
                     "state": info.state,
+                    "type": info.type,
                     "protocol": info.assignor,
                     "members": members,
                     "partitions": rows,
@@ -92,7 +96,8 @@ def describe_group(obj: CliContext, group: str) -> None:
             )
             return
         obj.console.print(
-            f"[bold]{group}[/bold] state={info.state} assignor={info.assignor or '-'}"
+            f"[bold]{group}[/bold] state={info.state} type={info.type or '-'} "
+            f"assignor={info.assignor or '-'}"
         )
         obj.emit(members, ["member", "client_id", "host", "partitions"], title="members")
         obj.emit(rows, ["topic", "partition", "committed", "end", "lag", "member"], title="offsets")
@@ -121,7 +126,9 @@ def lag(obj: CliContext, group: str) -> None:
 @click.option("--topic", "-t", required=True, help="Topic whose offsets to reset.")
 @click.option("--to-earliest", "target", flag_value="earliest")
 @click.option("--to-latest", "target", flag_value="latest")
-@click.option("--to-offset", type=int, default=None, help="This offset in every partition.")
+@click.option(
+    "--to-offset", type=click.IntRange(min=0), default=None, help="This offset in every partition."
+)
 @click.option("--to-datetime", default=None, help="The first offset at this ISO date-time.")
 @click.option("--execute", is_flag=True, help="Apply; without it only show the plan (dry run).")
 @click.pass_obj

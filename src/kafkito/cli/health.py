@@ -14,7 +14,7 @@ from kafkito.cli.context import EXIT_UNREACHABLE, CliContext, CliError, handle_e
 @click.option(
     "--timeout",
     "timeout_s",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=5.0,
     show_default=True,
     help="Seconds to wait for the cluster.",

@@ -3,38 +3,148 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import sys
 
 import click
 
 from kafkito import __version__
 from kafkito.broker.settings import BrokerSettings
-from kafkito.cli.context import EXIT_USAGE, CliContext, CliError
+from kafkito.cli.context import (
+    DEFAULT_TIMEOUT_S,
+    EXIT_USAGE,
+    CliContext,
+    CliError,
+    check_port_free,
+)
+
+
+def _set_brokers(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        _context(ctx).brokers = value
+
+
+def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        _context(ctx).config_path = value
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        _context(ctx).json_output = True
+
+
+def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        _context(ctx).debug = True
+        configure_logging(debug=True)
+
+
+def _set_timeout(ctx: click.Context, _param: click.Parameter, value: float | None) -> None:
+    if value is not None:
+        _context(ctx).timeout_s = value
+
+
+def _context(ctx: click.Context) -> CliContext:
+    """The one CliContext of this run, made by whichever option is parsed first."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliContext):
+        root.obj = CliContext()
+    return root.obj
+
+
+def _shared_options() -> list[click.Option]:
+    """The global options, accepted before the command and after it (`kafkito topics list
+    --json` as well as `kafkito --json topics list`): each is set on the run's CliContext by
+    a callback, so a value given anywhere reaches the command."""
+    return [
+        click.Option(
+            ["--brokers", "-b"],
+            default=None,
+            metavar="HOST:PORT[,...]",
+            expose_value=False,
+            callback=_set_brokers,
+            help="Kafka bootstrap servers (else $KAFKITO_BROKERS, --config, or the local "
+            "embedded broker).",
+        ),
+        click.Option(
+            ["--config", "--config-file", "config_path"],
+            default=None,
+            type=click.Path(dir_okay=False),
+            expose_value=False,
+            callback=_set_config,
+            help="A kafkito config file (YAML) with brokers and security settings.",
+        ),
+        click.Option(
+            ["--json", "json_output"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_json,
+            help="Machine-readable output (JSON lines).",
+        ),
+        click.Option(
+            ["--debug"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_debug,
+            help="Show tracebacks, debug logs and librdkafka's own logs.",
+        ),
+        click.Option(
+            ["--timeout", "timeout_s"],
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            expose_value=False,
+            callback=_set_timeout,
+            help=f"Seconds to wait for the brokers before giving up (else $KAFKITO_TIMEOUT, "
+            f"else {DEFAULT_TIMEOUT_S:g}).",
+        ),
+    ]
+
+
+def add_shared_options(command: click.Command) -> None:
+    """Give `command` (and every command under it) the global options it lacks a name for.
+
+    A command's own option of the same name wins (`topics create --config NAME=VALUE` is a
+    topic config, `health --timeout`); there the config file goes by `--config-file`.
+    """
+    taken = {name for param in command.params for name in getattr(param, "opts", [])}
+    for option in _shared_options():
+        if command.name == "broker" and option.name not in ("json_output", "debug"):
+            continue  # the broker is the cluster: no brokers, client config or client timeout
+        free = [name for name in option.opts if name not in taken]
+        if not free:
+            continue
+        if len(free) != len(option.opts):
+            option.opts = free
+        command.params.append(option)
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            if name != "users":  # the broker's user store: a file, no cluster, own entry point
+                add_shared_options(sub)
+
+
+def configure_logging(*, debug: bool) -> None:
+    """Quiet by default (each failure is one line through handle_errors); --debug shows the
+    client library's and librdkafka's logs."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=debug,
+    )
+    # The client library logs connection trouble as it happens; a command reports every
+    # failure as one line through handle_errors instead (--debug shows both).
+    logging.getLogger("kafkito.client").setLevel(logging.DEBUG if debug else logging.ERROR)
+    logging.getLogger("kafkito.client.librdkafka").setLevel(
+        logging.DEBUG if debug else logging.CRITICAL
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kafkito")
-@click.option(
-    "--brokers",
-    "-b",
-    default=None,
-    metavar="HOST:PORT[,...]",
-    help="Kafka bootstrap servers (else $KAFKITO_BROKERS, --config, or the local embedded broker).",
-)
-@click.option(
-    "--config",
-    "config_path",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="A kafkito config file (YAML) with brokers and security settings.",
-)
-@click.option("--json", "json_output", is_flag=True, help="Machine-readable output (JSON lines).")
-@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.pass_context
-def cli(
-    ctx: click.Context, brokers: str | None, config_path: str | None, json_output: bool, debug: bool
-) -> None:
+def cli(ctx: click.Context) -> None:
     """kafkito: Kafka made simple. Run a broker, produce, consume, inspect.
 
     \b
@@ -42,18 +152,11 @@ def cli(
       kafkito broker --port 9092
       echo hello | kafkito produce greetings
       kafkito consume greetings --from beginning
+      kafkito topics list --json --brokers localhost:9092
     """
-    ctx.obj = CliContext(
-        brokers=brokers, config_path=config_path, json_output=json_output, debug=debug
-    )
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not debug:
-        # The client library logs connection trouble as it happens; a command reports every
-        # failure as one line through handle_errors instead (--debug shows both).
-        logging.getLogger("kafkito.client").setLevel(logging.ERROR)
+    obj = _context(ctx)
+    if not obj.debug:
+        configure_logging(debug=False)
 
 
 @cli.command()
@@ -64,7 +167,11 @@ def cli(
     help="Address to listen on (loopback unless told otherwise).",
 )
 @click.option(
-    "--port", default=9092, show_default=True, type=int, help="TCP port; 0 picks a free one."
+    "--port",
+    default=9092,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port; 0 picks a free one.",
 )
 @click.option(
     "--data-dir",
@@ -236,6 +343,9 @@ def broker(
             host,
         )
 
+    # Before the broker opens its data directory: a busy port is one line, nothing touched.
+    check_port_free(host, port, what="the broker", option="--port")
+
     async def run() -> None:
         core = _build_core(settings, None)
         bound_host, bound_port = await core.start()
@@ -256,10 +366,19 @@ def broker(
         asyncio.run(run())
     except DataDirInUse as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise CliError(
+                f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port "
+                "(or --port 0 for any free one)",
+                EXIT_USAGE,
+            ) from None
+        raise
 
 
 def _register_commands() -> None:
     from kafkito.cli.bench import bench
+    from kafkito.cli.console import console
     from kafkito.cli.consume import consume
     from kafkito.cli.demo import demo
     from kafkito.cli.groups import groups
@@ -267,18 +386,40 @@ def _register_commands() -> None:
     from kafkito.cli.produce import produce
     from kafkito.cli.topics import topics
 
-    for command in (produce, consume, topics, groups, health, bench, demo):
+    for command in (produce, consume, topics, groups, health, bench, console, demo):
         cli.add_command(command)
     from kafkito.broker.auth.cli import users
 
     cli.add_command(users, name="users")
+    add_shared_options(cli)
 
 
 _register_commands()
 
 
 def main() -> None:
-    cli(prog_name="kafkito")
+    """Run the CLI; a usage mistake is one line too (click prints three: usage, a hint, the
+    error), naming the command's --help."""
+    try:
+        result = cli.main(prog_name="kafkito", standalone_mode=False)
+    except click.UsageError as exc:
+        no_args = getattr(click.exceptions, "NoArgsIsHelpError", ())
+        if no_args and isinstance(exc, no_args):  # `kafkito` alone: the help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
+        where = exc.ctx.command_path if exc.ctx is not None else "kafkito"
+        click.echo(
+            f"kafkito: error: {exc.format_message().rstrip('.')} (see '{where} --help')",
+            err=True,
+        )
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("", err=True)
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

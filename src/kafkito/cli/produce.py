@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 import sys
 import time
 from typing import IO, Any
 
 import click
 
-from kafkito.cli.context import EXIT_USAGE, CliContext, CliError, handle_errors
+from kafkito.cli.context import (
+    EXIT_NOT_FOUND,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CliContext,
+    CliError,
+    classify,
+    handle_errors,
+    topic_partitions,
+)
+
+ENCODINGS = ("raw", "base64", "hex", "json")
+"""How a key or value is written in the input (produce) or output (consume):
+raw: the bytes as they are · base64, hex: the bytes encoded (any bytes, newlines included) ·
+json: a JSON document, checked."""
+
+DELIVERY_TIMEOUT_MS = 60_000
+"""How long a queued record may wait for its acknowledgement once the brokers answered."""
+
+_LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def check_topic_name(topic: str) -> None:
+    """Kafka's rule for topic names (Topic.validate): 1-249 of [a-zA-Z0-9._-], not . or .."""
+    if topic in (".", "..") or not _LEGAL_TOPIC.fullmatch(topic):
+        raise CliError(
+            f"invalid topic name {topic!r}: use 1 to 249 letters, digits, '.', '_' or '-' "
+            "(and not '.' or '..')",
+            EXIT_USAGE,
+        )
 
 
 def parse_headers(values: tuple[str, ...]) -> list[tuple[str, bytes]]:
@@ -22,14 +54,34 @@ def parse_headers(values: tuple[str, ...]) -> list[tuple[str, bytes]]:
     return headers
 
 
-def split_line(line: str, key_separator: str | None) -> tuple[bytes | None, bytes]:
+def split_line(line: bytes, key_separator: bytes | None) -> tuple[bytes | None, bytes]:
     """(key, value) of one input line; without a separator the key is None."""
     if key_separator is None:
-        return None, line.encode()
+        return None, line
     key, sep, value = line.partition(key_separator)
     if not sep:
-        return None, line.encode()
-    return key.encode(), value.encode()
+        return None, line
+    return key, value
+
+
+def decode_field(data: bytes, encoding: str, *, what: str, line: int) -> bytes:
+    """The record bytes a field of the input stands for (see ENCODINGS); a field that is not
+    in its encoding fails the command naming the line."""
+    try:
+        match encoding:
+            case "raw":
+                return data
+            case "base64":
+                return base64.b64decode(data, validate=True)
+            case "hex":
+                return bytes.fromhex(data.decode("ascii"))
+            case "json":
+                json.loads(data)
+                return data
+    except (ValueError, binascii.Error) as exc:
+        name = "JSON" if encoding == "json" else encoding
+        raise CliError(f"line {line}: the {what} is not {name}: {exc}", EXIT_USAGE) from None
+    raise AssertionError(encoding)
 
 
 @click.command()
@@ -38,7 +90,7 @@ def split_line(line: str, key_separator: str | None) -> tuple[bytes | None, byte
     "--file",
     "-f",
     "source",
-    type=click.File("r"),
+    type=click.File("rb"),
     default="-",
     show_default=True,
     help="Read lines from this file ('-' for stdin).",
@@ -51,12 +103,39 @@ def split_line(line: str, key_separator: str | None) -> tuple[bytes | None, byte
 )
 @click.option("--header", "-H", "headers", multiple=True, help="Header NAME=VALUE (repeatable).")
 @click.option(
+    "--input-format",
+    "value_format",
+    type=click.Choice(ENCODINGS),
+    default="raw",
+    show_default=True,
+    help="How values are written in the input: raw bytes, base64, hex, or JSON (checked).",
+)
+@click.option(
+    "--key-input-format",
+    "key_format",
+    type=click.Choice(ENCODINGS),
+    default="raw",
+    show_default=True,
+    help="How keys are written in the input (with --key-separator).",
+)
+@click.option(
     "--json-values",
     is_flag=True,
-    help="Check that every value is JSON (lines that are not fail the command).",
+    help="Same as --input-format json: lines that are not JSON fail the command.",
 )
-@click.option("--partition", "-p", type=int, default=None, help="Write to this partition.")
-@click.option("--rate", type=float, default=None, help="At most this many records per second.")
+@click.option(
+    "--partition",
+    "-p",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Write to this partition.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="At most this many records per second.",
+)
 @click.option("--acks", type=click.Choice(["0", "1", "all"]), default="all", show_default=True)
 @click.option(
     "--compression",
@@ -69,9 +148,11 @@ def split_line(line: str, key_separator: str | None) -> tuple[bytes | None, byte
 def produce(
     obj: CliContext,
     topic: str,
-    source: IO[str],
+    source: IO[bytes],
     key_separator: str | None,
     headers: tuple[str, ...],
+    value_format: str,
+    key_format: str,
     json_values: bool,
     partition: int | None,
     rate: float | None,
@@ -81,15 +162,23 @@ def produce(
 ) -> None:
     """Write one record per input line to TOPIC and report where they landed.
 
+    Lines are bytes: any input is sent as it is (--input-format raw); to send values that
+    hold newlines, write them in base64 or hex (--input-format base64).
+
     \b
     Examples:
       echo 'hello' | kafkito produce greetings
       kafkito produce clicks -K : -H source=cli < events.txt     # "user-1:{...}" lines
+      base64 -w0 image.png | kafkito produce images --input-format base64
     """
+    if json_values:
+        value_format = "json"
+    check_topic_name(topic)
+    header_list = parse_headers(headers)
+    separator = key_separator.encode() if key_separator is not None else None
     with handle_errors(obj):
         from kafkito.client.raw_producer import delivery_error
 
-        header_list = parse_headers(headers)
         producer = obj.producer(
             **{
                 "acks": acks,
@@ -97,14 +186,28 @@ def produce(
                 "linger.ms": 5,
                 "enable.idempotence": acks == "all",
                 "allow.auto.create.topics": True,
+                # The brokers answered the metadata check below within --timeout; after it a
+                # large input may queue for longer than that without anything being wrong.
+                "message.timeout.ms": DELIVERY_TIMEOUT_MS,
             }
         )
+        # One metadata round trip first: no broker, refused credentials, a missing topic
+        # (auto-creation off) or partition end the command here, each with its own exit code,
+        # instead of as failed deliveries after the message timeout.
+        partitions = topic_partitions(producer, topic, obj.wait_s, creating_grace_s=2.0)
+        if partition is not None and partition not in partitions:
+            raise CliError(
+                f"topic {topic!r} has no partition {partition} (it has {len(partitions)}: "
+                f"0..{len(partitions) - 1})",
+                EXIT_NOT_FOUND,
+            )
         results: list[dict[str, Any]] = []
-        errors: list[str] = []
+        errors: list[Exception] = []
 
         def on_delivery(err: Any, msg: Any) -> None:
             if err is not None:
-                errors.append(str(delivery_error(err, topic=msg.topic())))
+                size = len(msg.value() or b"")
+                errors.append(delivery_error(err, topic=msg.topic(), size_bytes=size))
                 return
             results.append({"partition": msg.partition(), "offset": msg.offset()})
             if verbose and not obj.json_output:
@@ -114,18 +217,14 @@ def produce(
         next_at = time.monotonic()
         count = 0
         progress = _progress_for(source, quiet=obj.json_output)
-        for raw in source:
+        for number, raw in enumerate(source, start=1):
             if progress is not None:
                 progress.advance(len(raw))
-            line = raw.rstrip("\n")
-            if line == "" and raw == "":
-                continue
-            key, value = split_line(line, key_separator)
-            if json_values:
-                try:
-                    json.loads(value)
-                except ValueError as exc:
-                    raise CliError(f"line {count + 1} is not JSON: {exc}", EXIT_USAGE) from exc
+            line = raw[:-1] if raw.endswith(b"\n") else raw
+            key, value = split_line(line, separator)
+            value = decode_field(value, value_format, what="value", line=number)
+            if key is not None:
+                key = decode_field(key, key_format, what="key", line=number)
             producer.produce(
                 topic,
                 value,
@@ -143,11 +242,20 @@ def produce(
                     time.sleep(delay)
         if progress is not None:
             progress.close()
-        remaining = producer.flush(30)
+        wait_s = DELIVERY_TIMEOUT_MS / 1000 + 5  # every report has come by then
+        remaining = producer.flush(wait_s)
         if errors:
-            raise CliError(f"{len(errors)} of {count} records failed: {errors[0]}")
+            # The first failure decides the exit code (too large: 2, unknown topic: 4, ...)
+            first = classify(errors[0])
+            raise CliError(
+                f"{len(errors)} of {count} records failed: {first.format_message()}",
+                first.exit_code,
+            )
         if remaining:
-            raise CliError(f"{remaining} of {count} records not confirmed after 30s")
+            raise CliError(
+                f"{remaining} of {count} records not confirmed after {wait_s:g}s",
+                EXIT_UNREACHABLE,
+            )
         summary = _summarize(topic, results)
         if obj.json_output:
             click.echo(json.dumps(summary))
@@ -155,8 +263,9 @@ def produce(
             parts = ", ".join(
                 f"[{p}] {r['first']}..{r['last']}" for p, r in sorted(summary["partitions"].items())
             )
+            noun = "record" if len(results) == 1 else "records"
             click.echo(
-                f"produced {len(results)} records to {topic}" + (f": {parts}" if parts else ""),
+                f"produced {len(results)} {noun} to {topic}" + (f": {parts}" if parts else ""),
                 err=sys.stdout.isatty(),
             )
 
@@ -191,7 +300,7 @@ class _FileProgress:
         self._progress.stop()
 
 
-def _progress_for(source: IO[str], *, quiet: bool) -> _FileProgress | None:
+def _progress_for(source: IO[bytes], *, quiet: bool) -> _FileProgress | None:
     """A progress bar when reading a regular file (not stdin) with a terminal on stderr."""
     import os
 

@@ -54,11 +54,11 @@ def list_topics(obj: CliContext, internal: bool) -> None:
 
 @topics.command("create")
 @click.argument("topic")
-@click.option("--partitions", "-p", type=int, default=1, show_default=True)
+@click.option("--partitions", "-p", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
     "--replication-factor",
     "-r",
-    type=int,
+    type=click.IntRange(min=-1),
     default=-1,
     help="Default: the cluster's (1 on the embedded broker).",
 )
@@ -139,7 +139,9 @@ def describe_topic(obj: CliContext, topic: str, all_configs: bool) -> None:
 @click.argument("topic")
 @click.option("--config", "-c", "configs", multiple=True, help="NAME=VALUE to set (repeatable).")
 @click.option("--delete-config", "-d", "deleted", multiple=True, help="NAME to reset to default.")
-@click.option("--partitions", type=int, default=None, help="Grow to this many partitions.")
+@click.option(
+    "--partitions", type=click.IntRange(min=1), default=None, help="Grow to this many partitions."
+)
 @click.pass_obj
 def alter_topic(
     obj: CliContext,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -150,11 +151,13 @@ class ConfigValue:
 
 @dataclass(frozen=True, slots=True)
 class GroupListing:
-    """A consumer group as listed: its id and state (e.g. STABLE, EMPTY; None if unknown)."""
+    """A consumer group as listed: its id and state (e.g. STABLE, EMPTY; None if unknown), and
+    its protocol: type CLASSIC (JoinGroup/SyncGroup) or CONSUMER (KIP-848); None if unknown."""
 
     group_id: str
     state: str | None
     is_simple: bool
+    type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +183,8 @@ class GroupDescription:
     assignor: str | None
     coordinator: int | None
     members: tuple[GroupMember, ...]
+    type: str | None = None
+    """CLASSIC or CONSUMER (KIP-848: the broker assigns, states ASSIGNING and RECONCILING)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +229,40 @@ def build_admin_config(
     return base.merged(brokers=brokers, settings=extra)
 
 
+PROBE_SLICE_S = 0.5
+"""A metadata request waits in slices this long, so refused credentials end it at once."""
+
+
+def metadata_in_slices(
+    call: Callable[[float], T],
+    *,
+    timeout_s: float,
+    errors: ErrorTracker,
+    serve: Callable[[], object],
+) -> T:
+    """`call(slice_s)` (a librdkafka metadata request) retried in short slices up to
+    `timeout_s`, stopping early when the error callback reports an authentication failure.
+
+    librdkafka reports refused credentials only through `error_cb` and lets the request run
+    to its timeout; asking in slices ends a wrong password within a second instead. The last
+    failure is re-raised (the caller turns it into a typed error, reading `errors`).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        started = time.monotonic()
+        slice_s = max(0.05, min(PROBE_SLICE_S, deadline - started))
+        try:
+            return call(slice_s)
+        except Exception:  # confluent_kafka.KafkaException: the edge of librdkafka
+            serve()  # error_cb runs only when the client's queue is served
+            if errors.auth_failure() is not None or deadline - time.monotonic() <= 0:
+                raise
+            # a quick refusal (connection refused) must not spin: wait out the slice
+            time.sleep(
+                max(0.0, min(slice_s, deadline - time.monotonic()) - (time.monotonic() - started))
+            )
+
+
 class Admin:
     """Administers a Kafka cluster: topics, partitions, configs, groups, offsets.
 
@@ -256,7 +295,12 @@ class Admin:
             raise ConfigError(f"librdkafka refused the admin settings: {exc}") from None
         self.closed = False
         connect_with_retry(
-            lambda timeout_s: self._admin.list_topics(timeout=timeout_s),
+            lambda timeout_s: metadata_in_slices(
+                lambda slice_s: self._admin.list_topics(timeout=slice_s),
+                timeout_s=timeout_s,
+                errors=self._errors,
+                serve=lambda: self._admin.poll(0),
+            ),
             bootstrap=self.bootstrap,
             timeout_s=self.timeout_s,
             delays_s=self.config.client.retry_delays_s,
@@ -568,7 +612,10 @@ class Admin:
         return sorted(
             (
                 GroupListing(
-                    g.group_id, _enum_name(g.state) or None, bool(g.is_simple_consumer_group)
+                    g.group_id,
+                    _enum_name(g.state) or None,
+                    bool(g.is_simple_consumer_group),
+                    _enum_name(getattr(g, "type", None)) or None,
                 )
                 for g in result.valid
             ),
@@ -602,6 +649,7 @@ class Admin:
             described.partition_assignor or None,
             coordinator,
             tuple(members),
+            _enum_name(getattr(described, "type", None)) or None,
         )
 
     def group_offsets(self, group: str) -> dict[tuple[str, int], int]:

@@ -62,6 +62,7 @@ ENV_PREFIX = "KAFKITO_"
 ENV_RESERVED = frozenset({"KAFKITO_DATA_DIR", "KAFKITO_CONFIG", "KAFKITO_LOG_LEVEL"})
 
 _ENV_TEST = "KAFKITO_TEST_"  # fault-injection switches of the broker's tests
+_ENV_PUBSUB = "KAFKITO_PUBSUB_"  # kafkito.pubsub's config (kafkito.pubsub.config)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -236,7 +237,9 @@ class _Common(_Strict):
         env = os.environ if environ is None else environ
         data: dict[str, Any] = {}
         for name, raw in env.items():
-            if not name.startswith(prefix) or name in ENV_RESERVED or name.startswith(_ENV_TEST):
+            if not name.startswith(prefix) or name in ENV_RESERVED:
+                continue
+            if name.startswith((_ENV_TEST, _ENV_PUBSUB)):
                 continue
             path = name[len(prefix) :].lower().split("__")
             node = data

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 import confluent_kafka
 from confluent_kafka.admin import AdminClient
@@ -36,9 +36,21 @@ from kafkito.client.config import ClientConfig, WriterConfig
 from kafkito.client.embedded import resolve_bootstrap
 from kafkito.client.errors import BrokerUnreachableError, ClientError
 from kafkito.client.reader import Reader
-from kafkito.client.writer import TopicWriter, Writer
+from kafkito.client.writer import ProducerCore
 
 log = logging.getLogger(__name__)
+
+
+class _Writing(Protocol):
+    """What HealthChecker reads of a writer: sync or asyncio, Writer or TopicWriter."""
+
+    @property
+    def bootstrap(self) -> str: ...
+    @property
+    def config(self) -> WriterConfig: ...
+    @property
+    def core(self) -> ProducerCore: ...
+
 
 __all__ = ["HealthChecker", "HealthServer", "replica_health", "serve_health"]
 
@@ -81,7 +93,8 @@ def replica_health(metadata: Any, topics: Sequence[str] | None = None) -> dict[s
 
 class HealthChecker:
     """Checks broker reachability and replicas, and, given a Reader, that its loop makes
-    progress; given a Writer, its records still waiting for the brokers' confirmation.
+    progress; given a Writer or TopicWriter (sync or kafkito.aio), its records still waiting
+    for the brokers' confirmation.
 
     `topics` limits the replica check to those topics (default: the Reader's or the Writer's
     topics, else every topic).
@@ -94,7 +107,7 @@ class HealthChecker:
         brokers: Sequence[str] | str | None = None,
         client: ClientConfig | Mapping[str, Any] | None = None,
         reader: Reader | None = None,
-        writer: Writer | TopicWriter | None = None,
+        writer: _Writing | None = None,
         topics: Sequence[str] | None = None,
         timeout_s: float = 5.0,
         max_poll_age_s: float = 30.0,
@@ -113,8 +126,9 @@ class HealthChecker:
         elif writer is not None:
             self.bootstrap = writer.bootstrap
             client_config = writer.config.client
-            if self.topics is None and isinstance(writer, Writer):
-                self.topics = [writer.topic]
+            topic = getattr(writer, "topic", None)  # a Writer's; a TopicWriter has none
+            if self.topics is None and isinstance(topic, str):
+                self.topics = [topic]
         else:
             config = WriterConfig.from_dict({"brokers": brokers, "client": client or {}})
             self.bootstrap = resolve_bootstrap(config.brokers)

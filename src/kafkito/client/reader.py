@@ -259,6 +259,15 @@ class ConsumerCore:
         if error.fatal():
             raise ClientError(f"the consumer failed for good ({error.name()}: {error.str()})")
         name = str(error.name())
+        if name == "UNKNOWN_TOPIC_OR_PART" and self.grouped:
+            # librdkafka reports a subscribed topic that does not exist once, then waits for
+            # ever; the ungrouped reader raises this at start (issue #17).
+            missing = [t for t in self.topics if t in error.str()] or self.topics
+            raise UnknownTopicError(
+                f"topic {missing[0]!r} does not exist; write to it first or create it",
+                reason=name,
+                topic=missing[0],
+            )
         if name not in self._warned:
             self._warned.add(name)
             log.warning("consumer error %s: %s", name, error.str())

@@ -76,6 +76,8 @@ class GroupInfo:
     assignor: str | None = None
     members: list[dict[str, Any]] = field(default_factory=list)
     partitions: list[GroupPartition] = field(default_factory=list)
+    type: str | None = None
+    """The group's protocol: CLASSIC, or CONSUMER for KIP-848 groups (None if unknown)."""
 
     @property
     def lag(self) -> int:
@@ -160,6 +162,9 @@ class Message:
     value: str | None
     value_json: Any = None
     is_json: bool = False
+    binary: bool = False
+    """The value is not UTF-8: `value` holds it in base64."""
+    size: int = 0
 
 
 def _text(data: bytes | None) -> str | None:
@@ -234,7 +239,7 @@ def describe_group(settings: Cluster, group: str) -> GroupInfo:
         except UnknownGroupError:
             raise NotFound(f"unknown group {group!r}") from None
         committed = admin.group_offsets(group)
-        info = GroupInfo(group, description.state, description.assignor)
+        info = GroupInfo(group, description.state, description.assignor, type=description.type)
         owners: dict[tuple[str, int], str] = {}
         for member in description.members:
             info.members.append(
@@ -262,3 +267,46 @@ def describe_group(settings: Cluster, group: str) -> GroupInfo:
     if description.state in ("DEAD", None) and not info.partitions:
         raise NotFound(f"unknown group {group!r}")
     return info
+
+
+def reset_plan(admin: Admin, topic: str, target: str, value: object) -> list[dict[str, Any]]:
+    """New committed offsets for every partition of `topic`: target earliest, latest,
+    offset (clamped to each partition's range) or datetime (the first offset at or after it;
+    the end where there is none). Raises ValueError on a bad offset or date-time."""
+    import datetime
+
+    wanted = [(topic, p) for p in admin.partitions(topic)]
+    marks = admin.watermarks(wanted)
+    at: dict[tuple[str, int], int | None] = {}
+    offset = 0
+    if target == "offset":
+        try:
+            offset = int(str(value))
+        except ValueError:
+            raise ValueError(f"offset {value!r} is not a whole number") from None
+        if offset < 0:
+            raise ValueError(f"offset {offset} is negative")
+    elif target == "datetime":
+        try:
+            when = datetime.datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO date-time") from None
+        stamp = int((when if when.tzinfo else when.astimezone()).timestamp() * 1000)
+        at = admin.list_offsets_many(wanted, stamp)
+    plan = []
+    for tp in wanted:
+        low, high = marks[tp]
+        match target:
+            case "earliest":
+                new = low
+            case "latest":
+                new = high
+            case "offset":
+                new = min(max(offset, low), high)
+            case _:
+                found = at.get(tp)
+                new = found if found is not None else high
+        plan.append(
+            {"topic": topic, "partition": tp[1], "new_offset": new, "low": low, "high": high}
+        )
+    return plan

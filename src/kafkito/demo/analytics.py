@@ -125,7 +125,12 @@ class Analytics:
         now = time.time() if now is None else now
         second = int(now)
         with self._lock:
-            seconds = list(range(second - self.history_s + 1, second + 1))
+            # Complete seconds only: the current one is still filling, and drawn it would end
+            # the chart in a false drop. Nor seconds before the first event (a run starts at
+            # its first event, not after `history_s` seconds of zeros).
+            seen = [s for series in self._per_second.values() for s in series]
+            first = max(second - self.history_s, min(seen, default=second))
+            seconds = list(range(first, second))
             rates = {
                 topic: [series.get(s, 0) for s in seconds]
                 for topic, series in self._per_second.items()

@@ -16,6 +16,7 @@ so a scripted run ends with every valid event counted and stored (see tests/demo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import tempfile
@@ -67,6 +68,8 @@ class DemoReport:
     malformed: list[tuple[str, bytes]] = field(default_factory=list)
     counted_ids: set[int] = field(default_factory=set)
     lake_ids: set[int] = field(default_factory=set)
+    cleared_files: int = 0
+    """Parquet files of an earlier run removed from the lake at start."""
     drained: bool = False
 
 
@@ -126,9 +129,13 @@ class Demo:
             bootstrap = self._broker.start()
         lake = Path(options.lake_dir).resolve()
         lake.mkdir(parents=True, exist_ok=True)
+        # A broker on a fresh temporary directory starts empty: files of an earlier run would
+        # make the lake disagree with this run's report (and DuckDB's counts with it).
+        cleared = clear_lake(lake) if not options.brokers and options.data_dir is None else 0
         settings = {**options.client_settings, "bootstrap.servers": bootstrap}
         self._create_topics(settings)
         self.report = DemoReport(bootstrap, "", lake)
+        self.report.cleared_files = cleared
 
         analytics = Flow(
             list(TOPICS),
@@ -147,8 +154,11 @@ class Demo:
             group_id=LAKE_GROUP,
             brokers=bootstrap,
             settings=options.client_settings,
-            batch_size=500,
-            batch_timeout_s=1.0,
+            # Larger, fewer files: a batch waits up to 5 s for 5,000 events (at the default
+            # 200 events/s that is one file per topic, hour and partition every 5 s, not a
+            # file of a few dozen rows each second).
+            batch_size=5_000,
+            batch_timeout_s=5.0,
             retry=RetryPolicy.delays([0.5, 2]),
             dead_letter_topic=lambda topic: f"{topic}.lake-dlq",
             commit_interval_s=0.5,
@@ -338,6 +348,22 @@ class Demo:
             self._tmp.cleanup()
 
 
+def clear_lake(lake: Path) -> int:
+    """Remove the demo's Parquet files (topic=*/hour=*/part-*.parquet[.tmp]) from `lake`;
+    anything else there is left alone. Returns how many files went."""
+    removed = 0
+    for topic_dir in lake.glob("topic=*"):
+        for path in topic_dir.glob("hour=*/part-*.parquet*"):
+            path.unlink()
+            removed += 1
+        for hour_dir in topic_dir.glob("hour=*"):
+            with contextlib.suppress(OSError):
+                hour_dir.rmdir()  # only when empty
+        with contextlib.suppress(OSError):
+            topic_dir.rmdir()
+    return removed
+
+
 def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> DemoReport:
     """Run until Ctrl-C / SIGTERM or `options.duration_s`; returns what happened."""
     demo = Demo(options)
@@ -353,6 +379,8 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
     )
     say(f"dashboard and console: {report.url}")
     say(f"data lake: {report.lake_dir} (Parquet, by topic and hour; query it with DuckDB)")
+    if report.cleared_files:
+        say(f"data lake: removed {report.cleared_files} file(s) of an earlier run (new broker)")
     stop = threading.Event()
     restore: list[tuple[signal.Signals, Any]] = []
     if threading.current_thread() is threading.main_thread():

@@ -518,10 +518,17 @@ class ApacheKafka:
 
 
 def _random_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (as the tool's)."""
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (as the tool's).
+
+    Never one starting with '-' (1 in 64 would): the storage tool's argument parser takes it
+    for an option and formatting fails; Kafka's own Uuid.randomUuid skips those too.
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def main(argv: Sequence[str] | None = None) -> int:

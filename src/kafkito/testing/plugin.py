@@ -17,3 +17,7 @@ from kafkito.testing.fixtures import (
 )
 
 __all__ = ["apache_kafka", "kafkito_bootstrap", "kafkito_broker", "kafkito_env", "kafkito_topic"]
+
+from kafkito.testing.fixtures import pubsub_emulator
+
+__all__ += ["pubsub_emulator"]

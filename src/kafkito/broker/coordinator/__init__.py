@@ -4,6 +4,8 @@
 * group.py        a group's members and the pure rules on them (protocol choice)
 * journal.py      group commit of coordinator records into the metadata log (fsync, then ack)
 * coordinator.py  JoinGroup/SyncGroup/Heartbeat/LeaveGroup, offsets, expiry, persistence
+* consumer_group.py  KIP-848 groups (ConsumerGroupHeartbeat): epochs, reconciliation table
+* assignors.py    the server-side assignors of KIP-848 groups: uniform and range
 
 Importing this package registers `install` in `kafkito.broker.embedded.INSTALLERS`; the handler
 modules (handlers/join_group.py and friends) import it, and `load_handlers()` imports them when a

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kafkito.broker.coordinator.consumer_group import ConsumerGroups
 from kafkito.broker.coordinator.group import Group, Member, Protocols
 from kafkito.broker.coordinator.journal import Journal, Record
 from kafkito.broker.coordinator.states import GroupEvent, GroupState
@@ -126,12 +127,15 @@ class Coordinator:
         """Transactions hook: True while a transaction holds pending offsets (require_stable)."""
         self._ticker: asyncio.Task[None] | None = None
         self._stopping = False
+        self.consumer = ConsumerGroups(self)
+        """KIP-848 groups (consumer_group.py); a group id is in `groups` or here, never both."""
 
     # -- metadata-log participant -------------------------------------------------------
 
     def begin_replay(self) -> None:
         self.groups.clear()
         self.offsets.clear()
+        self.consumer.begin_replay()
 
     def replay(self, record: dict[str, Any]) -> bool:
         kind = record.get("type")
@@ -150,7 +154,7 @@ class Coordinator:
             self.groups.pop(record["g"], None)
             self.offsets.pop(record["g"], None)
         else:
-            return False
+            return self.consumer.replay(record)
         return True
 
     def finish_replay(self) -> None:
@@ -158,6 +162,8 @@ class Coordinator:
         for group_id, offsets in self.offsets.items():
             if offsets:
                 self.groups.setdefault(group_id, Group(group_id))
+        for group_id in self.consumer.groups:
+            self.groups.pop(group_id, None)  # its offsets belong to the consumer group
         for group in self.groups.values():
             # members are not persisted: everyone rejoins, so the group is empty from now on
             if not group.empty_since_ms:
@@ -170,6 +176,7 @@ class Coordinator:
         for group_id, offsets in self.offsets.items():
             for (topic, partition), c in offsets.items():
                 yield self._offset_record(group_id, topic, partition, c)
+        yield from self.consumer.live_records()
         yield from self.journal.pending_records()
 
     def _group_record(self, group: Group) -> Record:
@@ -256,6 +263,7 @@ class Coordinator:
                             member.session_timeout_ms,
                         )
                         self._remove_member(group, member)
+            self.consumer.check_sessions(now)
             if now >= next_retention:
                 next_retention = now + retention_check_s
                 self.expire_offsets()
@@ -318,6 +326,8 @@ class Coordinator:
             return _empty_join(member_id, ErrorCode.invalid_session_timeout)
         if self._stopping:
             return _empty_join(member_id, ErrorCode.coordinator_not_available)
+        if not self.consumer.drop_empty(group_id):
+            return _empty_join(member_id, ErrorCode.inconsistent_group_protocol)
         group = self.groups.get(group_id)
         if group is None:
             if member_id:
@@ -763,16 +773,22 @@ class Coordinator:
         result: dict[tuple[str, int], ErrorCode] = {}
         if not group_id:
             return {(t, p): ErrorCode.invalid_group_id for t, p, *_ in offsets}
-        error = self._validate_commit(
-            group_id, generation_id, member_id, group_instance_id, api_version
-        )
+        consumer_group = self.consumer.groups.get(group_id)
+        if consumer_group is not None:
+            error = self.consumer.validate_commit(
+                consumer_group, member_id, generation_id, api_version
+            )
+        else:
+            error = self._validate_commit(
+                group_id, generation_id, member_id, group_instance_id, api_version
+            )
         if error is not None:
             return {(t, p): error for t, p, *_ in offsets}
         group = self.groups.get(group_id)
-        if group is None:
+        if group is None and consumer_group is None:
             group = self.groups[group_id] = Group(group_id, empty_since_ms=self.wall_ms())
             self._persist_group(group)
-        if group_id and member_id in group.members:
+        if group is not None and member_id in group.members:
             self._touch(group.members[member_id])
         now = self.wall_ms()
         accepted: list[tuple[tuple[str, int], Committed]] = []
@@ -851,9 +867,21 @@ class Coordinator:
                 log.info("group %s: %d offsets expired", group_id, len(gone))
                 self.broker.metalog.append(records, sync=False)
                 self.journal.records_since_compaction += len(records)
+        consumer_records = self.consumer.expire_offsets(now, retention)
+        if consumer_records:
+            expired += sum(r["type"] == "offset_expired" for r in consumer_records)
+            self.broker.metalog.append(consumer_records, sync=False)
+            self.journal.records_since_compaction += len(consumer_records)
         return expired
 
     # -- admin -------------------------------------------------------------------------------
+
+    def drop_classic(self, group_id: str) -> None:
+        """Forget an empty classic group that becomes a consumer group (offsets stay)."""
+        group = self.groups.pop(group_id, None)
+        assert group is None or not group.members, "only an empty classic group is converted"
+        if group is not None:
+            self._cancel_timers(group)
 
     def list_groups(self) -> Iterable[Group]:
         return [g for g in self.groups.values() if g.state is not GroupState.DEAD]
@@ -861,6 +889,8 @@ class Coordinator:
     async def delete_group(self, group_id: str) -> ErrorCode:
         if not group_id:
             return ErrorCode.invalid_group_id
+        if group_id in self.consumer.groups:
+            return await self.consumer.delete(group_id)
         group = self.groups.get(group_id)
         if group is None or group.state is GroupState.DEAD:
             return ErrorCode.group_id_not_found

@@ -1,7 +1,8 @@
 """ListGroups (key 16), v0-5.
 
 v1: throttle_time. v2: same. v3: flexible. v4: states_filter in, group_state out (KIP-518).
-v5: types_filter in, group_type out (KIP-848); every group here is "classic".
+v5: types_filter in, group_type out (KIP-848): "classic", or "consumer" for the groups of the
+consumer protocol (protocol_type "consumer", states Empty/Assigning/Reconciling/Stable).
 Filters compare case-insensitively, as Kafka does.
 """
 
@@ -14,6 +15,7 @@ from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
 
 GROUP_TYPE = "classic"
+CONSUMER_GROUP_TYPE = "consumer"
 
 
 @handler(16, versions=range(0, 6))
@@ -31,6 +33,19 @@ async def list_groups(request: Any, ctx: RequestContext) -> dict[str, Any]:
                     "protocol_type": group.protocol_type or "",
                     "group_state": group.state.value,
                     "group_type": GROUP_TYPE,
+                }
+            )
+    if not types or CONSUMER_GROUP_TYPE in types:
+        for consumer_group in coordinator_of(ctx.broker).consumer.groups.values():
+            state = consumer_group.state().value
+            if states and state.lower() not in states:
+                continue
+            groups.append(
+                {
+                    "group_id": consumer_group.group_id,
+                    "protocol_type": "consumer",
+                    "group_state": state,
+                    "group_type": CONSUMER_GROUP_TYPE,
                 }
             )
     return {"throttle_time": 0, "error_code": ErrorCode.none, "groups": groups}

@@ -3,8 +3,9 @@
 v2: null topics means every committed partition; a top-level error_code. v3: throttle_time.
 v5: committed_leader_epoch. v6: flexible. v7: require_stable (KIP-447: UNSTABLE_OFFSET_COMMIT
 while a transaction holds pending offsets for the partition). v8: several groups per request,
-each with its own error (KIP-709). v9: member_id and member_epoch (KIP-848 consumer groups; a
-classic group ignores them).
+each with its own error (KIP-709). v9: member_id and member_epoch (KIP-848 consumer groups: a
+member must exist at exactly that epoch, else UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH as the
+group's error; no member id with epoch -1 is an admin; a classic group ignores them).
 
 A partition without a committed offset answers offset -1, metadata "" and no error, as Kafka.
 An OffsetFetch waits for the group's commits that are still being fsynced, so a fetch sent after
@@ -49,14 +50,22 @@ async def _group(
 async def offset_fetch(request: Any, ctx: RequestContext) -> dict[str, Any]:
     require_stable = bool(getattr(request, "require_stable", False))
     if ctx.api_version >= 8:
-        groups = [
-            {
-                "group_id": g.group_id,
-                "topics": await _group(ctx, g.group_id, g.topics, require_stable),
-                "error_code": ErrorCode.none,
-            }
-            for g in request.groups
-        ]
+        groups = []
+        consumer = coordinator_of(ctx.broker).consumer
+        for g in request.groups:
+            consumer_group = consumer.groups.get(g.group_id)
+            if consumer_group is not None and ctx.api_version >= 9:
+                error = consumer.validate_fetch(consumer_group, g.member_id, g.member_epoch)
+                if error is not None:
+                    groups.append({"group_id": g.group_id, "topics": [], "error_code": error})
+                    continue
+            groups.append(
+                {
+                    "group_id": g.group_id,
+                    "topics": await _group(ctx, g.group_id, g.topics, require_stable),
+                    "error_code": ErrorCode.none,
+                }
+            )
         return {"throttle_time": 0, "groups": groups}
     topics = await _group(ctx, request.group_id, request.topics, require_stable)
     return {"throttle_time": 0, "topics": topics, "error_code": ErrorCode.none}

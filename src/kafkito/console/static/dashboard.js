@@ -3,6 +3,19 @@
 const $ = (id) => document.getElementById(id);
 const fmt = (n) => Number(n).toLocaleString();
 let ratesPlot = null, lagPlot = null;
+let spikes = [];   // flagged anomalies (seconds since the epoch), marked on the rate chart
+
+function markSpikes(u) {   // a dashed amber line at each flagged spike inside the chart
+  const ctx = u.ctx, top = u.bbox.top, height = u.bbox.height;
+  ctx.save();
+  ctx.strokeStyle = "#ffb347"; ctx.lineWidth = 2 * devicePixelRatio; ctx.setLineDash([6, 4]);
+  for (const at of spikes) {
+    if (at < u.scales.x.min || at > u.scales.x.max) continue;
+    const x = u.valToPos(at, "x", true);
+    ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
+  }
+  ctx.restore();
+}
 const lagHistory = { t: [], groups: {} };
 
 function axisOpts() {
@@ -10,9 +23,10 @@ function axisOpts() {
   return [{ stroke: "#8b96ad", grid }, { stroke: "#8b96ad", grid, size: 50 }];
 }
 
-function makePlot(el, series) {
+function makePlot(el, series, hooks = {}) {
   return new uPlot({
-    width: el.clientWidth || 600, height: 240, axes: axisOpts(),
+    hooks,
+    width: el.clientWidth || 600, height: 240, axes: axisOpts(), legend: { live: false },
     scales: { x: { time: true } },
     series: [{}, ...series.map(([label, stroke]) => ({ label, stroke, width: 2, fill: stroke + "22" }))],
   }, [[], ...series.map(() => [])], el);
@@ -28,9 +42,10 @@ function bars(el, rows, value, label, cls) {
 
 function draw(d) {
   const xs = d.seconds;
-  if (!ratesPlot) ratesPlot = makePlot($("rates-chart"), [["page_views", "#4fb3ff"], ["clicks", "#c38bff"]]);
+  spikes = d.anomalies.map((a) => a.at_ms / 1000);
+  if (!ratesPlot) ratesPlot = makePlot($("rates-chart"), [["page_views", "#4fb3ff"], ["clicks", "#c38bff"]], { draw: [markSpikes] });
   ratesPlot.setData([xs, d.rates.page_views, d.rates.clicks]);
-  const last = (a) => a.length > 1 ? a[a.length - 2] : 0;   // the last complete second
+  const last = (a) => a.length ? a[a.length - 1] : 0;   // the server sends complete seconds only
   $("total-views").textContent = fmt(d.totals.page_views);
   $("total-clicks").textContent = fmt(d.totals.clicks);
   $("rate-views").textContent = `${fmt(last(d.rates.page_views))} / s`;

@@ -1,0 +1,930 @@
+"""KIP-848 consumer groups: ConsumerGroupHeartbeat, the server-side assignment, reconciliation.
+
+Theory of operation (Apache Kafka's GroupMetadataManager, ConsumerGroup and
+CurrentAssignmentBuilder, in the small):
+
+* Three epochs. The *group epoch* goes up whenever what the assignment depends on changes: a
+  member joins, leaves, expires or changes its subscription, or a subscribed topic gains
+  partitions or is re-created. The *assignment epoch* is the group epoch the current *target
+  assignment* was computed at (by the assignor, assignors.py, right in the heartbeat that saw
+  the change). Each member has a *member epoch*: the target epoch it has caught up with.
+* No stop-the-world. Members are never asked to rejoin together. Each heartbeat moves its
+  member one step towards its target, by the member state table below: first the member gives
+  up (revokes) what its target no longer holds, keeping its epoch; once it reports the revoked
+  partitions gone, it takes the new epoch and whichever of its new partitions nobody else owns;
+  the rest arrive on later heartbeats as their previous owners revoke them. So a partition is
+  never owned by two members, and members whose assignment did not change keep consuming.
+* Membership. A member joins with epoch 0 (and, from v1, its own member id), leaves with -1; a
+  static member (instance id, KIP-345) leaves with -2 and keeps its partitions for one session
+  timeout, so that its restart moves nothing: the new member id that comes back with the same
+  instance id takes over assignment and epoch. Another live member with that instance id gets
+  UNRELEASED_INSTANCE_ID. A member silent for `group.consumer.session.timeout.ms` is removed;
+  one that keeps partitions it was told to revoke past its rebalance timeout is removed too.
+* Errors, as Kafka: FENCED_MEMBER_EPOCH for an epoch the member cannot have (it rejoins with 0);
+  UNKNOWN_MEMBER_ID, GROUP_ID_NOT_FOUND (also when the group is a classic group with members:
+  a group speaks one protocol), UNSUPPORTED_ASSIGNOR, INVALID_REQUEST with Kafka's messages.
+  OffsetCommit v9+ carries the member epoch: a different one is STALE_MEMBER_EPOCH.
+* Group state is derived, as in Kafka: Empty (no members), Assigning (the group epoch is ahead
+  of the target), Reconciling (some member is not yet at the target), Stable.
+* Persistence: each change writes one `cgroup` record (the whole group: epochs, target,
+  members with their epochs and assignments) through the journal, and the heartbeat is
+  answered after its fsync; `cgroup_deleted` removes it. After a restart members come back
+  with their epochs and carry on, their sessions counted from the restart.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import logging
+import re
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kafkito.broker.coordinator.assignors import ASSIGNORS, Assignment, TopicPartition, assign
+from kafkito.broker.coordinator.journal import Record
+from kafkito.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from kafkito.broker.coordinator.coordinator import Coordinator
+
+log = logging.getLogger(__name__)
+
+SESSION_TIMEOUT_MS = 45_000
+"""group.consumer.session.timeout.ms, Kafka's default (broker setting extra[...] overrides)."""
+HEARTBEAT_INTERVAL_MS = 5_000
+"""group.consumer.heartbeat.interval.ms, Kafka's default (extra[...] overrides)."""
+MAX_GROUP_SIZE = 2**31 - 1
+"""group.consumer.max.size, as in Kafka."""
+LEAVE_EPOCH = -1
+STATIC_LEAVE_EPOCH = -2
+MEMBER_TYPE_CONSUMER = 1
+"""ConsumerGroupDescribe v1 member_type: 1 for a member of the consumer protocol."""
+
+
+class GroupState(enum.Enum):
+    """Kafka's names for a consumer group's (derived) state."""
+
+    EMPTY = "Empty"
+    ASSIGNING = "Assigning"
+    RECONCILING = "Reconciling"
+    STABLE = "Stable"
+    DEAD = "Dead"
+
+
+class MemberState(enum.Enum):
+    STABLE = "the member owns its whole target at the target epoch"
+    UNREVOKED_PARTITIONS = "the member must give up partitions before its epoch advances"
+    UNRELEASED_PARTITIONS = "at the target epoch; some target partitions are still owned by others"
+
+
+class MemberEvent(enum.Enum):
+    REVOKE = "the target drops partitions the member owns"
+    CATCH_UP = "the member takes the target epoch and all of its target"
+    WAIT_RELEASE = "the member takes the target epoch; some partitions are still held elsewhere"
+
+
+class InvalidTransition(AssertionError):
+    """A (member state, event) pair the table does not allow: our bug."""
+
+
+M, V = MemberState, MemberEvent
+TRANSITIONS: dict[tuple[MemberState, MemberEvent], MemberState] = {
+    (M.STABLE, V.REVOKE): M.UNREVOKED_PARTITIONS,
+    (M.STABLE, V.CATCH_UP): M.STABLE,
+    (M.STABLE, V.WAIT_RELEASE): M.UNRELEASED_PARTITIONS,
+    # revocation is only left once the member reported the revoked partitions gone
+    (M.UNREVOKED_PARTITIONS, V.CATCH_UP): M.STABLE,
+    (M.UNREVOKED_PARTITIONS, V.WAIT_RELEASE): M.UNRELEASED_PARTITIONS,
+    (M.UNREVOKED_PARTITIONS, V.REVOKE): M.UNREVOKED_PARTITIONS,
+    (M.UNRELEASED_PARTITIONS, V.CATCH_UP): M.STABLE,
+    (M.UNRELEASED_PARTITIONS, V.WAIT_RELEASE): M.UNRELEASED_PARTITIONS,
+    (M.UNRELEASED_PARTITIONS, V.REVOKE): M.UNREVOKED_PARTITIONS,
+}
+del M, V
+
+
+def next_member_state(state: MemberState, event: MemberEvent) -> MemberState:
+    """The member's state after `event`; raises InvalidTransition if the table has no entry."""
+    try:
+        return TRANSITIONS[(state, event)]
+    except KeyError:
+        raise InvalidTransition(f"no transition from {state.name} on {event.name}") from None
+
+
+class Refused(Exception):
+    """A heartbeat (or commit) answered with an error code and Kafka's message."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True, eq=False)
+class ConsumerMember:
+    member_id: str
+    instance_id: str | None = None
+    rack_id: str | None = None
+    client_id: str = ""
+    client_host: str = ""
+    subscribed: tuple[str, ...] = ()
+    regex: str | None = None
+    server_assignor: str | None = None
+    rebalance_timeout_ms: int = 300_000
+    epoch: int = 0
+    previous_epoch: int = -1
+    epoch_before_leave: int = 0
+    """A static member's epoch when it left with -2; the instance's next member resumes it."""
+    state: MemberState = MemberState.STABLE
+    assigned: Assignment = frozenset()
+    revoking: Assignment = frozenset()
+    session_deadline: float | None = None
+    """Loop time when the session ends (None: set by the next check, e.g. after a restart)."""
+    revoke_deadline: float | None = None
+
+    def transition(self, event: MemberEvent) -> None:
+        self.state = next_member_state(self.state, event)
+
+
+@dataclass(slots=True, eq=False)
+class ConsumerGroup:
+    group_id: str
+    epoch: int = 0
+    assignment_epoch: int = 0
+    assignor: str = ASSIGNORS[0]
+    members: dict[str, ConsumerMember] = field(default_factory=dict)
+    static_members: dict[str, str] = field(default_factory=dict)
+    target: dict[str, Assignment] = field(default_factory=dict)
+    topics: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """Subscribed topic name -> (topic id, partitions) when the target was last computed."""
+    empty_since_ms: int = 0
+    """Wall-clock ms when the last member went (offset retention counts from here)."""
+
+    def state(self) -> GroupState:
+        if not self.members:
+            return GroupState.EMPTY
+        if self.epoch != self.assignment_epoch:
+            return GroupState.ASSIGNING
+        if any(
+            m.epoch != self.assignment_epoch or m.state is not MemberState.STABLE
+            for m in self.members.values()
+        ):
+            return GroupState.RECONCILING
+        return GroupState.STABLE
+
+    def owned_by_others(self, member_id: str) -> set[TopicPartition]:
+        held: set[TopicPartition] = set()
+        for other in self.members.values():
+            if other.member_id != member_id:
+                held |= other.assigned
+                held |= other.revoking
+        return held
+
+
+MAX_REGEX_CHARS = 1000
+"""A bound on subscribed_topic_regex (Kafka has none; RE2/J runs in linear time anyway)."""
+_REGEX_MATCHES_MAX = 100_000
+"""Entries of the (pattern, topic) -> matched cache before it is cleared."""
+
+
+def _valid_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a subscription regex, refusing what could stall the event loop.
+
+    Kafka matches with RE2/J, which runs in linear time and refuses backreferences and
+    lookaround; Python's `re` backtracks, so a hostile pattern such as `(a+)+$` would take
+    exponential time on one topic name. Refused with INVALID_REGULAR_EXPRESSION, as RE2/J does
+    for its own refusals: backreferences, lookaround, conditionals, and (kafkito only) a
+    repeat inside a repeat, the shape of exponential backtracking.
+    """
+    # the parser's own tree: no public API has it (stdlib, CPython 3.11+; untyped)
+    sre_constants: Any = importlib.import_module("re._constants")
+    sre_parser: Any = importlib.import_module("re._parser")
+
+    refused = {
+        sre_constants.GROUPREF,
+        sre_constants.GROUPREF_EXISTS,
+        sre_constants.ASSERT,
+        sre_constants.ASSERT_NOT,
+    }
+    repeats = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT}
+
+    def invalid(reason: str) -> Refused:
+        return Refused(
+            ErrorCode.invalid_regular_expression,
+            f"SubscribedTopicRegex {pattern} is invalid: {reason}",
+        )
+
+    def walk(tree: Any, in_repeat: bool) -> None:
+        for op, av in tree:
+            if op in refused:
+                raise invalid("backreferences, lookaround and conditionals are not supported")
+            if op in repeats:
+                if in_repeat:
+                    raise invalid("a repeat inside a repeat may backtrack without end")
+                walk(av[2], True)
+            elif op is sre_constants.SUBPATTERN:
+                walk(av[3], in_repeat)
+            elif op is sre_constants.BRANCH:
+                for branch in av[1]:
+                    walk(branch, in_repeat)
+            elif op is sre_constants.ATOMIC_GROUP:
+                walk(av, in_repeat)
+
+    if len(pattern) > MAX_REGEX_CHARS:
+        raise invalid(f"longer than {MAX_REGEX_CHARS} characters")
+    try:
+        compiled = re.compile(pattern)
+        walk(sre_parser.parse(pattern), False)
+    except re.error as exc:
+        raise invalid(str(exc)) from exc
+    return compiled
+
+
+class ConsumerGroups:
+    """Every KIP-848 group of one broker; owned and driven by the Coordinator."""
+
+    def __init__(self, coordinator: Coordinator) -> None:
+        self.coordinator = coordinator
+        extra = coordinator.settings.extra
+        self.session_timeout_ms = int(
+            extra.get("group.consumer.session.timeout.ms", SESSION_TIMEOUT_MS)
+        )
+        self.heartbeat_interval_ms = int(
+            extra.get("group.consumer.heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS)
+        )
+        self.groups: dict[str, ConsumerGroup] = {}
+        self._regex_matches: dict[tuple[str, str], bool] = {}
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def begin_replay(self) -> None:
+        self.groups.clear()
+
+    def replay(self, record: Record) -> bool:
+        kind = record.get("type")
+        if kind == "cgroup":
+            group = _group_from_record(record)
+            self.groups[group.group_id] = group
+        elif kind == "cgroup_deleted":
+            self.groups.pop(record["g"], None)
+        else:
+            return False
+        return True
+
+    def live_records(self) -> Iterator[Record]:
+        for group in self.groups.values():
+            yield _group_record(group)
+
+    async def _persist(self, group: ConsumerGroup) -> None:
+        """Write the group and wait for its fsync: the answer never runs ahead of the disk."""
+        await self.coordinator.journal.write([_group_record(group)], lambda: None, group.group_id)
+
+    def _persist_nowait(self, group: ConsumerGroup) -> None:
+        self.coordinator.broker.metalog.append([_group_record(group)], sync=False)
+        self.coordinator.journal.records_since_compaction += 1
+
+    # -- the heartbeat -------------------------------------------------------------------
+
+    async def heartbeat(
+        self,
+        *,
+        api_version: int,
+        group_id: str,
+        member_id: str,
+        member_epoch: int,
+        instance_id: str | None,
+        rack_id: str | None,
+        rebalance_timeout_ms: int,
+        subscribed: tuple[str, ...] | None,
+        regex: str | None,
+        server_assignor: str | None,
+        owned: Assignment | None,
+        client_id: str,
+        client_host: str,
+    ) -> dict[str, Any]:
+        """Answer one ConsumerGroupHeartbeat (a dict for the response, errors included)."""
+        try:
+            _validate(
+                api_version, group_id, member_id, member_epoch, instance_id, rack_id,
+                rebalance_timeout_ms, subscribed, regex, server_assignor, owned,
+            )  # fmt: skip
+            if member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
+                return await self._leave(group_id, member_id, member_epoch, instance_id)
+            group = self._group_for(group_id, create=member_epoch == 0)
+            before = _group_record(group)
+            if member_epoch == 0:
+                if not member_id:  # v0: the coordinator names the member
+                    member_id = str(uuid.uuid4())
+                member = self._join(group, member_id, instance_id)
+            else:
+                member = self._known_member(group, member_id, instance_id)
+                _check_epoch(member, member_epoch, owned)
+            joined = member.member_id not in group.target and member_epoch == 0
+            changed = self._update(member, rack_id, rebalance_timeout_ms, subscribed, regex)
+            if self._refresh_topics(group) or changed or joined:
+                group.epoch += 1  # once per heartbeat, whatever changed: Kafka's epochs
+            member.client_id, member.client_host = client_id, client_host
+            if server_assignor is not None:
+                member.server_assignor = server_assignor
+            loop_now = self.coordinator._loop().time()
+            member.session_deadline = loop_now + self.session_timeout_ms / 1000
+            self._maybe_assign(group)
+            assigned_before = member.assigned
+            self._reconcile(group, member, owned, loop_now)
+            if _group_record(group) != before:
+                await self._persist(group)
+        except Refused as exc:
+            return {
+                "throttle_time": 0,
+                "error_code": exc.code,
+                "error_message": exc.message,
+                "member_id": None,
+                "member_epoch": 0,
+                "heartbeat_interval": 0,
+                "assignment": None,
+            }
+        # Kafka sends the assignment to a joining member and whenever it changed, nothing else
+        send_assignment = member_epoch == 0 or member.assigned != assigned_before
+        return {
+            "throttle_time": 0,
+            "error_code": ErrorCode.none,
+            "error_message": None,
+            "member_id": member.member_id,
+            "member_epoch": member.epoch,
+            "heartbeat_interval": self.heartbeat_interval_ms,
+            "assignment": _wire_assignment(member.assigned) if send_assignment else None,
+        }
+
+    def _group_for(self, group_id: str, *, create: bool) -> ConsumerGroup:
+        group = self.groups.get(group_id)
+        if group is not None:
+            return group
+        classic = self.coordinator.groups.get(group_id)
+        if classic is not None and classic.members:
+            # A group speaks one protocol: Kafka's error when a consumer-protocol member meets
+            # a classic group it cannot take over.
+            raise Refused(
+                ErrorCode.group_id_not_found, f"Group {group_id} is not a consumer group."
+            )
+        if not create:
+            raise Refused(ErrorCode.group_id_not_found, f"Consumer group {group_id} not found.")
+        if classic is not None:
+            # An empty classic group (committed offsets only) becomes a consumer group; its
+            # offsets stay, as in Kafka's offline upgrade.
+            self.coordinator.drop_classic(group_id)
+        group = self.groups[group_id] = ConsumerGroup(
+            group_id, empty_since_ms=self.coordinator.wall_ms()
+        )
+        return group
+
+    def _join(
+        self, group: ConsumerGroup, member_id: str, instance_id: str | None
+    ) -> ConsumerMember:
+        if instance_id is not None:
+            old_id = group.static_members.get(instance_id)
+            old = group.members.get(old_id) if old_id is not None else None
+            if old is not None and old.member_id != member_id:
+                if old.epoch != STATIC_LEAVE_EPOCH:
+                    raise Refused(
+                        ErrorCode.unreleased_instance_id,
+                        f"Static member {member_id} with instance id {instance_id} cannot join "
+                        f"the group because the instance id is owned by {old.member_id} member.",
+                    )
+                # The instance is back under a new member id: it takes over the old member's
+                # place (assignment, epoch, target) without a rebalance.
+                del group.members[old.member_id]
+                old.member_id = member_id
+                old.epoch = old.epoch_before_leave
+                group.members[member_id] = old
+                group.static_members[instance_id] = member_id
+                if old_id in group.target:
+                    group.target[member_id] = group.target.pop(old_id)
+                log.info(
+                    "group %s: static member %s is back as %s",
+                    group.group_id,
+                    instance_id,
+                    member_id,
+                )
+                return old
+        member = group.members.get(member_id)
+        if member is None:
+            if len(group.members) >= MAX_GROUP_SIZE:
+                raise Refused(ErrorCode.group_max_size_reached, "The group is full.")
+            member = group.members[member_id] = ConsumerMember(member_id, instance_id)
+            if instance_id is not None:
+                group.static_members[instance_id] = member_id
+            log.info("group %s: member %s joins (epoch %d)", group.group_id, member_id, group.epoch)
+            return member
+        if member.epoch == STATIC_LEAVE_EPOCH:  # a static member back under the same id
+            member.epoch = member.epoch_before_leave
+            return member
+        # A known member rejoins with epoch 0 (after a fence): it has given up everything.
+        member.assigned = member.revoking = frozenset()
+        member.previous_epoch, member.epoch = -1, 0
+        member.state = MemberState.STABLE
+        member.revoke_deadline = None
+        return member
+
+    def _known_member(
+        self, group: ConsumerGroup, member_id: str, instance_id: str | None
+    ) -> ConsumerMember:
+        if instance_id is not None:
+            known = group.static_members.get(instance_id)
+            if known is None:
+                raise Refused(
+                    ErrorCode.unknown_member_id,
+                    f"Instance id {instance_id} is unknown in group {group.group_id}.",
+                )
+            if known != member_id:
+                raise Refused(
+                    ErrorCode.fenced_instance_id,
+                    f"Static member {member_id} with instance id {instance_id} was fenced by "
+                    f"member {known}.",
+                )
+        member = group.members.get(member_id)
+        if member is None:
+            raise Refused(
+                ErrorCode.unknown_member_id,
+                f"Member {member_id} is not a member of group {group.group_id}.",
+            )
+        return member
+
+    def _update(
+        self,
+        member: ConsumerMember,
+        rack_id: str | None,
+        rebalance_timeout_ms: int,
+        subscribed: tuple[str, ...] | None,
+        regex: str | None,
+    ) -> bool:
+        """Apply the fields the heartbeat changed (null or -1 means unchanged); True when the
+        subscription changed (the group epoch must go up)."""
+        if rack_id is not None:
+            member.rack_id = rack_id
+        if rebalance_timeout_ms >= 0:
+            member.rebalance_timeout_ms = rebalance_timeout_ms
+        changed = False
+        if subscribed is not None and tuple(sorted(subscribed)) != member.subscribed:
+            member.subscribed, changed = tuple(sorted(subscribed)), True
+        if regex is not None and regex != (member.regex or ""):
+            member.regex, changed = (regex or None), True
+        return changed
+
+    def _subscribed_ids(self, member: ConsumerMember) -> frozenset[uuid.UUID]:
+        registry = self.coordinator.broker.topics
+        ids = set()
+        for name in member.subscribed:
+            topic = registry.get(name)
+            if topic is not None:
+                ids.add(topic.topic_id)
+        if member.regex:
+            pattern = _valid_regex(member.regex)
+            matches = self._regex_matches
+            if len(matches) > _REGEX_MATCHES_MAX:
+                matches.clear()
+            for topic in list(registry.by_name.values()):
+                key = (member.regex, topic.name)
+                if key not in matches:  # each pattern meets each topic name once
+                    matches[key] = pattern.fullmatch(topic.name) is not None
+                if matches[key] and not topic.internal:
+                    ids.add(topic.topic_id)
+        return frozenset(ids)
+
+    def _refresh_topics(self, group: ConsumerGroup) -> bool:
+        """True when a subscribed topic appeared, grew, or was re-created since the target."""
+        registry = self.coordinator.broker.topics
+        seen: dict[str, tuple[str, int]] = {}
+        for member in group.members.values():
+            for topic_id in self._subscribed_ids(member):
+                topic = registry.by_id[topic_id]
+                seen[topic.name] = (str(topic.topic_id), len(topic.partitions))
+        if seen != group.topics:
+            group.topics = seen
+            return True
+        return False
+
+    def _maybe_assign(self, group: ConsumerGroup) -> None:
+        if group.epoch == group.assignment_epoch and set(group.target) == set(group.members):
+            return
+        votes = Counter(m.server_assignor for m in group.members.values() if m.server_assignor)
+        group.assignor = votes.most_common(1)[0][0] if votes else ASSIGNORS[0]
+        subscriptions = {m.member_id: self._subscribed_ids(m) for m in group.members.values()}
+        partitions = {uuid.UUID(tid): count for tid, count in group.topics.values()}
+        group.target = assign(group.assignor, subscriptions, partitions, group.target)
+        group.assignment_epoch = group.epoch
+        log.info(
+            "group %s: target assignment at epoch %d by %s for %d members",
+            group.group_id,
+            group.epoch,
+            group.assignor,
+            len(group.members),
+        )
+
+    def _reconcile(
+        self, group: ConsumerGroup, member: ConsumerMember, owned: Assignment | None, now: float
+    ) -> None:
+        """Move `member` one step towards its target (Kafka's CurrentAssignmentBuilder)."""
+        if member.state is MemberState.UNREVOKED_PARTITIONS:
+            if owned is None or owned & member.revoking:
+                return  # still revoking; the rebalance timeout watches it
+            member.revoking = frozenset()
+            member.revoke_deadline = None
+        elif member.epoch == group.assignment_epoch and member.state is MemberState.STABLE:
+            return
+        target = group.target.get(member.member_id, frozenset())
+        kept = member.assigned & target
+        dropped = member.assigned - target
+        if dropped:
+            member.assigned, member.revoking = kept, dropped
+            member.revoke_deadline = now + member.rebalance_timeout_ms / 1000
+            member.transition(MemberEvent.REVOKE)
+            return
+        free = (target - kept) - group.owned_by_others(member.member_id)
+        if member.epoch != group.assignment_epoch:
+            member.previous_epoch, member.epoch = member.epoch, group.assignment_epoch
+        member.assigned = kept | free
+        member.transition(
+            MemberEvent.CATCH_UP if member.assigned == target else MemberEvent.WAIT_RELEASE
+        )
+
+    async def _leave(
+        self, group_id: str, member_id: str, epoch: int, instance_id: str | None
+    ) -> dict[str, Any]:
+        group = self._group_for(group_id, create=False)
+        if instance_id is not None:
+            known = group.static_members.get(instance_id)
+            if known is None:
+                raise Refused(
+                    ErrorCode.unknown_member_id,
+                    f"Instance id {instance_id} is unknown in group {group_id}.",
+                )
+            if known != member_id:
+                raise Refused(
+                    ErrorCode.fenced_instance_id,
+                    f"Static member {member_id} with instance id {instance_id} was fenced by "
+                    f"member {known}.",
+                )
+        member = group.members.get(member_id)
+        if member is None:
+            raise Refused(
+                ErrorCode.unknown_member_id,
+                f"Member {member_id} is not a member of group {group_id}.",
+            )
+        if epoch == STATIC_LEAVE_EPOCH:
+            # The static member will be back: it keeps its partitions for one session.
+            if member.epoch != STATIC_LEAVE_EPOCH:
+                member.epoch_before_leave = member.epoch
+            member.epoch = STATIC_LEAVE_EPOCH
+            log.info("group %s: static member %s leaves for now", group_id, member_id)
+        else:
+            log.info("group %s: member %s leaves", group_id, member_id)
+            self._remove(group, member)
+        await self._persist(group)
+        return {
+            "throttle_time": 0,
+            "error_code": ErrorCode.none,
+            "error_message": None,
+            "member_id": member_id,
+            "member_epoch": epoch,
+            "heartbeat_interval": 0,
+            "assignment": None,
+        }
+
+    def _remove(self, group: ConsumerGroup, member: ConsumerMember) -> None:
+        group.members.pop(member.member_id, None)
+        group.target.pop(member.member_id, None)
+        instance_id = member.instance_id
+        if instance_id is not None and group.static_members.get(instance_id) == member.member_id:
+            del group.static_members[instance_id]
+        group.epoch += 1
+        if not group.members:
+            group.empty_since_ms = self.coordinator.wall_ms()
+
+    # -- timers, offsets, admin ------------------------------------------------------------
+
+    def check_sessions(self, now: float) -> None:
+        """Remove members past their session, or past their rebalance timeout while revoking."""
+        for group in list(self.groups.values()):
+            changed = False
+            for member in list(group.members.values()):
+                if member.session_deadline is None:
+                    member.session_deadline = now + self.session_timeout_ms / 1000
+                    continue
+                if now > member.session_deadline:
+                    reason = f"missed its {self.session_timeout_ms} ms session"
+                elif member.revoke_deadline is not None and now > member.revoke_deadline:
+                    reason = f"did not revoke within {member.rebalance_timeout_ms} ms"
+                else:
+                    continue
+                log.info(
+                    "group %s: member %s %s, removing it", group.group_id, member.member_id, reason
+                )
+                self._remove(group, member)
+                changed = True
+            if changed:
+                self._persist_nowait(group)
+
+    def validate_commit(
+        self, group: ConsumerGroup, member_id: str, member_epoch: int, api_version: int
+    ) -> ErrorCode | None:
+        """ConsumerGroup.validateOffsetCommit: the member must exist at exactly its epoch."""
+        if member_epoch < 0 and not group.members:
+            return None  # an admin or assign()-mode commit while nobody is a member
+        member = group.members.get(member_id)
+        if member is None:
+            return ErrorCode.unknown_member_id
+        if api_version < 9:
+            return ErrorCode.unsupported_version
+        if member_epoch != member.epoch:
+            return ErrorCode.stale_member_epoch
+        return None
+
+    def validate_fetch(
+        self, group: ConsumerGroup, member_id: str | None, member_epoch: int
+    ) -> ErrorCode | None:
+        """ConsumerGroup.validateOffsetFetch: an admin (no member id, epoch -1) may always read."""
+        if member_id is None and member_epoch < 0:
+            return None
+        member = group.members.get(member_id or "")
+        if member is None:
+            return ErrorCode.unknown_member_id
+        if member_epoch != member.epoch:
+            return ErrorCode.stale_member_epoch
+        return None
+
+    def expire_offsets(self, now_ms: int, retention_ms: int) -> list[Record]:
+        """Offsets of empty groups past retention, then groups left with nothing, as Kafka
+        does for consumer groups; returns the tombstones to append."""
+        records: list[Record] = []
+        for group_id, group in list(self.groups.items()):
+            if group.members or self.coordinator.journal.has_unsynced(group_id):
+                continue
+            table = self.coordinator.offsets.get(group_id, {})
+            gone = [
+                key
+                for key, c in table.items()
+                if now_ms >= max(c.commit_ms, group.empty_since_ms) + retention_ms
+            ]
+            for topic, partition in gone:
+                del table[(topic, partition)]
+                records.append(
+                    {"type": "offset_expired", "g": group_id, "t": topic, "p": partition}
+                )
+            if not table and now_ms >= group.empty_since_ms + retention_ms:
+                del self.groups[group_id]
+                self.coordinator.offsets.pop(group_id, None)
+                records += [{"type": "cgroup_deleted", "g": group_id}]
+                records += [{"type": "group_deleted", "g": group_id}]
+                log.info("consumer group %s: empty past retention, deleted", group_id)
+        return records
+
+    async def delete(self, group_id: str) -> ErrorCode:
+        group = self.groups.get(group_id)
+        if group is None:
+            return ErrorCode.group_id_not_found
+        if group.members:
+            return ErrorCode.non_empty_group
+        del self.groups[group_id]
+        self.coordinator.offsets.pop(group_id, None)
+        await self.coordinator.journal.write(
+            [{"type": "cgroup_deleted", "g": group_id}, {"type": "group_deleted", "g": group_id}],
+            lambda: None,
+            group_id,
+        )
+        log.info("consumer group %s deleted", group_id)
+        return ErrorCode.none
+
+    def drop_empty(self, group_id: str) -> bool:
+        """A classic JoinGroup for an empty consumer group turns it into a classic group (its
+        offsets stay); False when the group has members (the join is refused)."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return True
+        if group.members:
+            return False
+        del self.groups[group_id]
+        self.coordinator.broker.metalog.append(
+            [{"type": "cgroup_deleted", "g": group_id}], sync=False
+        )
+        return True
+
+    def describe(self, group_id: str, include_operations: bool, operations: int) -> dict[str, Any]:
+        """ConsumerGroupDescribe's view of one group."""
+        group = self.groups.get(group_id)
+        if group is None:
+            message = (
+                f"Group {group_id} is not a consumer group."
+                if group_id in self.coordinator.groups
+                else f"Group {group_id} not found."
+            )
+            return {
+                "error_code": ErrorCode.group_id_not_found,
+                "error_message": message,
+                "group_id": group_id,
+                "group_state": "",
+                "group_epoch": 0,
+                "assignment_epoch": 0,
+                "assignor_name": "",
+                "members": [],
+                "authorized_operations": -(2**31),
+            }
+        names = {t.topic_id: t.name for t in self.coordinator.broker.topics.by_name.values()}
+        return {
+            "error_code": ErrorCode.none,
+            "error_message": None,
+            "group_id": group_id,
+            "group_state": group.state().value,
+            "group_epoch": group.epoch,
+            "assignment_epoch": group.assignment_epoch,
+            "assignor_name": group.assignor,
+            "members": [
+                {
+                    "member_id": m.member_id,
+                    "instance_id": m.instance_id,
+                    "rack_id": m.rack_id,
+                    "member_epoch": m.epoch,
+                    "client_id": m.client_id,
+                    "client_host": m.client_host,
+                    "subscribed_topic_names": list(m.subscribed),
+                    "subscribed_topic_regex": m.regex,
+                    "assignment": {"topic_partitions": _named(m.assigned, names)},
+                    "target_assignment": {
+                        "topic_partitions": _named(
+                            group.target.get(m.member_id, frozenset()), names
+                        )
+                    },
+                    "member_type": MEMBER_TYPE_CONSUMER,
+                }
+                for m in group.members.values()
+            ],
+            "authorized_operations": operations if include_operations else -(2**31),
+        }
+
+
+def _validate(
+    api_version: int,
+    group_id: str,
+    member_id: str,
+    member_epoch: int,
+    instance_id: str | None,
+    rack_id: str | None,
+    rebalance_timeout_ms: int,
+    subscribed: tuple[str, ...] | None,
+    regex: str | None,
+    server_assignor: str | None,
+    owned: Assignment | None,
+) -> None:
+    """Kafka's throwIfConsumerGroupHeartbeatRequestIsInvalid, with its messages."""
+
+    def bad(message: str) -> Refused:
+        return Refused(ErrorCode.invalid_request, message)
+
+    if not group_id:
+        raise bad("GroupId can't be empty.")
+    if instance_id is not None and not instance_id:
+        raise bad("InstanceId can't be empty.")
+    if rack_id is not None and not rack_id:
+        raise bad("RackId can't be empty.")
+    if api_version >= 1 and not member_id:
+        raise bad("MemberId can't be empty.")
+    if member_epoch > 0 or member_epoch == LEAVE_EPOCH:
+        if not member_id:
+            raise bad("MemberId can't be empty.")
+    elif member_epoch == 0:
+        if rebalance_timeout_ms == -1:
+            raise bad("RebalanceTimeoutMs must be provided in first request.")
+        if owned is None or owned:
+            raise bad("TopicPartitions must be empty when (re-)joining.")
+        if subscribed is None and regex is None:
+            raise bad(
+                "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when "
+                "(re-)joining."
+            )
+    elif member_epoch == STATIC_LEAVE_EPOCH:
+        if instance_id is None:
+            raise bad("InstanceId can't be null.")
+    else:
+        raise bad("MemberEpoch is invalid.")
+    if server_assignor is not None and server_assignor not in ASSIGNORS:
+        raise Refused(
+            ErrorCode.unsupported_assignor,
+            f"ServerAssignor {server_assignor} is not supported. "
+            f"Supported assignors: {', '.join(ASSIGNORS)}.",
+        )
+    if regex:
+        _valid_regex(regex)
+
+
+def _check_epoch(member: ConsumerMember, received: int, owned: Assignment | None) -> None:
+    """Kafka's throwIfMemberEpochIsInvalid. The previous epoch is accepted when the member
+    owns a subset of its assignment: the answer that bumped its epoch may have been lost."""
+    if received > member.epoch or (
+        received < member.epoch
+        and (received != member.previous_epoch or owned is None or not owned <= member.assigned)
+    ):
+        raise Refused(
+            ErrorCode.fenced_member_epoch,
+            f"The consumer group member has a greater member epoch ({received}) than the one "
+            f"known by the group coordinator ({member.epoch}). The member must abandon all its "
+            "partitions and rejoin."
+            if received > member.epoch
+            else f"The consumer group member has a smaller member epoch ({received}) than the "
+            f"one known by the group coordinator ({member.epoch}). The member must abandon all "
+            "its partitions and rejoin.",
+        )
+
+
+def _wire_assignment(assigned: Assignment) -> dict[str, Any]:
+    by_topic: dict[uuid.UUID, list[int]] = {}
+    for topic_id, partition in assigned:
+        by_topic.setdefault(topic_id, []).append(partition)
+    return {
+        "topic_partitions": [
+            {"topic_id": t, "partitions": sorted(ps)}
+            for t, ps in sorted(by_topic.items(), key=lambda kv: str(kv[0]))
+        ]
+    }
+
+
+def _named(assigned: Assignment, names: dict[uuid.UUID, str]) -> list[dict[str, Any]]:
+    rows = _wire_assignment(assigned)["topic_partitions"]
+    return [{**row, "topic_name": names.get(row["topic_id"], "")} for row in rows]
+
+
+def _tps(assigned: Assignment) -> list[list[Any]]:
+    return sorted([str(t), p] for t, p in assigned)
+
+
+def _from_tps(rows: list[list[Any]]) -> Assignment:
+    return frozenset((uuid.UUID(t), int(p)) for t, p in rows)
+
+
+def _group_record(group: ConsumerGroup) -> Record:
+    return {
+        "type": "cgroup",
+        "g": group.group_id,
+        "epoch": group.epoch,
+        "aepoch": group.assignment_epoch,
+        "assignor": group.assignor,
+        "topics": {name: list(v) for name, v in sorted(group.topics.items())},
+        "since": group.empty_since_ms,
+        "members": [
+            {
+                "id": m.member_id,
+                "inst": m.instance_id,
+                "rack": m.rack_id,
+                "client": m.client_id,
+                "host": m.client_host,
+                "subs": list(m.subscribed),
+                "regex": m.regex,
+                "assignor": m.server_assignor,
+                "rto": m.rebalance_timeout_ms,
+                "epoch": m.epoch,
+                "prev": m.previous_epoch,
+                "before_leave": m.epoch_before_leave,
+                "state": m.state.name,
+                "assigned": _tps(m.assigned),
+                "revoking": _tps(m.revoking),
+                "target": _tps(group.target.get(m.member_id, frozenset())),
+            }
+            for m in group.members.values()
+        ],
+    }
+
+
+def _group_from_record(record: Record) -> ConsumerGroup:
+    group = ConsumerGroup(
+        record["g"],
+        epoch=int(record["epoch"]),
+        assignment_epoch=int(record["aepoch"]),
+        assignor=record["assignor"],
+        topics={name: (v[0], int(v[1])) for name, v in record["topics"].items()},
+        empty_since_ms=int(record.get("since", 0)),
+    )
+    for row in record["members"]:
+        member = ConsumerMember(
+            row["id"],
+            row["inst"],
+            row["rack"],
+            row["client"],
+            row["host"],
+            tuple(row["subs"]),
+            row["regex"],
+            row["assignor"],
+            int(row["rto"]),
+            int(row["epoch"]),
+            int(row["prev"]),
+            int(row["before_leave"]),
+            MemberState[row["state"]],
+            _from_tps(row["assigned"]),
+            _from_tps(row["revoking"]),
+        )
+        group.members[member.member_id] = member
+        group.target[member.member_id] = _from_tps(row["target"])
+        if member.instance_id is not None:
+            group.static_members[member.instance_id] = member.member_id
+    return group

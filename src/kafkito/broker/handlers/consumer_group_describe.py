@@ -1,0 +1,26 @@
+"""ConsumerGroupDescribe (key 69), v0-1: KIP-848 groups, members with epochs and assignments.
+
+v1: member_type per member (1: a member of the consumer protocol). A group that does not
+exist, or is a classic group, gets GROUP_ID_NOT_FOUND, as in Kafka: librdkafka's
+DescribeConsumerGroups tries this API first and falls back to DescribeGroups on exactly that
+error (KAFKA-NOTES P2), so classic groups are still described.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafkito.broker.coordinator import coordinator_of
+from kafkito.broker.coordinator.coordinator import GROUP_AUTHORIZED_OPERATIONS
+from kafkito.broker.dispatch import RequestContext, handler
+
+
+@handler(69, versions=range(0, 2))
+async def consumer_group_describe(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    groups = coordinator_of(ctx.broker).consumer
+    include_ops = bool(request.include_authorized_operations)
+    described = [
+        groups.describe(group_id, include_ops, GROUP_AUTHORIZED_OPERATIONS)
+        for group_id in request.group_ids
+    ]
+    return {"throttle_time": 0, "groups": described}

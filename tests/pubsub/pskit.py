@@ -1,0 +1,92 @@
+"""Helpers for the Pub/Sub tests: admin calls through the google client, a bounded reader run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from google.cloud import pubsub_v1
+
+from kafkito.pubsub import Reader
+
+
+def make_topic(project: str, topic: str, *, subscription: str | None = None, **sub: Any) -> None:
+    """Create a topic (and a subscription on it, with the given fields) with google's client."""
+    publisher = pubsub_v1.PublisherClient()
+    topic_path = f"projects/{project}/topics/{topic}"
+    publisher.create_topic(name=topic_path)
+    publisher.stop()
+    if subscription is not None:
+        with pubsub_v1.SubscriberClient() as subscriber:
+            subscriber.create_subscription(
+                request={
+                    "name": f"projects/{project}/subscriptions/{subscription}",
+                    "topic": topic_path,
+                    **sub,
+                }
+            )
+
+
+def make_topic_subscription(project: str, topic: str, subscription: str, **sub: Any) -> None:
+    """Create one more subscription on an existing topic."""
+    with pubsub_v1.SubscriberClient() as subscriber:
+        subscriber.create_subscription(
+            request={
+                "name": f"projects/{project}/subscriptions/{subscription}",
+                "topic": f"projects/{project}/topics/{topic}",
+                **sub,
+            }
+        )
+
+
+def read_for(
+    reader: Reader,
+    seconds: float,
+    handler: Callable[[bytes, dict[str, str]], object] | None = None,
+) -> list[bytes]:
+    """Run reader.read for `seconds` (stopped by a timer), returning the values handled."""
+    got: list[bytes] = []
+
+    def handle(value: bytes, headers: dict[str, str]) -> None:
+        if handler is not None:
+            handler(value, headers)
+        got.append(value)
+
+    timer = threading.Timer(seconds, reader.stop)
+    timer.start()
+    try:
+        reader.read(handle, handle_signals=False)
+    finally:
+        timer.cancel()
+    return got
+
+
+def read_until(
+    reader: Reader,
+    count: int,
+    *,
+    timeout_s: float = 30.0,
+    handler: Callable[[bytes, dict[str, str]], object] | None = None,
+) -> list[tuple[bytes, dict[str, str]]]:
+    """Read until `count` messages were handled, or fail after `timeout_s` (a hang guard)."""
+    got: list[tuple[bytes, dict[str, str]]] = []
+    deadline = time.monotonic() + timeout_s
+
+    def handle(value: bytes, headers: dict[str, str]) -> None:
+        if handler is not None:
+            handler(value, headers)
+        got.append((value, headers))
+
+    timer = threading.Timer(timeout_s, reader.stop)
+    timer.start()
+    try:
+        reader.read(handle, limit=count, handle_signals=False)
+    finally:
+        timer.cancel()
+    assert len(got) == count, (
+        f"read {len(got)} of {count} messages in {timeout_s:.0f}s "
+        f"(left {deadline - time.monotonic():.1f}s)"
+    )
+    return got
