@@ -28,6 +28,7 @@ from txnkit import (
     kp_offsets_scenario,
     kp_read_committed,
     lso_scenario,
+    member_offsets_scenario,
     observe,
     offsets_scenario,
     timeout_scenario,
@@ -141,4 +142,18 @@ def test_offsets_in_a_transaction_reach_the_group_only_on_commit(
 
     ours, kafka = on_both(broker, kafka_reference, scenario)
     assert ours == [(False, -1001), (True, 7), ["o7"]]
+    assert ours == kafka
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_a_group_member_commits_its_offsets_in_a_transaction(
+    broker: str, kafka_reference: ApacheKafka, protocol: str
+) -> None:
+    """The member's generation (classic) or member epoch (KIP-848) goes with the offsets."""
+
+    def scenario(bootstrap: str, topic: str, txn_id: str) -> object:
+        return member_offsets_scenario(bootstrap, topic, txn_id, f"g-{txn_id}", protocol)
+
+    ours, kafka = on_both(broker, kafka_reference, scenario)
+    assert ours == [(["in0", "in1", "in2"], 3), ["in0", "in1", "in2", "out"]]
     assert ours == kafka

@@ -476,3 +476,49 @@ def aio_fencing_scenario(bootstrap: str, topic: str, txn_id: str) -> dict[str, A
 
     zombie = asyncio.run(run())
     return {"zombie_commit": zombie, **observe(bootstrap, topic, kcat=False)}
+
+
+def member_offsets_scenario(
+    bootstrap: str, topic: str, txn_id: str, group: str, protocol: str
+) -> list[Any]:
+    """Consume-transform-produce as applications do it: a subscribed consumer (classic or
+    KIP-848 `consumer` protocol) hands its group metadata (member id, generation or member
+    epoch) to send_offsets_to_transaction, which the broker checks against the group."""
+    plain = Producer({"bootstrap.servers": bootstrap})
+    for i in range(3):
+        plain.produce(topic, f"in{i}".encode(), partition=0)
+    plain.flush(DEADLINE_S)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "group.protocol": protocol,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        }
+    )
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id})
+    producer.init_transactions(DEADLINE_S)
+    seen: list[Any] = []
+    try:
+        consumer.subscribe([topic])
+        got: list[str] = []
+        deadline = time.monotonic() + DEADLINE_S
+        while len(got) < 3:
+            assert time.monotonic() < deadline, f"consumed only {got}"
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                got.append(msg.value().decode())
+        producer.begin_transaction()
+        producer.produce(topic, b"out", partition=0)
+        producer.send_offsets_to_transaction(
+            consumer.position(consumer.assignment()), consumer.consumer_group_metadata(), 20
+        )
+        producer.commit_transaction(DEADLINE_S)
+        (tp,) = consumer.committed([TopicPartition(topic, 0)], timeout=10)
+        seen.append((got, tp.offset))
+    finally:
+        consumer.close()
+    seen.append(read_all(bootstrap, topic, "read_committed"))
+    return seen

@@ -666,7 +666,18 @@ class TxnCoordinator:
             return
         from kafkito.broker.coordinator import coordinator_of
 
-        group = coordinator_of(self.broker).groups.get(group_id)
+        coordinator = coordinator_of(self.broker)
+        consumer_group = coordinator.consumer.groups.get(group_id)
+        if consumer_group is not None:  # a KIP-848 group: its member epoch rules
+            # Kafka's validateOffsetCommit skips the "OffsetCommit v9+" rule for transactional
+            # commits (isTransactional): 9 here asks for exactly the member and epoch checks
+            error = coordinator.consumer.validate_commit(
+                consumer_group, member_id, generation_id, 9
+            )
+            if error is not None:
+                raise BrokerError(error, f"group {group_id!r} refused member {member_id!r}")
+            return
+        group = coordinator.groups.get(group_id)
         if group is None:
             return
         if member_id and member_id not in group.members:
@@ -821,7 +832,7 @@ class TxnCoordinator:
         from kafkito.broker.coordinator.group import Group
 
         records: list[Record] = []
-        if group_id not in coordinator.groups:
+        if group_id not in coordinator.groups and group_id not in coordinator.consumer.groups:
             group = coordinator.groups[group_id] = Group(group_id, empty_since_ms=self.wall_ms())
             records.append(coordinator._group_record(group))
         records.extend(coordinator._offset_record(group_id, t, p, c) for (t, p), c in accepted)
