@@ -1,18 +1,26 @@
 """Consume-flow overhead and parallelism, in one run against the embedded broker.
 
-    python bench/bench_flow.py [--count 100000] [--rounds 3] [--quick]
+    python bench/bench_flow.py [--count 100000] [--rounds 3] [--quick] [--only noop,slow,...]
+    python bench/bench_flow.py --setup-faststream    # FastStream's own venv, once
 
-1. raw `kafkito.Reader` with a no-op handler vs `kafkito.flow.Flow` with a no-op sync handler,
-   same topic, same broker (goal: the flow at >= 80% of the Reader's throughput). The flow runs
-   with ordering="partition", the Reader's own guarantee (one partition's records in order);
-   the default ordering="key" (records of different keys of a partition in parallel) is
-   printed beside it. Each round reads the whole topic once with each, in turn, under a new
-   group; the medians of the rounds are compared (the machines are noisy);
-2. a 10 ms async handler over 1,000 keys with concurrency 100 (goal: >= 5,000 msgs/s, which is
-   >= 50x the sequential rate of 100 msgs/s);
-3. latency on a quiet topic: 50 records written one at a time, 20 per second, each timed from
+1. `noop`: raw `kafkito.Reader` with a no-op handler vs `kafkito.flow.Flow` with a no-op sync
+   handler, same topic, same broker: the default ordering="key" (goal: >= 80% of the Reader)
+   and ordering="partition"; and FastStream on its defaults (one async no-op subscriber,
+   AckPolicy.ACK_FIRST) with its confluent and aiokafka backends (goal: the default flow >= 5x
+   the better one). Each round reads the topic once with each, in turn, under a new group; the
+   medians of the rounds are compared (the machines are noisy);
+2. `slow`: a 10 ms async handler over 1,000 keys with concurrency 100 (goal: >= 5,000 msgs/s),
+   beside FastStream with `max_workers=100` (goal: >= 2x the better backend);
+3. `fewkeys`: the same handler over 10 keys (goal: >= 950 msgs/s, 95% of 10 x 100/s; with the
+   default max_in_flight, 1,000, and with 5,000, which holds all 3,000 records) and over 1
+   key (goal: >= 95 msgs/s), beside bare asyncio tasks that only sleep 10 ms in a loop (what
+   this machine allows at the moment);
+4. `latency` on a quiet topic: 50 records written one at a time, 20 per second, each timed from
    before its write (acks=all) to its handler (Reader and flow, p50 and p99).
-Throughput is measured from the first record handled to the last.
+Throughput is measured from the first record handled to the last. FastStream runs in its own
+virtual environment (`--faststream-venv`, made by `--setup-faststream`), as a child process
+(bench/faststream_consumer.py), and reads at most 20,000 records of a topic; without the venv
+its columns are left out.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,6 +44,42 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from kafkito.client import Reader
 from kafkito.flow import Flow
 from kafkito.testing.brokers import kafkito_process
+
+FASTSTREAM = "faststream[confluent,kafka]==0.7.8"
+FASTSTREAM_VENV = Path.home() / ".cache" / "kafkito" / "faststream-venv"
+FASTSTREAM_MAX = 20_000
+"""FastStream reads at most this many records of a topic (it is many times slower)."""
+
+
+def setup_faststream(venv: Path) -> None:
+    """FastStream and both its Kafka backends in a venv of their own (not the project's)."""
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", FASTSTREAM], check=True)
+
+
+def bench_faststream(
+    venv: Path, backend: str, bootstrap: str, topic: str, count: int, handler: str, workers: int
+) -> float:
+    """msgs/s, or NaN (and why, on stderr) if the run failed or took more than 120 s."""
+    script = Path(__file__).with_name("faststream_consumer.py")
+    args = [backend, bootstrap, topic, str(count), handler, str(workers)]
+    try:
+        out = subprocess.run(
+            [str(venv / "bin" / "python"), str(script), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        tail = (exc.stderr or "")[-300:] if isinstance(exc.stderr, str) else ""
+        print(f"FastStream {backend} {handler} failed: {exc}; {tail}", file=sys.stderr)
+        return float("nan")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
@@ -106,7 +151,9 @@ def bench_flow_noop(bootstrap: str, topic: str, count: int, ordering: str = "par
     return run_flow(flow, count, counter, first)
 
 
-def bench_flow_async(bootstrap: str, topic: str, count: int) -> float:
+def bench_flow_async(
+    bootstrap: str, topic: str, count: int, concurrency: int = 100, max_in_flight: int = 5000
+) -> float:
     counter, first = [0], []
 
     async def handle(value: object) -> None:
@@ -121,10 +168,25 @@ def bench_flow_async(bootstrap: str, topic: str, count: int) -> float:
         group_id=f"async-{uuid.uuid4().hex[:6]}",
         brokers=bootstrap,
         decoder="raw",
-        concurrency=100,
-        max_in_flight=5000,
+        concurrency=concurrency,
+        max_in_flight=max_in_flight,
     )
     return run_flow(flow, count, counter, first)
+
+
+def bench_bare_asyncio(keys: int, per_key: int) -> float:
+    """Tasks that only await 10 ms in a loop, one per key: the ceiling the machine allows."""
+
+    async def key() -> None:
+        for _ in range(per_key):
+            await asyncio.sleep(0.010)
+
+    async def main() -> float:
+        began = time.perf_counter()
+        await asyncio.gather(*(key() for _ in range(keys)))
+        return keys * per_key / (time.perf_counter() - began)
+
+    return asyncio.run(main())
 
 
 def bench_latency(bootstrap: str, kind: str, records: int = 50) -> tuple[float, float]:
@@ -172,51 +234,143 @@ def bench_latency(bootstrap: str, kind: str, records: int = 50) -> tuple[float, 
     return statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1]
 
 
+def median(values: list[float]) -> float:
+    """The median of the runs that finished (NaN if none did)."""
+    done = [v for v in values if v == v]
+    return statistics.median(done) if done else float("nan")
+
+
+def best_of(*values: float) -> float:
+    """The highest of the figures that are not NaN (NaN if none)."""
+    done = [v for v in values if v == v]
+    return max(done) if done else float("nan")
+
+
+def section_noop(bootstrap: str, count: int, rounds: int, venv: Path | None) -> None:
+    for size in (100, 1024):
+        topic = f"noop-{size}"
+        fill(bootstrap, topic, count, size, keys=1000, partitions=4)
+        runs: dict[str, list[float]] = {"reader": [], "key": [], "partition": []}
+        if venv is not None:
+            runs |= {"fs-confluent": [], "fs-aiokafka": []}
+        fs_count = min(count, FASTSTREAM_MAX)
+        for _ in range(rounds):
+            runs["reader"].append(bench_reader(bootstrap, topic, count))
+            runs["key"].append(bench_flow_noop(bootstrap, topic, count, "key"))
+            runs["partition"].append(bench_flow_noop(bootstrap, topic, count))
+            if venv is not None:
+                for backend in ("confluent", "aiokafka"):
+                    runs[f"fs-{backend}"].append(
+                        bench_faststream(venv, backend, bootstrap, topic, fs_count, "noop", 1)
+                    )
+        reader, keyed, partition = (median(runs[k]) for k in ("reader", "key", "partition"))
+        print(
+            f"{size:>5} B  Reader {reader:>9,.0f} msgs/s   Flow(no-op, ordering=key) "
+            f"{keyed:>9,.0f} msgs/s   ratio {keyed / reader:.2f} (goal >= 0.80)   "
+            f"[ordering=partition: {partition:,.0f} msgs/s, {partition / reader:.2f}]   {load()}"
+        )
+        if venv is not None:
+            best = best_of(median(runs["fs-confluent"]), median(runs["fs-aiokafka"]))
+            print(
+                f"         FastStream (defaults, async no-op, {fs_count:,} records): confluent "
+                f"{median(runs['fs-confluent']):,.0f}, aiokafka {median(runs['fs-aiokafka']):,.0f}"
+                f" msgs/s; flow / best = {keyed / best:.1f}x (goal >= 5x)"
+            )
+        for name, values in runs.items():
+            print(f"      {name:>12}: " + "  ".join(f"{v:>9,.0f}" for v in values))
+
+
+def section_slow(bootstrap: str, count: int, rounds: int, venv: Path | None) -> None:
+    slow_count = min(count, 20_000)
+    fill(bootstrap, "slow", slow_count, 100, keys=1000, partitions=4)
+    runs: dict[str, list[float]] = {"flow": []}
+    if venv is not None:
+        runs |= {"fs-confluent": [], "fs-aiokafka": []}
+    for _ in range(rounds):
+        runs["flow"].append(bench_flow_async(bootstrap, "slow", slow_count))
+        if venv is not None:
+            for backend in ("confluent", "aiokafka"):
+                runs[f"fs-{backend}"].append(
+                    bench_faststream(venv, backend, bootstrap, "slow", slow_count, "sleep10", 100)
+                )
+    rate = median(runs["flow"])
+    print(
+        f"10 ms async handler, 1,000 keys, concurrency 100: {rate:,.0f} msgs/s "
+        f"= {rate / 100:.0f}x sequential (goal >= 5,000 msgs/s, 50x)   {load()}"
+    )
+    if venv is not None:
+        best = best_of(median(runs["fs-confluent"]), median(runs["fs-aiokafka"]))
+        print(
+            f"         FastStream max_workers=100: confluent {median(runs['fs-confluent']):,.0f}, "
+            f"aiokafka {median(runs['fs-aiokafka']):,.0f} msgs/s; flow / best = "
+            f"{rate / best:.1f}x (goal >= 2x)"
+        )
+    for name, values in runs.items():
+        print(f"      {name:>12}: " + "  ".join(f"{v:>9,.0f}" for v in values))
+
+
+def section_fewkeys(bootstrap: str, rounds: int) -> None:
+    for keys, count, goal, limit in (
+        (10, 3000, 950, 1000),
+        (10, 3000, 950, 5000),
+        (1, 300, 95, 1000),
+    ):
+        topic = f"fewkeys-{keys}"
+        if limit == 1000:
+            fill(bootstrap, topic, count, 100, keys=keys, partitions=4)
+        flow: list[float] = []
+        bare: list[float] = []
+        for _ in range(rounds):
+            flow.append(bench_flow_async(bootstrap, topic, count, max_in_flight=limit))
+            bare.append(bench_bare_asyncio(keys, count // keys))
+        print(
+            f"10 ms async handler, {keys:>2} key(s), concurrency 100, max_in_flight {limit:,}: "
+            f"{median(flow):,.0f} msgs/s (goal >= {goal}); bare asyncio tasks "
+            f"{median(bare):,.0f} msgs/s; flow / bare {median(flow) / median(bare):.2f}   {load()}"
+        )
+        print("      flow: " + "  ".join(f"{v:,.0f}" for v in flow))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="20,000 records, one round")
+    parser.add_argument("--quick", action="store_true", help="20,000 records, two rounds")
+    parser.add_argument("--only", default="noop,slow,fewkeys,latency")
+    parser.add_argument("--faststream-venv", type=Path, default=FASTSTREAM_VENV)
+    parser.add_argument("--setup-faststream", action="store_true")
     args = parser.parse_args()
+    if args.setup_faststream:
+        setup_faststream(args.faststream_venv)
+        return
     count = 20_000 if args.quick else args.count
-    rounds = 1 if args.quick else args.rounds
+    rounds = 2 if args.quick else args.rounds
+    only = set(args.only.split(","))
+    venv: Path | None = args.faststream_venv
+    if venv is not None and not (venv / "bin" / "python").exists():
+        print(f"no FastStream venv at {venv} (--setup-faststream): its columns are left out")
+        venv = None
     with tempfile.TemporaryDirectory() as tmp:
         broker = kafkito_process(Path(tmp) / "data").start()
         try:
             bootstrap = broker.bootstrap
             print(
                 f"python {sys.version.split()[0]}, {os.cpu_count()} cores, kafkito broker on "
-                f"{bootstrap}; {count} records"
+                f"{bootstrap}; {count} records, {rounds} round(s); {load()}"
             )
-            for size in (100, 1024):
-                topic = f"noop-{size}"
-                fill(bootstrap, topic, count, size, keys=1000, partitions=4)
-                runs: dict[str, list[float]] = {"reader": [], "partition": [], "key": []}
-                for _ in range(rounds):
-                    runs["reader"].append(bench_reader(bootstrap, topic, count))
-                    runs["partition"].append(bench_flow_noop(bootstrap, topic, count))
-                    runs["key"].append(bench_flow_noop(bootstrap, topic, count, "key"))
-                reader, flow, keyed = (statistics.median(runs[k]) for k in runs)
-                print(
-                    f"{size:>5} B  Reader {reader:>9,.0f} msgs/s   Flow(no-op) {flow:>9,.0f} "
-                    f"msgs/s   ratio {flow / reader:.2f} (goal >= 0.80)   "
-                    f"[ordering=key: {keyed:,.0f} msgs/s, {keyed / reader:.2f}]"
-                )
-                for name, values in runs.items():
-                    print(f"         {name:>9}: " + "  ".join(f"{v:>9,.0f}" for v in values))
-            parallel_count = min(count, 20_000)
-            fill(bootstrap, "slow", parallel_count, 100, keys=1000, partitions=4)
-            rate = bench_flow_async(bootstrap, "slow", parallel_count)
-            print(
-                f"10 ms async handler, 1,000 keys, concurrency 100: {rate:,.0f} msgs/s "
-                f"= {rate / 100:.0f}x sequential (goal >= 5,000 msgs/s, 50x)"
-            )
-            for kind in ("reader", "flow"):
-                p50, p99 = bench_latency(bootstrap, kind)
-                print(
-                    f"quiet topic, write (acks=all) to handler, {kind:>6}: "
-                    f"p50 {p50:.1f} ms  p99 {p99:.1f} ms"
-                )
+            if "noop" in only:
+                section_noop(bootstrap, count, rounds, venv)
+            if "slow" in only:
+                section_slow(bootstrap, count, rounds, venv)
+            if "fewkeys" in only:
+                section_fewkeys(bootstrap, rounds)
+            if "latency" in only:
+                for kind in ("reader", "flow"):
+                    p50, p99 = bench_latency(bootstrap, kind)
+                    print(
+                        f"quiet topic, write (acks=all) to handler, {kind:>6}: "
+                        f"p50 {p50:.1f} ms  p99 {p99:.1f} ms"
+                    )
         finally:
             broker.stop()
 

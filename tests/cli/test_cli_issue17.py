@@ -154,7 +154,7 @@ def test_nothing_listening_is_exit_3_within_the_timeout() -> None:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     done, took = run("produce", "x", "-b", f"127.0.0.1:{port}", stdin=b"a\n")
-    assert_one_line_error(done, took, EXIT_UNREACHABLE, "broker unreachable")
+    assert_one_line_error(done, took, EXIT_UNREACHABLE, "broker unreachable", "raise --timeout")
     assert took < 12.0, f"took {took:.1f}s"  # default --timeout 8 s, plus start-up
     quick, took = run("topics", "list", "--timeout", "1", "-b", f"127.0.0.1:{port}")
     assert_one_line_error(quick, took, EXIT_UNREACHABLE, "unreachable")
@@ -295,6 +295,27 @@ def test_raw_bytes_and_json_format_keep_every_byte(strict_broker: str) -> None:
     assert "\ufffd" not in as_json.stdout.decode()
     bad, took = run("produce", "bin-raw", "--input-format", "base64", *b, stdin=b"@@@\n")
     assert_one_line_error(bad, took, EXIT_USAGE, "line 1", "base64")
+
+
+def test_one_record_written_raw_is_exactly_its_bytes(strict_broker: str) -> None:
+    """docs/cli.md: `consume -n 1 --output-format raw > photo.jpg` gives the exact bytes (a
+    value with newlines and a trailing newline included); several records are separated by
+    newlines, with none after the last."""
+    rng = random.Random(5)
+    print("seed 5")
+    photo = rng.randbytes(3000) + b"\n"
+    b = ("-b", strict_broker)
+    assert run("topics", "create", "bin-photo", *b)[0].returncode == 0
+    encoded = base64.b64encode(photo) + b"\n"
+    produced, _ = run("produce", "bin-photo", "--input-format", "base64", *b, stdin=encoded)
+    assert produced.returncode == 0, produced.stderr
+    one, _ = run("consume", "bin-photo", "-n", "1", "--output-format", "raw", *b)
+    assert one.returncode == 0, one.stderr
+    assert one.stdout == photo
+    assert run("topics", "create", "bin-two", *b)[0].returncode == 0
+    assert run("produce", "bin-two", *b, stdin=b"a\nb\n")[0].returncode == 0
+    assert run("consume", "bin-two", "--output-format", "raw", *b)[0].stdout == b"a\nb"
+    assert run("consume", "bin-two", *b)[0].stdout == b"a\nb\n"  # the default: one per line
 
 
 # -- item 6: validation ----------------------------------------------------------------------

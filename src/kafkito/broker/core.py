@@ -98,7 +98,10 @@ class BrokerCore:
         if clean:
             self.topics.recovery = RecoveryPlan(clean=True)
         else:
-            log.info("no clean-shutdown marker in %s: recovering", data_path)
+            if self.fs.exists(self.metalog.path):
+                log.info("no clean-shutdown marker in %s: recovering", data_path)
+            else:
+                log.info("new data directory %s", data_path)
             points = read_checkpoint(self.fs, self.topics.log_dir)
             self.topics.recovery = RecoveryPlan(clean=False, points=points)
         records = self.metalog.open()

@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from kafkito.cli.context import (
     EXIT_NOT_FOUND,
@@ -257,6 +258,10 @@ def consume(
     if group and partitions:
         raise CliError("--partition cannot be combined with --group", EXIT_USAGE)
     kind, value = parse_start(start)
+    # An explicit --output-format raw asks for the records' exact bytes: newlines go between
+    # records, none after the last, so `-n 1 --output-format raw > photo.jpg` is the value.
+    source = click.get_current_context().get_parameter_source("value_enc")
+    exact = fmt == "value" and value_enc == "raw" and source is ParameterSource.COMMANDLINE
     with handle_errors(obj):
         _consume(
             obj,
@@ -269,6 +274,7 @@ def consume(
             follow,
             (fmt, value_enc, key_enc),
             template,
+            exact=exact,
         )
 
 
@@ -283,6 +289,8 @@ def _consume(
     follow: bool,
     formats: tuple[str, str, str],
     template: str | None,
+    *,
+    exact: bool = False,
 ) -> None:
     from kafkito.client.raw_consumer import is_partition_eof, message_error
 
@@ -346,7 +354,11 @@ def _consume(
                     raise message_error(err, bootstrap=consumer.bootstrap, topic=topic)
                 continue
             eof_seen.discard(msg.partition())
-            out.write(render(msg, fmt, template, value_enc, key_enc) + b"\n")
+            rendered = render(msg, fmt, template, value_enc, key_enc)
+            if exact:
+                out.write(b"\n" + rendered if printed else rendered)
+            else:
+                out.write(rendered + b"\n")
             out.flush()
             printed += 1
             if group:

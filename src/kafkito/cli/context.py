@@ -267,6 +267,8 @@ def classify(exc: BaseException) -> CliError:
     if isinstance(exc, UnknownTopicError | UnknownGroupError):
         return CliError(text, EXIT_NOT_FOUND)
     if isinstance(exc, BrokerUnreachableError):
+        # The library's hint names its config key; on the command line the knob is --timeout.
+        text = text.replace("raise client.timeout", "raise --timeout")
         return CliError(f"broker unreachable: {text}", EXIT_UNREACHABLE)
     if isinstance(
         exc,

@@ -14,7 +14,11 @@ the loop awaits them. The loop:
    order; `tracker.Chunk`), notes each chunk in its partition's `PartitionTracker` and submits
    it under its ordering key (same key in order, different keys in parallel, `concurrency` at
    once): sync handlers to the `ThreadedKeyedScheduler`'s handler threads, async ones to the
-   `KeyedScheduler`'s tasks, batch handlers to per-partition buffers;
+   `KeyedScheduler`'s tasks, batch handlers to per-partition buffers. With ordering="key" and a
+   fast sync handler a partition's records of a poll are one *coarse* chunk (offset order keeps
+   every key's order, and a fast handler gains nothing from parallel keys); a failing record,
+   or a coarse chunk that runs long and slow, has `_split` regroup the partition's unresolved
+   records by key on the loop, and the partition runs by key until nothing of it is in flight;
 3. a handler thread decodes and handles a chunk's records in order; what went well is reported
    to the loop in bulk (`_apply_results`); a record that fails holds its key, and the loop
    (`_recover`) retries it in place with backoff (`blocking`) or republishes it to
@@ -45,9 +49,11 @@ replicated cluster that is degradation, not failure: the flow goes on and says w
 Rebalances: on revoke (called inside the poll thread) the loop drops queued work of the revoked
 partitions, cancels their back-offs, waits up to `revoke_grace_s` for handlers already running,
 and the poll thread commits what is resolved before the revoke completes. Results that arrive
-later for a partition no longer owned are dropped (a generation number per assignment). A
-record left unresolved (revoked, or stopping) takes the queued records of its key in its
-partition with it (`_abandon`): nothing overtakes it; they are all read again.
+later for a partition no longer owned are dropped (a generation number per assignment); a
+record that fails while its partition is being revoked is not retried or split (what that
+starts could outlive the revoke and run under the next owner). A record left unresolved
+(revoked, or stopping) takes the queued records of its key in its partition with it
+(`_abandon`): nothing overtakes it; they are all read again.
 
 Shutdown (SIGTERM/SIGINT or `stop()`): stop fetching, let in-flight records finish within
 `shutdown_grace_s`, commit, close the consumer (which leaves the group at once).
@@ -86,6 +92,14 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Ordering = Literal["key", "partition", "none"]
+
+COARSE_BELOW_S = 100e-6
+"""Under ordering="key", a sync handler faster than this per record (measured) gets coarse
+chunks: a fast handler holds the GIL, so running keys in parallel gains nothing and costs a
+chunk, a tracker entry and a scheduler turn per key."""
+SPLIT_AFTER_S = 0.05
+"""A coarse chunk that has run this long, slower than COARSE_BELOW_S per record, is split by key
+(its keys go on in parallel)."""
 
 
 class FlowError(KafkitoError):
@@ -158,6 +172,13 @@ class _PartitionState:
     tracker: PartitionTracker = field(default_factory=PartitionTracker)
     pause_reasons: set[str] = field(default_factory=set)
     waiting_until_ms: int | None = None
+    revoking: bool = False
+    """Being revoked: a failed record is left for the next owner, not retried or split (what
+    that would start could outlive the revoke)."""
+    split: object | None = None
+    """Sync handler, ordering="key": None while the partition's records run in coarse chunks
+    (the partition's records of a poll, in offset order); else a token new at each split, and
+    its records run by key under (token, key) until the partition has nothing in flight."""
 
 
 class Flow:
@@ -681,6 +702,12 @@ class Flow:
         state: _PartitionState | None = None
         current: Chunk | None = None  # ordering="partition": the chunk of the partition
         skip = retrying = False
+        threads = self._threads
+        split_by_key = ordering == "key" and threads is not None and self.batch_size is None
+        speed = threads.seconds_per_unit if threads is not None else None
+        fast = speed is None or speed < COARSE_BELOW_S  # unmeasured: coarse, split if slow
+        coarse = False
+        token: object | None = None
         for msg in messages:
             err = msg.error()
             if err is not None:
@@ -700,8 +727,13 @@ class Flow:
                 skip = state is None or state.waiting_until_ms is not None
                 if state is not None and tp not in floors:
                     floors[tp] = state.tracker.next
+                    if split_by_key and state.tracker.pending == 0:
+                        # Nothing of the partition in flight: it may change modes safely.
+                        state.split = None if fast else object()
                 retrying = self._reads_retry_topics and topic not in self._own_topics
-                current = by_key.get(tp) if by_partition else None
+                coarse = split_by_key and state is not None and state.split is None
+                token = state.split if state is not None else None
+                current = by_key.get(tp) if by_partition or coarse else None
             if skip:
                 continue
             assert state is not None
@@ -711,9 +743,10 @@ class Flow:
                     skip = True  # waiting until it is due: the rest comes again after it
                 else:
                     chunks.append(chunk)
-            elif by_partition:
+            elif by_partition or coarse:
                 if current is None:
                     current = by_key[tp] = Chunk(tp, state.generation, tp, topic, [msg])
+                    current.coarse = coarse
                     chunks.append(current)
                 else:
                     current.messages.append(msg)
@@ -721,7 +754,8 @@ class Flow:
                 group = (tp, key)
                 chunk = by_key.get(group)
                 if chunk is None:
-                    chunk = by_key[group] = Chunk(tp, state.generation, (topic, key), topic, [msg])
+                    order = (topic, key) if token is None else (token, key)
+                    chunk = by_key[group] = Chunk(tp, state.generation, order, topic, [msg])
                     chunks.append(chunk)
                 else:
                     chunk.messages.append(msg)
@@ -966,6 +1000,11 @@ class Flow:
                 processed[chunk.source] = processed.get(chunk.source, 0) + done
             if failure is None:
                 continue
+            owned = owned and not self._partitions[chunk.tp].revoking
+            if owned and chunk.coarse:
+                chunk = self._split(chunk, hold=failure is not _RAN_LONG)
+                if failure is _RAN_LONG:
+                    continue
             if owned:
                 task = asyncio.create_task(self._recover(chunk, failure))
                 self._recovering.add(task)
@@ -975,6 +1014,43 @@ class Flow:
         for source, count in processed.items():
             self._counters(source).processed.inc(count)
         self._progressed.set()
+
+    def _split(self, chunk: Chunk, *, hold: bool) -> Chunk:
+        """Loop: a coarse chunk stopped (a record failed, or it ran long) and holds its key, the
+        partition. Regroup the unresolved records of the partition's coarse chunks by key
+        (under a new token: `_PartitionState.split`) and hand them to the threads, the failed
+        record's key held if `hold`. Returns the part that starts with the record where `chunk`
+        stopped.
+
+        Safe because nothing of the partition runs meanwhile (its one key is held), each key's
+        records keep their offset order within one part, and the tracker swaps the chunks for
+        the parts in one step on the loop (`PartitionTracker.split`)."""
+        assert self._threads is not None
+        assert chunk.done == chunk.cursor < len(chunk.messages)
+        state = self._partitions[chunk.tp]
+        queued = self._threads.discard(lambda other: other.key != chunk.key)
+        self._threads.release(chunk.key)
+        olds = [chunk] + [other for other in queued if other is not chunk]
+        token = state.split = object()
+        parts: dict[Hashable, Chunk] = {}
+        ordered: list[Chunk] = []
+        for old in olds:
+            for index in range(old.cursor, len(old.messages)):
+                msg = old.messages[index]
+                key = msg.key()
+                order: Hashable = (token, key) if key is not None else object()
+                part = parts.get(order)
+                if part is None:
+                    part = parts[order] = Chunk(old.tp, old.generation, order, old.source, [msg])
+                    ordered.append(part)
+                else:
+                    part.messages.append(msg)
+        state.tracker.split(olds, ordered)
+        first = ordered[0]
+        if hold:
+            self._threads.submit_held(first.key, first)
+        self._threads.submit_many([(part.key, part) for part in ordered[1 if hold else 0 :]])
+        return first
 
     async def _recover(self, chunk: Chunk, failure: _Failure) -> None:
         """Loop: the record at the chunk's cursor failed in a handler thread. Retry it or
@@ -1007,6 +1083,9 @@ class Flow:
         recording = _recording_tracer()
         clock = time.perf_counter
         began = clock()
+        # A coarse chunk that runs long and slow gives its keys back to be run in parallel.
+        chunk_began = began
+        long_after = began + SPLIT_AFTER_S if chunk.coarse else float("inf")
         for index in range(start, len(messages)):
             msg = messages[index]
             try:
@@ -1027,6 +1106,13 @@ class Flow:
                 now = clock()
                 durations.append(now - began)
                 began = now
+            ran = index + 1 - start
+            if (
+                now > long_after
+                and now - chunk_began > ran * COARSE_BELOW_S
+                and ran < len(messages) - start
+            ):
+                return ran, _RAN_LONG
         return len(messages) - start, None
 
     # -- async handlers, and one record off the fast path -----------------------------------
@@ -1486,6 +1572,9 @@ class Flow:
         """Drop queued work and back-offs of `tps`, let running handlers finish (bounded)."""
         assert self._scheduler is not None
         revoked = set(tps)
+        for tp in tps:
+            if (state := self._partitions.get(tp)) is not None:
+                state.revoking = True
 
         def keep(chunk: Chunk) -> bool:
             return chunk.tp not in revoked
@@ -1595,7 +1684,10 @@ class _ThreadBatch:
 
 
 _Failure = tuple[str, Exception, Any]
-"""Why a record failed in a handler thread: ("decode" | "handle", the exception, the value)."""
+"""Why a record failed in a handler thread: ("decode" | "handle", the exception, the value);
+or `_RAN_LONG`."""
+_RAN_LONG: _Failure = ("long", Exception("a coarse chunk ran long"), None)
+"""A coarse chunk stopped because it ran long and slow: its rest is split by key."""
 _Stop = tuple[int, _Failure]
 """How far a handler thread got with a chunk, and the failure that stopped it."""
 

@@ -89,6 +89,11 @@ class KeyedQueues(Generic[T]):
             del self._queues[key]
         return run
 
+    def hold(self, key: Hashable) -> None:
+        """Mark a key nobody runs busy (it is not handed out until `free`)."""
+        assert key not in self._busy, "hold: the key is taken"
+        self._busy.add(key)
+
     def put_back(self, key: Hashable, items: list[T]) -> None:
         """Items taken and not run go back to the front of their key's queue, in order."""
         if items:
@@ -238,6 +243,7 @@ class ThreadedKeyedScheduler(Generic[T, H]):
         self._after_batch = after_batch
         self._target_s = target_s
         self._unit_s = target_s  # seconds per unit, measured; until then one key per take
+        self._measured = False
         self._concurrency = concurrency
         self._queues: KeyedQueues[T] = KeyedQueues(max_chunk)
         self._lock = threading.Condition(threading.Lock())
@@ -258,11 +264,23 @@ class ThreadedKeyedScheduler(Generic[T, H]):
         """Items submitted and not finished (queued, running or held)."""
         return self._queues.size
 
+    @property
+    def seconds_per_unit(self) -> float | None:
+        """The work's measured speed (a moving average), None before the first batch."""
+        return self._unit_s if self._measured else None
+
     def submit_many(self, pairs: Iterable[tuple[Hashable, T]]) -> None:
         with self._lock:
             for key, item in pairs:
                 self._queues.add(key, item)
             self._wake()
+
+    def submit_held(self, key: Hashable, item: T) -> None:
+        """Queue `item` under a key that is new, held from the start: nothing of it runs until
+        `release(key)` (the flow retries the item's first record on its loop meanwhile)."""
+        with self._lock:
+            self._queues.hold(key)
+            self._queues.add(key, item)
 
     def _wake(self) -> None:
         if self._waiting and self._queues.has_ready:
@@ -354,7 +372,9 @@ class ThreadedKeyedScheduler(Generic[T, H]):
                     log.exception("handler thread: unexpected error; key %r held", key)
                 outcomes.append((key, run, finished, held))
             if units:
-                self._unit_s = 0.8 * self._unit_s + 0.2 * (clock() - began) / units
+                unit_s = (clock() - began) / units
+                self._unit_s = 0.8 * self._unit_s + 0.2 * unit_s if self._measured else unit_s
+                self._measured = True
             if self._after_batch is not None:  # before the keys are freed: see the class doc
                 try:
                     self._after_batch()

@@ -1,7 +1,8 @@
 """Which offsets of a partition may be committed: never past the lowest unresolved record.
 
 The flow hands records around in *chunks*: the records of one partition, polled together, that
-share an ordering key (with `ordering="partition"`: all of the partition's records of one poll).
+share an ordering key (with `ordering="partition"`, and with `ordering="key"` while a sync handler
+is fast: all of the partition's records of one poll; `split` regroups such a chunk's rest by key).
 A chunk's records are handled one after another, so a chunk's progress is one number, `done`:
 its records `[0, done)` are resolved (handled, retried into a retry topic, or dead-lettered),
 the others are not. Tracking costs O(1) per chunk, not per record.
@@ -42,6 +43,10 @@ class Chunk:
     messages: list[Any]
     """confluent_kafka.Message objects (anything with offset())."""
     attempt: int = 1
+    coarse: bool = False
+    """All the partition's records of a poll under ordering="key": run in offset order (which
+    keeps every key's order) until a record fails or the chunk runs long; then the rest is
+    split by key (`PartitionTracker.split`)."""
     done: int = 0
     """Records [0, done) are resolved (moved by the tracker, on the event loop)."""
     cursor: int = 0
@@ -96,6 +101,20 @@ class PartitionTracker:
         chunks = self._chunks
         while chunks and chunks[0].finished:
             chunks.popleft()  # let finished records go now: kept, they cost the GC dearly
+
+    def split(self, chunks: list[Chunk], parts: list[Chunk]) -> None:
+        """The unresolved records of `chunks` go on as `parts` (the same records, regrouped):
+        the chunks count as finished, the parts are tracked instead. Pending stays the same
+        and no offset is unresolved in neither, so the committable offset does not move."""
+        for chunk in chunks:
+            self.pending -= len(chunk.messages) - chunk.done
+            chunk.done = len(chunk.messages)
+        for part in parts:
+            self._chunks.append(part)
+            self.pending += len(part.messages) - part.done
+        chunks_left = self._chunks
+        while chunks_left and chunks_left[0].finished:
+            chunks_left.popleft()
 
     def committable(self) -> int | None:
         """The offset to commit (next to read), or None if nothing was received yet."""
