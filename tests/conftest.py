@@ -46,6 +46,13 @@ def topic_name() -> str:
 @pytest.fixture(scope="session")
 def kafka_reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheKafka]:
     """One Apache Kafka node for the whole session: the reference that differential tests
-    compare kafkito's broker with (single node like ours, so replication factor 1)."""
-    with ApacheKafka(brokers=1, data_dir=tmp_path_factory.mktemp("kafka-reference")) as kafka:
+    compare kafkito's broker with (single node like ours, so replication factor 1).
+
+    Timed-out transactions are looked for every second, as kafkito does (Kafka's default is
+    every 10 s), so that transaction-timeout tests take seconds on both brokers."""
+    with ApacheKafka(
+        brokers=1,
+        data_dir=tmp_path_factory.mktemp("kafka-reference"),
+        broker_configs={"transaction.abort.timed.out.transaction.cleanup.interval.ms": 1000},
+    ) as kafka:
         yield kafka

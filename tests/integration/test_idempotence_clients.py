@@ -4,8 +4,7 @@ confluent-kafka (`enable.idempotence`, InitProducerId v4), aiokafka (`enable_ide
 InitProducerId v0), kafka-python (idempotent by default, v4) and kcat each produce, and the
 records are read back once each, in order. The broker's producer state is inspected as well, to
 prove that the batches really went through the idempotent path (a pid, sequences 0..n-1).
-A transactional producer of each client fails at once with TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-(transactions are not implemented).
+Transactional producers are tested in test_transactions_clients.py.
 """
 
 from __future__ import annotations
@@ -17,14 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from kafkito import Broker
 from kafkito.broker.producers import ProducerStateManager
 
 N = 300
 IDEMPOTENT = "enable.idempotence=true"
-TXN_REFUSED = 53  # TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 
 
 @pytest.fixture
@@ -151,42 +149,3 @@ def test_kcat_idempotent_producer(embedded: Broker, topic_name: str) -> None:
     assert produced.returncode == 0, produced.stderr.decode(errors="replace")[-2000:]
     assert read_values(embedded.bootstrap, topic_name, N) == expected("kcat")
     assert_idempotent_state(embedded, topic_name, N)
-
-
-# -- transactions are not implemented: each client must fail at once, not retry --------------
-
-
-def test_confluent_kafka_transactional_producer_fails_fatally(embedded: Broker) -> None:
-    producer = Producer({"bootstrap.servers": embedded.bootstrap, "transactional.id": "tx-ck"})
-    with pytest.raises(KafkaException) as caught:
-        producer.init_transactions(20)
-    error = caught.value.args[0]
-    assert error.code() == TXN_REFUSED, error
-    assert error.fatal()
-
-
-def test_kafka_python_transactional_producer_fails_fatally(embedded: Broker) -> None:
-    from kafka import KafkaProducer
-    from kafka.errors import TransactionalIdAuthorizationFailedError
-
-    producer = KafkaProducer(bootstrap_servers=embedded.bootstrap, transactional_id="tx-kp")
-    try:
-        with pytest.raises(TransactionalIdAuthorizationFailedError):
-            producer.init_transactions()
-    finally:
-        producer.close(5)
-
-
-def test_aiokafka_transactional_producer_fails_fatally(embedded: Broker) -> None:
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.errors import TransactionalIdAuthorizationFailed
-
-    async def run() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=embedded.bootstrap, transactional_id="tx-aio")
-        try:
-            with pytest.raises(TransactionalIdAuthorizationFailed):
-                await asyncio.wait_for(producer.start(), 20)
-        finally:
-            await producer.stop()
-
-    asyncio.run(run())

@@ -5,7 +5,7 @@ hand (kafkito.testing.wire: struct + CRC-32C, requests encoded by kio) and sent 
 real broker. Each test checks the error code *and* the log end offset, so that a refused or
 deduplicated batch is proven not to have been appended.
 
-Sections: InitProducerId (every version, KIP-360 bumps, transactional ids refused); the
+Sections: InitProducerId (every version, KIP-360 bumps, transactional ids); the
 sequence checks (B12); restarts with the snapshot intact, deleted, garbled, truncated or beyond
 the log (B13); a duplicate answered only once its original is fsynced; power loss on the
 FaultyFileSystem (B2) and periodic snapshots; expiry by producer.id.expiration.ms.
@@ -172,19 +172,34 @@ def test_kip360_fields_without_transactional_id_get_a_new_pid(wire: Wire, versio
 
 
 @pytest.mark.parametrize("version", range(5))
-def test_transactional_id_is_refused_with_a_fatal_code(wire: Wire, version: int) -> None:
-    answer = wire.client.request(
-        INIT_PRODUCER_ID,
-        version,
-        {
-            "transactional_id": "txn-1",
-            "transaction_timeout": 60000,
-            "producer_id": -1,
-            "producer_epoch": -1,
-        },
+def test_transactional_id_gets_a_pid_and_each_init_bumps_its_epoch(
+    wire: Wire, version: int
+) -> None:
+    """Every version the clients send (aiokafka v0, librdkafka and kafka-python v4): a new
+    transactional id gets a fresh pid at epoch 0, and each later InitProducerId bumps the epoch
+    of the same pid (fencing the previous producer; tests/integration/test_transactions_*)."""
+
+    def init() -> Any:
+        return wire.client.request(
+            INIT_PRODUCER_ID,
+            version,
+            {
+                "transactional_id": f"txn-{version}",
+                "transaction_timeout": 60000,
+                "producer_id": -1,
+                "producer_epoch": -1,
+            },
+        )
+
+    first = init()
+    assert (first.error_code, first.producer_epoch) == (ErrorCode.none, 0)
+    again = init()
+    assert (again.error_code, again.producer_id, again.producer_epoch) == (
+        ErrorCode.none,
+        first.producer_id,
+        1,
     )
-    assert answer.error_code == ErrorCode.transactional_id_authorization_failed
-    assert (answer.producer_id, answer.producer_epoch) == (-1, -1)
+    assert wire.new_pid() != first.producer_id  # idempotent producers get other pids
 
 
 # -- sequence checks -----------------------------------------------------------------------

@@ -67,6 +67,8 @@ class BrokerCore:
         self.port = settings.port
         self.participants: list[MetaParticipant] = []
         self.producers: Any = None
+        self.transactions: Any = None
+        """The transaction coordinator (kafkito.broker.txn), installed like `producers`."""
         self._dir_lock: DataDirLock | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.cleaner_state = CleanerState()
@@ -280,7 +282,15 @@ class BrokerCore:
                 live.add(CleanerState.key(p))
                 if CleanerState.key(p) in self._uncleanable:
                     continue
-                plan = plan_cleaning(p, self.cleaner_state, p._clock_ms(), force=force)
+                txns = self.transactions
+                plan = plan_cleaning(
+                    p,
+                    self.cleaner_state,
+                    p._clock_ms(),
+                    force=force,
+                    stable_offset=None if txns is None else txns.last_stable_offset(p),
+                    aborted=() if txns is None else txns.aborted_ranges(p),
+                )
                 if plan is not None:
                     plans.append(plan)
         if not plans:
@@ -341,14 +351,20 @@ class BrokerCore:
         """Check an idempotent batch's sequence before append.
 
         Returns the original base offset for a duplicate of a recent batch, None to append;
-        raises BrokerError (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, ...).
+        raises BrokerError (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, ...). The
+        transaction rules come first (INVALID_TXN_STATE, a fenced epoch), as in Kafka's
+        ProducerAppendInfo.
         """
+        if self.transactions is not None and (header.producer_id >= 0 or header.is_transactional):
+            self.transactions.check_batch(plog, header)
         if self.producers is None or header.producer_id < 0:
             return None
         return self.producers.check(plog, header)  # type: ignore[no-any-return]
 
     def record_producer(self, plog: Any, header: Any, base_offset: int) -> None:
         """Remember an appended idempotent batch (for duplicate detection and restarts)."""
+        if self.transactions is not None and header.is_transactional:
+            self.transactions.record_batch(plog, header, base_offset)
         if self.producers is not None and header.producer_id >= 0:
             self.producers.record(plog, header, base_offset)
 

@@ -538,11 +538,6 @@ class ProducerStateManager:
         return state
 
     def check(self, plog: PartitionLog, header: BatchHeader) -> int | None:
-        if header.is_transactional:
-            raise BrokerError(
-                ErrorCode.invalid_txn_state,
-                "transactional batches are not supported by this broker",
-            )
         found = self.state_for(plog).check(
             header.producer_id,
             header.producer_epoch,

@@ -75,7 +75,7 @@ import math
 import os
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import NamedTuple
@@ -203,6 +203,19 @@ class CleanPlan:
     delete_retention_ms: int
     segment_bytes: int
     reason: str
+    aborted: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    """producer id -> (first, last) offsets of its aborted transactions in the plan's range:
+    their batches are kept as they are and never enter the offset map, so an aborted record
+    can never make the cleaner drop a committed one of the same key (Kafka's rule)."""
+
+    def is_aborted(self, header: BatchHeader) -> bool:
+        """Whether `header` is a data batch of an aborted transaction."""
+        if not header.is_transactional or header.is_control:
+            return False
+        ranges = self.aborted.get(header.producer_id)
+        return ranges is not None and any(
+            first <= header.base_offset <= last for first, last in ranges
+        )
 
 
 @dataclass(slots=True)
@@ -238,9 +251,20 @@ def keyless_record_errors(
 
 
 def plan_cleaning(
-    plog: PartitionLog, state: CleanerState, now_ms: int, *, force: bool = False
+    plog: PartitionLog,
+    state: CleanerState,
+    now_ms: int,
+    *,
+    force: bool = False,
+    stable_offset: int | None = None,
+    aborted: Sequence[tuple[int, int, int]] = (),
 ) -> CleanPlan | None:
-    """The pass to run on `plog` now, or None (see the module docstring). On the loop."""
+    """The pass to run on `plog` now, or None (see the module docstring). On the loop.
+
+    `stable_offset` (the last stable offset) bounds the pass as Kafka's first unstable offset
+    does: no segment holding data of a still-open transaction is cleaned. `aborted` lists the
+    (producer id, first offset, last offset) of aborted transactions (CleanPlan.aborted).
+    """
     config = plog.config
     if not config.cleanup_compact or plog.failed is not None or plog.cleaning:
         return None
@@ -248,6 +272,8 @@ def plan_cleaning(
     pinned = {id(s) for s in (*plog._sealed_unsynced, *plog._syncing)}
     for segment in plog.segments[:-1]:
         if id(segment) in pinned or segment.next_offset > plog.durable_offset:
+            break
+        if stable_offset is not None and segment.next_offset > stable_offset:
             break
         if config.min_compaction_lag_ms > 0 and (
             segment.max_timestamp > now_ms - config.min_compaction_lag_ms
@@ -283,7 +309,7 @@ def plan_cleaning(
         reason = "forced"
     if not reason:
         return None
-    return CleanPlan(
+    plan = CleanPlan(
         plog,
         candidates,
         first_dirty,
@@ -294,6 +320,10 @@ def plan_cleaning(
         config.segment_bytes,
         reason,
     )
+    for pid, first, last in aborted:
+        if first < end:
+            plan.aborted.setdefault(pid, []).append((first, last))
+    return plan
 
 
 def _first_dirty_timestamp(segments: list[Segment], first_dirty: int) -> int:
@@ -450,6 +480,8 @@ def _build_map(
                 last_of_pid[header.producer_id] = header.base_offset
             if not dirty or header.is_control or header.last_offset < plan.first_dirty:
                 continue
+            if plan.is_aborted(header):
+                continue
             try:
                 records = _scan_records(header, data)
             except CorruptBatch as exc:
@@ -524,9 +556,12 @@ def _filter_batch(
 ) -> bytes | None:
     """The batch as it stays after cleaning (maybe `data` itself), or None to drop it."""
     if header.is_control:
-        # Transaction markers: copied as they are until transactions exist. Then, as Kafka's
-        # cleaner does, a marker is dropped once its delete horizon passed and no data of its
-        # transaction is left, and aborted transactional data is dropped outright.
+        # Transaction markers are copied as they are (Kafka drops a marker once its delete
+        # horizon passed and no data of its transaction is left: not done here yet).
+        return data
+    if plan.is_aborted(header):
+        # Aborted data is copied as it is (Kafka drops it): read_committed readers skip it
+        # through the abort index, whose offsets do not change.
         return data
     records = _scan_records(header, data)
     result.records_read += len(records)

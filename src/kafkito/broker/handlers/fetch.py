@@ -88,9 +88,12 @@ def _resolve(request: Any, ctx: RequestContext) -> list[_Wanted]:
 
 
 def _collect(
-    wanted: list[_Wanted], max_bytes: int
+    wanted: list[_Wanted], max_bytes: int, txns: Any = None, read_committed: bool = False
 ) -> tuple[list[tuple[_Wanted, ErrorCode, bytes]], int]:
-    """Read every partition once; returns the answers and the total record bytes."""
+    """Read every partition once; returns the answers and the total record bytes.
+
+    read_committed reads stop at the last stable offset (kafkito.broker.txn).
+    """
     out: list[tuple[_Wanted, ErrorCode, bytes]] = []
     total = 0
     for w in wanted:
@@ -101,7 +104,7 @@ def _collect(
         if w.fetch_offset < plog.log_start_offset or w.fetch_offset > plog.log_end_offset:
             out.append((w, ErrorCode.offset_out_of_range, b""))
             continue
-        hw = plog.high_watermark
+        hw = plog.high_watermark if txns is None else txns.visible_end(plog, read_committed)
         if w.fetch_offset >= hw:
             out.append((w, ErrorCode.none, b""))
             continue
@@ -126,7 +129,9 @@ async def fetch(request: Any, ctx: RequestContext) -> RawBody:
     min_bytes = int(request.min_bytes)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ms(request.max_wait) / 1000
-    answers, total = _collect(wanted, max_bytes)
+    txns = ctx.broker.transactions
+    read_committed = int(request.isolation_level) == 1
+    answers, total = _collect(wanted, max_bytes, txns, read_committed)
     while total < max(min_bytes, 1) and not any(code != ErrorCode.none for _, code, _ in answers):
         remaining = deadline - loop.time()
         if remaining <= 0:
@@ -141,19 +146,25 @@ async def fetch(request: Any, ctx: RequestContext) -> RawBody:
             for fut in waiters:
                 if not fut.done():
                     fut.cancel()
-        answers, total = _collect(wanted, max_bytes)
-    return _response(answers, ctx.api_version, read_committed=int(request.isolation_level) == 1)
+        answers, total = _collect(wanted, max_bytes, txns, read_committed)
+    return _response(answers, ctx.api_version, read_committed=read_committed, txns=txns)
 
 
 def _response(
-    answers: list[tuple[_Wanted, ErrorCode, bytes]], version: int, *, read_committed: bool
+    answers: list[tuple[_Wanted, ErrorCode, bytes]],
+    version: int,
+    *,
+    read_committed: bool,
+    txns: Any = None,
 ) -> RawBody:
     """Encode the answers as Kafka does: a partition in error carries -1 for the high
     watermark, last stable offset and log start offset. aborted_transactions follows Kafka's
     two paths: a partition refused before any log is read (unknown topic, partition or topic
     id; `FetchResponse.partitionResponse`) carries the schema default, an empty list; one
     answered by the log (data, or an offset or epoch error; ReplicaManager) carries null,
-    except a read_committed read that succeeded, which carries the (always empty) list."""
+    except a read_committed read that succeeded, which carries the aborted transactions that
+    overlap the fetched batches (kafkito.broker.txn; empty when there are none). The last
+    stable offset is reported whatever the isolation level, as Kafka does."""
     topics: list[FetchTopic] = []
     index: dict[Any, list[FetchPartition]] = {}
     for w, code, data in answers:
@@ -164,15 +175,23 @@ def _response(
         plog = w.plog
         ok = plog is not None and code == ErrorCode.none
         hw = plog.high_watermark if ok and plog is not None else -1
+        lso = hw
+        aborted: list[tuple[int, int]] | None = (
+            [] if (ok and read_committed) or code in _UNKNOWN else None
+        )
+        if ok and plog is not None and txns is not None:
+            lso = txns.last_stable_offset(plog)
+            if read_committed and data:
+                aborted = txns.aborted_for_fetch(plog, w.fetch_offset, data)
         parts.append(
             FetchPartition(
                 partition_index=w.partition,
                 error_code=code,
                 high_watermark=hw,
-                last_stable_offset=hw,
+                last_stable_offset=lso,
                 log_start_offset=plog.log_start_offset if ok and plog is not None else -1,
                 records=data,
-                aborted_transactions=[] if (ok and read_committed) or code in _UNKNOWN else None,
+                aborted_transactions=aborted,
                 preferred_read_replica=-1,
             )
         )

@@ -3,7 +3,7 @@
 v0: transactional_id, transaction_timeout_ms; the answer is (producer_id, producer_epoch).
 v1: no change. v2: flexible. v3: producer_id and producer_epoch in the request (KIP-360: a
 transactional producer that names its current pid and epoch gets the epoch bumped).
-v4: no change we act on (the error PRODUCER_FENCED may be returned to it; we never fence).
+v4: PRODUCER_FENCED replaces INVALID_PRODUCER_EPOCH for a stale KIP-360 pid and epoch.
 
 Clients: aiokafka sends v0, librdkafka and kafka-python v4 (KAFKA-NOTES §1). kafka-python's
 *default* producer is idempotent and fails without this API.
@@ -15,13 +15,11 @@ out a new pid (a differential test found that kafkito bumped the epoch instead).
 producer that wants a new epoch bumps it itself, on its next batch with sequence 0 (librdkafka
 does), which the partition's producer state accepts.
 
-Transactions are not implemented: a non-null transactional_id is answered with
-TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53), the one code that each client treats as fatal at
-once instead of retrying: librdkafka's `rd_kafka_idemp_check_error` raises a fatal error
-("Failed to acquire transactional PID ... Transactional Id authorization failed"), kafka-python's
-InitProducerIdHandler calls `fatal_error`, and aiokafka raises TransactionalIdAuthorizationFailed.
-Codes outside librdkafka's fatal list (e.g. UNSUPPORTED_VERSION, INVALID_REQUEST) make it retry
-for ever, and the coordinator codes make every client retry. The broker also logs why.
+Transactional producers (transactional_id set) are the transaction coordinator's
+(kafkito.broker.txn): a new id gets a fresh pid at epoch 0, a known one its epoch bumped, which
+fences the previous producer (its open transaction is aborted first and the answer is
+CONCURRENT_TRANSACTIONS, so the client asks again, as with Kafka); a timeout above
+`transaction.max.timeout.ms` is INVALID_TRANSACTION_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -32,7 +30,9 @@ from typing import Any
 # Importing the module registers its installer (embedded.INSTALLERS) before any broker is built.
 from kafkito.broker import producers as _producers
 from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.broker.txn import transactions_of
 from kafkito.errors import BrokerError, ErrorCode
+from kafkito.protocol.codec import ms
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,7 @@ def _answer(code: ErrorCode, producer_id: int = -1, epoch: int = -1) -> dict[str
 async def init_producer_id(request: Any, ctx: RequestContext) -> dict[str, Any]:
     manager = ctx.broker.producers
     if request.transactional_id is not None:
-        log.warning(
-            "client %r from %s asked for transactional id %r: transactions are not supported "
-            "by this broker; answering TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
-            ctx.client_id,
-            ctx.peer,
-            request.transactional_id,
-        )
-        return _answer(ErrorCode.transactional_id_authorization_failed)
+        return await _transactional(request, ctx)
     if not isinstance(manager, _producers.ProducerStateManager):
         return _answer(ErrorCode.unknown_server_error)
     # Without a transactional id the pid and epoch sent (v3+) are ignored, as Kafka does.
@@ -68,3 +61,31 @@ async def init_producer_id(request: Any, ctx: RequestContext) -> dict[str, Any]:
         return _answer(exc.code)
     log.debug("InitProducerId from %s: pid %d epoch %d", ctx.peer, pid, new_epoch)
     return _answer(ErrorCode.none, pid, new_epoch)
+
+
+async def _transactional(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    """A transactional producer: the transaction coordinator gives (and fences) its id."""
+    try:
+        pid, epoch = await transactions_of(ctx.broker).init_producer_id(
+            request.transactional_id,
+            int(ms(request.transaction_timeout)),
+            int(getattr(request, "producer_id", -1)),
+            int(getattr(request, "producer_epoch", -1)),
+            ctx.api_version,
+        )
+    except BrokerError as exc:
+        log.info(
+            "InitProducerId for transactional id %r from %s: %s",
+            request.transactional_id,
+            ctx.peer,
+            exc,
+        )
+        return _answer(exc.code)
+    log.debug(
+        "InitProducerId for transactional id %r from %s: pid %d epoch %d",
+        request.transactional_id,
+        ctx.peer,
+        pid,
+        epoch,
+    )
+    return _answer(ErrorCode.none, pid, epoch)

@@ -1,6 +1,8 @@
 """ListOffsets (key 2), v1-9.
 
-v1: one offset per partition (no old-style list). v2: isolation_level. v4: current_leader_epoch
+v1: one offset per partition (no old-style list). v2: isolation_level (read_committed: LATEST
+is the last stable offset, and a timestamp lookup finds nothing at or above it, as in Kafka).
+v4: current_leader_epoch
 in, leader_epoch out. v6: flexible. v7: MAX_TIMESTAMP (-3). v8-9: tiered-storage timestamps
 (-4, -5), which on a single local log equal EARLIEST-LOCAL (-4 -> log start) and LATEST-TIERED
 (-5 -> nothing tiered: -1). A special timestamp sent below the version that introduced it is
@@ -39,6 +41,8 @@ def _answer(index: int, code: ErrorCode, timestamp: int = -1, offset: int = -1) 
 @handler(2, versions=range(1, 10))
 async def list_offsets(request: Any, ctx: RequestContext) -> dict[str, Any]:
     registry = ctx.broker.topics
+    txns = ctx.broker.transactions
+    read_committed = int(getattr(request, "isolation_level", 0)) == 1
     topics = []
     for topic in request.topics:
         answers = []
@@ -53,10 +57,12 @@ async def list_offsets(request: Any, ctx: RequestContext) -> dict[str, Any]:
                 answers.append(_answer(index, ErrorCode.unknown_leader_epoch))
                 continue
             ts = int(wanted.timestamp)
+            # read_committed sees up to the last stable offset (kafkito.broker.txn)
+            end = plog.high_watermark if txns is None else txns.visible_end(plog, read_committed)
             if ctx.api_version < _SINCE_VERSION.get(ts, 0):
                 answers.append(_answer(index, ErrorCode.unsupported_version))
             elif ts == LATEST:
-                answers.append(_answer(index, ErrorCode.none, -1, plog.high_watermark))
+                answers.append(_answer(index, ErrorCode.none, -1, end))
             elif ts in (EARLIEST, EARLIEST_LOCAL):
                 answers.append(_answer(index, ErrorCode.none, -1, plog.log_start_offset))
             elif ts == MAX_TIMESTAMP:
@@ -69,7 +75,7 @@ async def list_offsets(request: Any, ctx: RequestContext) -> dict[str, Any]:
             else:
                 # Kafka answers the found record's own timestamp, not the one asked for.
                 found = plog.lookup_timestamp(ts)
-                if found is None or found[0] >= plog.high_watermark:
+                if found is None or found[0] >= end:
                     answers.append(_answer(index, ErrorCode.none, -1, -1))
                 else:
                     answers.append(_answer(index, ErrorCode.none, found[1], found[0]))

@@ -1,0 +1,66 @@
+"""TxnOffsetCommit (key 28), v0-3.
+
+v1: no change. v2: committed_leader_epoch. v3: flexible; generation_id, member_id and
+group_instance_id (KIP-447: the group checks the member when one is named; PRODUCER_FENCED
+replaces INVALID_PRODUCER_EPOCH).
+
+Offsets committed inside a transaction: journaled with it, invisible to OffsetFetch (which
+answers UNSTABLE_OFFSET_COMMIT to require_stable fetches meanwhile) and committed to the group
+only when the transaction commits. The group must have been added with AddOffsetsToTxn first,
+else INVALID_TXN_STATE (Kafka 4 gives the same code when the offsets partition was not added).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.broker.txn import transactions_of
+from kafkito.errors import BrokerError, ErrorCode
+
+
+@handler(28, versions=range(0, 4))
+async def txn_offset_commit(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    rows = [
+        (
+            topic.name,
+            int(p.partition_index),
+            int(p.committed_offset),
+            int(getattr(p, "committed_leader_epoch", -1)),
+            p.committed_metadata,
+        )
+        for topic in request.topics
+        for p in topic.partitions
+    ]
+    try:
+        codes = await transactions_of(ctx.broker).txn_offset_commit(
+            request.transactional_id,
+            request.group_id,
+            int(request.producer_id),
+            int(request.producer_epoch),
+            int(getattr(request, "generation_id", -1)),
+            str(getattr(request, "member_id", "")),
+            getattr(request, "group_instance_id", None),
+            rows,
+            ctx.api_version,
+        )
+    except BrokerError as exc:
+        codes = {(t, p): exc.code for t, p, *_ in rows}
+    return {
+        "throttle_time": 0,
+        "topics": [
+            {
+                "name": topic.name,
+                "partitions": [
+                    {
+                        "partition_index": int(p.partition_index),
+                        "error_code": codes.get(
+                            (topic.name, int(p.partition_index)), ErrorCode.none
+                        ),
+                    }
+                    for p in topic.partitions
+                ],
+            }
+            for topic in request.topics
+        ],
+    }

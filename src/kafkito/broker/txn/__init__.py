@@ -1,0 +1,58 @@
+"""The transaction coordinator of the embedded broker (exactly-once producers).
+
+* states.py       the transaction state machine, as a transition table
+* coordinator.py  InitProducerId with a transactional id, AddPartitionsToTxn, AddOffsetsToTxn,
+                  TxnOffsetCommit, EndTxn, timeouts, markers, the journal and recovery
+
+Storage side: storage/txnindex.py (open and aborted transactions per partition, the LSO, the
+`.txnindex` files); protocol/control.py (the marker batches).
+
+Importing this package registers `install` in `kafkito.broker.embedded.INSTALLERS`, after the
+group coordinator and the producer state (imported first below), whose state a transaction's
+recovery uses: pending offsets go to the group coordinator, producer ids come from the
+producer-state allocator.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING
+
+import kafkito.broker.coordinator  # its installer must run before ours
+import kafkito.broker.producers  # noqa: F401 - same
+from kafkito.broker import embedded
+from kafkito.broker.txn.coordinator import TxnCoordinator, TxnMetadata
+from kafkito.broker.txn.states import TxnEvent, TxnState
+from kafkito.errors import BrokerError, ErrorCode
+
+if TYPE_CHECKING:
+    from kafkito.broker.core import BrokerCore
+
+__all__ = ["TxnCoordinator", "TxnEvent", "TxnMetadata", "TxnState", "install", "transactions_of"]
+
+_COORDINATORS: weakref.WeakKeyDictionary[BrokerCore, TxnCoordinator] = weakref.WeakKeyDictionary()
+
+
+def install(broker: BrokerCore) -> None:
+    """Attach a transaction coordinator to a fresh BrokerCore (an `embedded.INSTALLERS` entry)."""
+    coordinator = TxnCoordinator(broker)
+    _COORDINATORS[broker] = coordinator
+    broker.transactions = coordinator
+    broker.participants.append(coordinator)
+
+
+def transactions_of(broker: BrokerCore) -> TxnCoordinator:
+    """The broker's transaction coordinator; BrokerError(COORDINATOR_NOT_AVAILABLE) if none."""
+    coordinator = _COORDINATORS.get(broker)
+    if coordinator is None:
+        raise BrokerError(ErrorCode.coordinator_not_available, "no transaction coordinator")
+    return coordinator
+
+
+def maybe_transactions_of(broker: BrokerCore) -> TxnCoordinator | None:
+    """The broker's transaction coordinator, or None (a core built without installers)."""
+    return _COORDINATORS.get(broker)
+
+
+if install not in embedded.INSTALLERS:
+    embedded.INSTALLERS.append(install)
