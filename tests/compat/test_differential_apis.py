@@ -9,6 +9,11 @@ a client's admin call built on the API gives the same result on both brokers.
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+import pytest
+
 from compat.differential import Brokers, Observations, create_topic, plain, run_differential, unique
 from compat.test_differential_groups import (
     CLIENTS,
@@ -136,6 +141,252 @@ def test_offset_delete(brokers: Brokers) -> None:
                 seen["kafka-python no such group"] = type(exc).__name__
         finally:
             client.close()
+        return seen
+
+    run_differential(scenario, brokers)
+
+
+OFFSET_FOR_LEADER_EPOCH, DELETE_RECORDS = 23, 21
+
+
+def _produce(bootstrap: str, topic: str, partition: int, count: int) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for i in range(count):
+        producer.produce(topic, value=b"v%d" % i, partition=partition)
+    assert producer.flush(20) == 0
+
+
+def epoch_end(
+    client: WireClient, version: int, topic: str, partition: int, epoch: int, current: int
+) -> Observations:
+    body = {
+        "replica_id": -1,
+        "topics": [
+            {
+                "topic": topic,
+                "partitions": [
+                    {"partition": partition, "current_leader_epoch": current, "leader_epoch": epoch}
+                ],
+            }
+        ],
+    }
+    answer = client.request(OFFSET_FOR_LEADER_EPOCH, version, body)
+    (t,) = answer.topics
+    (p,) = t.partitions
+    return {
+        "throttle": plain(answer.throttle_time),
+        "partition": p.partition,
+        "error": plain(p.error_code),
+        "epoch": p.leader_epoch,
+        "end": p.end_offset,
+    }
+
+
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_offset_for_leader_epoch(brokers: Brokers, version: int) -> None:
+    """v2 (librdkafka), v3-4 (kafka-python): each rule of LeaderEpochFileCache.endOffsetFor on a
+    partition with data, an empty one, and one whose start moved (DeleteRecords), plus fencing."""
+
+    def scenario(bootstrap: str) -> Observations:
+        topic = unique("ofle")
+        create_topic(bootstrap, topic, 3)
+        _produce(bootstrap, topic, 0, 5)
+        _produce(bootstrap, topic, 2, 4)
+        seen: Observations = {}
+        with WireClient(bootstrap) as client:
+            deleted = client.request(
+                DELETE_RECORDS,
+                2,
+                {
+                    "topics": [
+                        {"name": topic, "partitions": [{"partition_index": 2, "offset": 3}]}
+                    ],
+                    "timeout": 10_000,
+                },
+            )
+            seen["delete records"] = plain(deleted.topics[0].partitions[0].error_code)
+            cases = {
+                "epoch 0": (0, 0, -1),
+                "epoch 0 current 0": (0, 0, 0),
+                "empty partition": (1, 0, 0),
+                "moved start": (2, 0, 0),
+                "moved start epoch -3": (2, -3, -1),
+                "epoch 1 (above)": (0, 1, 0),
+                "epoch 7 (above)": (0, 7, -1),
+                "epoch -1": (0, -1, 0),
+                "epoch -2": (0, -2, -1),
+                "current 1 (unknown)": (0, 0, 1),
+                "current -2 (fenced)": (0, 0, -2),
+                "unknown partition": (9, 0, -1),
+            }
+            for name, (partition, epoch, current) in cases.items():
+                seen[name] = epoch_end(client, version, topic, partition, epoch, current)
+            seen["unknown topic"] = epoch_end(client, version, unique("ofle-absent"), 0, 0, -1)
+        return seen
+
+    run_differential(scenario, brokers)
+
+
+OFFSET_COMMIT = 8
+TRUNCATION_SETTLE_S = 4.0
+"""How long a consumer polls before one more record is produced. A client that detected the
+truncation waits at the end of the log (it sees only the new record); one that reset reads from
+the start at once. Only the order of events matters, not the time: a slow machine that needs
+longer only shifts records from the first list to the same final list."""
+
+
+def _commit(bootstrap: str, group: str, topic: str, offset: int, epoch: int) -> None:
+    """Commit as an admin does (generation -1): the offset and the leader epoch it came from."""
+    body = {
+        "group_id": group,
+        "generation_id_or_member_epoch": -1,
+        "member_id": "",
+        "group_instance_id": None,
+        "retention_time": -1,
+        "topics": [
+            {
+                "name": topic,
+                "partitions": [
+                    {
+                        "partition_index": 0,
+                        "committed_offset": offset,
+                        "committed_leader_epoch": epoch,
+                        "committed_metadata": "",
+                    }
+                ],
+            }
+        ],
+    }
+    find_coordinator(bootstrap, 2, group)
+    with WireClient(bootstrap) as client:
+        answer = client.request(OFFSET_COMMIT, 9, body)
+    assert answer.topics[0].partitions[0].error_code == 0, answer
+
+
+def _read_until(poll: Any, last: int, deadline_s: float) -> list[int]:
+    """Offsets from `poll()` (a list of offsets per call) until `last` arrives or the deadline."""
+    seen: list[int] = []
+    deadline = time.monotonic() + deadline_s
+    while last not in seen and time.monotonic() < deadline:
+        seen.extend(poll())
+    return seen
+
+
+class Reading:
+    """One consumer of one client, reduced to what the scenario needs: poll offsets, seek."""
+
+    def __init__(self, client: str, bootstrap: str, topic: str, group: str) -> None:
+        self.client, self.topic = client, topic
+        if client == "confluent-kafka":
+            from confluent_kafka import Consumer
+
+            self.ck = Consumer(
+                {
+                    "bootstrap.servers": bootstrap,
+                    "group.id": group,
+                    "auto.offset.reset": "earliest",
+                    "enable.auto.commit": False,
+                }
+            )
+        else:
+            from kafka import KafkaConsumer
+
+            self.kp = KafkaConsumer(
+                bootstrap_servers=bootstrap,
+                group_id=group,
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+            )
+
+    def subscribe(self) -> None:
+        if self.client == "confluent-kafka":
+            self.ck.subscribe([self.topic])
+        else:
+            self.kp.subscribe([self.topic])
+
+    def assign(self) -> None:
+        if self.client == "confluent-kafka":
+            from confluent_kafka import TopicPartition
+
+            self.ck.assign([TopicPartition(self.topic, 0, 0)])
+        else:
+            from kafka import TopicPartition as KafkaTopicPartition
+
+            self.kp.assign([KafkaTopicPartition(self.topic, 0)])
+
+    def seek(self, offset: int, epoch: int) -> None:
+        """librdkafka seeks to an offset with its leader epoch (and validates it when the epoch
+        is set); kafka-python's seek takes no epoch (it validates nothing then)."""
+        if self.client == "confluent-kafka":
+            from confluent_kafka import TopicPartition
+
+            self.ck.seek(TopicPartition(self.topic, 0, offset, leader_epoch=epoch))
+        else:
+            from kafka import TopicPartition as KafkaTopicPartition
+
+            self.kp.seek(KafkaTopicPartition(self.topic, 0), offset)
+
+    def poll(self) -> list[int]:
+        if self.client == "confluent-kafka":
+            message = self.ck.poll(0.2)
+            if message is None or message.error():
+                return []
+            return [message.offset()]
+        batches = self.kp.poll(timeout_ms=200)
+        return [m.offset for records in batches.values() for m in records]
+
+    def close(self) -> None:
+        if self.client == "confluent-kafka":
+            self.ck.close()
+        else:
+            self.kp.close()
+
+
+@pytest.mark.parametrize("client", ["confluent-kafka", "kafka-python"])
+def test_truncation_detection_by_clients(brokers: Brokers, client: str) -> None:
+    """What a consumer reads now that OffsetForLeaderEpoch is served: from committed offsets
+    that carry a leader epoch (inside the log, past its end, from an epoch the broker never
+    had), and after seeks with an epoch, which librdkafka validates (KIP-320): inside the log,
+    past the end of epoch 0 (truncation), and from epoch 1, for which Kafka answers "no such
+    epoch" (the seeks are what tells whether the broker serves the API at all: without it
+    librdkafka fetches from the seek position as asked)."""
+
+    def scenario(bootstrap: str) -> Observations:
+        topic = unique("trunc")
+        inside, past, later = unique("g-inside"), unique("g-past"), unique("g-later")
+        create_topic(bootstrap, topic, 1)
+        _produce(bootstrap, topic, 0, 10)
+        _commit(bootstrap, inside, topic, 6, 0)
+        _commit(bootstrap, past, topic, 50, 0)
+        _commit(bootstrap, later, topic, 5, 1)
+        seen: Observations = {}
+        next_offset = 10
+        cases: list[tuple[str, str, tuple[int, int] | None]] = [
+            ("committed inside", inside, None),
+            ("committed past the end", past, None),
+            ("committed with a later epoch", later, None),
+            ("seek inside epoch 0", unique("g-seek"), (3, 0)),
+            ("seek past the end epoch 0", unique("g-seek"), (50, 0)),
+            ("seek inside epoch 1", unique("g-seek"), (4, 1)),
+        ]
+        for name, group, seek in cases:
+            consumer = Reading(client, bootstrap, topic, group)
+            try:
+                if seek is None:
+                    consumer.subscribe()
+                else:
+                    consumer.assign()
+                    assert next_offset - 1 in _read_until(consumer.poll, next_offset - 1, 30)
+                    consumer.seek(*seek)
+                first = _read_until(consumer.poll, next_offset - 1, TRUNCATION_SETTLE_S)
+                _produce(bootstrap, topic, 0, 1)
+                seen[name] = sorted(set(first + _read_until(consumer.poll, next_offset, 30)))
+                assert next_offset in seen[name], f"{name}: {next_offset} never came: {seen[name]}"
+                next_offset += 1
+            finally:
+                consumer.close()
         return seen
 
     run_differential(scenario, brokers)
