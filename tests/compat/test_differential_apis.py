@@ -390,3 +390,94 @@ def test_truncation_detection_by_clients(brokers: Brokers, client: str) -> None:
         return seen
 
     run_differential(scenario, brokers)
+
+
+DESCRIBE_LOG_DIRS = 35
+
+
+def log_dirs(
+    client: WireClient, version: int, topics: dict[str, list[int]] | None, names: dict[str, str]
+) -> Observations:
+    body = {
+        "topics": None
+        if topics is None
+        else [{"topic": t, "partitions": p} for t, p in topics.items()]
+    }
+    answer = client.request(DESCRIBE_LOG_DIRS, version, body)
+    (result,) = answer.results  # one log directory on both brokers
+    seen: Observations = {
+        "error": plain(getattr(answer, "error_code", "<v3")),
+        "dir error": plain(result.error_code),
+        # the path is the deployment's; clients show it as a name
+        "dir is absolute": result.log_dir.startswith("/"),
+        # the reference node is shared by the session: only this scenario's topics are looked at
+        "topics": sorted(
+            (
+                names[t.name],
+                sorted(
+                    (p.partition_index, p.partition_size, p.offset_lag, p.is_future_key)
+                    for p in t.partitions
+                ),
+            )
+            for t in result.topics
+            if t.name in names
+        ),
+    }
+    if version >= 4:
+        # the disk's figures are the machine's: both brokers share it, but its free space moves
+        seen["disk"] = 0 < result.usable_bytes <= result.total_bytes
+    return seen
+
+
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
+def test_describe_log_dirs(brokers: Brokers, version: int) -> None:
+    """Sizes of partitions holding the same hand-made batches (stored as received, so the
+    byte counts must agree), an empty partition, a partition emptied by DeleteRecords, every
+    partition (null topics), some partitions, and unknown ones (left out without an error)."""
+    from kafkito.testing.wire import record_batch
+
+    def scenario(bootstrap: str) -> Observations:
+        topic, other = unique("ld"), unique("ld-other")
+        absent = unique("ld-absent")
+        names = {topic: "T", other: "O", absent: "A"}
+        create_topic(bootstrap, topic, 3)
+        create_topic(bootstrap, other, 1)
+        with WireClient(bootstrap) as client:
+            for partition, count in ((0, 3), (0, 1), (2, 5)):
+                batch = record_batch(
+                    [(b"k%d" % i, b"value-%d" % i, [("h", b"x")]) for i in range(count)],
+                    base_timestamp_ms=1_700_000_000_000,
+                )
+                body = {
+                    "transactional_id": None,
+                    "acks": -1,
+                    "timeout": 10_000,
+                    "topic_data": [
+                        {"name": topic, "partition_data": [{"index": partition, "records": batch}]}
+                    ],
+                }
+                produced = client.request(0, 9, body)
+                assert produced.responses[0].partition_responses[0].error_code == 0
+            seen = {
+                "all": log_dirs(client, version, None, names),
+                "some": log_dirs(client, version, {topic: [0, 1]}, names),
+                "unknown": log_dirs(client, version, {topic: [7], absent: [0]}, names),
+                "none": log_dirs(client, version, {}, names),
+            }
+        if version == 4:  # kafka-python's admin call (confluent-kafka 2.16 has none)
+            from kafka.admin import KafkaAdminClient
+
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+            try:
+                (broker,) = admin.describe_log_dirs({topic: [0, 2]})
+            finally:
+                admin.close()
+            seen["kafka-python"] = sorted(
+                (names[t["name"]], p["partition_index"], p["partition_size"])
+                for d in broker["log_dirs"]
+                for t in d["topics"]
+                for p in t["partitions"]
+            )
+        return seen
+
+    run_differential(scenario, brokers)
