@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 
-from compat.differential import Brokers, Observations, create_topic, plain, run_differential, unique
+from compat.differential import (
+    Brokers,
+    Observations,
+    create_topic,
+    plain,
+    run_differential,
+    scrub,
+    unique,
+)
 from compat.test_differential_groups import (
     CLIENTS,
     Member,
@@ -479,5 +487,219 @@ def test_describe_log_dirs(brokers: Brokers, version: int) -> None:
                 for p in t["partitions"]
             )
         return seen
+
+    run_differential(scenario, brokers)
+
+
+DESCRIBE_CLIENT_QUOTAS, ALTER_CLIENT_QUOTAS = 48, 49
+Ops = list[tuple[str, float | None]]
+
+
+def alter_quotas(
+    client: WireClient,
+    version: int,
+    entries: list[tuple[list[tuple[str, str | None]], Ops]],
+    *,
+    validate_only: bool = False,
+) -> list[Any]:
+    body = {
+        "entries": [
+            {
+                "entity": [{"entity_type": t, "entity_name": n} for t, n in entity],
+                "ops": [
+                    {"key": k, "value": 0.0 if v is None else v, "remove": v is None}
+                    for k, v in ops
+                ],
+            }
+            for entity, ops in entries
+        ],
+        "validate_only": validate_only,
+    }
+    answer = client.request(ALTER_CLIENT_QUOTAS, version, body)
+    # Kafka answers from a map keyed by entity: the order means nothing, the pairing does
+    return sorted(
+        (
+            sorted((e.entity_type, e.entity_name or "<default>") for e in entry.entity),
+            plain(entry.error_code),
+            entry.error_message,
+        )
+        for entry in answer.entries
+    )
+
+
+def describe_quotas(
+    client: WireClient,
+    version: int,
+    components: list[tuple[str, int, str | None]],
+    *,
+    strict: bool = False,
+    ours: set[str] | None = None,
+) -> Observations:
+    """DescribeClientQuotas; with `ours`, only entities naming one of them, or only defaults
+    (the reference node is shared by the session: other tests' entities are not looked at)."""
+    body = {
+        "components": [
+            {"entity_type": t, "match_type": m, "match": match} for t, m, match in components
+        ],
+        "strict": strict,
+    }
+    answer = client.request(DESCRIBE_CLIENT_QUOTAS, version, body)
+    entries = None
+    if answer.entries is not None:
+        entries = sorted(
+            (
+                sorted((e.entity_type, e.entity_name or "<default>") for e in entry.entity),
+                sorted((v.key, v.value) for v in entry.values),
+            )
+            for entry in answer.entries
+            if ours is None
+            or any(e.entity_name in ours or e.entity_name is None for e in entry.entity)
+        )
+    return {
+        "error": plain(answer.error_code),
+        "message": answer.error_message,
+        "entries": entries,
+    }
+
+
+def await_quotas(client: WireClient, entity: list[tuple[str, str | None]], values: Any) -> None:
+    """Wait until DescribeClientQuotas shows `entity` with `values` ({} once removed).
+
+    Apache Kafka's brokers serve quotas from their metadata image, which follows the
+    controller's commit a moment after AlterClientQuotas answers; kafkito's answer comes after
+    the change. The wait removes that timing, and only that, from the observations."""
+    components = [(t, 0 if n is not None else 1, n) for t, n in entity]
+    want = sorted(values.items())
+    deadline = time.monotonic() + 20
+    while True:
+        seen = describe_quotas(client, 1, components, strict=True)["entries"] or []
+        got = seen[0][1] if seen else []
+        if got == want:
+            return
+        assert time.monotonic() < deadline, f"quotas of {entity} still {got}, want {want}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_client_quotas_alter_and_describe(brokers: Brokers, version: int) -> None:
+    """AlterClientQuotas' checks and DescribeClientQuotas' filters, answer by answer. The
+    default entity set here holds a key that throttles nothing (controller_mutation_rate is
+    not enforced on these requests), and everything is removed at the end: the reference
+    node is shared by the session."""
+
+    def scenario(bootstrap: str) -> Observations:
+        u1, c1, c2, c3 = unique("u1"), unique("c1"), unique("c2"), unique("c3")
+        names = {u1: "U1", c1: "C1", c2: "C2", c3: "C3"}
+        ours = set(names)
+        seen: Observations = {}
+        with WireClient(bootstrap) as client:
+            try:
+                seen["validate only"] = alter_quotas(
+                    client,
+                    version,
+                    [([("client-id", c3)], [("producer_byte_rate", 100.0)])],
+                    validate_only=True,
+                )
+                seen["alter"] = alter_quotas(
+                    client,
+                    version,
+                    [
+                        (
+                            [("client-id", c1)],
+                            [("producer_byte_rate", 1024.0), ("consumer_byte_rate", 2048.0)],
+                        ),
+                        ([("user", u1), ("client-id", c1)], [("request_percentage", 50.5)]),
+                        ([("user", u1)], [("producer_byte_rate", 4096.0)]),
+                        ([("client-id", None)], [("controller_mutation_rate", 1e9)]),
+                        ([("ip", "127.0.0.2")], [("connection_creation_rate", 1000.0)]),
+                        ([("client-id", c3)], [("producer_byte_rate", None)]),
+                    ],
+                )
+                for entity, values in (
+                    (
+                        [("client-id", c1)],
+                        {"producer_byte_rate": 1024.0, "consumer_byte_rate": 2048.0},
+                    ),
+                    ([("user", u1), ("client-id", c1)], {"request_percentage": 50.5}),
+                    ([("user", u1)], {"producer_byte_rate": 4096.0}),
+                    ([("client-id", None)], {"controller_mutation_rate": 1e9}),
+                    ([("ip", "127.0.0.2")], {"connection_creation_rate": 1000.0}),
+                ):
+                    await_quotas(client, entity, values)
+                refusals = {
+                    "not a long": ([("user", u1)], [("producer_byte_rate", 1.5)]),
+                    "unknown key": ([("user", u1)], [("bogus_rate", 1.0)]),
+                    "ip key on a client": (
+                        [("client-id", c2)],
+                        [("connection_creation_rate", 1.0)],
+                    ),
+                    "client key on an ip": ([("ip", "127.0.0.3")], [("producer_byte_rate", 1.0)]),
+                    "bad ip": ([("ip", "300.1.1.1")], [("connection_creation_rate", 1.0)]),
+                    "empty user": ([("user", "")], [("producer_byte_rate", 1.0)]),
+                    "ip with user": (
+                        [("ip", "127.0.0.4"), ("user", u1)],
+                        [("producer_byte_rate", 1.0)],
+                    ),
+                    "no entity": ([], [("producer_byte_rate", 1.0)]),
+                    "unknown type": ([("group", c2)], [("producer_byte_rate", 1.0)]),
+                    "duplicate key": (
+                        [("client-id", c2)],
+                        [("producer_byte_rate", 1.0), ("producer_byte_rate", 2.0)],
+                    ),
+                    "negative": ([("client-id", c2)], [("producer_byte_rate", -5.0)]),
+                    "zero": ([("client-id", c2)], [("producer_byte_rate", 0.0)]),
+                    "negative fraction": ([("client-id", c2)], [("producer_byte_rate", -1.5)]),
+                    "negative percentage": ([("client-id", c2)], [("request_percentage", -1.5)]),
+                    "fraction of a percent": ([("client-id", c2)], [("request_percentage", 0.5)]),
+                    "valid and invalid": (
+                        [("client-id", c2)],
+                        [("consumer_byte_rate", 10.0), ("producer_byte_rate", 1.5)],
+                    ),
+                }
+                for name, entry in refusals.items():
+                    seen[name] = alter_quotas(client, version, [entry])
+                await_quotas(client, [("client-id", c2)], {"request_percentage": 0.5})
+                filters: dict[str, tuple[list[tuple[str, int, str | None]], bool]] = {
+                    "client C1": ([("client-id", 0, c1)], False),
+                    "client C1 strict": ([("client-id", 0, c1)], True),
+                    "user U1": ([("user", 0, u1)], False),
+                    "user U1 strict": ([("user", 0, u1)], True),
+                    "user U1 any client": ([("user", 0, u1), ("client-id", 2, None)], False),
+                    "default client": ([("client-id", 1, None)], True),
+                    "any client strict": ([("client-id", 2, None)], True),
+                    "unknown client": ([("client-id", 0, unique("nobody"))], False),
+                    "ip exact": ([("ip", 0, "127.0.0.2")], True),
+                    "ip with user": ([("ip", 2, None), ("user", 2, None)], False),
+                    "unknown type": ([("group", 2, None)], False),
+                    "empty type": ([("", 2, None)], False),
+                    "twice": ([("user", 2, None), ("user", 0, u1)], False),
+                    "exact without name": ([("user", 0, None)], False),
+                    "default with name": ([("user", 1, u1)], False),
+                    "any with name": ([("user", 2, u1)], False),
+                    "bad match type": ([("user", 7, None)], False),
+                }
+                for name, (components, strict) in filters.items():
+                    seen[f"describe {name}"] = describe_quotas(
+                        client, version, components, strict=strict, ours=ours
+                    )
+            finally:
+                alter_quotas(
+                    client,
+                    1,
+                    [
+                        (
+                            [("client-id", c1)],
+                            [("producer_byte_rate", None), ("consumer_byte_rate", None)],
+                        ),
+                        ([("user", u1), ("client-id", c1)], [("request_percentage", None)]),
+                        ([("user", u1)], [("producer_byte_rate", None)]),
+                        ([("client-id", None)], [("controller_mutation_rate", None)]),
+                        ([("ip", "127.0.0.2")], [("connection_creation_rate", None)]),
+                        ([("client-id", c2)], [("request_percentage", None)]),
+                    ],
+                )
+            await_quotas(client, [("client-id", None)], {})
+            seen["after removal"] = describe_quotas(client, version, [("client-id", 0, c1)])
+        return scrub(seen, names)
 
     run_differential(scenario, brokers)
