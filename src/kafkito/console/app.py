@@ -57,7 +57,12 @@ a { color:var(--accent); } pre { margin:0; white-space:pre-wrap; word-break:brea
 
 
 def _page(title: str, body: str, active: str = "") -> HTMLResponse:
-    links = [("/", "Dashboard"), ("/console", "Topics"), ("/console/groups", "Groups")]
+    links = [
+        ("/", "Dashboard"),
+        ("/console", "Topics"),
+        ("/console/groups", "Groups"),
+        ("/console/quotas", "Quotas"),
+    ]
     nav = " ".join(
         f'<a href="{href}" class="{"on" if name == active else ""}">{name}</a>'
         for href, name in links
@@ -195,6 +200,36 @@ def create_app(
         )
         return _page(group, body, "Groups")
 
+    def _quota_rows() -> list[dict[str, Any]]:
+        from kafkito.client.quotas import describe_quotas
+
+        return [
+            {"entity": q.entity, "key": key, "value": value}
+            for q in describe_quotas(settings)
+            for key, value in sorted(q.values.items())
+        ]
+
+    def quotas_page(request: Request) -> Response:
+        try:
+            found = _quota_rows()
+        except Exception as exc:
+            return _page("Quotas", f"<p class='err'>cannot list quotas: {_esc(exc)}</p>", "Quotas")
+        rows = "".join(
+            "<tr><td>"
+            + _esc(", ".join(f"{t}={n or '<default>'}" for t, n in sorted(q["entity"].items())))
+            + f"</td><td>{_esc(q['key'])}</td><td class='num'>{q['value']:,.10g}</td></tr>"
+            for q in found
+        )
+        body = (
+            "<h2>Client quotas</h2><table id='quotas'><tr><th>entity</th><th>quota</th>"
+            f"<th>value</th></tr>{rows}</table><p class='muted'>byte rates in bytes/s; set them "
+            "with <code>kafkito quotas set</code></p>"
+        )
+        return _page("Quotas", body, "Quotas")
+
+    def api_quotas(request: Request) -> Response:
+        return JSONResponse(_quota_rows())
+
     def api_topics(request: Request) -> Response:
         return JSONResponse(
             [{**asdict(t), "records": t.records} for t in cluster.list_topics(settings)]
@@ -245,12 +280,14 @@ def create_app(
         Route("/console/topics/{name:path}", topic_page),
         Route("/console/groups", groups_page),
         Route("/console/groups/{group:path}", group_page),
+        Route("/console/quotas", quotas_page),
         Route("/api/dashboard", api_dashboard),
         Route("/api/topics", api_topics),
         Route("/api/topics/{name}/messages", api_messages),
         Route("/api/topics/{name}", api_topic),
         Route("/api/groups", api_groups),
         Route("/api/groups/{group}", api_group),
+        Route("/api/quotas", api_quotas),
         Route("/metrics", prometheus),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
