@@ -128,6 +128,8 @@ class Connection:
         self.authenticated_user: str | None = None
         self.close_after_answer = False
         """Set by a handler (failed login): write the answers queued so far, then close."""
+        self.muted_until = 0.0
+        """Loop time before which no request is read: a client over its quota (broker/quotas)."""
 
     @property
     def authenticated(self) -> bool:
@@ -158,6 +160,8 @@ class Connection:
         graceful = False
         try:
             while not writer_task.done():
+                if (mute_s := self.muted_until - asyncio.get_running_loop().time()) > 0:
+                    await asyncio.sleep(mute_s)  # throttled: Kafka mutes the channel
                 frame = await self._read_frame(settings)
                 if frame is None:
                     break

@@ -384,9 +384,10 @@ def _register_commands() -> None:
     from kafkito.cli.groups import groups
     from kafkito.cli.health import health
     from kafkito.cli.produce import produce
+    from kafkito.cli.quotas import quotas
     from kafkito.cli.topics import topics
 
-    for command in (produce, consume, topics, groups, health, bench, console, demo):
+    for command in (produce, consume, topics, groups, health, bench, console, demo, quotas):
         cli.add_command(command)
     from kafkito.broker.auth.cli import users
 

@@ -105,6 +105,7 @@ def _page(
         ("/console", "Topics"),
         ("/console/groups", "Groups"),
         ("/console/dead-letters", "Dead letters"),
+        ("/console/quotas", "Quotas"),
     ]
     nav = " ".join(
         f'<a href="{href}" class="{"on" if name == active else ""}">{name}</a>'
@@ -576,6 +577,36 @@ def create_app(
         )
         return page(group, body, "Groups", chart=True)
 
+    def _quota_rows() -> list[dict[str, Any]]:
+        from kafkito.client.quotas import describe_quotas
+
+        return [
+            {"entity": q.entity, "key": key, "value": value}
+            for q in describe_quotas(settings)
+            for key, value in sorted(q.values.items())
+        ]
+
+    def quotas_page(request: Request) -> Response:
+        try:
+            found = _quota_rows()
+        except Exception as exc:
+            return page("Quotas", f"<p class='err'>cannot list quotas: {_esc(exc)}</p>", "Quotas")
+        rows = "".join(
+            "<tr><td>"
+            + _esc(", ".join(f"{t}={n or '<default>'}" for t, n in sorted(q["entity"].items())))
+            + f"</td><td>{_esc(q['key'])}</td><td class='num'>{q['value']:,.10g}</td></tr>"
+            for q in found
+        )
+        body = (
+            "<h2>Client quotas</h2><table id='quotas'><tr><th>entity</th><th>quota</th>"
+            f"<th>value</th></tr>{rows}</table><p class='muted'>byte rates in bytes/s; set them "
+            "with <code>kafkito quotas set</code></p>"
+        )
+        return page("Quotas", body, "Quotas")
+
+    def api_quotas(request: Request) -> Response:
+        return JSONResponse(_quota_rows())
+
     def api_groups(request: Request) -> Response:
         return JSONResponse([{"group": g, "state": s} for g, s in cluster.list_groups(settings)])
 
@@ -680,6 +711,7 @@ def create_app(
         Route("/console/topics/{name:path}", topic_page),
         Route("/console/groups", groups_page),
         Route("/console/groups/{group:path}", group_page),
+        Route("/console/quotas", quotas_page),
         Route("/console/dead-letters", dead_letters_page),
         Route("/api/dashboard", api_dashboard),
         Route("/api/topics", api_topics),
@@ -695,6 +727,7 @@ def create_app(
         Route("/api/groups/{group}/lag-history", api_lag_history),
         Route("/api/groups/{group}/reset-offsets", mutation(reset_offsets), methods=["POST"]),
         Route("/api/groups/{group}", api_group),
+        Route("/api/quotas", api_quotas),
         Route("/api/dead-letters", api_dead_letters),
         Route("/api/dead-letters/{topic}/republish", mutation(republish), methods=["POST"]),
         Route("/metrics", prometheus),

@@ -465,8 +465,9 @@ class ApacheKafka:
                         "kafka.tools.StorageTool",
                         "format",
                         "--ignore-formatted",
-                        "-t",
-                        self.cluster_id,
+                        # one argument: an id may start with "-" (1 in 64), which argparse
+                        # would take for an option when given as a separate argument
+                        f"--cluster-id={self.cluster_id}",
                         "-c",
                         str(node.home / "server.properties"),
                         heap_mb=256,

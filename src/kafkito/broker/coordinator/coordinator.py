@@ -46,6 +46,7 @@ from kafkito.broker.coordinator.consumer_group import ConsumerGroups
 from kafkito.broker.coordinator.group import Group, Member, Protocols
 from kafkito.broker.coordinator.journal import Journal, Record
 from kafkito.broker.coordinator.states import GroupEvent, GroupState
+from kafkito.broker.coordinator.subscriptions import CONSUMER_PROTOCOL_TYPE, subscribed_topics
 from kafkito.errors import ErrorCode
 
 if TYPE_CHECKING:
@@ -882,6 +883,50 @@ class Coordinator:
         assert group is None or not group.members, "only an empty classic group is converted"
         if group is not None:
             self._cancel_timers(group)
+
+    async def delete_offsets(
+        self, group_id: str, topics: list[tuple[str, list[int]]]
+    ) -> tuple[ErrorCode, list[tuple[str, list[tuple[int, ErrorCode]]]]]:
+        """OffsetDelete (OffsetMetadataManager.deleteOffsets): a group-level error, or an error
+        per partition; partitions without a committed offset answer no error. A non-empty
+        group may only lose offsets of topics it does not subscribe to, and only if it is a
+        `consumer` group (ClassicGroup.validateOffsetDelete). Returns once deletions are durable.
+        """
+        if not group_id:
+            return ErrorCode.invalid_group_id, []
+        group = self.groups.get(group_id)
+        if group is None or group.state is GroupState.DEAD:
+            return ErrorCode.group_id_not_found, []
+        if group.state is not GroupState.EMPTY and group.protocol_type != CONSUMER_PROTOCOL_TYPE:
+            return ErrorCode.non_empty_group, []
+        subscribed = subscribed_topics(group)
+        await self.journal.settle(group_id)  # deletes what every earlier commit wrote
+        table = self.offsets.get(group_id, {})
+        answer: list[tuple[str, list[tuple[int, ErrorCode]]]] = []
+        gone: list[tuple[str, int]] = []
+        for topic, partitions in topics:
+            rows = []
+            for partition in partitions:
+                if topic in subscribed:
+                    rows.append((partition, ErrorCode.group_subscribed_to_topic))
+                    continue
+                if (topic, partition) in table:
+                    gone.append((topic, partition))
+                rows.append((partition, ErrorCode.none))
+            answer.append((topic, rows))
+        if gone:
+            # the tombstone of an expired offset removes it on replay; a deleted one is the same
+            records: list[Record] = [
+                {"type": "offset_expired", "g": group_id, "t": t, "p": p} for t, p in gone
+            ]
+
+            def apply() -> None:
+                for key in gone:
+                    self.offsets.get(group_id, {}).pop(key, None)
+
+            await self.journal.write(records, apply, group_id)
+            log.info("group %s: %d offsets deleted", group_id, len(gone))
+        return ErrorCode.none, answer
 
     def list_groups(self) -> Iterable[Group]:
         return [g for g in self.groups.values() if g.state is not GroupState.DEAD]

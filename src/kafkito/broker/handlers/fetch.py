@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafkito.broker.dispatch import RawBody, RequestContext, handler
+from kafkito.broker.quotas import fetch_max_bytes, throttle_fetch
 from kafkito.broker.state import LEADER_EPOCH
 from kafkito.errors import ErrorCode, StorageError
 from kafkito.protocol.codec import ms
@@ -125,8 +126,8 @@ def _collect(
 @handler(1, versions=FETCH_VERSIONS)
 async def fetch(request: Any, ctx: RequestContext) -> RawBody:
     wanted = _resolve(request, ctx)
-    max_bytes = int(request.max_bytes) if ctx.api_version >= 3 else 1 << 30
-    min_bytes = int(request.min_bytes)
+    max_bytes = fetch_max_bytes(ctx, int(request.max_bytes))  # within the client's quota
+    min_bytes = min(int(request.min_bytes), max_bytes)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ms(request.max_wait) / 1000
     txns = ctx.broker.transactions
@@ -147,6 +148,9 @@ async def fetch(request: Any, ctx: RequestContext) -> RawBody:
                 if not fut.done():
                     fut.cancel()
         answers, total = _collect(wanted, max_bytes, txns, read_committed)
+    throttle = await throttle_fetch(ctx, total)  # over the quota: answered without data
+    if throttle:
+        return RawBody(encode_fetch_response(ctx.api_version, [], throttle_time_ms=throttle))
     return _response(answers, ctx.api_version, read_committed=read_committed, txns=txns)
 
 

@@ -32,6 +32,7 @@ import time
 from typing import Any
 
 from kafkito.broker.dispatch import NO_RESPONSE, RawBody, RequestContext, handler
+from kafkito.broker.quotas import throttle_produce
 from kafkito.errors import BrokerError, CorruptBatch, ErrorCode, ProtocolError, StorageError
 from kafkito.protocol.hot.produce import (
     PRODUCE_VERSIONS,
@@ -241,6 +242,7 @@ async def produce(_: None, ctx: RequestContext) -> object:
             )
             answers.append(answer)
             to_sync.append((plog, header.last_offset_delta + base_offset, answer))
+    throttle = await throttle_produce(ctx, len(ctx.frame), acks=acks)  # client quotas
     if acks == 0:
         if first_error is not None:
             raise ProtocolError(f"acks=0 produce failed: {first_error}")
@@ -261,4 +263,6 @@ async def produce(_: None, ctx: RequestContext) -> object:
                 answer.error_code = ErrorCode.kafka_storage_error
                 answer.base_offset = -1
                 answer.error_message = "fsync failed; the write is not durable"
-    return RawBody([encode_produce_response(request.api_version, results)])
+    return RawBody(
+        [encode_produce_response(request.api_version, results, throttle_time_ms=throttle)]
+    )
