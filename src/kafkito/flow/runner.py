@@ -479,32 +479,21 @@ class Flow:
         log.log(level, "flow %s: kafka client error %s: %s", self.name, name, error.str())
 
     async def _watch_cluster(self) -> None:
-        """Refresh the cluster view every CLUSTER_CHECK_S from the metadata of our topics."""
+        """Refresh the cluster view every CLUSTER_CHECK_S from the producer's metadata."""
         from kafkito.client.health import replica_health
 
         while True:
-            consumer = self._consumer
-            if consumer is None:
+            producer = self._producer
+            if producer is None:
                 return
             try:
-                meta = await asyncio.to_thread(self._our_metadata, consumer)
+                # Every topic, not ours by name: asking a producer about a missing topic by
+                # name makes a broker with auto.create.topics.enable create it.
+                meta = await asyncio.to_thread(producer.list_topics, None, self.CLUSTER_CHECK_S)
                 self._cluster = replica_health(meta, self.topics)
             except Exception as exc:  # KafkaException: no broker answered in time
                 self._cluster = {"error": str(exc)}
             await asyncio.sleep(self.CLUSTER_CHECK_S)
-
-    def _our_metadata(self, consumer: Any) -> Any:
-        """Metadata of this flow's topics only, one request per topic (a cluster of thousands
-        of topics is not listed every few seconds). Asked through the consumer: librdkafka
-        consumers send allow_auto_topic_creation=false, so a missing topic stays missing."""
-        merged: Any = None
-        for topic in self.topics:
-            meta = consumer.list_topics(topic, self.CLUSTER_CHECK_S)
-            if merged is None:
-                merged = meta
-            else:
-                merged.topics.update(meta.topics)
-        return merged
 
     # -- lifecycle ---------------------------------------------------------------------------
 
