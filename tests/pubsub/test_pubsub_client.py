@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from pskit import make_topic, make_topic_subscription, read_for, read_until
@@ -325,3 +326,38 @@ def test_unreachable_pubsub_is_a_prompt_clear_error(monkeypatch: pytest.MonkeyPa
         assert failed.value.retriable
     finally:
         writer.close()
+
+
+def test_one_probe_serves_kafka_and_pubsub_checkers(project: str, tmp_path: Path) -> None:
+    """kafkito.client's serve_health takes any checker of the seed's shape: a service that
+    uses both backends answers one /health for both, DOWN when either is."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from kafkito import Broker
+    from kafkito.client import HealthChecker as KafkaHealthChecker
+    from kafkito.client import serve_health
+
+    make_topic(project, "probe", subscription="probe-sub")
+    pubsub = HealthChecker("pubsub", subscription="probe-sub", project_id=project)
+    missing = HealthChecker("pubsub-missing", subscription="nowhere", project_id=project)
+    with Broker(port=0, data_dir=str(tmp_path / "data")) as bootstrap:
+        kafka = KafkaHealthChecker("kafka", brokers=bootstrap)
+        try:
+            with serve_health([kafka, pubsub]) as probe:
+                with urllib.request.urlopen(probe.url, timeout=20) as answer:
+                    document = json.loads(answer.read())
+                assert answer.status == 200
+                assert document["status"] == "UP"
+                assert set(document["details"]) == {"kafka", "pubsub"}
+            with serve_health([kafka, missing]) as probe:
+                with pytest.raises(urllib.error.HTTPError) as down:
+                    urllib.request.urlopen(probe.url, timeout=20)
+                assert down.value.code == 500
+                document = json.loads(down.value.read())
+                assert document["details"]["kafka"]["status"] == "UP"
+                assert document["details"]["pubsub-missing"]["status"] == "DOWN"
+        finally:
+            pubsub.close()
+            missing.close()

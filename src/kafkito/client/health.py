@@ -41,6 +41,16 @@ from kafkito.client.writer import ProducerCore
 log = logging.getLogger(__name__)
 
 
+class Checker(Protocol):
+    """The seed's health checker shape: a name, a check, and the document of one result.
+    Kafka's HealthChecker and kafkito.pubsub's both are, so one probe serves both kinds."""
+
+    name: str
+
+    def check(self) -> dict[str, Any]: ...
+    def build(self, data: dict[str, Any], error: BaseException | None) -> dict[str, Any]: ...
+
+
 class _Writing(Protocol):
     """What HealthChecker reads of a writer: sync or asyncio, Writer or TopicWriter."""
 
@@ -52,7 +62,14 @@ class _Writing(Protocol):
     def core(self) -> ProducerCore: ...
 
 
-__all__ = ["HealthChecker", "HealthServer", "replica_health", "serve_health"]
+__all__ = [
+    "Checker",
+    "HealthChecker",
+    "HealthServer",
+    "health_of",
+    "replica_health",
+    "serve_health",
+]
 
 
 def replica_health(metadata: Any, topics: Sequence[str] | None = None) -> dict[str, Any]:
@@ -210,8 +227,8 @@ class HealthChecker:
         return health_of([self])
 
 
-def health_of(checkers: Sequence[HealthChecker]) -> dict[str, Any]:
-    """The seed's Health document over several checkers."""
+def health_of(checkers: Sequence[Checker]) -> dict[str, Any]:
+    """The seed's Health document over several checkers (Kafka's, Pub/Sub's, or both)."""
     status = "UP"
     details: dict[str, Any] = {}
     for checker in checkers:
@@ -230,7 +247,7 @@ def health_of(checkers: Sequence[HealthChecker]) -> dict[str, Any]:
 class HealthServer:
     """The HTTP probe: a ThreadingHTTPServer on a daemon thread; `url` is where it listens."""
 
-    def __init__(self, checkers: Sequence[HealthChecker], host: str, port: int) -> None:
+    def __init__(self, checkers: Sequence[Checker], host: str, port: int) -> None:
         owner = self
 
         class Handle(BaseHTTPRequestHandler):
@@ -272,8 +289,10 @@ class HealthServer:
 
 
 def serve_health(
-    checkers: Sequence[HealthChecker] | HealthChecker, *, host: str = "127.0.0.1", port: int = 0
+    checkers: Sequence[Checker] | Checker, *, host: str = "127.0.0.1", port: int = 0
 ) -> HealthServer:
-    """Serve GET /health for `checkers` on host:port (port 0 picks a free one)."""
-    listed = [checkers] if isinstance(checkers, HealthChecker) else list(checkers)
-    return HealthServer(listed, host, port)
+    """Serve GET /health for `checkers` on host:port (port 0 picks a free one); Kafka and
+    Pub/Sub checkers may be mixed."""
+    if isinstance(checkers, Sequence):
+        return HealthServer(list(checkers), host, port)
+    return HealthServer([checkers], host, port)

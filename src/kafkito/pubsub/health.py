@@ -17,9 +17,10 @@ the same as the Kafka checker's, so one probe can list both kinds.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Protocol
 
+from kafkito.client.health import health_of
 from kafkito.pubsub import _google
 from kafkito.pubsub.config import ReaderConfig
 from kafkito.pubsub.errors import ClientError, ConfigError, from_google_error
@@ -137,20 +138,3 @@ class HealthChecker:
 
     def close(self) -> None:
         self._subscriber.close()
-
-
-def health_of(checkers: Sequence[HealthChecker]) -> dict[str, Any]:
-    """The seed's Health document over several checkers."""
-    status = "UP"
-    details: dict[str, Any] = {}
-    for checker in checkers:
-        try:
-            data, error = checker.check(), None
-        except ClientError as exc:
-            data, error = {}, exc
-            status = "DOWN"
-        details[checker.name] = {
-            "status": "DOWN" if error else "UP",
-            "data": checker.build(data, error),
-        }
-    return {"status": status, "details": details}
