@@ -59,7 +59,6 @@ from kafkito.client.errors import (
 )
 
 log = logging.getLogger(__name__)
-RDKAFKA_LOG = logging.getLogger("kafkito.client.librdkafka")
 
 __all__ = [
     "Admin",
@@ -288,7 +287,6 @@ class Admin:
         conf.setdefault("allow.auto.create.topics", False)
         self._errors = ErrorTracker()
         conf["error_cb"] = self._errors
-        conf.setdefault("logger", RDKAFKA_LOG)
         try:
             self._admin = AdminClient(conf)
         except (confluent_kafka.KafkaException, ValueError, TypeError) as exc:

@@ -17,6 +17,9 @@ from typing import Any
 
 from kafkito.client.errors import AuthenticationError, BrokerUnreachableError, ClientError
 
+RDKAFKA_LOG = logging.getLogger("kafkito.client.librdkafka")
+"""Where every kafkito client's librdkafka log lines go (through Python logging, not stderr)."""
+
 log = logging.getLogger(__name__)
 
 __all__ = ["ErrorTracker", "connect_with_retry", "connection_settings"]
@@ -109,6 +112,7 @@ def connection_settings(
     its `settings`, then `extra` pass through. Brokers come from `config.brokers`, else from a
     `bootstrap.servers` already in the settings (tools that resolved it themselves, like the
     CLI), else from the library's rule (KAFKITO_BROKERS, then the local embedded broker).
+    librdkafka's log lines go to RDKAFKA_LOG unless the settings name another logger.
     """
     from kafkito.client.embedded import resolve_bootstrap
 
@@ -122,4 +126,5 @@ def connection_settings(
     out: dict[str, Any] = config.base_settings(bootstrap)
     out.update(passed)
     out["bootstrap.servers"] = bootstrap
+    out.setdefault("logger", RDKAFKA_LOG)
     return bootstrap, out

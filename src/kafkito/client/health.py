@@ -33,6 +33,7 @@ import confluent_kafka
 from confluent_kafka.admin import AdminClient
 
 from kafkito.client.config import ClientConfig, WriterConfig
+from kafkito.client.connect import RDKAFKA_LOG
 from kafkito.client.embedded import resolve_bootstrap
 from kafkito.client.errors import BrokerUnreachableError, ClientError
 from kafkito.client.reader import Reader
@@ -154,7 +155,7 @@ class HealthChecker:
         settings.update(client_config.security_settings())
         if client_config.client_id:
             settings["client.id"] = client_config.client_id
-        settings["logger"] = logging.getLogger("kafkito.client.librdkafka")
+        settings["logger"] = RDKAFKA_LOG
         self._admin = AdminClient(settings)
 
     def check(self) -> dict[str, Any]:

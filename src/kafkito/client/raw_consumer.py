@@ -36,7 +36,6 @@ from kafkito.client.connect import ErrorTracker, connect_with_retry, connection_
 from kafkito.client.errors import ClientError, ConfigError, from_admin_error
 
 log = logging.getLogger(__name__)
-RDKAFKA_LOG = logging.getLogger("kafkito.client.librdkafka")
 
 __all__ = [
     "OFFSET_BEGINNING",
@@ -92,7 +91,6 @@ class RawConsumer:
         self.bootstrap, conf = connection_settings(self.config, extra=settings)
         self.errors = ErrorTracker()
         conf.setdefault("error_cb", self.errors)
-        conf.setdefault("logger", RDKAFKA_LOG)
         try:
             self._consumer = confluent_kafka.Consumer(conf)
         except (confluent_kafka.KafkaException, ValueError, TypeError) as exc:

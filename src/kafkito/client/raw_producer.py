@@ -31,7 +31,6 @@ from kafkito.client.connect import ErrorTracker, connect_with_retry, connection_
 from kafkito.client.errors import ClientError, ConfigError, from_admin_error, from_kafka_error
 
 log = logging.getLogger(__name__)
-RDKAFKA_LOG = logging.getLogger("kafkito.client.librdkafka")
 
 __all__ = ["RawProducer", "delivery_error"]
 
@@ -67,7 +66,6 @@ class RawProducer:
         self.bootstrap, conf = connection_settings(self.config, extra=settings)
         self.errors = ErrorTracker()
         conf.setdefault("error_cb", self.errors)
-        conf.setdefault("logger", RDKAFKA_LOG)
         try:
             self._producer = confluent_kafka.Producer(conf)
         except (confluent_kafka.KafkaException, ValueError, TypeError) as exc:

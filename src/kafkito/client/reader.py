@@ -45,12 +45,11 @@ from typing import Any, Self
 import confluent_kafka
 
 from kafkito.client.config import ReaderConfig
-from kafkito.client.connect import ErrorTracker, connect_with_retry
+from kafkito.client.connect import RDKAFKA_LOG, ErrorTracker, connect_with_retry
 from kafkito.client.embedded import resolve_bootstrap
 from kafkito.client.errors import ClientError, ConfigError, UnknownTopicError
 
 log = logging.getLogger(__name__)
-RDKAFKA_LOG = logging.getLogger("kafkito.client.librdkafka")
 
 __all__ = ["Message", "Reader", "consume_ready", "current_message", "message_key"]
 

@@ -23,12 +23,11 @@ from typing import Any, NamedTuple, Self, overload
 import confluent_kafka
 
 from kafkito.client.config import WriterConfig
-from kafkito.client.connect import ErrorTracker, connect_with_retry
+from kafkito.client.connect import RDKAFKA_LOG, ErrorTracker, connect_with_retry
 from kafkito.client.embedded import resolve_bootstrap
 from kafkito.client.errors import ClientError, ConfigError, DeliveryError, from_kafka_error
 
 log = logging.getLogger(__name__)
-RDKAFKA_LOG = logging.getLogger("kafkito.client.librdkafka")
 """librdkafka's own log lines go here instead of stderr."""
 
 __all__ = ["Deliveries", "Delivery", "Headers", "Record", "TopicWriter", "Writer"]
