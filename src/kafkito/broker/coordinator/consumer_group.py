@@ -555,25 +555,7 @@ class ConsumerGroups:
         self, group_id: str, member_id: str, epoch: int, instance_id: str | None
     ) -> dict[str, Any]:
         group = self._group_for(group_id, create=False)
-        if instance_id is not None:
-            known = group.static_members.get(instance_id)
-            if known is None:
-                raise Refused(
-                    ErrorCode.unknown_member_id,
-                    f"Instance id {instance_id} is unknown in group {group_id}.",
-                )
-            if known != member_id:
-                raise Refused(
-                    ErrorCode.fenced_instance_id,
-                    f"Static member {member_id} with instance id {instance_id} was fenced by "
-                    f"member {known}.",
-                )
-        member = group.members.get(member_id)
-        if member is None:
-            raise Refused(
-                ErrorCode.unknown_member_id,
-                f"Member {member_id} is not a member of group {group_id}.",
-            )
+        member = self._known_member(group, member_id, instance_id)
         if epoch == STATIC_LEAVE_EPOCH:
             # The static member will be back: it keeps its partitions for one session.
             if member.epoch != STATIC_LEAVE_EPOCH:
