@@ -155,6 +155,26 @@ def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 30.0) -
         time.sleep(0.05)
 
 
+def applied(target: Target, barrier: str, counter: list[int]) -> None:
+    """Return once every admin change made so far is visible on `target`.
+
+    Apache Kafka answers an admin write once its metadata log holds it and applies it to what
+    DescribeConfigs reads a moment later; a read right after the write can see the old state
+    (seen on a slow CI machine). Changes apply in log order, so once a later change of our own
+    (a counter in `barrier`'s retention.ms) is visible, every earlier one is too. kafkito applies
+    writes before answering; the barrier costs it one round trip.
+    """
+    counter[0] += 1
+    value = str(60_000 + counter[0])
+    incremental_alter(target, TOPIC, barrier, [("retention.ms", SET, value)])
+
+    def visible() -> bool:
+        _, configs = describe_configs(target, TOPIC, barrier, synonyms=False, documentation=False)
+        return bool(configs["retention.ms"]["value"] == value)
+
+    wait_for(visible, f"{target.name}: admin changes applied")
+
+
 # -- wire helpers shared by the scenarios -------------------------------------------------------
 
 TOPIC, BROKER = 2, 4

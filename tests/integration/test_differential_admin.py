@@ -40,6 +40,7 @@ from differential_admin import (
     Target,
     align_config,
     alter,
+    applied,
     cluster_defaults,
     code_name,
     create_topics,
@@ -497,10 +498,12 @@ def test_alter_topic_configs_every_operation(kafkito: Target, kafka: Target) -> 
         return {n: c["value"] for n, c in configs.items() if c["source"] == 1}
 
     def scenario(target: Target) -> Any:
-        create_topics(target, [{"name": name}])
+        barrier, counter = unique("barrier"), [0]
+        create_topics(target, [{"name": name}, {"name": barrier}])
         steps: list[Any] = []
 
         def step(label: str, outcome: str) -> None:
+            applied(target, barrier, counter)
             steps.append((label, outcome, overrides(target)))
 
         step("set", incremental_alter(target, TOPIC, name, [("retention.ms", SET, "1000")]))

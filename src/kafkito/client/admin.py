@@ -451,9 +451,36 @@ class Admin:
                 first_error = first_error or exc
                 continue
             created.append(name)
+        if created:
+            self._await_ready(created)
         if first_error is not None:
             raise first_error
         return created
+
+    def _await_ready(self, topics: list[str]) -> None:
+        """Wait (up to `timeout_s`) until metadata lists `topics` with a leader per partition.
+
+        Apache Kafka (KRaft) answers CreateTopics once its controller has the topic; the brokers
+        learn of it a moment later. A consumer subscribing in that moment finds no topic, and
+        librdkafka looks again only at its next metadata refresh (minutes by default), so a
+        topic we say is created must already be visible.
+        """
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            try:
+                meta = self._admin.list_topics(timeout=max(0.1, deadline - time.monotonic()))
+            except confluent_kafka.KafkaException:
+                return  # the topics were created; describing them is the next call's business
+            found = [meta.topics.get(name) for name in topics]
+            if all(
+                t is not None
+                and t.error is None
+                and t.partitions
+                and all(p.leader >= 0 for p in t.partitions.values())
+                for t in found
+            ):
+                return
+            time.sleep(0.05)
 
     def delete_topics(self, *topics: str) -> None:
         """Delete topics and all their records; UnknownTopicError names a missing one."""

@@ -325,7 +325,10 @@ class Demo:
             counted = self.analytics.counted_ids >= expected
             with self._lake_lock:
                 stored = self.report.lake_ids >= expected
-            if counted and stored:
+            # ...and every record is resolved (dead letters acknowledged too), so that the
+            # flows' last commit reaches the end of every partition.
+            settled = all(flow.health()["in_flight"] == 0 for flow in self._flows)
+            if counted and stored and settled:
                 self.report.drained = True
                 break
             time.sleep(0.1)

@@ -856,7 +856,8 @@ class Flow:
 
     def _in_flight(self) -> int:
         """Records polled and not resolved yet (queued, buffered, running or waiting)."""
-        return sum(state.tracker.pending for state in self._partitions.values())
+        # list() copies in one step under the GIL: health() calls this from other threads.
+        return sum(state.tracker.pending for state in list(self._partitions.values()))
 
     def _update_backpressure(self) -> None:
         size = self._in_flight()
@@ -1644,8 +1645,16 @@ class Flow:
                 for task in list(waiting):
                     task.cancel()
             self._flush_due_buffers(all_now=True)
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._idle(), self.shutdown_grace_s)
+            except TimeoutError:
+                log.warning(
+                    "flow %s: %d record(s) still in progress after the %.0f s shutdown grace; "
+                    "they stay uncommitted and are delivered again",
+                    self.name,
+                    self._in_flight(),
+                    self.shutdown_grace_s,
+                )
             self._apply_results()  # what the threads reported, even if its wake-up is pending
             await self._commit()
             with contextlib.suppress(Exception):
