@@ -13,6 +13,8 @@ KafkitoError
             UnknownGroupError        no such consumer group
             GroupNotEmptyError       the group has active members (delete, reset offsets)
             InvalidRequestError      bad partitions, replication factor, config or name
+        TransactionError         a transaction call failed; `abortable`/`retriable` say what next
+            ProducerFencedError      a newer producer with the same transactional.id took over
 
 librdkafka reports failures as `KafkaError` codes; `from_kafka_error` (records) and
 `from_admin_error` (admin requests, consumer calls) are the one place that turns them into these
@@ -38,7 +40,9 @@ __all__ = [
     "GroupNotEmptyError",
     "InvalidRequestError",
     "MessageTooLargeError",
+    "ProducerFencedError",
     "TopicExistsError",
+    "TransactionError",
     "UnknownGroupError",
     "UnknownTopicError",
     "from_admin_error",
@@ -119,6 +123,70 @@ class GroupNotEmptyError(AdminError):
 
 class InvalidRequestError(AdminError):
     """The broker refused the request's content: partitions, replication factor, a config."""
+
+
+class TransactionError(ClientError):
+    """A transactional call failed; `reason` is librdkafka's error name.
+
+    `abortable`: abort the transaction and start again (the records and offsets of this one
+    are discarded); `retriable`: the same call may simply be repeated; `fatal`: the producer is
+    unusable and must be closed (for example when fenced).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "",
+        abortable: bool = False,
+        retriable: bool = False,
+        fatal: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.abortable = abortable
+        self.retriable = retriable
+        self.fatal = fatal
+
+
+class ProducerFencedError(TransactionError):
+    """A newer producer with the same transactional.id called InitProducerId: this one is
+    fenced for good (close it; the newer one carries on)."""
+
+
+_FENCED = {"_FENCED", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH", "TRANSACTIONAL_ID_NOT_FOUND"}
+
+
+def from_transaction_error(error: Any, *, action: str) -> TransactionError:
+    """The kafkito exception (not raised) for a KafkaError of a transactional call."""
+    name = str(error.name())
+    text = str(error.str())
+    fatal = bool(error.fatal())
+    if name in _FENCED or (fatal and "fenced" in text.lower()):
+        return ProducerFencedError(
+            f"{action} failed: this producer was fenced by a newer one with the same "
+            f"transactional.id ({name}: {text}); close it",
+            reason=name,
+            fatal=True,
+        )
+    abortable = bool(error.txn_requires_abort())
+    retriable = bool(error.retriable())
+    advice = (
+        "; abort the transaction and start a new one"
+        if abortable
+        else "; the call may be repeated"
+        if retriable
+        else "; close the producer"
+        if fatal
+        else ""
+    )
+    return TransactionError(
+        f"{action} failed ({name}: {text}){advice}",
+        reason=name,
+        abortable=abortable,
+        retriable=retriable,
+        fatal=fatal,
+    )
 
 
 # librdkafka error names (KafkaError.name()) grouped by the class we raise.

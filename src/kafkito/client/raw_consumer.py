@@ -255,6 +255,11 @@ class RawConsumer:
             kwargs["offsets"] = offsets
         self._do("store offsets", lambda: self._consumer.store_offsets(**kwargs))
 
+    def group_metadata(self) -> Any:
+        """The consumer's group membership (generation, member id) for
+        `RawProducer.send_offsets_to_transaction`."""
+        return self._do("read group metadata", self._consumer.consumer_group_metadata)
+
     # -- lifetime --------------------------------------------------------------------------
 
     def close(self) -> None:

@@ -28,7 +28,13 @@ import confluent_kafka
 from kafkito.client.admin import build_admin_config
 from kafkito.client.config import _Common
 from kafkito.client.connect import ErrorTracker, connect_with_retry, connection_settings
-from kafkito.client.errors import ClientError, ConfigError, from_admin_error, from_kafka_error
+from kafkito.client.errors import (
+    ClientError,
+    ConfigError,
+    from_admin_error,
+    from_kafka_error,
+    from_transaction_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +155,47 @@ class RawProducer:
             raise from_admin_error(
                 exc.args[0], action=action, bootstrap=self.bootstrap, topic=topic
             ) from None
+
+    # -- transactions (settings must carry transactional.id) ------------------------------
+
+    def _txn(self, action: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except confluent_kafka.KafkaException as exc:
+            raise from_transaction_error(exc.args[0], action=action) from None
+
+    def init_transactions(self, timeout_s: float | None = None) -> None:
+        """Register the transactional.id (fencing any older producer with it, and completing
+        or aborting its open transaction). Once, before the first transaction."""
+        wait = self.timeout_s if timeout_s is None else timeout_s
+        self._txn("init transactions", lambda: self._producer.init_transactions(wait))
+
+    def begin_transaction(self) -> None:
+        """Start a transaction: records produced until commit/abort belong to it."""
+        self._txn("begin transaction", self._producer.begin_transaction)
+
+    def send_offsets_to_transaction(
+        self, offsets: list[Any], group_metadata: Any, timeout_s: float | None = None
+    ) -> None:
+        """Commit a consumer group's `offsets` (TopicPartitions, next offset to read) as part
+        of the transaction: visible to the group only if it commits. `group_metadata` is
+        `RawConsumer.group_metadata()`, which lets the broker fence zombie members."""
+        wait = self.timeout_s if timeout_s is None else timeout_s
+        self._txn(
+            "send offsets to transaction",
+            lambda: self._producer.send_offsets_to_transaction(offsets, group_metadata, wait),
+        )
+
+    def commit_transaction(self, timeout_s: float | None = None) -> None:
+        """Flush, then commit: every record and offset of the transaction becomes visible."""
+        wait = self.timeout_s if timeout_s is None else timeout_s
+        self._txn("commit transaction", lambda: self._producer.commit_transaction(wait))
+
+    def abort_transaction(self, timeout_s: float | None = None) -> None:
+        """Abort: read_committed consumers never see the transaction's records, and its
+        offsets are dropped."""
+        wait = self.timeout_s if timeout_s is None else timeout_s
+        self._txn("abort transaction", lambda: self._producer.abort_transaction(wait))
 
     def close(self, timeout_s: float | None = None) -> int:
         """Flush (up to `timeout_s`), then release the producer; returns the records left
