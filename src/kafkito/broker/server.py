@@ -67,6 +67,8 @@ STOP_GRACE_S = 5.0
 _HEADER_BYTES = 8  # api_key, api_version, correlation_id
 _READ_CHUNK = 64 * 1024
 _STREAM_LIMIT = 64 * 1024
+_JOIN_BELOW = 16 * 1024
+"""Answer chunks smaller than this are joined before writing; larger ones go out as they are."""
 """asyncio pauses a transport once its StreamReader holds 2 x this many unread bytes."""
 
 _Answer = asyncio.Task[list[bytes | memoryview] | None]
@@ -297,7 +299,7 @@ class Connection:
             finally:
                 self.core.inflight.release(size)
             if chunks:
-                self.writer.writelines(chunks)
+                write_chunks(self.writer, chunks)
                 try:
                     await self._drain()
                 except TimeoutError:
@@ -349,6 +351,29 @@ class Connection:
         self.writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.writer.wait_closed(), 1)
+
+
+def write_chunks(writer: asyncio.StreamWriter, chunks: list[bytes | memoryview]) -> None:
+    """Queue an answer's chunks on the transport without copying the big ones.
+
+    Python 3.11's `writelines` joins every chunk into one new `bytes`, a copy of each
+    fetched record byte. Here runs of small chunks (headers, small answers) are still joined,
+    so a small answer stays one `send`, but a chunk of at least _JOIN_BELOW bytes (records
+    read from a segment) goes to `transport.write` as it is: on an idle transport that is a
+    `send` straight from the segment bytes, and only what the socket does not take at once
+    is copied into the transport's buffer.
+    """
+    small: list[bytes | memoryview] = []
+    for chunk in chunks:
+        if len(chunk) < _JOIN_BELOW:
+            small.append(chunk)
+            continue
+        if small:
+            writer.write(small[0] if len(small) == 1 else b"".join(small))
+            small = []
+        writer.write(chunk)
+    if small:
+        writer.write(small[0] if len(small) == 1 else b"".join(small))
 
 
 def tls_context(settings: BrokerSettings) -> ssl.SSLContext:

@@ -400,6 +400,14 @@ class PartitionLog:
         Batches at or above `max_offset` (the high watermark) are left out. The caller checks
         `offset` against [log_start_offset, log_end_offset] first.
         """
+        data = self.read_view(offset, max_bytes, max_offset=max_offset)
+        return data if isinstance(data, bytes) else bytes(data)
+
+    def read_view(
+        self, offset: int, max_bytes: int, *, max_offset: int | None = None
+    ) -> bytes | memoryview:
+        """`read`, possibly as a view of the bytes read from the segment (no second copy):
+        for the Fetch path, which hands it to the socket unchanged."""
         limit = self.log_end_offset if max_offset is None else max_offset
         i = self._segment_for(offset)
         while i < len(self.segments):
@@ -408,7 +416,7 @@ class PartitionLog:
             if found is not None:
                 if found[1].base_offset >= limit:
                     return b""
-                return segment.read(found[0], max_bytes, max_offset=limit)
+                return segment.read_view(found[0], max_bytes, max_offset=limit)
             i += 1
         return b""
 

@@ -90,12 +90,12 @@ def _resolve(request: Any, ctx: RequestContext) -> list[_Wanted]:
 
 def _collect(
     wanted: list[_Wanted], max_bytes: int, txns: Any = None, read_committed: bool = False
-) -> tuple[list[tuple[_Wanted, ErrorCode, bytes]], int]:
+) -> tuple[list[tuple[_Wanted, ErrorCode, bytes | memoryview]], int]:
     """Read every partition once; returns the answers and the total record bytes.
 
     read_committed reads stop at the last stable offset (kafkito.broker.txn).
     """
-    out: list[tuple[_Wanted, ErrorCode, bytes]] = []
+    out: list[tuple[_Wanted, ErrorCode, bytes | memoryview]] = []
     total = 0
     for w in wanted:
         plog = w.plog
@@ -114,7 +114,7 @@ def _collect(
             out.append((w, ErrorCode.none, b""))
             continue
         try:
-            data = plog.read(w.fetch_offset, max(limit, 1), max_offset=hw)
+            data = plog.read_view(w.fetch_offset, max(limit, 1), max_offset=hw)
         except StorageError:  # a batch failed its CRC on disk: never served (B4)
             out.append((w, ErrorCode.kafka_storage_error, b""))
             continue
@@ -155,7 +155,7 @@ async def fetch(request: Any, ctx: RequestContext) -> RawBody:
 
 
 def _response(
-    answers: list[tuple[_Wanted, ErrorCode, bytes]],
+    answers: list[tuple[_Wanted, ErrorCode, bytes | memoryview]],
     version: int,
     *,
     read_committed: bool,
