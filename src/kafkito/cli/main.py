@@ -362,8 +362,10 @@ def broker(
         click.echo("stopping broker...", err=True)
         await core.stop()
 
+    from kafkito.broker import loop as broker_loop
+
     try:
-        asyncio.run(run())
+        broker_loop.run(run())  # the chosen event loop, a short GIL switch interval
     except DataDirInUse as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     except OSError as exc:

@@ -1,0 +1,67 @@
+"""How the broker process runs its event loop: which loop, and how the GIL is shared.
+
+Two process-wide choices, both made once before the loop starts (`run`):
+
+* the loop: asyncio's own, or uvloop (libuv, from PyPI) when `KAFKITO_LOOP=uvloop` and it is
+  installed; `auto` takes uvloop when it can be imported. Anything else, or a failed import,
+  is asyncio's loop: uvloop is an optional speed-up, never a requirement.
+* the GIL switch interval. fsyncs run in worker threads (storage.durability); when one ends,
+  its thread needs the GIL to hand the result to the loop. While the loop runs Python code it
+  keeps the GIL for up to `sys.getswitchinterval()` (5 ms by default) before the waiting
+  thread gets a turn, so on a busy loop every fsync completion could wait up to 5 ms more,
+  straight into the produce and end-to-end latency. The broker sets a shorter interval
+  (`KAFKITO_SWITCH_INTERVAL_MS`, default 0.5 ms); the loop pays for it with a few more
+  GIL hand-overs per second, which only happen while another thread wants the GIL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+DEFAULT_SWITCH_INTERVAL_MS = 0.5
+LOOPS = ("asyncio", "uvloop", "auto")
+
+
+def loop_factory(choice: str | None = None) -> tuple[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """(name, factory) of the event loop for `choice` (default: $KAFKITO_LOOP or asyncio)."""
+    choice = (choice or os.environ.get("KAFKITO_LOOP") or "asyncio").strip().lower()
+    if choice in ("uvloop", "auto"):
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                log.warning("KAFKITO_LOOP=uvloop but uvloop is not installed; using asyncio")
+        else:
+            return "uvloop", uvloop.new_event_loop
+    elif choice != "asyncio":
+        log.warning("unknown KAFKITO_LOOP=%r (one of %s); using asyncio", choice, LOOPS)
+    return "asyncio", asyncio.new_event_loop
+
+
+def switch_interval_s() -> float:
+    """The GIL switch interval for the broker: $KAFKITO_SWITCH_INTERVAL_MS, default 0.5 ms."""
+    raw = os.environ.get("KAFKITO_SWITCH_INTERVAL_MS")
+    try:
+        ms = float(raw) if raw else DEFAULT_SWITCH_INTERVAL_MS
+    except ValueError:
+        log.warning("KAFKITO_SWITCH_INTERVAL_MS=%r is not a number; using the default", raw)
+        ms = DEFAULT_SWITCH_INTERVAL_MS
+    return max(ms, 0.05) / 1000
+
+
+def run(main: Coroutine[Any, Any, _T]) -> _T:
+    """`asyncio.run(main)` on the chosen loop with the broker's GIL switch interval."""
+    name, factory = loop_factory()
+    sys.setswitchinterval(switch_interval_s())
+    log.debug("event loop: %s, switch interval %.2f ms", name, sys.getswitchinterval() * 1000)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
