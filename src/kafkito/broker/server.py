@@ -124,8 +124,10 @@ class Connection:
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.sasl = sasl
-        self._running: list[tuple[asyncio.Task[Any], bool]] = []
-        """Requests started and maybe not finished, and whether each is a Produce."""
+        self._running: set[asyncio.Task[Any]] = set()
+        """Requests started and not finished (each removes itself when done)."""
+        self._running_other = 0
+        """How many of them are not Produce requests."""
         """None on PLAINTEXT and SSL listeners; handlers reach it through ctx.connection."""
         self.authenticated_user: str | None = None
         self.close_after_answer = False
@@ -142,13 +144,28 @@ class Connection:
         Produce requests may overlap one another (each appends before its first await, so the
         log order is the request order; only their fsync waits overlap). So a request sent
         after an acknowledged-or-pending Produce sees that write, and answers stay in order."""
-        self._running = [(t, produce) for t, produce in self._running if not t.done()]
+        # O(1) per request: the set and the count are kept by done-callbacks (`_start`), so a
+        # producer with many requests in flight costs no scan per frame.
         if not self._running:
             return
-        if frame[:2] == _PRODUCE_KEY and all(produce for _, produce in self._running):
+        if frame[:2] == _PRODUCE_KEY and self._running_other == 0:
             return
-        await asyncio.wait([t for t, _ in self._running])
-        self._running.clear()
+        await asyncio.wait(list(self._running))
+
+    def _start(self, frame: bytes) -> asyncio.Task[list[bytes | memoryview] | None]:
+        """Start the request in `frame`, tracked in `_running` until it is done."""
+        task = asyncio.create_task(self.core.handle(frame, self))
+        self._running.add(task)
+        if frame[:2] == _PRODUCE_KEY:
+            task.add_done_callback(self._running.discard)
+        else:
+            self._running_other += 1
+            task.add_done_callback(self._other_done)
+        return task
+
+    def _other_done(self, task: asyncio.Task[Any]) -> None:
+        self._running.discard(task)
+        self._running_other -= 1
 
     async def serve(self) -> None:
         settings = self.core.settings
@@ -173,8 +190,7 @@ class Connection:
                         break
                     continue
                 await self._wait_turn(frame)
-                task = asyncio.create_task(self.core.handle(frame, self))
-                self._running.append((task, frame[:2] == _PRODUCE_KEY))
+                task = self._start(frame)
                 await pending.put((task, len(frame)))
         except ProtocolError as exc:
             log.warning("closing connection from %s: %s", self.peer, exc)
@@ -284,37 +300,80 @@ class Connection:
             await self.writer.drain()
 
     async def _write_answers(self, pending: _Pending) -> None:
-        while (item := await pending.get()) is not None:
-            task, size = item
-            try:
-                chunks = await task
-            except ProtocolError as exc:
-                log.warning("closing connection from %s: %s", self.peer, exc)
-                self.writer.transport.abort()
-                return
-            except Exception:
-                log.exception("internal error answering %s; closing its connection", self.peer)
-                self.writer.transport.abort()
-                return
-            finally:
-                self.core.inflight.release(size)
-            if chunks:
-                write_chunks(self.writer, chunks)
+        """Write each answer in request order. Answers already done when one is written go
+        out in the same `write` (pipelined Produce requests covered by one fsync become one
+        send), and the drain, a timer and an await, is skipped while the transport holds
+        nothing unsent."""
+        item = await pending.get()
+        while item is not None:
+            out: list[bytes | memoryview] = []
+            carried = False  # `item` is the next answer, taken already but not done yet
+            while True:
+                task, size = item
                 try:
-                    await self._drain()
-                except TimeoutError:
-                    log.warning(
-                        "closing connection from %s: answer not taken within %d ms",
-                        self.peer,
-                        self.core.settings.response_write_timeout_ms,
-                    )
-                    self.writer.transport.abort()
+                    chunks = await task
+                except ProtocolError as exc:
+                    log.warning("closing connection from %s: %s", self.peer, exc)
+                    self._abort_after(out)
                     return
-                except (ConnectionError, ssl.SSLError):
+                except Exception:
+                    log.exception("internal error answering %s; closing its connection", self.peer)
+                    self._abort_after(out)
                     return
+                finally:
+                    self.core.inflight.release(size)
+                if chunks:
+                    out.extend(chunks)
+                if self.close_after_answer or pending.empty():
+                    break
+                item = pending.get_nowait()
+                if item is None or not item[0].done():
+                    carried = True
+                    break
+            try:
+                sent = not out or await self._send(out)
+            except BaseException:  # cancelled (teardown): the carried answer is ours to drop
+                if carried and item is not None:
+                    item[0].cancel()
+                    self.core.inflight.release(item[1])
+                raise
+            if not sent:
+                if carried and item is not None:
+                    item[0].cancel()
+                    self.core.inflight.release(item[1])
+                return
             if self.close_after_answer:
                 self.writer.close()  # e.g. a failed login: the answer is out, now the close
                 return
+            if not carried:
+                item = await pending.get()
+        # None: the reader stopped gracefully; everything queued before it is written.
+
+    def _abort_after(self, chunks: list[bytes | memoryview]) -> None:
+        """Hand the answers before a failed one to the socket, then cut the connection."""
+        if chunks:
+            write_chunks(self.writer, chunks)
+        self.writer.transport.abort()
+
+    async def _send(self, chunks: list[bytes | memoryview]) -> bool:
+        """Write `chunks` and wait until the transport takes them; False: connection gone."""
+        write_chunks(self.writer, chunks)
+        transport = self.writer.transport
+        if not transport.is_closing() and transport.get_write_buffer_size() == 0:
+            return True  # all sent at once: nothing to drain
+        try:
+            await self._drain()
+        except TimeoutError:
+            log.warning(
+                "closing connection from %s: answer not taken within %d ms",
+                self.peer,
+                self.core.settings.response_write_timeout_ms,
+            )
+            self.writer.transport.abort()
+            return False
+        except (ConnectionError, ssl.SSLError):
+            return False
+        return True
 
     async def _teardown(
         self, pending: _Pending, writer_task: asyncio.Task[None], *, graceful: bool

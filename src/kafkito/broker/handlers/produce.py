@@ -253,13 +253,22 @@ async def produce(_: None, ctx: RequestContext) -> object:
             _BACKGROUND.add(task)
             task.add_done_callback(_forget_background)
         return NO_RESPONSE
-    if to_sync:  # wait_durable returns at once for logs that do not sync on ack
+    if len(to_sync) == 1:  # the usual request: one partition, no task for a gather
+        plog, last, _answer = to_sync[0]
+        outcome: BaseException | None = None
+        try:
+            await broker.committer.wait_durable(plog, last)
+        except (StorageError, OSError) as exc:
+            outcome = exc
+        outcomes: list[BaseException | None] = [outcome]
+    elif to_sync:  # wait_durable returns at once for logs that do not sync on ack
         outcomes = await asyncio.gather(
             *(broker.committer.wait_durable(plog, last) for plog, last, _ in to_sync),
             return_exceptions=True,
         )
-        for (_plog, _last, answer), outcome in zip(to_sync, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
+    if to_sync:
+        for (_plog, _last, answer), failed in zip(to_sync, outcomes, strict=True):
+            if isinstance(failed, BaseException):
                 answer.error_code = ErrorCode.kafka_storage_error
                 answer.base_offset = -1
                 answer.error_message = "fsync failed; the write is not durable"
