@@ -148,10 +148,12 @@ def fsync_latency_ms(directory: Path, count: int = 200) -> tuple[float, float]:
 
 @contextlib.contextmanager
 def broker(workdir: Path, source: str | None, env: dict[str, str]) -> Iterator[BrokerProcess]:
+    """A kafkito broker child; `env` may hold ARGS, extra `kafkito broker` arguments."""
     env = dict(env)
+    args = env.pop("ARGS", "").split()
     if source:
         env["PYTHONPATH"] = source
-    proc = kafkito_process(workdir / f"data-{uuid.uuid4().hex[:6]}", env=env)
+    proc = kafkito_process(workdir / f"data-{uuid.uuid4().hex[:6]}", env=env, extra_args=args)
     proc.start()
     try:
         AdminClient({"bootstrap.servers": proc.bootstrap}).list_topics(timeout=30)

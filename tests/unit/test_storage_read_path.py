@@ -1,4 +1,5 @@
-"""The Fetch read path of the storage layer: views instead of copies, read hints, CRC checks.
+"""The storage layer's hot paths: Fetch reads (views instead of copies, read hints, CRC
+checks) and group commit with two fsyncs of a log in flight.
 
 `PartitionLog.read_view` must serve exactly what `read` serves (whole, CRC-checked batches
 below the high watermark, the first batch whole even above max_bytes), and the per-segment
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from test_storage_formats import make_batch
 from kafkito.broker.server import write_chunks
 from kafkito.errors import CorruptLog
 from kafkito.protocol.records import iter_batch_headers, read_batch_header
+from kafkito.storage.durability import GroupCommitter
 from kafkito.storage.fs import OsFileSystem
 from kafkito.storage.log import LogConfig, PartitionLog
 from kafkito.testing.faulty_fs import FaultyFileSystem
@@ -152,3 +155,67 @@ async def test_write_chunks_sends_every_byte_in_order(sizes: list[int]) -> None:
     server.close()
     await server.wait_closed()
     assert bytes(received) == expected
+
+
+class GatedFs(FaultyFileSystem):
+    """In-memory file system whose first fsync blocks until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.gated = False
+        self.calls = 0
+
+    def fsync(self, fd: int) -> None:
+        self.calls += 1
+        if not self.gated:
+            self.gated = True
+            self.entered.set()
+            assert self.gate.wait(10), "gate never opened"
+        super().fsync(fd)
+
+
+async def test_a_second_fsync_runs_alongside_and_never_marks_durable_before_the_first() -> None:
+    """A write arriving while an fsync runs starts its own at once (it does not wait for the
+    first to end), yet the high watermark moves only when both have ended, even across a
+    segment roll (the first fsync holds the sealed segment)."""
+    fs = GatedFs()
+    plog = PartitionLog.open(fs, "/d/t-0", "t", 0, LogConfig())
+    committer = GroupCommitter()
+    first = bytearray(make_batch([1000], value_size=10))
+    plog.append(first, read_batch_header(first))
+    waiting_first = asyncio.ensure_future(committer.wait_durable(plog, 0))
+    assert await asyncio.to_thread(fs.entered.wait, 10)
+    plog.roll()
+    second = bytearray(make_batch([1001], value_size=10))
+    plog.append(second, read_batch_header(second))
+    waiting_second = asyncio.ensure_future(committer.wait_durable(plog, 1))
+    for _ in range(200):  # the second fsync runs to its end while the first is held
+        await asyncio.sleep(0.005)
+        if fs.calls >= 4:
+            break
+    assert fs.calls >= 4, fs.calls  # log, sealed log and its 2 indexes... started at once
+    assert plog.durable_offset == 0 and plog.high_watermark == 0
+    assert not waiting_first.done() and not waiting_second.done()
+    fs.gate.set()
+    await asyncio.wait_for(asyncio.gather(waiting_first, waiting_second), 10)
+    assert plog.durable_offset == plog.log_end_offset == 2
+
+
+async def test_at_most_two_fsyncs_of_a_log_run_at_once() -> None:
+    fs = GatedFs()
+    plog = PartitionLog.open(fs, "/d/t-0", "t", 0, LogConfig())
+    committer = GroupCommitter()
+    waits = []
+    for i in range(5):
+        batch = bytearray(make_batch([1000 + i], value_size=10))
+        plog.append(batch, read_batch_header(batch))
+        waits.append(asyncio.ensure_future(committer.wait_durable(plog, i)))
+        if i == 0:
+            assert await asyncio.to_thread(fs.entered.wait, 10)
+        await asyncio.sleep(0.02)
+    assert fs.calls == 2  # the held one, and one more; the other three wait for those
+    fs.gate.set()
+    await asyncio.wait_for(asyncio.gather(*waits), 10)
+    assert plog.durable_offset == 5
