@@ -65,3 +65,15 @@ def run(main: Coroutine[Any, Any, _T]) -> _T:
     log.debug("event loop: %s, switch interval %.2f ms", name, sys.getswitchinterval() * 1000)
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
+
+
+def skip_test_only_imports() -> None:
+    """Keep hypothesis out of the broker process (call before kio is imported).
+
+    kio's phantom types import hypothesis when it is installed, only to register test
+    strategies; in a development environment that is most of kio's import time (measured
+    0.3-0.65 s of the broker's start). The broker never uses hypothesis, so `kafkito broker`
+    marks it absent; an import of it in this process then raises ImportError, which kio
+    expects. Nothing changes where hypothesis is already imported (tests in-process).
+    """
+    sys.modules.setdefault("hypothesis", None)  # type: ignore[arg-type]
