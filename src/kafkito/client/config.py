@@ -59,7 +59,15 @@ __all__ = [
 
 ENV_PREFIX = "KAFKITO_"
 # Variables under the prefix that are not config keys (read elsewhere in kafkito).
-ENV_RESERVED = frozenset({"KAFKITO_DATA_DIR", "KAFKITO_CONFIG", "KAFKITO_LOG_LEVEL"})
+ENV_RESERVED = frozenset(
+    {
+        "KAFKITO_DATA_DIR",
+        "KAFKITO_CONFIG",
+        "KAFKITO_LOG_LEVEL",
+        "KAFKITO_LOOP",  # the broker's event loop (kafkito.broker.loop)
+        "KAFKITO_SWITCH_INTERVAL_MS",  # the broker's GIL switch interval (kafkito.broker.loop)
+    }
+)
 
 _ENV_TEST = "KAFKITO_TEST_"  # fault-injection switches of the broker's tests
 _ENV_PUBSUB = "KAFKITO_PUBSUB_"  # kafkito.pubsub's config (kafkito.pubsub.config)

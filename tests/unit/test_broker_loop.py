@@ -1,0 +1,72 @@
+"""kafkito.broker.loop: which event loop the broker runs, and its GIL switch interval."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+
+from kafkito.broker import loop as broker_loop
+
+
+def test_asyncio_is_the_default_and_unknown_names_fall_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KAFKITO_LOOP", raising=False)
+    assert broker_loop.loop_factory()[0] == "asyncio"
+    assert broker_loop.loop_factory("fastest")[0] == "asyncio"
+
+
+def test_uvloop_is_used_when_asked_and_installed() -> None:
+    pytest.importorskip("uvloop")
+    name, factory = broker_loop.loop_factory("uvloop")
+    loop = factory()
+    try:
+        assert name == "uvloop" and type(loop).__module__.startswith("uvloop")
+    finally:
+        loop.close()
+
+
+def test_uvloop_missing_falls_back_to_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop -> ImportError
+    name, factory = broker_loop.loop_factory("uvloop")
+    loop = factory()
+    try:
+        assert name == "asyncio" and isinstance(loop, asyncio.BaseEventLoop)
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"), [(None, 0.0005), ("2", 0.002), ("0", 0.00005), ("x", 0.0005)]
+)
+def test_switch_interval(monkeypatch: pytest.MonkeyPatch, raw: str | None, seconds: float) -> None:
+    if raw is None:
+        monkeypatch.delenv("KAFKITO_SWITCH_INTERVAL_MS", raising=False)
+    else:
+        monkeypatch.setenv("KAFKITO_SWITCH_INTERVAL_MS", raw)
+    assert broker_loop.switch_interval_s() == pytest.approx(seconds)
+
+
+def test_run_sets_the_interval_and_returns_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = sys.getswitchinterval()
+    monkeypatch.setenv("KAFKITO_SWITCH_INTERVAL_MS", "1")
+
+    async def main() -> float:
+        await asyncio.sleep(0)
+        return sys.getswitchinterval()
+
+    try:
+        assert broker_loop.run(main()) == pytest.approx(0.001)
+    finally:
+        sys.setswitchinterval(before)
+
+
+def test_the_broker_variables_are_no_client_config_error() -> None:
+    from kafkito.client.config import ConfigError, ReaderConfig
+
+    env = {"KAFKITO_LOOP": "uvloop", "KAFKITO_SWITCH_INTERVAL_MS": "1"}
+    ReaderConfig.from_env(environ=env)
+    with pytest.raises(ConfigError):  # other unknown names under the prefix still are
+        ReaderConfig.from_env(environ={**env, "KAFKITO_LOOPS": "uvloop"})
