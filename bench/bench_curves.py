@@ -125,8 +125,8 @@ def wait_for_metadata(bootstrap: str, started: float, timeout_s: float = 300) ->
 
 
 @contextlib.contextmanager
-def broker(data_dir: Path) -> Iterator[BrokerProcess]:
-    proc = kafkito_process(data_dir)
+def broker(data_dir: Path, *args: str) -> Iterator[BrokerProcess]:
+    proc = kafkito_process(data_dir, extra_args=list(args))
     proc.start(timeout_s=300)
     try:
         wait_for_metadata(proc.bootstrap, time.monotonic())
@@ -274,7 +274,8 @@ def idle_connections(bootstrap: str, count: int) -> list[WireClient]:
 
 def connections_curve(workdir: Path, counts: list[int], records: int, latency_s: float) -> Curve:
     curve = Curve("connections", "idle connections")
-    with broker(workdir / "connections") as proc:
+    # All from 127.0.0.1: the per-address cap (1,000 by default) must not refuse them.
+    with broker(workdir / "connections", "--max-connections-per-ip", "5000") as proc:
         base = rss_mb(pid_of(proc))
         for count in counts:
             clients = idle_connections(proc.bootstrap, count)
