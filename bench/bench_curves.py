@@ -410,8 +410,8 @@ def draw(curves: list[Curve], path: Path) -> None:
 
     groups: list[tuple[str, Callable[[str], bool]]] = [
         ("throughput, msgs/s", lambda k: "msgs/s" in k),
-        ("time (s) or latency (ms)", lambda k: k.endswith(" s") or " ms" in k),
-        ("memory, MB", lambda k: "MB" in k),
+        ("time (s) or latency (ms), log scale", lambda k: "msgs/s" not in k and "MB" not in k),
+        ("memory, MB", lambda k: "MB" in k and "KB" not in k),
     ]
     fig, axes = plt.subplots(len(curves), 3, figsize=(15, 4 * len(curves)), squeeze=False)
     for row, curve in zip(axes, curves, strict=True):
@@ -421,6 +421,8 @@ def draw(curves: list[Curve], path: Path) -> None:
                 if wanted(key) and points:
                     ax.plot(*zip(*points, strict=True), marker="o", label=key)
             ax.set_xscale("log" if max(curve.xs) / max(min(curve.xs), 1) >= 50 else "linear")
+            if title.startswith("time") and ax.get_legend_handles_labels()[0]:
+                ax.set_yscale("log")
             ax.set_xlabel(curve.x_label)
             ax.set_title(f"{curve.name}: {title}")
             ax.grid(True, alpha=0.3)
