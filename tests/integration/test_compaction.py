@@ -25,6 +25,7 @@ from kafka import KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
 
 from kafkito import Broker
+from kafkito.client import Admin as KafkitoAdmin
 
 TOPIC_CONFIGS = {
     "cleanup.policy": "compact",
@@ -217,3 +218,35 @@ def test_compacted_topic_reads_the_same_on_kafkito_and_apache_kafka(
     with ApacheKafka(brokers=1, data_dir=tmp_path / "kafka", broker_configs=configs) as kafka:
         theirs, _ = _run(kafka.bootstrap, topic_name)
     assert mine == theirs
+
+
+def test_one_pass_that_empties_many_segments_still_reads_with_librdkafka(tmp_path: Path) -> None:
+    """A backlog of full segments, all superseded by later writes, cleaned in one pass: each
+    becomes a segment holding one empty batch (storage.cleaner keeps the last batch of each
+    group). A fetch that got only those (librdkafka doubles its fetch size on each response
+    without a record and fails with MSG_SIZE_TOO_LARGE after ten) must go on to the records
+    after them: confluent-kafka reads the compacted partition to the end, every record the
+    latest of its key. The pass runs in the cleaner's child process (the real disk)."""
+    topic = "backlog"
+    with Broker(data_dir=str(tmp_path), port=0, log_cleaner_backoff_ms=50) as bootstrap:
+        admin = KafkitoAdmin(brokers=bootstrap)
+        # Written while the topic is not compacted yet, so that one pass meets the whole backlog.
+        admin.create_topic(topic, configs={"cleanup.policy": "delete", "segment.bytes": "16384"})
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+        keys = [f"key-{i}".encode() for i in range(40)]
+        records = [(keys[i % 40], f"v{i}-".encode() + b"x" * 200) for i in range(4000)]
+        _produce(producer, topic, records)
+        latest = {key: offset for offset, (key, _) in enumerate(records)}
+        expected = sorted((offset, key, records[offset][1]) for key, offset in latest.items())
+        admin.alter_configs(topic, {"cleanup.policy": "compact"})
+        admin.close()
+        deadline = time.monotonic() + 60
+        while True:
+            seen = _read_ck(bootstrap, topic, 0, 10**9)
+            if len(seen) < 200 or time.monotonic() > deadline:
+                break
+            _produce(producer, topic, [(b"filler", b"f")])  # rolls segments, wakes the cleaner
+            time.sleep(0.3)
+        assert len(seen) < 200, f"not cleaned within 60 s: {len(seen)} records"
+        live = [r for r in seen if r[1] != b"filler"]
+        assert live == expected

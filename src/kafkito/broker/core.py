@@ -272,8 +272,9 @@ class BrokerCore:
     async def clean_logs(self, *, force: bool = False) -> bool:
         """Clean the filthiest compacted log that is due (storage.cleaner); False if none.
 
-        The pass runs in a worker thread; the segment list is swapped on the loop, and the
-        cleaner-offset-checkpoint is written after it.
+        The pass runs in a child process (a worker thread on the tests' file systems); the
+        segment list is swapped on the loop, and the cleaner-offset-checkpoint is written
+        after it.
         """
         plans = []
         live: set[str] = set()
@@ -303,6 +304,9 @@ class BrokerCore:
             self.cleaner_state,
             Throttler(settings.log_cleaner_io_max_bytes_per_second),
             dedupe_buffer_bytes=settings.log_cleaner_dedupe_buffer_bytes,
+            # A child process on the real disk (never the GIL of our loop); in-process on the
+            # fault-injecting file systems of the tests, which a child could not share.
+            isolated=settings.log_cleaner_in_process and type(self.fs) is OsFileSystem,
         )
         plog = plan.plog
         if result.error is not None:

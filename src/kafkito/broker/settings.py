@@ -87,6 +87,10 @@ class BrokerSettings:
     """Cleaner reads plus writes per second (log.cleaner.io.max.bytes.per.second)."""
     log_cleaner_dedupe_buffer_bytes: int = 128 << 20
     """Memory for the cleaner's key -> offset map (log.cleaner.dedupe.buffer.size)."""
+    log_cleaner_in_process: bool = True
+    """Run each cleaning pass in a child process (storage.cleaner_process), so that the
+    broker's event loop never waits for the GIL while a pass scans records; False runs it in a
+    worker thread of the broker (lower start cost, worse produce latency while cleaning)."""
     log_segment_bytes: int = 1 << 30
     group_initial_rebalance_delay_ms: int = 300
     """How long a group leaving Empty waits for more members before its first generation.
