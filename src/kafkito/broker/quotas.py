@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kafkito.broker import embedded
-from kafkito.errors import ErrorCode
+from kafkito.errors import ErrorCode, KafkitoError
 
 if TYPE_CHECKING:
     from kafkito.broker.core import BrokerCore
@@ -94,7 +94,7 @@ def entity_of(pairs: Any) -> Entity:
     return tuple(sorted((str(t), n) for t, n in pairs))
 
 
-class QuotaError(Exception):
+class QuotaError(KafkitoError):
     """An AlterClientQuotas or DescribeClientQuotas request Kafka refuses, with its error."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
