@@ -3,7 +3,11 @@
 * states.py       the classic group state machine, as a transition table
 * group.py        a group's members and the pure rules on them (protocol choice)
 * journal.py      group commit of coordinator records into the metadata log (fsync, then ack)
-* coordinator.py  JoinGroup/SyncGroup/Heartbeat/LeaveGroup, offsets, expiry, persistence
+* coordinator.py  the Coordinator: lifecycle, timers' ticker, group admin, DescribeGroups;
+                  assembled from the parts below (base.py: the state they share)
+* membership.py   classic groups: JoinGroup/SyncGroup/Heartbeat/LeaveGroup, rebalances
+* offsets.py      OffsetCommit/OffsetFetch/OffsetDelete, offset expiry
+* persistence.py  replay from and records for the metadata log, compaction
 * consumer_group.py  KIP-848 groups (ConsumerGroupHeartbeat): epochs, reconciliation table
 * assignors.py    the server-side assignors of KIP-848 groups: uniform and range
 
