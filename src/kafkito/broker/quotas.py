@@ -56,7 +56,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kafkito.broker import embedded
 from kafkito.errors import ErrorCode, KafkitoError
 
 if TYPE_CHECKING:
@@ -474,7 +473,7 @@ _MANAGERS: weakref.WeakKeyDictionary[BrokerCore, QuotaManager] = weakref.WeakKey
 
 
 def install(broker: BrokerCore) -> None:
-    """Attach a quota manager to a fresh BrokerCore (an `embedded.INSTALLERS` entry)."""
+    """Attach a quota manager to a fresh BrokerCore (called by kafkito.broker.assembly)."""
     manager = QuotaManager(broker)
     _MANAGERS[broker] = manager
     broker.participants.append(manager)
@@ -533,7 +532,3 @@ async def throttle_fetch(ctx: RequestContext, response_bytes: int) -> int:
         if ctx.api_version < FETCH_THROTTLE_FROM_VERSION:
             await asyncio.sleep(delay / 1000)
     return delay
-
-
-if install not in embedded.INSTALLERS:
-    embedded.INSTALLERS.append(install)

@@ -214,7 +214,7 @@ def _settings_from_config_file(path: str) -> dict[str, Any]:
 
 def local_broker() -> tuple[str, Callable[[], None]]:
     """The local embedded broker: shared if one runs, else started in this process."""
-    from kafkito.broker.local import attach_or_start
+    from kafkito.broker.embedded import attach_or_start
 
     return attach_or_start()
 

@@ -11,9 +11,7 @@
 * consumer_group.py  KIP-848 groups (ConsumerGroupHeartbeat): epochs, reconciliation table
 * assignors.py    the server-side assignors of KIP-848 groups: uniform and range
 
-Importing this package registers `install` in `kafkito.broker.embedded.INSTALLERS`; the handler
-modules (handlers/join_group.py and friends) import it, and `load_handlers()` imports them when a
-BrokerCore is made, so every core built by `_build_core` gets a coordinator before it loads.
+kafkito.broker.assembly attaches the coordinator to a new BrokerCore with `install`.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING
 
-from kafkito.broker import embedded
 from kafkito.broker.coordinator.coordinator import Coordinator
 from kafkito.broker.coordinator.states import GroupEvent, GroupState
 from kafkito.errors import BrokerError, ErrorCode
@@ -35,7 +32,7 @@ _COORDINATORS: weakref.WeakKeyDictionary[BrokerCore, Coordinator] = weakref.Weak
 
 
 def install(broker: BrokerCore) -> None:
-    """Attach a coordinator to a fresh BrokerCore (an `embedded.INSTALLERS` entry)."""
+    """Attach a coordinator to a fresh BrokerCore (called by kafkito.broker.assembly)."""
     coordinator = Coordinator(broker)
     _COORDINATORS[broker] = coordinator
     broker.participants.append(coordinator)
@@ -47,7 +44,3 @@ def coordinator_of(broker: BrokerCore) -> Coordinator:
     if coordinator is None:
         raise BrokerError(ErrorCode.coordinator_not_available, "no group coordinator installed")
     return coordinator
-
-
-if install not in embedded.INSTALLERS:
-    embedded.INSTALLERS.append(install)

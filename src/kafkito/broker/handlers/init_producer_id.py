@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-# Importing the module registers its installer (embedded.INSTALLERS) before any broker is built.
 from kafkito.broker import producers as _producers
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import transactions_of

@@ -15,7 +15,6 @@ import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from kafkito.broker import embedded
 from kafkito.broker.producers.snapshot import (
     MAX_SNAPSHOT_BYTES,
     SNAPSHOT_NAME,
@@ -153,7 +152,7 @@ class ProducerStateManager:
             # a restart
             del self.issued_epochs[next(iter(self.issued_epochs))]
 
-    # -- the produce path (BrokerCore.check_producer / record_producer) ----------------
+    # -- the produce path (AppendGuard.check / record) ----------------
 
     def state_for(self, plog: PartitionLog) -> PartitionProducers:
         state = self.partitions.get(plog)
@@ -278,10 +277,7 @@ class ProducerStateManager:
 
 
 def install(broker: BrokerCore) -> None:
-    """Attach producer state to a fresh BrokerCore (an `embedded.INSTALLERS` entry)."""
+    """Attach producer state to a fresh BrokerCore (called by kafkito.broker.assembly)."""
     manager = ProducerStateManager(broker)
     broker.producers = manager
     broker.participants.append(manager)
-
-
-embedded.INSTALLERS.append(install)
