@@ -21,14 +21,17 @@ from kafkito.broker import coordinator, producers, quotas, txn
 from kafkito.broker.core import BrokerCore
 from kafkito.broker.producers.guard import AppendGuard
 from kafkito.broker.settings import BrokerSettings
+from kafkito.clock import Clock
 from kafkito.storage.fs import FileSystem
 
 __all__ = ["build_core"]
 
 
-def build_core(settings: BrokerSettings, fs: FileSystem | None = None) -> BrokerCore:
+def build_core(
+    settings: BrokerSettings, fs: FileSystem | None = None, clock: Clock | None = None
+) -> BrokerCore:
     """A BrokerCore with every subsystem attached, ready for `load()` / `start()`."""
-    core = BrokerCore(settings, fs)
+    core = BrokerCore(settings, fs, clock)
     coordinator.install(core)
     producers.install(core)
     txn.install(core)

@@ -28,6 +28,7 @@ from kafkito.broker.producers.guard import AppendGuard
 from kafkito.broker.server import ByteBudget, Listener
 from kafkito.broker.settings import BrokerSettings
 from kafkito.broker.state import TopicRegistry
+from kafkito.clock import Clock, SystemClock
 from kafkito.errors import ErrorCode, StorageError, UnsupportedRequest
 from kafkito.protocol import codec
 from kafkito.protocol.framing import read_request_head
@@ -65,9 +66,14 @@ class BrokerCore:
     transactions: TxnCoordinator
     """The transaction coordinator (kafkito.broker.txn)."""
 
-    def __init__(self, settings: BrokerSettings, fs: FileSystem | None = None) -> None:
+    def __init__(
+        self, settings: BrokerSettings, fs: FileSystem | None = None, clock: Clock | None = None
+    ) -> None:
         settings.validate()
         self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        """Time for the subsystems' timeouts (kafkito.clock): the group coordinator's sessions,
+        rebalance and join timers. A test passes a FakeClock to drive them."""
         self.fs: FileSystem = fs or OsFileSystem()
         self.metalog = MetadataLog(
             self.fs, os.path.join(settings.data_path, "meta", "metadata.log")

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from kafkito.broker.coordinator.journal import Journal
     from kafkito.broker.core import BrokerCore
     from kafkito.broker.settings import BrokerSettings
+    from kafkito.clock import Clock
     from kafkito.errors import ErrorCode
 
 
@@ -38,6 +39,7 @@ class CoordinatorBase:
 
     broker: BrokerCore
     settings: BrokerSettings
+    clock: Clock
     wall_ms: Callable[[], int]
     groups: dict[str, Group]
     offsets: dict[str, dict[tuple[str, int], Committed]]

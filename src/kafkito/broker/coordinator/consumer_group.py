@@ -326,7 +326,7 @@ class ConsumerGroups:
             member.client_id, member.client_host = client_id, client_host
             if server_assignor is not None:
                 member.server_assignor = server_assignor
-            loop_now = self.coordinator._loop().time()
+            loop_now = self.coordinator.clock.monotonic()
             member.session_deadline = loop_now + self.session_timeout_ms / 1000
             self._maybe_assign(group)
             assigned_before = member.assigned

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -66,11 +65,13 @@ class Coordinator(Membership, OffsetStore, GroupPersistence):
         self,
         broker: BrokerCore,
         *,
-        wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        wall_ms: Callable[[], int] | None = None,
     ) -> None:
         self.broker = broker
         self.settings = broker.settings
-        self.wall_ms = wall_ms
+        self.clock = broker.clock
+        """Deadlines, timers and the ticker's sleep (kafkito.clock; FakeClock in tests)."""
+        self.wall_ms = wall_ms or self.clock.wall_ms
         self.groups: dict[str, Group] = {}
         self.offsets: dict[str, dict[tuple[str, int], Committed]] = {}
         self.journal = Journal(broker.metalog, self._maybe_compact)
@@ -111,12 +112,12 @@ class Coordinator(Membership, OffsetStore, GroupPersistence):
         group.join_timer = group.sync_timer = None
 
     async def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
+        clock = self.clock
         retention_check_s = min(60.0, max(0.1, self.settings.offsets_retention_ms / 4000))
-        next_retention = loop.time() + retention_check_s
+        next_retention = clock.monotonic() + retention_check_s
         while True:
-            await asyncio.sleep(SESSION_CHECK_INTERVAL_S)
-            now = loop.time()
+            await clock.sleep(SESSION_CHECK_INTERVAL_S)
+            now = clock.monotonic()
             for group in list(self.groups.values()):
                 for member in list(group.members.values()):
                     if member.awaiting_join() or member.awaiting_sync():

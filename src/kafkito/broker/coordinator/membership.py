@@ -71,10 +71,10 @@ class Membership(CoordinatorBase):
 
     @staticmethod
     def _loop() -> asyncio.AbstractEventLoop:
-        return asyncio.get_running_loop()
+        return asyncio.get_running_loop()  # futures only; time and timers are self.clock's
 
     def _touch(self, member: Member) -> None:
-        member.heartbeat_deadline = self._loop().time() + member.session_timeout_ms / 1000
+        member.heartbeat_deadline = self.clock.monotonic() + member.session_timeout_ms / 1000
 
     @staticmethod
     def _answer_join(member: Member, answer: dict[str, Any]) -> None:
@@ -153,7 +153,7 @@ class Membership(CoordinatorBase):
             if require_known_member_id:
                 # KIP-394: hand out the id, remember it for one session, wait for the real join
                 pending_id = member.member_id
-                group.pending_members[pending_id] = self._loop().call_later(
+                group.pending_members[pending_id] = self.clock.call_later(
                     session_timeout_ms / 1000, self._expire_pending, group, pending_id
                 )
                 return _empty_join(pending_id, ErrorCode.member_id_required)
@@ -272,7 +272,7 @@ class Membership(CoordinatorBase):
             self._prepare_rebalance(group)
 
     def _prepare_rebalance(self, group: Group) -> None:
-        loop = self._loop()
+        clock = self.clock
         if group.state is GroupState.COMPLETING_REBALANCE:
             for m in group.members.values():
                 m.assignment = b""
@@ -291,10 +291,10 @@ class Membership(CoordinatorBase):
             group.in_initial_delay = True
             group.new_member_added = False
             group.initial_delay_left_ms = max(0, rebalance_ms - first)
-            group.join_timer = loop.call_later(first / 1000, self._initial_delay_done, group)
+            group.join_timer = clock.call_later(first / 1000, self._initial_delay_done, group)
         else:
             group.in_initial_delay = False
-            group.join_timer = loop.call_later(rebalance_ms / 1000, self._complete_join, group)
+            group.join_timer = clock.call_later(rebalance_ms / 1000, self._complete_join, group)
         log.debug("group %s: preparing rebalance (generation %d)", group.group_id, group.generation)
 
     def _initial_delay_done(self, group: Group) -> None:
@@ -303,7 +303,7 @@ class Membership(CoordinatorBase):
             group.new_member_added = False
             step = min(delay_ms, group.initial_delay_left_ms)
             group.initial_delay_left_ms -= step
-            group.join_timer = self._loop().call_later(step / 1000, self._initial_delay_done, group)
+            group.join_timer = self.clock.call_later(step / 1000, self._initial_delay_done, group)
             return
         group.in_initial_delay = False
         self._complete_join(group)
@@ -363,7 +363,7 @@ class Membership(CoordinatorBase):
         for member in joined:
             self._touch(member)
             self._answer_join(member, self._join_answer(group, member))
-        group.sync_timer = self._loop().call_later(
+        group.sync_timer = self.clock.call_later(
             group.max_rebalance_timeout_ms() / 1000, self._sync_expired, group, group.generation
         )
 
