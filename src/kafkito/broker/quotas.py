@@ -190,6 +190,7 @@ class QuotaManager:
         self.broker = broker
         self.now_ms = now_ms
         self.entities: dict[Entity, dict[str, float]] = {}
+        self._altering = asyncio.Lock()
         self._sensors: dict[tuple[str, str, str], Rate] = {}
         extra = broker.settings.extra
         self.samples = _positive(extra, "quota.window.num", QUOTA_WINDOW_NUM)
@@ -221,12 +222,19 @@ class QuotaManager:
 
     # -- AlterClientQuotas ------------------------------------------------------------------
 
-    def alter(
+    async def alter(
         self, entries: list[tuple[Entity, list[tuple[str, float | None]]]], validate_only: bool
     ) -> list[tuple[ErrorCode, str | None]]:
         """Apply each entry's ops (None value: remove the key), all checked first as Kafka's
         ClientQuotaControlManager does; an (error, message) per entry, in request order.
-        Raises StorageError if the metadata log cannot be written (nothing is applied)."""
+        Raises OSError if the metadata log cannot be written (nothing is applied). One alter
+        at a time: each reads the entities, waits for its record's fsync, then applies."""
+        async with self._altering:
+            return await self._alter(entries, validate_only)
+
+    async def _alter(
+        self, entries: list[tuple[Entity, list[tuple[str, float | None]]]], validate_only: bool
+    ) -> list[tuple[ErrorCode, str | None]]:
         results: list[tuple[ErrorCode, str | None]] = []
         changes: dict[Entity, dict[str, float]] = {}
         seen: set[Entity] = set()
@@ -250,8 +258,8 @@ class QuotaManager:
             return [(ErrorCode.policy_violation, message) for _ in entries]
         if validate_only or not changes:
             return results
-        # persisted first: a failed append (StorageError) leaves the old quotas in force
-        self.broker.metalog.append([_record(e, v) for e, v in changes.items()])
+        # persisted first (fsync off the loop): a failed append leaves the old quotas in force
+        await self.broker.metalog.append_durable([_record(e, v) for e, v in changes.items()])
         for entity, values in changes.items():
             if values:
                 self.entities[entity] = values

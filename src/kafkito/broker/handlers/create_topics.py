@@ -128,7 +128,7 @@ async def create_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
             answers.append(_failed(name, ErrorCode.invalid_config, config_error))
             continue
         try:
-            topic = broker.topics.create(
+            topic = await broker.topics.create(
                 name, partitions, configs, validate_only=bool(request.validate_only)
             )
         except BrokerError as exc:

@@ -67,6 +67,7 @@ class ProducerStateManager:
             weakref.WeakKeyDictionary()
         )
         self._task: asyncio.Task[None] | None = None
+        self._reserving = asyncio.Lock()
         self._writing: asyncio.Future[bool] | None = None
         crash = os.environ.get(CRASH_ENV)
         self._crash_after = int(crash) if crash else 0
@@ -119,6 +120,29 @@ class ProducerStateManager:
         pid = self.next_pid
         self.next_pid += 1
         return pid
+
+    async def allocate_pid_durably(self) -> int:
+        """`allocate_pid` for the event loop: a new block's reservation is fsynced off it.
+
+        Requests that find the block used up wait for one reservation (the lock) instead of
+        each writing their own.
+        """
+        while self.next_pid >= self.reserved_until:
+            async with self._reserving:
+                if self.next_pid >= self.reserved_until:
+                    reserved = self.next_pid + PID_BLOCK
+                    record = {"type": "producer_ids", "reserved_until": reserved}
+                    await self.broker.metalog.append_durable([record])
+                    self.reserved_until = max(self.reserved_until, reserved)
+        pid = self.next_pid
+        self.next_pid += 1
+        return pid
+
+    async def init_idempotent(self) -> tuple[int, int]:
+        """(pid, 0) for an idempotent producer (InitProducerId without a transactional id)."""
+        pid = await self.allocate_pid_durably()
+        self._issue(pid, 0)
+        return pid, 0
 
     def init_producer_id(self, producer_id: int, epoch: int) -> tuple[int, int]:
         """(pid, epoch) for an idempotent producer; a KIP-360 bump when it names its pid.
