@@ -298,7 +298,7 @@ def broker(
     Example:
       kafkito broker --port 0 --data-dir /tmp/kafkito
     """
-    from kafkito.broker.embedded import _build_core
+    from kafkito.broker.assembly import build_core
     from kafkito.broker.local import DataDirInUse
     from kafkito.errors import KafkitoError
 
@@ -347,7 +347,7 @@ def broker(
     check_port_free(host, port, what="the broker", option="--port")
 
     async def run() -> None:
-        core = _build_core(settings, None)
+        core = build_core(settings, None)
         bound_host, bound_port = await core.start()
         click.echo(
             f"kafkito broker ready: bootstrap {bound_host}:{bound_port} "

@@ -25,7 +25,7 @@ async def alter_client_quotas(request: Any, ctx: RequestContext) -> dict[str, An
         )
         for entry in request.entries
     ]
-    results = manager.alter(entries, bool(request.validate_only))
+    results = await manager.alter(entries, bool(request.validate_only))
     return {
         "throttle_time": 0,
         "entries": [

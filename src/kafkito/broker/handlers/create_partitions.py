@@ -84,7 +84,7 @@ async def create_partitions(request: Any, ctx: RequestContext) -> dict[str, Any]
             answers.append(_answer(name, *problem))
             continue
         try:
-            registry.add_partitions(
+            await registry.add_partitions(
                 name, int(wanted.count), validate_only=bool(request.validate_only)
             )
         except BrokerError as exc:

@@ -24,6 +24,8 @@ from kafkito.errors import BrokerError, ErrorCode
 
 MAX_PARTITIONS_PER_TOPIC = 10_000
 """Each partition is a directory of open files: a bound, checked where the request enters."""
+_CONFIG_FIELDS = ("name", "value", "read_only", "config_source", "is_sensitive")
+"""What CreateTopics' config rows hold of DescribeConfigs' (no synonyms, type or doc)."""
 
 
 def _failed(name: str, code: ErrorCode, message: str) -> dict[str, Any]:
@@ -126,15 +128,18 @@ async def create_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
             answers.append(_failed(name, ErrorCode.invalid_config, config_error))
             continue
         try:
-            topic = broker.topics.create(
+            topic = await broker.topics.create(
                 name, partitions, configs, validate_only=bool(request.validate_only)
             )
         except BrokerError as exc:
             answers.append(_failed(name, exc.code, str(exc)))
             continue
         described = [
-            entry.as_dict(synonyms=False, documentation=False)
-            for entry in describe_topic_configs(configs, broker.settings, broker.topics.dynamic)
+            {key: row[key] for key in _CONFIG_FIELDS}
+            for row in (
+                entry.as_dict(synonyms=False, documentation=False)
+                for entry in describe_topic_configs(configs, broker.settings, broker.topics.dynamic)
+            )
         ]
         answers.append(
             {

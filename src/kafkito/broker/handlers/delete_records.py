@@ -50,7 +50,7 @@ async def delete_records(request: Any, ctx: RequestContext) -> dict[str, Any]:
                 continue
             if offset > plog.log_start_offset:
                 plog.delete_records_before(offset)
-                registry.record_log_start(topic.name, index, plog.log_start_offset)
+                await registry.persist_log_start(topic.name, index, plog.log_start_offset)
                 log.info(
                     "%s-%d: records below offset %d deleted by client %s",
                     topic.name,

@@ -81,7 +81,7 @@ async def delete_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
             )
             continue
         try:
-            registry.delete(name)
+            await registry.delete(name)
         except BrokerError as exc:
             answers.append(_answer(name, topic.topic_id, exc.code, str(exc)))
             continue

@@ -44,4 +44,7 @@ async def find_coordinator(request: Any, ctx: RequestContext) -> dict[str, Any]:
     if ctx.api_version >= 4:
         coordinators = [_answer(ctx, key, key_type) for key in request.coordinator_keys]
         return {"throttle_time": 0, "coordinators": coordinators}
-    return {"throttle_time": 0, **_answer(ctx, request.key, key_type)}
+    # v0-3 answer one key at the top level, where the response has no `key` field
+    single = _answer(ctx, request.key, key_type)
+    del single["key"]
+    return {"throttle_time": 0, **single}

@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-# Importing the module registers its installer (embedded.INSTALLERS) before any broker is built.
 from kafkito.broker import producers as _producers
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import transactions_of
@@ -55,7 +54,7 @@ async def init_producer_id(request: Any, ctx: RequestContext) -> dict[str, Any]:
         return _answer(ErrorCode.unknown_server_error)
     # Without a transactional id the pid and epoch sent (v3+) are ignored, as Kafka does.
     try:
-        pid, new_epoch = manager.init_producer_id(-1, -1)
+        pid, new_epoch = await manager.init_idempotent()
     except BrokerError as exc:
         log.info("InitProducerId from %s refused: %s", ctx.peer, exc)
         return _answer(exc.code)

@@ -34,7 +34,6 @@ def _answer(index: int, code: ErrorCode, timestamp: int = -1, offset: int = -1) 
         "timestamp": timestamp,
         "offset": offset,
         "leader_epoch": LEADER_EPOCH if found else -1,
-        "old_style_offsets": [],
     }
 
 

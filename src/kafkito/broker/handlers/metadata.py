@@ -134,10 +134,13 @@ async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
                 continue
             if topic is None and allow_create:
                 try:
-                    topic = registry.create(name, broker.settings.num_partitions)
+                    topic = await registry.create(name, broker.settings.num_partitions)
                 except BrokerError as exc:
-                    topics.append(missing_topic(name, exc.code))
-                    continue
+                    # another request created it while this one waited for the admin lock
+                    topic = registry.get(name)
+                    if topic is None:
+                        topics.append(missing_topic(name, exc.code))
+                        continue
             topics.append(
                 topic_metadata(topic, node, topic_ops)
                 if topic

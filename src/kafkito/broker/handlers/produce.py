@@ -179,7 +179,7 @@ async def produce(_: None, ctx: RequestContext) -> object:
                         continue
                 if broker.committer.failure(plog) is not None:
                     raise StorageError("the log is read-only after an fsync failure")
-                duplicate = broker.check_producer(plog, header)
+                duplicate = broker.append_guard.check(plog, header)
                 if duplicate is not None:
                     # Apache Kafka answers a duplicate with the batch's max timestamp as its
                     # log_append_time (ProducerStateManager's BatchMetadata), even under
@@ -201,7 +201,7 @@ async def produce(_: None, ctx: RequestContext) -> object:
                     append_time = int(time.time() * 1000)
                     header = stamp_log_append_time(batch, header, append_time)
                 base_offset = plog.append(batch, header)
-                broker.record_producer(plog, header, base_offset)
+                broker.append_guard.record(plog, header, base_offset)
             except CorruptBatch as exc:
                 log.warning("produce to %s-%d from %s refused: %s", name, index, ctx.peer, exc)
                 # Kafka's RecordValidationException (invalid record or timestamp) answers with
