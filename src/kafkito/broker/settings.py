@@ -71,6 +71,12 @@ class BrokerSettings:
     ssl_cafile: str | None = None
     """PEM CA bundle; when set, clients must present a certificate signed by it (mutual TLS)."""
     tls_handshake_timeout_ms: int = 10_000
+    authorizer: Literal["none", "acl"] = "none"
+    """"acl": check every request against ACLs (Kafka's StandardAuthorizer); "none": allow all."""
+    super_users: tuple[str, ...] = ()
+    """super.users: principals (`User:admin`) allowed everything, whatever the ACLs say."""
+    allow_everyone_if_no_acl_found: bool = False
+    """allow.everyone.if.no.acl.found: a resource no ACL applies to is open to everyone."""
     durability: Durability = "always"
     flush_interval_ms: int = 1000
     """fsync period of logs that do not sync on ack (durability=interval): on power loss the
@@ -176,6 +182,13 @@ class BrokerSettings:
                 raise KafkitoError(
                     f"security_protocol {self.security_protocol} needs sasl_users_file"
                 )
+        if self.authorizer not in ("none", "acl"):
+            raise KafkitoError(f"authorizer must be 'none' or 'acl', got {self.authorizer!r}")
+        bad = [p for p in self.super_users if ":" not in p or not p.partition(":")[2]]
+        if bad:
+            raise KafkitoError(
+                f"super user {bad[0]!r} is not a principal such as User:admin (type:name)"
+            )
         if self.tls_enabled and not self.ssl_certfile:
             raise KafkitoError(f"security_protocol {self.security_protocol} needs ssl_certfile")
 

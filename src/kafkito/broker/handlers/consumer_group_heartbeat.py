@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import heartbeat_denied
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.handlers.join_group import client_host
@@ -27,6 +28,7 @@ async def consumer_group_heartbeat(request: Any, ctx: RequestContext) -> dict[st
         )
     subscribed = request.subscribed_topic_names
     try:
+        heartbeat_denied(ctx, request.group_id, subscribed)  # raises *_AUTHORIZATION_FAILED
         return await coordinator_of(ctx.broker).consumer.heartbeat(
             api_version=ctx.api_version,
             group_id=request.group_id,

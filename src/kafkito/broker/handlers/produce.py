@@ -31,6 +31,7 @@ import logging
 import time
 from typing import Any
 
+from kafkito.broker.auth.checks import produce_denied
 from kafkito.broker.dispatch import NO_RESPONSE, RawBody, RequestContext, handler
 from kafkito.broker.quotas import throttle_produce
 from kafkito.errors import BrokerError, CorruptBatch, ErrorCode, ProtocolError, StorageError
@@ -123,8 +124,13 @@ async def produce(_: None, ctx: RequestContext) -> object:
         topic = broker.topics.get(name)
         answers: list[ProducePartitionResult] = []
         results.append((name, answers))
+        denied = produce_denied(ctx, request.transactional_id, name)  # WRITE on txn id, topic
         for pdata in topic_data.partitions:
             index = pdata.partition
+            if denied is not None:
+                answers.append(ProducePartitionResult(index, denied))
+                first_error = first_error or f"{denied.name} on {name}"
+                continue
             if acks not in (-1, 0, 1):
                 answers.append(ProducePartitionResult(index, ErrorCode.invalid_required_acks))
                 first_error = first_error or f"invalid acks {acks}"

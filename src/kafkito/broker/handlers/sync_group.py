@@ -9,12 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import READ, group_denied
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 
 
 @handler(14, versions=range(0, 6))
 async def sync_group(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    if denied := group_denied(ctx, READ, request.group_id):
+        return {
+            "throttle_time": 0,
+            "error_code": denied,
+            "protocol_type": None,
+            "protocol_name": None,
+            "assignment": b"",
+        }
     answer = await coordinator_of(ctx.broker).sync(
         group_id=request.group_id,
         generation_id=request.generation_id,
