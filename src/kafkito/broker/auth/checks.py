@@ -147,13 +147,6 @@ def cluster_ops(ctx: RequestContext, asked: bool) -> int:
     return authorized_ops(ctx, CLUSTER, CLUSTER_NAME, asked)
 
 
-def produce_denied(ctx: RequestContext, txn_id: str | None, topic: str) -> ErrorCode | None:
-    """Produce: WRITE on the transactional id when one is given, then WRITE on the topic."""
-    if txn_id is not None and (denied := txn_denied(ctx, WRITE, txn_id)) is not None:
-        return denied
-    return topic_denied(ctx, WRITE, topic)
-
-
 _CONFIG_TOPIC, _CONFIG_BROKER, _CONFIG_BROKER_LOGGER = 2, 4, 8
 """Config resource types of Describe/AlterConfigs (Kafka's ConfigResource.Type)."""
 
@@ -277,3 +270,28 @@ def txn_topic_refusals(
     if not refused:
         return None
     return _Refusals({(t, p): refused.get(t, ErrorCode.operation_not_attempted) for t, p in wanted})
+
+
+_ATTRIBUTES_LOW_BYTE, _TRANSACTIONAL_BIT = 22, 0x10
+"""Where a v2 record batch keeps its transactional flag (KAFKA-NOTES §4)."""
+
+
+def produce_txn_denied(ctx: RequestContext, request: Any) -> ErrorCode | None:
+    """Produce with transactional batches needs WRITE on its transactional id (Kafka's
+    hasTransactionalRecords check, before any topic): else every partition answers
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED."""
+    authorizer = authorizer_of(ctx.broker)
+    if authorizer is None or not authorizer.enabled:
+        return None
+    transactional = any(
+        p.records is not None
+        and len(p.records) > _ATTRIBUTES_LOW_BYTE
+        and p.records[_ATTRIBUTES_LOW_BYTE] & _TRANSACTIONAL_BIT
+        for t in request.topics
+        for p in t.partitions
+    )
+    if not transactional:
+        return None
+    if request.transactional_id is None:
+        return ErrorCode.transactional_id_authorization_failed
+    return txn_denied(ctx, WRITE, request.transactional_id)

@@ -13,7 +13,7 @@ from typing import Any
 
 from kafkito.broker.auth.acl import Acl, InvalidAcl
 from kafkito.broker.auth.authorizer import authorizer_of
-from kafkito.broker.auth.checks import ALTER, cluster_denied
+from kafkito.broker.auth.checks import ALTER, DENIED_MESSAGES, cluster_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode, StorageError
 
@@ -27,7 +27,7 @@ async def create_acls(request: Any, ctx: RequestContext) -> dict[str, Any]:
     if authorizer is None or not authorizer.enabled:
         results = [(ErrorCode.security_disabled, NO_AUTHORIZER)] * len(request.creations)
     elif (denied := cluster_denied(ctx, ALTER)) is not None:
-        results = [(denied, None)] * len(request.creations)
+        results = [(denied, DENIED_MESSAGES[denied])] * len(request.creations)
     else:
         valid: list[Acl] = []
         for c in request.creations:
@@ -45,7 +45,7 @@ async def create_acls(request: Any, ctx: RequestContext) -> dict[str, Any]:
                 results.append((ErrorCode.invalid_request, str(exc)))
                 continue
             valid.append(acl)
-            results.append((ErrorCode.none, None))
+            results.append((ErrorCode.none, ""))  # Kafka answers "" on success
         try:
             authorizer.create(valid)
         except (StorageError, OSError, ValueError) as exc:

@@ -11,7 +11,7 @@ from typing import Any
 
 from kafkito.broker.auth.acl import AclFilter, InvalidAcl
 from kafkito.broker.auth.authorizer import authorizer_of
-from kafkito.broker.auth.checks import ALTER, cluster_denied
+from kafkito.broker.auth.checks import ALTER, DENIED_MESSAGES, cluster_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.handlers.create_acls import NO_AUTHORIZER
 from kafkito.errors import ErrorCode, StorageError
@@ -28,7 +28,7 @@ async def delete_acls(request: Any, ctx: RequestContext) -> dict[str, Any]:
     if authorizer is None or not authorizer.enabled:
         results = [_result(ErrorCode.security_disabled, NO_AUTHORIZER)] * n
     elif (denied := cluster_denied(ctx, ALTER)) is not None:
-        results = [_result(denied, None)] * n
+        results = [_result(denied, DENIED_MESSAGES[denied])] * n
     else:
         parsed: list[AclFilter | str] = []
         for f in request.filters:
