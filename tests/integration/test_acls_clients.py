@@ -1,0 +1,265 @@
+"""ACLs with every real client over SASL PLAIN: confluent-kafka (through kafkito's Admin and its
+own Producer/Consumer), aiokafka, kafka-python (also its ACL admin API) and kcat. Each client
+logs in as alice, who may write and read `acl-open`, read with groups starting `acl-g`, and has
+no ACL on `acl-secret`: what she may do works, and what she may not fails with the client's own
+authorization error, while the broker keeps serving her allowed requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import TopicPartition as AioTopicPartition
+from aiokafka import errors as aio_errors
+from confluent_kafka import Consumer, KafkaError, Producer
+from kafka import KafkaConsumer, KafkaProducer
+from kafka import errors as kp_errors
+from kafka.admin import ACL, ACLFilter, KafkaAdminClient, ResourcePattern, ResourcePatternFilter
+from kafka.admin import ACLOperation as KpOp
+from kafka.admin import ACLPermissionType as KpPerm
+from kafka.admin import ACLResourcePatternType as KpPattern
+from kafka.admin import ResourceType as KpResource
+
+from kafkito import Broker
+from kafkito.broker.auth import UserStore
+from kafkito.client.admin import Acl, AclFilter, Admin
+from kafkito.client.errors import ClientError
+
+PASSWORDS = {"admin": "admin-pw-for-acls", "alice": "alice-pw-for-acls"}
+OPEN, SECRET = "acl-open", "acl-secret"
+
+
+@pytest.fixture(scope="module")
+def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root: Path = tmp_path_factory.mktemp("acl-clients")
+    users = str(root / "users.json")
+    store = UserStore.load(users, missing_ok=True)
+    for user, password in PASSWORDS.items():
+        store.set_password(user, password)
+    store.save()
+    with Broker(
+        port=0,
+        data_dir=str(root / "data"),
+        security_protocol="SASL_PLAINTEXT",
+        sasl_users_file=users,
+        authorizer="acl",
+        super_users=("User:admin",),
+    ) as address:
+        with Admin(brokers=address, settings=rdk("admin")) as admin:
+            admin.create_topics([OPEN, SECRET])
+            admin.create_acls(
+                Acl("TOPIC", OPEN, principal="User:alice", operation="WRITE"),
+                Acl("TOPIC", OPEN, principal="User:alice", operation="READ"),
+                Acl("GROUP", "acl-g", "PREFIXED", principal="User:alice", operation="READ"),
+            )
+        yield address
+
+
+def rdk(user: str) -> dict[str, object]:
+    return {
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": user,
+        "sasl.password": PASSWORDS[user],
+    }
+
+
+def py_kwargs(bootstrap: str, user: str = "alice") -> dict[str, object]:
+    return {
+        "bootstrap_servers": bootstrap,
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "PLAIN",
+        "sasl_plain_username": user,
+        "sasl_plain_password": PASSWORDS[user],
+    }
+
+
+# -- confluent-kafka -----------------------------------------------------------------------------
+
+
+def test_confluent_kafka(bootstrap: str) -> None:
+    def produce(topic: str) -> KafkaError | None:
+        producer = Producer({"bootstrap.servers": bootstrap, **rdk("alice")})
+        delivered: list[KafkaError | None] = []
+        producer.produce(topic, b"from-confluent", on_delivery=lambda e, m: delivered.append(e))
+        producer.flush(15)
+        assert len(delivered) == 1
+        return delivered[0]
+
+    assert produce(OPEN) is None
+    denied = produce(SECRET)
+    assert denied is not None and denied.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+    def consume(group: str) -> tuple[list[bytes], list[int]]:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                **rdk("alice"),
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        values: list[bytes] = []
+        errors: list[int] = []
+        try:
+            consumer.subscribe([OPEN])
+            deadline = time.monotonic() + 20
+            while not values and not errors and time.monotonic() < deadline:
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    continue
+                if msg.error():
+                    errors.append(msg.error().code())
+                else:
+                    values.append(msg.value())
+        finally:
+            consumer.close()
+        return values, errors
+
+    assert consume("acl-g-confluent")[0][:1] == [b"from-confluent"]
+    assert consume("other-group")[1][:1] == [KafkaError.GROUP_AUTHORIZATION_FAILED]
+    with Admin(brokers=bootstrap, settings=rdk("alice")) as alice:
+        assert [t.name for t in alice.list_topics()] == [OPEN]  # the secret topic is hidden
+        with pytest.raises(ClientError, match="TOPIC_AUTHORIZATION_FAILED"):
+            alice.create_topic("acl-new")
+        with pytest.raises(ClientError, match="CLUSTER_AUTHORIZATION_FAILED"):
+            alice.create_acls(Acl("TOPIC", SECRET, principal="User:alice", operation="READ"))
+    with Admin(brokers=bootstrap, settings=rdk("admin")) as admin:
+        mine = admin.describe_acls(AclFilter(principal="User:alice"))
+        assert {(a.resource_type, a.name, a.operation) for a in mine} == {
+            ("TOPIC", OPEN, "WRITE"),
+            ("TOPIC", OPEN, "READ"),
+            ("GROUP", "acl-g", "READ"),
+        }
+        assert admin.describe_acls(AclFilter("TOPIC", OPEN, "MATCH", operation="WRITE")) == [
+            Acl("TOPIC", OPEN, principal="User:alice", operation="WRITE")
+        ]
+
+
+# -- aiokafka ------------------------------------------------------------------------------------
+
+
+async def aio_scenario(bootstrap: str) -> None:
+    producer = AIOKafkaProducer(**py_kwargs(bootstrap))  # type: ignore[arg-type]
+    await producer.start()
+    try:
+        await asyncio.wait_for(producer.send_and_wait(OPEN, b"from-aiokafka"), 15)
+        with pytest.raises(aio_errors.TopicAuthorizationFailedError):
+            await asyncio.wait_for(producer.send_and_wait(SECRET, b"no"), 15)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(**py_kwargs(bootstrap), group_id="acl-g-aio")  # type: ignore[arg-type]
+    await consumer.start()
+    try:
+        tp = AioTopicPartition(OPEN, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        msg = await asyncio.wait_for(consumer.getone(), 15)
+        assert msg.value is not None
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+    # A group without a READ ACL: the coordinator lookup is refused, and the commit with it.
+    stranger = AIOKafkaConsumer(**py_kwargs(bootstrap), group_id="no-acl-group")  # type: ignore[arg-type]
+    await stranger.start()
+    try:
+        stranger.assign([AioTopicPartition(OPEN, 0)])
+        with pytest.raises(aio_errors.GroupAuthorizationFailedError):
+            await asyncio.wait_for(stranger.commit({AioTopicPartition(OPEN, 0): 0}), 15)
+    finally:
+        await stranger.stop()
+
+
+def test_aiokafka(bootstrap: str) -> None:
+    asyncio.run(aio_scenario(bootstrap))
+
+
+# -- kafka-python --------------------------------------------------------------------------------
+
+
+def test_kafka_python_clients_and_acl_admin(bootstrap: str) -> None:
+    producer = KafkaProducer(**py_kwargs(bootstrap))
+    try:
+        producer.send(OPEN, b"from-kafka-python").get(15)
+        with pytest.raises(kp_errors.TopicAuthorizationFailedError):
+            producer.send(SECRET, b"no").get(15)
+    finally:
+        producer.close(5)
+    consumer = KafkaConsumer(
+        **py_kwargs(bootstrap), group_id="acl-g-kp", auto_offset_reset="earliest"
+    )
+    try:
+        consumer.subscribe([OPEN])
+        deadline = time.monotonic() + 20
+        values: list[bytes] = []
+        while not values and time.monotonic() < deadline:
+            for records in consumer.poll(500).values():
+                values += [r.value for r in records]
+        assert values
+    finally:
+        consumer.close()
+    admin = KafkaAdminClient(**py_kwargs(bootstrap, "admin"))
+    try:
+        grant = ACL(
+            "User:alice", "*", KpOp.READ, KpPerm.ALLOW, ResourcePattern(KpResource.TOPIC, SECRET)
+        )
+        created = admin.create_acls([grant])
+        assert created["failed"] == [] and len(created["succeeded"]) == 1
+        topic_filter = ResourcePatternFilter(KpResource.TOPIC, SECRET, KpPattern.LITERAL)
+        found, error = admin.describe_acls(
+            ACLFilter("User:alice", None, KpOp.ANY, KpPerm.ANY, topic_filter)
+        )
+        assert error is kp_errors.NoError and [a.operation for a in found] == [KpOp.READ]
+        deleted = admin.delete_acls([ACLFilter(None, None, KpOp.ANY, KpPerm.ANY, topic_filter)])
+        assert [len(matches) for _, matches, _ in deleted] == [1]
+    finally:
+        admin.close()
+    alice = KafkaAdminClient(**py_kwargs(bootstrap))
+    try:
+        with pytest.raises(kp_errors.ClusterAuthorizationFailedError):
+            alice.describe_acls(
+                ACLFilter(
+                    None,
+                    None,
+                    KpOp.ANY,
+                    KpPerm.ANY,
+                    ResourcePatternFilter(KpResource.ANY, None, KpPattern.ANY),
+                )
+            )
+    finally:
+        alice.close()
+
+
+# -- kcat ----------------------------------------------------------------------------------------
+
+
+def test_kcat(bootstrap: str) -> None:
+    base = ["kcat", "-b", bootstrap]
+    for key, value in rdk("alice").items():
+        base += ["-X", f"{key.replace('mechanism', 'mechanisms')}={value}"]
+    subprocess.run(
+        [*base, "-P", "-t", OPEN],
+        input=b"from-kcat\n",
+        check=True,
+        timeout=30,
+        capture_output=True,
+    )
+    out = subprocess.run(
+        [*base, "-C", "-t", OPEN, "-o", "beginning", "-e", "-q"],
+        check=True,
+        timeout=30,
+        capture_output=True,
+    )
+    assert b"from-kcat" in out.stdout
+    denied = subprocess.run(
+        [*base, "-C", "-t", SECRET, "-o", "beginning", "-e"], timeout=30, capture_output=True
+    )
+    assert b"authorization failed" in denied.stderr.lower(), denied.stderr
+    listing = subprocess.run([*base, "-L"], check=True, timeout=30, capture_output=True)
+    assert OPEN.encode() in listing.stdout and SECRET.encode() not in listing.stdout
