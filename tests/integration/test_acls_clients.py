@@ -130,6 +130,8 @@ def test_confluent_kafka(bootstrap: str) -> None:
             alice.create_topic("acl-new")
         with pytest.raises(ClientError, match="CLUSTER_AUTHORIZATION_FAILED"):
             alice.create_acls(Acl("TOPIC", SECRET, principal="User:alice", operation="READ"))
+        with pytest.raises(ClientError, match="CLUSTER_AUTHORIZATION_FAILED"):
+            alice.describe_acls()  # not an empty list (librdkafka drops this error itself)
     with Admin(brokers=bootstrap, settings=rdk("admin")) as admin:
         mine = admin.describe_acls(AclFilter(principal="User:alice"))
         assert {(a.resource_type, a.name, a.operation) for a in mine} == {

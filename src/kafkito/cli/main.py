@@ -399,6 +399,7 @@ def broker(
 
 
 def _register_commands() -> None:
+    from kafkito.cli.acls import acls
     from kafkito.cli.bench import bench
     from kafkito.cli.console import console
     from kafkito.cli.consume import consume
@@ -409,7 +410,7 @@ def _register_commands() -> None:
     from kafkito.cli.quotas import quotas
     from kafkito.cli.topics import topics
 
-    for command in (produce, consume, topics, groups, health, bench, console, demo, quotas):
+    for command in (produce, consume, topics, groups, health, bench, console, demo, quotas, acls):
         cli.add_command(command)
     from kafkito.broker.auth.cli import users
 

@@ -51,6 +51,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from kafkito.client.config import _Common
 from kafkito.client.connect import ErrorTracker, connect_with_retry, connection_settings
 from kafkito.client.errors import (
+    AdminError,
     BrokerUnreachableError,
     ClientError,
     ConfigError,
@@ -831,7 +832,30 @@ class Admin:
             self._result(futures[binding], f"create ACL {acl}")
 
     def describe_acls(self, wanted: AclFilter | None = None) -> list[Acl]:
-        """The ACLs that match `wanted` (every ACL by default). Needs DESCRIBE on the cluster."""
+        """The ACLs that match `wanted` (every ACL by default). Needs DESCRIBE on the cluster:
+        AdminError(CLUSTER_AUTHORIZATION_FAILED) without it.
+
+        librdkafka answers a refused DescribeAcls with an empty list instead of its error
+        (CLUSTER_AUTHORIZATION_FAILED, or SECURITY_DISABLED on a broker without an
+        authorizer), so the cluster's authorized operations are asked first: a principal that
+        may not describe the cluster gets the error, not a misleading "no ACLs". A broker
+        without an authorizer still answers an empty list."""
+        cluster = self._result(
+            self._do(
+                "describe ACLs",
+                lambda: self._admin.describe_cluster(
+                    include_authorized_operations=True, **self._timeouts
+                ),
+            ),
+            "describe ACLs",
+        )
+        if "DESCRIBE" not in {_enum_name(op) for op in cluster.authorized_operations or ()}:
+            raise AdminError(
+                "describe ACLs failed (CLUSTER_AUTHORIZATION_FAILED: this principal may not "
+                "describe the cluster); a super user, or an ACL allowing DESCRIBE on the "
+                "cluster, may list ACLs",
+                reason="CLUSTER_AUTHORIZATION_FAILED",
+            )
         found = self._result(
             self._do(
                 "describe ACLs",
