@@ -6,6 +6,7 @@ authorizer, super users and allow.everyone.if.no.acl.found.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,17 @@ def test_bad_settings_are_named() -> None:
         Broker(authorizer="acl", super_users=("admin",))
     with pytest.raises(KafkitoError, match="authorizer must be"):
         Broker(authorizer="ranger")
+
+
+def test_a_reachable_broker_without_authentication_warns_loudly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="kafkito")
+    with Broker(port=0, host="0.0.0.0", data_dir=str(tmp_path / "open")):
+        pass
+    loud = [r.getMessage() for r in caplog.records if "WITHOUT AUTHENTICATION" in r.getMessage()]
+    assert len(loud) == 1 and "0.0.0.0" in loud[0], loud
+    caplog.clear()
+    with acl_broker(tmp_path, host="0.0.0.0"), Broker(port=0, data_dir=str(tmp_path / "lo")):
+        pass  # SASL, or loopback only: no warning
+    assert not [r for r in caplog.records if "WITHOUT AUTHENTICATION" in r.getMessage()]
