@@ -102,7 +102,7 @@ def test_the_matrix(bootstrap: str) -> None:
     assert alice["g-alice"]["describe"] == ("ok", (1 << READ) | (1 << DESCRIBE))
     assert carol["public"]["describe"] == ("ok", 1 << DESCRIBE)
     assert carol["list_groups"] == [f"{p}public"]
-    assert bob["list_groups"] == [f"{p}g-alice", f"{p}public"]  # DESCRIBE on the cluster
+    assert bob["list_groups"] == [f"{p}cg", f"{p}g-alice", f"{p}public"]  # DESCRIBE on cluster
     assert alice["txn"]["init"] == "ok"
     assert alice["txn"]["init_other"] == "transactional_id_authorization_failed"
     assert alice["idempotent"] == "ok"  # WRITE on a topic is enough (KIP-679)
@@ -111,6 +111,13 @@ def test_the_matrix(bootstrap: str) -> None:
     assert alice["acl_apis"]["describe"] == "cluster_authorization_failed"
     assert bob["delete doomed"] == "ok"
     assert alice["delete doomed"] == denied_topic
+    assert alice["kip848"]["join"] == ("ok", None)
+    assert alice["kip848"]["join hidden topic"] == (denied_topic, None)
+    assert bob["kip848"]["join"] == ("group_authorization_failed", None)
+    assert alice["list_transactions"] == [f"{p}tx-alice"] and bob["list_transactions"] == []
+    assert bob["describe_log_dirs"] == "ok" and alice["describe_log_dirs"] != "ok"
+    assert alice["pay-1"]["describe_producers"] == "ok"  # READ
+    assert alice["pay-1"]["delete_records"] == denied_topic
     # the super user is allowed even where a DENY names it
     assert seen["admin_super"]["produce pay-1"] == "ok"
     assert seen["alice_after_delete"] == denied_topic  # its prefixed ALLOW was deleted

@@ -200,17 +200,14 @@ def listed_groups(ctx: RequestContext, groups: list[dict[str, Any]]) -> list[dic
     return [g for g in groups if allowed(ctx, DESCRIBE, GROUP, g["group_id"])]
 
 
-def heartbeat_denied(ctx: RequestContext, group_id: str, subscribed: Any) -> None:
-    """ConsumerGroupHeartbeat: READ on the group, DESCRIBE on every subscribed topic; raises
-    BrokerError (GROUP_ or TOPIC_AUTHORIZATION_FAILED, Kafka's messages)."""
+def heartbeat_denied(ctx: RequestContext, group_id: str, subscribed: Any) -> ErrorCode | None:
+    """ConsumerGroupHeartbeat: READ on the group, then DESCRIBE on every subscribed topic
+    (GROUP_ or TOPIC_AUTHORIZATION_FAILED; Kafka answers them without a message)."""
     if denied := group_denied(ctx, READ, group_id):
-        raise BrokerError(denied, DENIED_MESSAGES[denied])
-    refused = sorted(t for t in subscribed or () if not allowed(ctx, DESCRIBE, TOPIC, t))
-    if refused:
-        raise BrokerError(
-            ErrorCode.topic_authorization_failed,
-            f"The following topics are unauthorized: {', '.join(refused)}",
-        )
+        return denied
+    if any(not allowed(ctx, DESCRIBE, TOPIC, t) for t in subscribed or ()):
+        return ErrorCode.topic_authorization_failed
+    return None
 
 
 def denied_topics(ctx: RequestContext, operation: AclOperation, names: Any) -> dict[str, ErrorCode]:

@@ -27,8 +27,17 @@ async def consumer_group_heartbeat(request: Any, ctx: RequestContext) -> dict[st
             (t.topic_id, int(p)) for t in request.topic_partitions for p in t.partitions
         )
     subscribed = request.subscribed_topic_names
+    if denied := heartbeat_denied(ctx, request.group_id, subscribed):
+        return {
+            "throttle_time": 0,
+            "error_code": denied,
+            "error_message": None,
+            "member_id": None,
+            "member_epoch": 0,
+            "heartbeat_interval": 0,
+            "assignment": None,
+        }
     try:
-        heartbeat_denied(ctx, request.group_id, subscribed)  # raises *_AUTHORIZATION_FAILED
         return await coordinator_of(ctx.broker).consumer.heartbeat(
             api_version=ctx.api_version,
             group_id=request.group_id,
