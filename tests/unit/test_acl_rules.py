@@ -167,3 +167,47 @@ def test_records_round_trip_and_supported_operations() -> None:
     assert Acl.from_record(one.to_record()) == one
     assert set(supported_operations(T.GROUP)) == {Op.READ, Op.DESCRIBE, Op.DELETE}
     assert Op.IDEMPOTENT_WRITE in supported_operations(T.CLUSTER)
+
+
+def test_the_indexed_authorizer_decides_as_a_scan_of_every_acl() -> None:
+    """AclAuthorizer looks only at the ACLs its indexes say may apply; over random ACL sets,
+    adds and removes, it must decide exactly as `decide` over every ACL (seed in the name)."""
+    import random
+    from types import SimpleNamespace
+
+    from kafkito.broker.auth.authorizer import AclAuthorizer
+    from kafkito.broker.settings import BrokerSettings
+
+    seed = 1907
+    rng = random.Random(seed)
+    names = ["", "a", "ab", "abc", "abd", "b", "ba", "*", "pay-1", "pay"]
+    principals = ["User:alice", "User:bob", "User:*"]
+    ops = [Op.READ, Op.WRITE, Op.DESCRIBE, Op.ALL, Op.ALTER_CONFIGS, Op.DESCRIBE_CONFIGS]
+    broker = SimpleNamespace(settings=BrokerSettings(authorizer="acl"))
+    authorizer = AclAuthorizer(broker)  # type: ignore[arg-type]
+    live: list[Acl] = []
+    for step in range(600):
+        made = Acl(
+            rng.choice([T.TOPIC, T.GROUP]),
+            rng.choice(names[1:]),
+            rng.choice([P.LITERAL, P.PREFIXED]),
+            rng.choice(principals),
+            rng.choice(["*", "10.0.0.1"]),
+            rng.choice(ops),
+            rng.choice([ALLOW, DENY]),
+        )
+        if live and rng.random() < 0.3:
+            gone = live.pop(rng.randrange(len(live)))
+            authorizer._remove(gone)
+        elif made not in live:
+            live.append(made)
+            authorizer._add(made)
+        for _ in range(5):
+            args = (
+                rng.choice(principals[:2]),
+                rng.choice(["127.0.0.1", "10.0.0.1"]),
+                rng.choice([*ops[:3], Op.DESCRIBE_CONFIGS]),
+                rng.choice([T.TOPIC, T.GROUP]),
+                rng.choice(names[1:]) + rng.choice(["", "x"]),
+            )
+            assert authorizer.allows(*args) == decide(live, *args), (seed, step, args)

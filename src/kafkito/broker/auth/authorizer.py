@@ -9,10 +9,14 @@ when created and `"on": false` when deleted; compaction keeps one record per liv
 and deletes are fsynced before they are answered and before they take effect, so an ACL a
 client was told exists survives a crash, and a refused write changes nothing.
 
-**Decisions** are `acl.decide` over the ACLs, after the super users (`super.users`, principals
-such as `User:admin`). They are cached per (principal, host, operation, resource) until the
-next change to the ACLs; the cache is bounded (`MAX_CACHED_DECISIONS`, emptied when full), so
-a client naming millions of topics costs memory only up to the bound.
+**Decisions** are `acl.decide` over the ACLs that can apply, after the super users
+(`super.users`, principals such as `User:admin`). The ACLs are indexed by (type, literal name)
+and by (type, prefix), with the prefix lengths in use per type, so a decision looks at the
+resource's literal ACLs, the type's `*` ACLs and one dict lookup per prefix length in use, not
+at every ACL (Kafka keeps a sorted set for the same reason). Decisions are cached per
+(principal, host, operation, resource) until the next change to the ACLs; the cache is bounded
+(`MAX_CACHED_DECISIONS`, emptied when full), so a client naming millions of topics costs
+memory only up to the bound.
 
 **Warning.** At start, a broker that listens on a non-loopback address without SASL and without
 client certificates logs a loud warning: anyone who can reach it may do anything, and ACLs
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +36,7 @@ from kafkito.broker.auth.acl import (
     Acl,
     AclFilter,
     AclOperation,
+    PatternType,
     ResourceType,
     allowed_for_any,
     decide,
@@ -48,6 +54,7 @@ MAX_ACLS = 100_000
 MAX_CACHED_DECISIONS = 100_000
 
 _Key = tuple[str, str, int, int, str]
+WILDCARD = "*"
 
 
 class AclAuthorizer:
@@ -62,6 +69,9 @@ class AclAuthorizer:
         self.acls: dict[Acl, None] = {}
         """Insertion-ordered set: DescribeAcls lists ACLs in the order they were created."""
         self._by_type: dict[ResourceType, list[Acl]] = {}
+        self._literal: dict[tuple[ResourceType, str], list[Acl]] = {}
+        self._prefixed: dict[tuple[ResourceType, str], list[Acl]] = {}
+        self._prefix_lengths: dict[ResourceType, Counter[int]] = {}
         self._cache: dict[_Key, bool] = {}
 
     # -- decisions -----------------------------------------------------------------------------
@@ -81,7 +91,7 @@ class AclAuthorizer:
         found = self._cache.get(key)
         if found is None:
             found = decide(
-                self._by_type.get(resource_type, ()),
+                self._candidates(resource_type, name),
                 principal,
                 host,
                 operation,
@@ -108,6 +118,16 @@ class AclAuthorizer:
             resource_type,
             allow_if_no_acl=self.allow_if_no_acl,
         )
+
+    def _candidates(self, rtype: ResourceType, name: str) -> list[Acl]:
+        """Every ACL whose pattern may cover the resource (a superset; decide checks)."""
+        found = list(self._literal.get((rtype, name), ()))
+        if name != WILDCARD:
+            found += self._literal.get((rtype, WILDCARD), ())
+        for length in self._prefix_lengths.get(rtype, ()):
+            if length <= len(name):
+                found += self._prefixed.get((rtype, name[:length]), ())
+        return found
 
     # -- CreateAcls / DescribeAcls / DeleteAcls ---------------------------------------------
 
@@ -142,16 +162,32 @@ class AclAuthorizer:
                 log.info("ACL deleted: %s", acl.describe())
         return matched
 
+    def _index(self, acl: Acl) -> list[Acl]:
+        key = (acl.resource_type, acl.name)
+        if acl.pattern_type is PatternType.LITERAL:
+            return self._literal.setdefault(key, [])
+        return self._prefixed.setdefault(key, [])
+
     def _add(self, acl: Acl) -> None:
         if acl not in self.acls:
             self.acls[acl] = None
             self._by_type.setdefault(acl.resource_type, []).append(acl)
+            self._index(acl).append(acl)
+            if acl.pattern_type is PatternType.PREFIXED:
+                lengths = self._prefix_lengths.setdefault(acl.resource_type, Counter())
+                lengths[len(acl.name)] += 1
             self._cache.clear()
 
     def _remove(self, acl: Acl) -> None:
         if acl in self.acls:
             del self.acls[acl]
             self._by_type[acl.resource_type].remove(acl)
+            self._index(acl).remove(acl)
+            if acl.pattern_type is PatternType.PREFIXED:
+                lengths = self._prefix_lengths[acl.resource_type]
+                lengths[len(acl.name)] -= 1
+                if lengths[len(acl.name)] <= 0:
+                    del lengths[len(acl.name)]
             self._cache.clear()
 
     # -- metadata-log participant -------------------------------------------------------
@@ -159,6 +195,9 @@ class AclAuthorizer:
     def begin_replay(self) -> None:
         self.acls.clear()
         self._by_type.clear()
+        self._literal.clear()
+        self._prefixed.clear()
+        self._prefix_lengths.clear()
         self._cache.clear()
 
     def replay(self, record: dict[str, Any]) -> bool:
