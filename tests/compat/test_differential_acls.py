@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from compat.aclkit import SUPER_USER, USERS, run_matrix
+from compat.aclkit import SUPER_USER, USERS, run_matrix, run_oauthbearer
 from compat.differential import assert_same_observations
 from kafkito import Broker
 from kafkito.broker.auth import UserStore
@@ -31,6 +31,7 @@ def kafka_acl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheKafka]
     kafka = ApacheKafka(
         data_dir=tmp_path_factory.mktemp("kafka-acl"),
         sasl_users=USERS,
+        sasl_oauthbearer=True,
         authorizer=True,
         super_users=[SUPER_USER],
     )
@@ -60,7 +61,7 @@ def kafkito_acl(tmp_path: Path) -> Iterator[str]:
         data_dir=str(tmp_path / "data"),
         security_protocol="SASL_PLAINTEXT",
         sasl_users_file=users_file(tmp_path),
-        sasl_mechanisms=("PLAIN",),
+        sasl_mechanisms=("PLAIN", "OAUTHBEARER"),
         authorizer="acl",
         super_users=(SUPER_USER,),
     ) as bootstrap:
@@ -79,3 +80,24 @@ def test_the_acl_matrix_matches_the_standard_authorizer(
     assert ours["alice"]["pay-secret"]["fetch"] == "topic_authorization_failed"
     assert ours["alice"]["pay-1"]["fetch"] == "ok"
     assert ours["admin_super"]["produce pay-1"] == "ok"
+
+
+def test_oauthbearer_logins_and_principals_match(kafkito_acl: str, kafka_acl: ApacheKafka) -> None:
+    """OAUTHBEARER with unsecured JWTs (Kafka's development validator): which tokens log in,
+    the error challenge and the failure after it, and ACLs applied to the token's principal."""
+    prefix = f"oauth{uuid.uuid4().hex[:6]}-"
+    ours = run_oauthbearer(kafkito_acl, prefix)
+    theirs = run_oauthbearer(kafka_acl.sasl_bootstrap, prefix)
+    assert_same_observations(
+        ours,
+        theirs,
+        allowed={
+            "no bearer": "a malformed OAUTHBEARER message: kafkito answers "
+            "SASL_AUTHENTICATION_FAILED before closing, Kafka closes without an answer "
+            "(docs/broker.md, Differences)"
+        },
+    )
+    assert ours["no bearer"] == ("sasl_authentication_failed", b"")
+    assert ours["valid"] == ("ok", b"")
+    assert ours["expired"] == ("ok", b'{"status":"invalid_token"}', "sasl_authentication_failed")
+    assert ours["alice produce"] == "ok" and ours["carol produce"] == "topic_authorization_failed"

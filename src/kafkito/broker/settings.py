@@ -18,6 +18,9 @@ SECURITY_PROTOCOLS: tuple[SecurityProtocol, ...] = (
     "SASL_SSL",
 )
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+OAUTHBEARER = "OAUTHBEARER"
+"""Unsecured JWTs, for development (broker/auth/oauthbearer.py): never on by default."""
+KNOWN_SASL_MECHANISMS = (*SASL_MECHANISMS, OAUTHBEARER)
 
 
 @dataclass(slots=True)
@@ -55,7 +58,8 @@ class BrokerSettings:
     security_protocol: SecurityProtocol = "PLAINTEXT"
     """PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL, as Kafka's listener security protocols."""
     sasl_mechanisms: tuple[str, ...] = SASL_MECHANISMS
-    """Mechanisms offered in SaslHandshake, a subset of SCRAM-SHA-512, SCRAM-SHA-256, PLAIN."""
+    """Mechanisms offered in SaslHandshake, a subset of SCRAM-SHA-512, SCRAM-SHA-256, PLAIN and
+    OAUTHBEARER (unsecured JWTs, development only: anyone may claim any principal)."""
     sasl_users_file: str | None = None
     """The SCRAM credential store (JSON, mode 0600; `kafkito users` manages it)."""
     sasl_max_receive_bytes: int = 512 * 1024
@@ -172,10 +176,11 @@ class BrokerSettings:
                 f"got {self.security_protocol!r}"
             )
         if self.sasl_enabled:
-            unknown = [m for m in self.sasl_mechanisms if m not in SASL_MECHANISMS]
+            unknown = [m for m in self.sasl_mechanisms if m not in KNOWN_SASL_MECHANISMS]
             if unknown or not self.sasl_mechanisms:
                 raise KafkitoError(
-                    f"sasl_mechanisms must be a non-empty subset of {', '.join(SASL_MECHANISMS)}, "
+                    "sasl_mechanisms must be a non-empty subset of "
+                    f"{', '.join(KNOWN_SASL_MECHANISMS)}, "
                     f"got {', '.join(self.sasl_mechanisms) or 'none'}"
                 )
             if not self.sasl_users_file:

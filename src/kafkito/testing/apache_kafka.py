@@ -251,7 +251,8 @@ class ApacheKafka:
     directory, removed on stop, when not given). `broker_configs` adds or overrides
     server.properties entries on every node. `jvm_args` replaces the broker JVMs' heap, GC
     and JIT options (benchmarks pass `KAFKA_SERVER_JVM`, the distribution's own).
-    `sasl_users` (name -> password) adds a SASL_PLAINTEXT (PLAIN) listener; `authorizer` turns
+    `sasl_users` (name -> password) adds a SASL_PLAINTEXT (PLAIN) listener, `sasl_oauthbearer`
+    OAUTHBEARER with unsecured JWTs on it (Kafka's development validator); `authorizer` turns
     on the StandardAuthorizer with `super_users` (principals such as "User:admin").
     """
 
@@ -265,6 +266,7 @@ class ApacheKafka:
     jvm_args: Sequence[str] | None = None
     start_timeout_s: float = 90.0
     sasl_users: Mapping[str, str] | None = None
+    sasl_oauthbearer: bool = False
     authorizer: bool = False
     super_users: Sequence[str] = ()
     nodes: list[KafkaNode] = field(default_factory=list, init=False)
@@ -474,11 +476,17 @@ class ApacheKafka:
                 "listener.security.protocol.map": (
                     "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
                 ),
-                "sasl.enabled.mechanisms": "PLAIN",
+                "sasl.enabled.mechanisms": "PLAIN,OAUTHBEARER"
+                if self.sasl_oauthbearer
+                else "PLAIN",
                 "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
                     f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
                 ),
             }
+            if self.sasl_oauthbearer:  # Kafka's default: the unsecured-JWT validator
+                settings["listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config"] = (
+                    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
+                )
         if self.authorizer:
             settings |= {
                 "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",

@@ -18,9 +18,10 @@ at every ACL (Kafka keeps a sorted set for the same reason). Decisions are cache
 (`MAX_CACHED_DECISIONS`, emptied when full), so a client naming millions of topics costs
 memory only up to the bound.
 
-**Warning.** At start, a broker that listens on a non-loopback address without SASL and without
+**Warnings.** At start, a broker that listens on a non-loopback address without SASL and without
 client certificates logs a loud warning: anyone who can reach it may do anything, and ACLs
-cannot tell principals apart (every connection is `User:ANONYMOUS`).
+cannot tell principals apart (every connection is `User:ANONYMOUS`). So does one that offers
+OAUTHBEARER, whose unsecured tokens let anyone claim any principal.
 """
 
 from __future__ import annotations
@@ -220,6 +221,12 @@ class AclAuthorizer:
 
     async def start(self) -> None:
         settings = self.broker.settings
+        if settings.sasl_enabled and "OAUTHBEARER" in settings.sasl_mechanisms:
+            log.warning(
+                "*** SASL OAUTHBEARER with UNSECURED tokens is on: any client may log in as "
+                "any principal (development only)%s ***",
+                "" if settings.is_loopback() else f"; and {settings.host} is reachable",
+            )
         if not settings.is_loopback() and not settings.sasl_enabled and not settings.ssl_cafile:
             log.warning(
                 "*** listening on %s WITHOUT AUTHENTICATION: anyone who can reach port %d may "

@@ -25,9 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from kafkito.broker.auth.oauthbearer import (
+    OAuthBearerError,
+    parse_initial_response,
+    validate_unsecured,
+)
 from kafkito.broker.auth.plain import PlainError, parse_plain
 from kafkito.broker.auth.scram import DIGESTS, ScramError, ScramServer, password_matches
 from kafkito.broker.auth.store import UserStore
@@ -87,6 +93,9 @@ class SaslSession:
         self.mechanism: str | None = None
         self.user: str | None = None
         self._scram: ScramServer | None = None
+        self.expires_ms: int | None = None
+        """When the credential expires (OAUTHBEARER's token `exp`), ms since the epoch."""
+        self._oauth_refused: OAuthBearerError | None = None
 
     def _apply(self, event: str) -> None:
         try:
@@ -142,7 +151,7 @@ class SaslSession:
             raise SaslFailed(f"no SASL token expected in state {self.state.value}")
         try:
             answer, done = await self._step(token)
-        except (ScramError, PlainError) as exc:
+        except (ScramError, PlainError, OAuthBearerError) as exc:
             self._apply("failure")
             log.warning(
                 "authentication failed for %r from %s with %s: %s",
@@ -170,6 +179,8 @@ class SaslSession:
             return None
 
     async def _step(self, token: bytes) -> tuple[bytes, bool]:
+        if self.mechanism == "OAUTHBEARER":
+            return self._oauth_step(token)
         if self._scram is not None:
             answer = self._scram.step(token)
             self.user = self._scram.user
@@ -184,6 +195,25 @@ class SaslSession:
         mechanism, credential = found
         if not await asyncio.to_thread(password_matches, mechanism, credential, password):
             raise PlainError("invalid credentials")
+        return b"", True
+
+    def _oauth_step(self, message: bytes) -> tuple[bytes, bool]:
+        """OAUTHBEARER: a valid unsecured token logs in; a refused one is answered with the
+        JSON error challenge, and the client's 0x01 that follows fails the login (RFC 7628)."""
+        if self._oauth_refused is not None:
+            raise self._oauth_refused
+        # A malformed message fails at once; a refused token gets the error challenge first
+        # (Kafka's OAuthBearerSaslServer does the same).
+        token, authzid, _extensions = parse_initial_response(message)
+        try:
+            valid = validate_unsecured(token, int(time.time() * 1000))
+            if authzid is not None and authzid != valid.principal:
+                raise OAuthBearerError("the authorization id differs from the token's principal")
+        except OAuthBearerError as exc:
+            self._oauth_refused = exc
+            return exc.challenge(), False
+        self.user = valid.principal
+        self.expires_ms = valid.expires_ms
         return b"", True
 
 
