@@ -760,3 +760,58 @@ def run_oauthbearer(bootstrap: str, p: str) -> dict[str, Any]:
             seen[f"{principal} produce"] = c.produce(f"{p}oauth")
             seen[f"{principal} fetch"] = c.fetch(f"{p}oauth")
     return seen
+
+
+# -- re-authentication (KIP-368) ---------------------------------------------------------------
+
+
+def plain_login(client: WireClient, user: str, password: str) -> tuple[str, int]:
+    """One PLAIN login on `client`: (outcome, session_lifetime_ms), or ("closed", -1)."""
+    try:
+        handshake = client.request(17, 1, {"mechanism": "PLAIN"})
+        if handshake.error_code != ErrorCode.none:
+            return outcome(handshake.error_code), -1
+        token = b"\0" + user.encode() + b"\0" + password.encode()
+        answer = client.request(36, 2, {"auth_bytes": token})
+    except AssertionError:
+        return "closed", -1
+    lifetime = answer.session_lifetime
+    return outcome(answer.error_code), int(getattr(lifetime, "total_seconds", lambda: 0)() * 1000)
+
+
+def still_served(client: WireClient) -> bool:
+    """Does the connection still answer a request (Metadata of no topic)?"""
+    try:
+        client.request(3, 12, {"topics": [], "allow_auto_topic_creation": False,
+                               "include_topic_authorized_operations": False})  # fmt: skip
+    except (AssertionError, OSError):
+        return False
+    return True
+
+
+def run_reauth(bootstrap: str, lifetime_ms: int) -> dict[str, Any]:
+    """What a client sees of KIP-368 on a listener whose sessions last `lifetime_ms`."""
+    host = bootstrap.split(",")[0]
+    seen: dict[str, Any] = {}
+    with WireClient(host, timeout_s=20) as client:
+        seen["login"] = plain_login(client, "alice", USERS["alice"])
+        seen["served"] = still_served(client)
+        seen["reauth same user"] = plain_login(client, "alice", USERS["alice"])
+        seen["served after reauth"] = still_served(client)
+        time.sleep(lifetime_ms / 1000 * 0.6)
+        seen["reauth again"] = plain_login(client, "alice", USERS["alice"])
+        time.sleep(lifetime_ms / 1000 * 0.6)  # past the first session, inside the new one
+        seen["served in the renewed session"] = still_served(client)
+    with WireClient(host, timeout_s=20) as client:
+        plain_login(client, "alice", USERS["alice"])
+        seen["reauth as another user"] = plain_login(client, "bob", USERS["bob"])
+        seen["served after a refused reauth"] = still_served(client)
+    with WireClient(host, timeout_s=20) as client:
+        plain_login(client, "alice", USERS["alice"])
+        time.sleep(lifetime_ms / 1000 + 0.5)
+        seen["served after expiry"] = still_served(client)
+    with WireClient(host, timeout_s=20) as client:
+        plain_login(client, "alice", USERS["alice"])
+        time.sleep(lifetime_ms / 1000 + 0.5)
+        seen["reauth after expiry"] = plain_login(client, "alice", USERS["alice"])
+    return seen

@@ -66,6 +66,9 @@ class BrokerSettings:
     """sasl.server.max.receive.size: frame cap before authentication (S3)."""
     auth_timeout_ms: int = 10_000
     """A SASL connection must authenticate within this after connecting (TLS handshake included)."""
+    connections_max_reauth_ms: int = 0
+    """connections.max.reauth.ms (KIP-368): a SASL session lasts this long, then the client must
+    re-authenticate on its connection or have it closed; 0 (Kafka's default): forever."""
     auth_failure_delay_ms: int = 100
     """connection.failed.authentication.delay.ms: a failed login is answered after this."""
     ssl_certfile: str | None = None
@@ -159,6 +162,10 @@ class BrokerSettings:
         ):
             if getattr(self, name) < 1:
                 raise KafkitoError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.connections_max_reauth_ms < 0:
+            raise KafkitoError(
+                f"connections_max_reauth_ms must be >= 0, got {self.connections_max_reauth_ms}"
+            )
         if self.auth_failure_delay_ms < 0:
             raise KafkitoError(
                 f"auth_failure_delay_ms must be >= 0, got {self.auth_failure_delay_ms}"

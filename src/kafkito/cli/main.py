@@ -250,6 +250,13 @@ def cli(ctx: click.Context) -> None:
     is_flag=True,
     help="With --authorizer acl: a resource no ACL applies to is open to everyone.",
 )
+@click.option(
+    "--connections-max-reauth-ms",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="SASL sessions last this long; clients re-authenticate (KIP-368). 0: forever.",
+)
 @click.option("--max-connections", default=10_000, show_default=True, type=int)
 @click.option("--max-connections-per-ip", default=1_000, show_default=True, type=int)
 @click.option(
@@ -308,6 +315,7 @@ def broker(
     ssl_keyfile: str | None,
     ssl_cafile: str | None,
     authorizer: str,
+    connections_max_reauth_ms: int,
     super_users: tuple[str, ...],
     allow_everyone_if_no_acl_found: bool,
     max_connections: int,
@@ -343,6 +351,7 @@ def broker(
         ssl_keyfile=ssl_keyfile,
         ssl_cafile=ssl_cafile,
         authorizer=authorizer,  # type: ignore[arg-type]
+        connections_max_reauth_ms=connections_max_reauth_ms,
         super_users=tuple(super_users),
         allow_everyone_if_no_acl_found=allow_everyone_if_no_acl_found,
         max_connections=max_connections,
