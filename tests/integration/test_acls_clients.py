@@ -2,7 +2,9 @@
 own Producer/Consumer), aiokafka, kafka-python (also its ACL admin API) and kcat. Each client
 logs in as alice, who may write and read `acl-open`, read with groups starting `acl-g`, and has
 no ACL on `acl-secret`: what she may do works, and what she may not fails with the client's own
-authorization error, while the broker keeps serving her allowed requests.
+authorization error, while the broker keeps serving her allowed requests. Then a matrix of
+principals (alice: WRITE and READ; bob: READ through a prefix; carol: nothing) x clients x
+(produce, read) on one topic.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiokafka import TopicPartition as AioTopicPartition
 from aiokafka import errors as aio_errors
 from confluent_kafka import Consumer, KafkaError, Producer
 from kafka import KafkaConsumer, KafkaProducer
+from kafka import TopicPartition as KpTopicPartition
 from kafka import errors as kp_errors
 from kafka.admin import ACL, ACLFilter, KafkaAdminClient, ResourcePattern, ResourcePatternFilter
 from kafka.admin import ACLOperation as KpOp
@@ -31,7 +34,12 @@ from kafkito.broker.auth import UserStore
 from kafkito.client.admin import Acl, AclFilter, Admin
 from kafkito.client.errors import ClientError
 
-PASSWORDS = {"admin": "admin-pw-for-acls", "alice": "alice-pw-for-acls"}
+PASSWORDS = {
+    "admin": "admin-pw-for-acls",
+    "alice": "alice-pw-for-acls",
+    "bob": "bob-pw-for-acls",
+    "carol": "carol-pw-for-acls",
+}
 OPEN, SECRET = "acl-open", "acl-secret"
 
 
@@ -241,10 +249,15 @@ def test_kafka_python_clients_and_acl_admin(bootstrap: str) -> None:
 # -- kcat ----------------------------------------------------------------------------------------
 
 
-def test_kcat(bootstrap: str) -> None:
+def kcat_base(bootstrap: str, user: str) -> list[str]:
     base = ["kcat", "-b", bootstrap]
-    for key, value in rdk("alice").items():
+    for key, value in rdk(user).items():
         base += ["-X", f"{key.replace('mechanism', 'mechanisms')}={value}"]
+    return base
+
+
+def test_kcat(bootstrap: str) -> None:
+    base = kcat_base(bootstrap, "alice")
     subprocess.run(
         [*base, "-P", "-t", OPEN],
         input=b"from-kcat\n",
@@ -265,3 +278,145 @@ def test_kcat(bootstrap: str) -> None:
     assert b"authorization failed" in denied.stderr.lower(), denied.stderr
     listing = subprocess.run([*base, "-L"], check=True, timeout=30, capture_output=True)
     assert OPEN.encode() in listing.stdout and SECRET.encode() not in listing.stdout
+
+
+# -- principals x clients: produce and read one topic ---------------------------------------
+
+MATRIX_TOPIC = "acl-matrix"
+EXPECTED = {  # principal -> (may produce, may read)
+    "alice": (True, True),  # WRITE and READ on acl-matrix
+    "bob": (False, True),  # READ through the prefix "acl-m"
+    "carol": (False, False),  # no ACL: the topic is hidden and refused
+}
+
+
+@pytest.fixture(scope="module")
+def matrix(bootstrap: str) -> str:
+    with Admin(brokers=bootstrap, settings=rdk("admin")) as admin:
+        admin.create_topics([MATRIX_TOPIC])
+        admin.create_acls(
+            Acl("TOPIC", MATRIX_TOPIC, principal="User:alice", operation="WRITE"),
+            Acl("TOPIC", MATRIX_TOPIC, principal="User:alice", operation="READ"),
+            Acl("TOPIC", "acl-m", "PREFIXED", principal="User:bob", operation="READ"),
+            Acl("GROUP", "acl-mx-", "PREFIXED", principal="User:*", operation="READ"),
+        )
+    producer = Producer({"bootstrap.servers": bootstrap, **rdk("admin")})
+    producer.produce(MATRIX_TOPIC, b"seed")  # something to read
+    assert producer.flush(15) == 0
+    return bootstrap
+
+
+def produce_as(client: str, bootstrap: str, user: str) -> bool:
+    """True if `user` could write one record with `client`; False on its authorization error."""
+    if client == "confluent-kafka":
+        producer = Producer({"bootstrap.servers": bootstrap, **rdk(user)})
+        delivered: list[KafkaError | None] = []
+        producer.produce(MATRIX_TOPIC, b"m", on_delivery=lambda e, m: delivered.append(e))
+        producer.flush(15)
+        assert len(delivered) == 1
+        error = delivered[0]
+        assert error is None or error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, error
+        return error is None
+    if client == "kafka-python":
+        kp = KafkaProducer(**py_kwargs(bootstrap, user), max_block_ms=10_000)
+        try:
+            kp.send(MATRIX_TOPIC, b"m").get(15)
+        except kp_errors.TopicAuthorizationFailedError:
+            return False
+        except kp_errors.KafkaError as exc:
+            # kafka-python is idempotent by default: without WRITE on any topic (or
+            # IDEMPOTENT_WRITE) InitProducerId is refused first, as Kafka does (KIP-679)
+            if "ClusterAuthorizationFailed" not in str(exc):
+                raise
+            return False
+        finally:
+            kp.close(5)
+        return True
+    if client == "aiokafka":
+
+        async def aio() -> bool:
+            producer = AIOKafkaProducer(**py_kwargs(bootstrap, user))  # type: ignore[arg-type]
+            await producer.start()
+            try:
+                await asyncio.wait_for(producer.send_and_wait(MATRIX_TOPIC, b"m"), 15)
+            except aio_errors.TopicAuthorizationFailedError:
+                return False
+            finally:
+                await producer.stop()
+            return True
+
+        return asyncio.run(aio())
+    done = subprocess.run(
+        [*kcat_base(bootstrap, user), "-P", "-t", MATRIX_TOPIC],
+        input=b"m\n",
+        timeout=30,
+        capture_output=True,
+    )
+    if done.returncode == 0:
+        return True
+    assert b"authorization failed" in done.stderr.lower(), done.stderr
+    return False
+
+
+def read_as(client: str, bootstrap: str, user: str) -> bool:
+    """True if `user` could read the seeded record with `client`, False on its authorization
+    error (confluent-kafka subscribes with a group every principal may use; the others
+    assign, without a group)."""
+    if client == "confluent-kafka":
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                **rdk(user),
+                "group.id": f"acl-mx-{user}",  # every principal may use these groups
+                "auto.offset.reset": "earliest",
+            }
+        )
+        try:
+            consumer.subscribe([MATRIX_TOPIC])
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    continue
+                error = msg.error()
+                if error is not None:
+                    assert error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, error
+                    return False
+                return True
+            raise AssertionError("neither a record nor an authorization error")
+        finally:
+            consumer.close()
+    if client == "kafka-python":
+        consumer = KafkaConsumer(**py_kwargs(bootstrap, user), group_id=None)
+        try:
+            consumer.assign([KpTopicPartition(MATRIX_TOPIC, 0)])
+            consumer.seek(KpTopicPartition(MATRIX_TOPIC, 0), 0)
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:
+                if any(consumer.poll(500).values()):
+                    return True
+            # kafka-python waits for metadata it is refused, without raising (as against
+            # Kafka): nothing read is its refusal
+            return False
+        except kp_errors.TopicAuthorizationFailedError:
+            return False
+        finally:
+            consumer.close()
+    done = subprocess.run(
+        [*kcat_base(bootstrap, user), "-C", "-t", MATRIX_TOPIC, "-o", "beginning", "-c", "1"],
+        timeout=30,
+        capture_output=True,
+    )
+    if done.returncode == 0 and b"seed" in done.stdout:
+        return True
+    assert b"authorization failed" in done.stderr.lower(), done.stderr
+    return False
+
+
+@pytest.mark.parametrize("user", list(EXPECTED))
+@pytest.mark.parametrize("client", ["confluent-kafka", "kafka-python", "aiokafka", "kcat"])
+def test_principals_by_client(matrix: str, client: str, user: str) -> None:
+    may_produce, may_read = EXPECTED[user]
+    assert produce_as(client, matrix, user) is may_produce
+    if client != "aiokafka":  # aiokafka waits for metadata it is refused, without an error
+        assert read_as(client, matrix, user) is may_read
