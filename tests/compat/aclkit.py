@@ -432,6 +432,46 @@ class AclWire:
 
     # -- producers ---------------------------------------------------------------------------
 
+    def txn_apis(self, txn: str, p: str) -> dict[str, Any]:
+        """The transaction APIs as this principal, with the producer id it gets (or -1):
+        AddPartitionsToTxn (a writable and a hidden topic), AddOffsetsToTxn (a readable and
+        a foreign group), TxnOffsetCommit, then EndTxn (abort)."""
+        answer = self.r(22, 4, {"transactional_id": txn, "transaction_timeout": 60000,
+                                "producer_id": -1, "producer_epoch": -1})  # fmt: skip
+        pid, epoch = int(answer.producer_id), int(answer.producer_epoch)
+        ids = {"transactional_id": txn, "producer_id": pid, "producer_epoch": epoch}
+        seen: dict[str, Any] = {}
+
+        def add(topics: list[str]) -> dict[str, str]:
+            added = self.r(24, 3, {
+                "v3_and_below_transactional_id": txn, "v3_and_below_producer_id": pid,
+                "v3_and_below_producer_epoch": epoch,
+                "v3_and_below_topics": [{"name": t, "partitions": [0]} for t in topics],
+            })  # fmt: skip
+            return {
+                t.name: outcome(t.results_by_partition[0].partition_error_code)
+                for t in added.results_by_topic_v3_and_below
+            }
+
+        seen["add partitions: orders and hosty"] = add([f"{p}orders", f"{p}hosty"])
+        seen["add partitions: orders"] = add([f"{p}orders"])
+        for group in ("g-alice", "g-none"):
+            offsets = self.r(25, 3, {**ids, "group_id": f"{p}{group}"})
+            seen[f"add offsets {group}"] = outcome(offsets.error_code)
+            committed = self.r(28, 3, {
+                **ids, "group_id": f"{p}{group}", "generation_id": -1, "member_id": "",
+                "group_instance_id": None,
+                "topics": [{"name": f"{p}pay-1", "partitions": [{
+                    "partition_index": 0, "committed_offset": 0, "committed_leader_epoch": -1,
+                    "committed_metadata": ""}]}],
+            })  # fmt: skip
+            seen[f"txn offset commit {group}"] = outcome(
+                committed.topics[0].partitions[0].error_code
+            )
+        ended = self.r(26, 3, {**ids, "committed": False})
+        seen["end (abort)"] = outcome(ended.error_code)
+        return seen
+
     def list_transactions(self, prefix: str) -> list[str]:
         answer = self.r(66, 1, {"state_filters": [], "producer_id_filters": []})
         return sorted(
@@ -625,6 +665,7 @@ def run_matrix(bootstrap: str, p: str) -> dict[str, Any]:
                 "init": c.init_producer_id(f"{p}tx-alice"),
                 "init_other": c.init_producer_id(f"{p}tx-other"),
             }
+            row["txn_apis"] = c.txn_apis(f"{p}tx-alice", p)
             row["idempotent"] = c.init_producer_id(None)
             row["list_transactions"] = c.list_transactions(p)
             row["describe_transaction"] = c.describe_transaction(f"{p}tx-alice")

@@ -118,6 +118,17 @@ def test_the_matrix(bootstrap: str) -> None:
     assert bob["describe_log_dirs"] == "ok" and alice["describe_log_dirs"] != "ok"
     assert alice["pay-1"]["describe_producers"] == "ok"  # READ
     assert alice["pay-1"]["delete_records"] == denied_topic
+    txn = alice["txn_apis"]
+    assert txn["add partitions: orders and hosty"] == {
+        f"{p}hosty": denied_topic,
+        f"{p}orders": "operation_not_attempted",  # nothing added when one topic is refused
+    }
+    assert txn["add partitions: orders"] == {f"{p}orders": "ok"}
+    assert txn["add offsets g-none"] == "group_authorization_failed"
+    assert txn["txn offset commit g-alice"] == "ok" and txn["end (abort)"] == "ok"
+    assert set(bob["txn_apis"]["add partitions: orders"].values()) == {
+        "transactional_id_authorization_failed"
+    }
     # the super user is allowed even where a DENY names it
     assert seen["admin_super"]["produce pay-1"] == "ok"
     assert seen["alice_after_delete"] == denied_topic  # its prefixed ALLOW was deleted
