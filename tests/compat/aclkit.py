@@ -378,6 +378,58 @@ class AclWire:
         answer = self.r(42, 2, {"groups_names": [group]})
         return outcome(answer.results[0].error_code)
 
+    def classic_group(self, group: str) -> dict[str, str]:
+        """JoinGroup (a first join: MEMBER_ID_REQUIRED when allowed), then SyncGroup,
+        Heartbeat and LeaveGroup as a member that does not exist (UNKNOWN_MEMBER_ID when
+        allowed): each needs READ on the group."""
+        joined = self.r(11, 7, {
+            "group_id": group, "session_timeout": 10000, "rebalance_timeout": 10000,
+            "member_id": "", "group_instance_id": None, "protocol_type": "consumer",
+            "protocols": [{"name": "range", "metadata": b""}],
+        })  # fmt: skip
+        synced = self.r(14, 5, {
+            "group_id": group, "generation_id": 1, "member_id": "nobody",
+            "group_instance_id": None, "protocol_type": "consumer", "protocol_name": "range",
+            "assignments": [],
+        })  # fmt: skip
+        no_protocol = self.r(14, 5, {
+            "group_id": group, "generation_id": 1, "member_id": "nobody",
+            "group_instance_id": None, "protocol_type": None, "protocol_name": None,
+            "assignments": [],
+        })  # fmt: skip
+        beat = self.r(12, 4, {"group_id": group, "generation_id": 1, "member_id": "nobody",
+                              "group_instance_id": None})  # fmt: skip
+        left = self.r(13, 5, {"group_id": group, "members": [
+            {"member_id": "nobody", "group_instance_id": None, "reason": None}]})  # fmt: skip
+        return {
+            "join": outcome(joined.error_code),
+            # to a member that does not exist Kafka answers UNKNOWN_MEMBER_ID and kafkito's
+            # coordinator INCONSISTENT_GROUP_PROTOCOL (noted in docs/development.md): only
+            # whether authorization let it through is compared
+            "sync": "refused" if synced.error_code in AUTH_CODES else "allowed",
+            "sync without protocol": outcome(no_protocol.error_code),
+            "heartbeat": outcome(beat.error_code),
+            "leave": outcome(left.error_code),
+        }
+
+    def offset_for_leader_epoch(self, topic: str) -> str:
+        answer = self.r(23, 4, {"replica_id": -2, "topics": [{"topic": topic, "partitions": [
+            {"partition": 0, "current_leader_epoch": -1, "leader_epoch": 0}]}]})  # fmt: skip
+        return outcome(answer.topics[0].partitions[0].error_code)
+
+    def legacy_alter_configs(self, topic: str) -> str:
+        answer = self.r(33, 2, {"resources": [{"resource_type": TOPIC, "resource_name": topic,
+            "configs": [{"name": "retention.ms", "value": "3600000"}]}],
+            "validate_only": True})  # fmt: skip
+        return outcome(answer.responses[0].error_code)
+
+    def alter_quotas(self) -> str:
+        answer = self.r(49, 1, {"entries": [{
+            "entity": [{"entity_type": "client-id", "entity_name": "acl-quota"}],
+            "ops": [{"key": "producer_byte_rate", "value": 1024.0, "remove": False}]}],
+            "validate_only": True})  # fmt: skip
+        return outcome(answer.entries[0].error_code)
+
     def offset_delete(self, group: str, topic: str) -> str:
         answer = self.r(
             47, 0, {"group_id": group, "topics": [{"name": topic, "partitions": [
@@ -644,6 +696,8 @@ def run_matrix(bootstrap: str, p: str) -> dict[str, Any]:
                     "create_partitions": c.create_partitions(name),
                     "delete_records": c.delete_records(name),
                     "describe_producers": c.describe_producers(name),
+                    "offset_for_leader_epoch": c.offset_for_leader_epoch(name),
+                    "alter_configs (legacy)": c.legacy_alter_configs(name),
                 }
             row["produce_absent"] = c.produce(f"{p}absent")
             row["produce_txn"] = c.produce(f"{p}orders", txn=f"{p}tx-other")
@@ -671,6 +725,8 @@ def run_matrix(bootstrap: str, p: str) -> dict[str, Any]:
             row["describe_transaction"] = c.describe_transaction(f"{p}tx-alice")
             row["describe_log_dirs"] = c.describe_log_dirs()
             row["describe_quotas"] = c.describe_quotas()
+            row["alter_quotas"] = c.alter_quotas()
+            row["classic group"] = {g: c.classic_group(f"{p}{g}") for g in ("g-alice", "g-none")}
             row["offset_delete"] = {
                 g: c.offset_delete(f"{p}{g}", f"{p}pay-1") for g in ("g-alice", "public")
             }
