@@ -8,6 +8,7 @@ with its own `install(core)`, in the order their start-up replay needs:
 3. the transaction coordinator, whose recovery hands pending offsets to (1) and takes
    producer ids from (2),
 4. client quotas,
+5. the ACL authorizer (active only with `authorizer="acl"`),
 
 then gives the produce path its `AppendGuard` (transaction rules, then idempotence), so that a
 Produce request runs listener -> dispatch -> handler -> guard and partition log -> segment
@@ -18,6 +19,7 @@ and is started and stopped by BrokerCore.
 from __future__ import annotations
 
 from kafkito.broker import coordinator, producers, quotas, txn
+from kafkito.broker.auth import authorizer
 from kafkito.broker.core import BrokerCore
 from kafkito.broker.producers.guard import AppendGuard
 from kafkito.broker.settings import BrokerSettings
@@ -36,5 +38,6 @@ def build_core(
     producers.install(core)
     txn.install(core)
     quotas.install(core)
+    authorizer.install(core)
     core.append_guard = AppendGuard(core.producers, core.transactions)
     return core

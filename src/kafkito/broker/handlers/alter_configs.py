@@ -27,6 +27,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from kafkito.broker.auth.checks import ALTER_CONFIGS, require_config
 from kafkito.broker.configs import (
     BROKER_CONFIGS,
     DYNAMIC_BROKER_CONFIGS,
@@ -136,6 +137,7 @@ async def alter_configs(request: Any, ctx: RequestContext) -> dict[str, Any]:
         rtype, name = int(resource.resource_type), resource.resource_name
         wanted = {c.name: c.value for c in resource.configs if c.value is not None}
         try:
+            require_config(ctx, ALTER_CONFIGS, rtype, name)  # raises *_AUTHORIZATION_FAILED
             if nulls := sorted(c.name for c in resource.configs if c.value is None):
                 raise BrokerError(ErrorCode.invalid_request, f"null value for {', '.join(nulls)}")
             if rtype == RESOURCE_TOPIC:

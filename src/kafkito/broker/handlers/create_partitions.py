@@ -16,6 +16,7 @@ import collections
 import logging
 from typing import Any
 
+from kafkito.broker.auth.checks import ALTER, topic_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.handlers.create_topics import MAX_PARTITIONS_PER_TOPIC
 from kafkito.errors import BrokerError, ErrorCode
@@ -71,6 +72,9 @@ async def create_partitions(request: Any, ctx: RequestContext) -> dict[str, Any]
                     _answer(name, ErrorCode.invalid_request, f"topic {name!r} is named twice")
                 )
                 answered.add(name)
+            continue
+        if denied := topic_denied(ctx, ALTER, name):  # before existence, as Kafka checks
+            answers.append(_answer(name, denied, "Authorization failed."))
             continue
         topic = registry.get(name)
         if topic is None:

@@ -18,6 +18,7 @@ import collections
 import uuid
 from typing import Any
 
+from kafkito.broker.auth.checks import create_topic_denied
 from kafkito.broker.configs import describe_topic_configs, validate_topic_config
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import BrokerError, ErrorCode
@@ -56,6 +57,9 @@ async def create_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
                     _failed(name, ErrorCode.invalid_request, f"topic {name!r} is named twice")
                 )
                 answered.add(name)
+            continue
+        if denied := create_topic_denied(ctx, name):  # CREATE on the cluster or the topic
+            answers.append(_failed(name, denied, "Authorization failed."))
             continue
         rf = int(wanted.replication_factor)
         partitions = int(wanted.num_partitions)

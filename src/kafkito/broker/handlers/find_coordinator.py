@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import kafkito.broker.coordinator  # noqa: F401 - registers the coordinator installer
+from kafkito.broker.auth.checks import DENIED_MESSAGES, coordinator_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
 
@@ -24,6 +25,15 @@ def _answer(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
             "key": key,
             "error_code": ErrorCode.invalid_request,
             "error_message": f"unsupported key type {key_type}",
+            "node_id": -1,
+            "host": "",
+            "port": -1,
+        }
+    if denied := coordinator_denied(ctx, key, key_type):  # DESCRIBE on the group or txn id
+        return {
+            "key": key,
+            "error_code": denied,
+            "error_message": DENIED_MESSAGES[denied],
             "node_id": -1,
             "host": "",
             "port": -1,

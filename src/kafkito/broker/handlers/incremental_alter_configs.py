@@ -20,6 +20,7 @@ import collections
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from kafkito.broker.auth.checks import ALTER_CONFIGS, require_config
 from kafkito.broker.configs import (
     BROKER_TO_TOPIC,
     LIST_SEPARATOR,
@@ -123,6 +124,7 @@ async def incremental_alter_configs(request: Any, ctx: RequestContext) -> dict[s
         rtype, name = int(resource.resource_type), resource.resource_name
         operations = [(c.name, int(c.config_operation), c.value) for c in resource.configs]
         try:
+            require_config(ctx, ALTER_CONFIGS, rtype, name)  # raises *_AUTHORIZATION_FAILED
             if rtype == RESOURCE_TOPIC:
                 await _alter_topic(broker, find_topic(broker, name), operations, validate_only)
             elif rtype == RESOURCE_BROKER:

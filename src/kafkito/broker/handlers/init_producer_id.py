@@ -28,6 +28,7 @@ import logging
 from typing import Any
 
 from kafkito.broker import producers as _producers
+from kafkito.broker.auth.checks import WRITE, idempotent_denied, require_txn
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import transactions_of
 from kafkito.errors import BrokerError, ErrorCode
@@ -50,6 +51,8 @@ async def init_producer_id(request: Any, ctx: RequestContext) -> dict[str, Any]:
     manager = ctx.broker.producers
     if request.transactional_id is not None:
         return await _transactional(request, ctx)
+    if denied := idempotent_denied(ctx):  # IDEMPOTENT_WRITE on the cluster or WRITE on a topic
+        return _answer(denied)
     if not isinstance(manager, _producers.ProducerStateManager):
         return _answer(ErrorCode.unknown_server_error)
     # Without a transactional id the pid and epoch sent (v3+) are ignored, as Kafka does.
@@ -65,6 +68,7 @@ async def init_producer_id(request: Any, ctx: RequestContext) -> dict[str, Any]:
 async def _transactional(request: Any, ctx: RequestContext) -> dict[str, Any]:
     """A transactional producer: the transaction coordinator gives (and fences) its id."""
     try:
+        require_txn(ctx, WRITE, request.transactional_id)  # raises *_AUTHORIZATION_FAILED
         pid, epoch = await transactions_of(ctx.broker).init_producer_id(
             request.transactional_id,
             int(ms(request.transaction_timeout)),

@@ -31,6 +31,7 @@ import logging
 import time
 from typing import Any
 
+from kafkito.broker.auth.checks import WRITE, produce_txn_denied, topic_denied
 from kafkito.broker.dispatch import NO_RESPONSE, RawBody, RequestContext, handler
 from kafkito.broker.quotas import throttle_produce
 from kafkito.errors import BrokerError, CorruptBatch, ErrorCode, ProtocolError, StorageError
@@ -118,13 +119,19 @@ async def produce(_: None, ctx: RequestContext) -> object:
     # (plog, last offset, the answer to fail if its fsync fails)
     to_sync: list[tuple[PartitionLog, int, ProducePartitionResult]] = []
     first_error: str | None = None
+    txn_denied = produce_txn_denied(ctx, request)  # transactional batches: WRITE on the id
     for topic_data in request.topics:
         name = topic_data.name
         topic = broker.topics.get(name)
         answers: list[ProducePartitionResult] = []
         results.append((name, answers))
+        denied = txn_denied or topic_denied(ctx, WRITE, name)
         for pdata in topic_data.partitions:
             index = pdata.partition
+            if denied is not None:
+                answers.append(ProducePartitionResult(index, denied))
+                first_error = first_error or f"{denied.name} on {name}"
+                continue
             if acks not in (-1, 0, 1):
                 answers.append(ProducePartitionResult(index, ErrorCode.invalid_required_acks))
                 first_error = first_error or f"invalid acks {acks}"
