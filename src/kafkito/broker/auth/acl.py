@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypeVar
 
+from kafkito.errors import KafkitoError
+
 __all__ = [
     "CLUSTER_NAME",
     "Acl",
@@ -137,7 +139,7 @@ def supported_operations(resource_type: ResourceType) -> tuple[AclOperation, ...
     return _SUPPORTED.get(resource_type, ())
 
 
-class InvalidAcl(ValueError):
+class InvalidAcl(KafkitoError, ValueError):
     """An ACL or filter Kafka refuses with INVALID_REQUEST; the message is Kafka's."""
 
 

@@ -25,6 +25,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from kafkito.errors import KafkitoError
+
 __all__ = ["OAuthBearerError", "Token", "parse_initial_response", "validate_unsecured"]
 
 MAX_TOKEN_BYTES = 64 * 1024
@@ -32,7 +34,7 @@ MAX_TOKEN_BYTES = 64 * 1024
 PRINCIPAL_CLAIM = "sub"
 
 
-class OAuthBearerError(Exception):
+class OAuthBearerError(KafkitoError):
     """A refused OAUTHBEARER message; `status` goes into the JSON error challenge."""
 
     def __init__(self, message: str, status: str = "invalid_token") -> None:
