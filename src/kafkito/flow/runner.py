@@ -366,6 +366,8 @@ class Flow:
         """(partition, generation, offset, records) a handler produced; the loop moves them to
         their partition's `held` (handler threads append here)."""
         self._txn_lock: asyncio.Lock | None = None
+        self._txn_task: asyncio.Task[None] | None = None
+        """Exactly-once: the transaction committing in the background while the loop polls."""
         self._seek_lock = threading.Lock()
         self._rewind_seeks: dict[TP, int] = {}
         """Exactly-once: where an aborted transaction's partitions go back to, not sought yet."""
@@ -727,7 +729,10 @@ class Flow:
                 polling = poll(self.max_in_flight - self._in_flight())
             if time.monotonic() >= next_commit:
                 next_commit = time.monotonic() + self.commit_interval_s
-                await self._commit()
+                if self.exactly_once:
+                    self._start_transaction()
+                else:
+                    await self._commit()
             if self._rewind_seeks:
                 await self._call(self._apply_seeks)
         # Records of the last poll are left untracked: never committed, read again next time.
@@ -1684,6 +1689,20 @@ class Flow:
             if state is not None:
                 state.held.put_back(below, records)
         return False
+
+    def _start_transaction(self) -> None:
+        """Loop: commit in the background, so polling and handling go on meanwhile (what it
+        commits is taken when it starts; what is resolved meanwhile waits for the next one).
+        One at a time: while one runs, this interval's commit is left to the next."""
+        if self._txn_task is None or self._txn_task.done():
+            self._txn_task = asyncio.create_task(self._commit_transaction())
+            self._txn_task.add_done_callback(self._transaction_done)
+
+    def _transaction_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("flow %s: commit failed unexpectedly", self.name, exc_info=exc)
+            self._fatal = exc
+            self._stopping.set()
 
     async def _commit_transaction(self) -> None:
         """Exactly-once: one transaction with the outputs of the records below each
