@@ -9,6 +9,7 @@ above it has one. It runs after a stop in the middle of the stream and at the en
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -253,3 +254,49 @@ def test_outputs_of_and_held_outputs() -> None:
     assert held.take_below(6) == []
     assert [r[2] for r in held.take_below(10)] == [b"9"]
     assert held.count == 0
+
+
+def test_partitions_move_between_instances_exactly_once(eos_cluster: str) -> None:
+    """A second instance joins mid-stream and the first leaves later: each rebalance commits
+    what is resolved in a transaction before the partitions go (KIP-447 group metadata), and
+    the outputs still match the committed offsets exactly once."""
+    in_topic, out_topic, group = topics(eos_cluster)
+    total = 3000
+    produce(eos_cluster, in_topic, id_values(total, keys=60))
+    handle = transform(out_topic)
+    handled: list[int] = []
+    rebalances: list[str] = []
+
+    def slow(record: Record[dict[str, Any]]) -> Out:
+        time.sleep(0.001)
+        handled.append(1)
+        return handle(record)
+
+    def flow_named(name: str) -> Flow:
+        return flow_of(
+            eos_cluster,
+            in_topic,
+            group,
+            slow,
+            name=name,
+            concurrency=2,
+            on_rebalance=lambda kind, tps: rebalances.append(f"{name} {kind}"),
+        )
+
+    first = Running(flow_named("eos-a"))
+    wait_for(lambda: len(handled) > total // 5, what="the first instance's progress")
+    second = Running(flow_named("eos-b"))
+    try:
+        wait_for(lambda: "eos-b assigned" in rebalances, timeout_s=60, what="b's assignment")
+        wait_for(lambda: len(handled) > total // 2, timeout_s=60, what="both running")
+        first.stop()
+        wait_for(
+            lambda: sum(committed_offsets(eos_cluster, group, in_topic, PARTITIONS)) == total,
+            timeout_s=90,
+            what="every input committed",
+        )
+    finally:
+        second.stop()
+    assert "eos-a revoked" in rebalances
+    figures = check_agreement(eos_cluster, group, in_topic, out_topic, PARTITIONS)
+    assert figures["outputs"] == total

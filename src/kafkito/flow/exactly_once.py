@@ -126,12 +126,13 @@ def transactional_id_for(group_id: str, name: str, settings: Mapping[str, Any]) 
 
 def run_transaction(
     producer: Any,
-    consumer: Any,
+    group_metadata: Any,
     outputs: Sequence[OutRecord],
     offsets: list[Any],
     timeout_s: float,
 ) -> None:
-    """On a worker thread: one transaction with `outputs` and the group's `offsets`.
+    """On a worker thread: one transaction with `outputs` and the group's `offsets`, sent
+    with `group_metadata` (read on the consumer's thread: see runner._commit_transaction).
 
     Raises the library's TransactionError (abortable, fatal, ProducerFencedError) or a
     DeliveryError for a record librdkafka refused at once; the caller aborts and rewinds."""
@@ -139,5 +140,5 @@ def run_transaction(
     for topic, key, value, headers in outputs:
         producer.produce(topic, value, key, headers=headers)
     if offsets:
-        producer.send_offsets_to_transaction(offsets, consumer.group_metadata(), timeout_s)
+        producer.send_offsets_to_transaction(offsets, group_metadata, timeout_s)
     producer.commit_transaction(timeout_s)

@@ -1704,10 +1704,20 @@ class Flow:
             self._fatal = exc
             self._stopping.set()
 
-    async def _commit_transaction(self) -> None:
+    async def _commit_transaction(self, group_metadata: Any = None) -> None:
         """Exactly-once: one transaction with the outputs of the records below each
-        committable offset, and those offsets. A failure aborts it and rewinds."""
+        committable offset, and those offsets. A failure aborts it and rewinds.
+
+        The group metadata is read on the consumer's thread, before the lock: read from
+        another thread it blocks while that thread is in a rebalance callback, which itself
+        waits for this lock (the revoke path passes it in, read inside the callback)."""
         assert self._txn_lock is not None
+        if group_metadata is None:
+            try:
+                group_metadata = await self._call(self._consumer.group_metadata)
+            except Exception as exc:  # the consumer is closing: the next commit tries again
+                log.info("flow %s: no group metadata for the commit: %s", self.name, exc)
+                return
         async with self._txn_lock:
             if self._fatal is not None or self._producer is None:
                 return
@@ -1719,7 +1729,7 @@ class Flow:
                 await asyncio.to_thread(
                     run_transaction,
                     self._producer,
-                    self._consumer,
+                    group_metadata,
                     outputs,
                     offsets,
                     self._producer.timeout_s,
@@ -1812,7 +1822,10 @@ class Flow:
             # One transaction with what is resolved, before the partitions go (KIP-447: the
             # coordinator still takes offsets from this generation); the poll loop applies the
             # seeks of a rewind after this callback.
-            asyncio.run_coroutine_threadsafe(self._commit_transaction(), self._loop).result()
+            metadata = self._consumer.group_metadata()  # on this thread (see _commit_transaction)
+            asyncio.run_coroutine_threadsafe(
+                self._commit_transaction(metadata), self._loop
+            ).result()
             offsets = []
         elif offsets and (self._outputs or self._holding()):
             written = asyncio.run_coroutine_threadsafe(self._write_outputs(offsets), self._loop)
