@@ -2,6 +2,7 @@
 
     python bench/bench_flow.py [--count 100000] [--rounds 3] [--quick] [--only noop,slow,...]
     python bench/bench_flow.py --setup-faststream    # FastStream's own venv, once
+    python bench/bench_flow.py --only eos [--kafka]  # exactly once vs at-least-once
 
 1. `noop`: raw `kafkito.Reader` with a no-op handler vs `kafkito.flow.Flow` with a no-op sync
    handler, same topic, same broker: the default ordering="key" (goal: >= 80% of the Reader)
@@ -16,7 +17,12 @@
    key (goal: >= 95 msgs/s), beside bare asyncio tasks that only sleep 10 ms in a loop (what
    this machine allows at the moment);
 4. `latency` on a quiet topic: 50 records written one at a time, 20 per second, each timed from
-   before its write (acks=all) to its handler (Reader and flow, p50 and p99).
+   before its write (acks=all) to its handler (Reader and flow, p50 and p99);
+5. `eos`: consume-transform-produce, one output per input (the handler returns an `Out`),
+   at-least-once vs `exactly_once=True` (goal: exactly once >= 60% of at-least-once), both
+   committing every 100 ms, timed from the first record handled until every offset is
+   committed (with exactly once: outputs visible to read_committed). `--kafka` runs this
+   section on a one-node Apache Kafka instead (kafkito.testing.ApacheKafka).
 Throughput is measured from the first record handled to the last. FastStream runs in its own
 virtual environment (`--faststream-venv`, made by `--setup-faststream`), as a child process
 (bench/faststream_consumer.py), and reads at most 20,000 records of a topic; without the venv
@@ -42,7 +48,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from kafkito.client import Reader
-from kafkito.flow import Flow
+from kafkito.flow import Flow, Out
 from kafkito.testing.brokers import kafkito_process
 
 FASTSTREAM = "faststream[confluent,kafka]==0.7.8"
@@ -331,14 +337,75 @@ def section_fewkeys(bootstrap: str, rounds: int) -> None:
         print("      flow: " + "  ".join(f"{v:,.0f}" for v in flow))
 
 
+def bench_flow_transform(bootstrap: str, topic: str, count: int, exactly_once: bool) -> float:
+    """msgs/s of a flow writing one output per input, until every offset is committed."""
+    counter, first = [0], []
+    out_topic = f"{topic}-out"
+
+    def handle(value: bytes) -> Out:
+        if not first:
+            first.append(time.perf_counter())
+        counter[0] += 1
+        return Out(out_topic, value)
+
+    flow = Flow(
+        topic,
+        handle,
+        group_id=f"eos-{uuid.uuid4().hex[:6]}",
+        brokers=bootstrap,
+        concurrency=4,
+        max_in_flight=5000,
+        commit_interval_s=0.1,
+        exactly_once=exactly_once,
+        transactional_id=f"bench-{uuid.uuid4().hex[:6]}",
+    )
+    thread = threading.Thread(target=flow.run, daemon=True)
+    thread.start()
+
+    def committed() -> int:
+        return sum(max(state.tracker.committed, 0) for state in list(flow._partitions.values()))
+
+    deadline = time.monotonic() + 300
+    while committed() < count and time.monotonic() < deadline:
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - first[0]
+    flow.stop()
+    thread.join(30)
+    return count / elapsed
+
+
+def section_eos(bootstrap: str, count: int, rounds: int) -> None:
+    for size in (100, 1024):
+        topic = f"eos-{size}-{uuid.uuid4().hex[:4]}"
+        fill(bootstrap, topic, count, size, keys=1000, partitions=4)
+        create_topic(bootstrap, f"{topic}-out", 4)
+        alo: list[float] = []
+        eos: list[float] = []
+        # untimed: Apache Kafka creates __transaction_state at the first transactional.id
+        bench_flow_transform(bootstrap, topic, count, exactly_once=True)
+        for _ in range(rounds):
+            alo.append(bench_flow_transform(bootstrap, topic, count, exactly_once=False))
+            eos.append(bench_flow_transform(bootstrap, topic, count, exactly_once=True))
+        a, e = median(alo), median(eos)
+        print(
+            f"{size:>5} B  transform, at-least-once {a:>9,.0f} msgs/s   exactly_once "
+            f"{e:>9,.0f} msgs/s   ratio {e / a:.2f} (goal >= 0.60)   {load()}"
+        )
+        print("      at-least-once: " + "  ".join(f"{v:>9,.0f}" for v in alo))
+        print("       exactly_once: " + "  ".join(f"{v:>9,.0f}" for v in eos))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="20,000 records, two rounds")
-    parser.add_argument("--only", default="noop,slow,fewkeys,latency")
+    parser.add_argument("--only", default="noop,slow,fewkeys,latency,eos")
     parser.add_argument("--faststream-venv", type=Path, default=FASTSTREAM_VENV)
     parser.add_argument("--setup-faststream", action="store_true")
+    parser.add_argument(
+        "--kafka", action="store_true", help="run the eos section on Apache Kafka (one node)"
+    )
     args = parser.parse_args()
     if args.setup_faststream:
         setup_faststream(args.faststream_venv)
@@ -350,6 +417,13 @@ def main() -> None:
     if venv is not None and not (venv / "bin" / "python").exists():
         print(f"no FastStream venv at {venv} (--setup-faststream): its columns are left out")
         venv = None
+    if args.kafka:
+        from kafkito.testing.apache_kafka import ApacheKafka
+
+        with tempfile.TemporaryDirectory() as tmp, ApacheKafka(data_dir=Path(tmp)) as kafka:
+            print(f"Apache Kafka on {kafka.bootstrap}; {count} records, {rounds} round(s)")
+            section_eos(kafka.bootstrap, count, rounds)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         broker = kafkito_process(Path(tmp) / "data").start()
         try:
@@ -364,6 +438,8 @@ def main() -> None:
                 section_slow(bootstrap, count, rounds, venv)
             if "fewkeys" in only:
                 section_fewkeys(bootstrap, rounds)
+            if "eos" in only:
+                section_eos(bootstrap, count, rounds)
             if "latency" in only:
                 for kind in ("reader", "flow"):
                     p50, p99 = bench_latency(bootstrap, kind)

@@ -48,7 +48,9 @@ from kafkito.client.reader import (
     message_key,
     to_message,
 )
+from kafkito.client.transaction import AsyncTransaction, init_transactions
 from kafkito.client.writer import (
+    PENDING,
     POLL_INTERVAL_S,
     Batch,
     Deliveries,
@@ -59,6 +61,7 @@ from kafkito.client.writer import (
     Value,
     build_writer_config,
     enqueue_many,
+    pending_deliveries,
 )
 
 log = logging.getLogger(__name__)
@@ -92,7 +95,10 @@ class _Poller:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(POLL_INTERVAL_S)
+            try:
+                self._producer.poll(POLL_INTERVAL_S)
+            except Exception:  # KafkaException: fatal (fenced); the caller's next call says so
+                self._stop.wait(POLL_INTERVAL_S)
 
     def stop(self) -> None:
         self._stop.set()
@@ -123,11 +129,17 @@ class _AsyncWriting:
         if not self._connected:
             try:
                 await asyncio.to_thread(self._core.connect)
+                await asyncio.to_thread(init_transactions, self._core)
             except BaseException:
                 self._core.release()
                 raise
             self._connected = True
             self._poller = _Poller(self._core.producer)
+
+    def transaction(self) -> AsyncTransaction:
+        """`async with writer.transaction() as txn:` commit on exit, abort if the block raises
+        (the sync Writer's semantics: kafkito.client.transaction). Needs a transactional_id."""
+        return AsyncTransaction(self._core)
 
     def _produce(self, topic: str, record: Record, on_delivery: Any) -> None:
         # produce() returns at once; only a full local queue (queue.buffering.max.messages)
@@ -138,6 +150,10 @@ class _AsyncWriting:
         self, topic: str, value: Value, headers: Headers | None, key: Value
     ) -> Delivery:
         await self.connect()
+        if self._core.txn is not None:  # the commit confirms it (kafkito.client.transaction)
+            self._produce(topic, Record(value, key, headers), self._core.txn.report)
+            return Delivery(topic, PENDING, PENDING)
+        self._core.on_delivery(topic, None)  # refuses a transactional writer outside a txn
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[Any, Any]] = loop.create_future()
         size = len(value.encode() if isinstance(value, str) else value or b"")
@@ -153,6 +169,11 @@ class _AsyncWriting:
 
     async def _write_many(self, topic: str, items: Iterable[Record | Value]) -> Deliveries:
         await self.connect()
+        if self._core.txn is not None:
+            return pending_deliveries(
+                topic, enqueue_many(self._core, topic, items, self._core.txn.report)
+            )
+        self._core.on_delivery(topic, None)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         batch = Batch()
@@ -184,7 +205,7 @@ class _AsyncWriting:
         if self._core.closed:
             return
         try:
-            await self.flush(timeout_s)
+            await asyncio.to_thread(self._core.flush_before_close, timeout_s)
         finally:
             self._core.closed = True
             if self._poller is not None:
@@ -228,8 +249,15 @@ class Writer(_AsyncWriting):
         *,
         brokers: Sequence[str] | str | None = None,
         settings: Mapping[str, Any] | None = None,
+        transactional_id: str | None = None,
     ) -> None:
-        merged = build_writer_config(config, topic=topic, brokers=brokers, settings=settings)
+        merged = build_writer_config(
+            config,
+            topic=topic,
+            brokers=brokers,
+            settings=settings,
+            transactional_id=transactional_id,
+        )
         if not merged.topic:
             raise ConfigError("a Writer needs a topic (or use TopicWriter)", key="topic")
         self.topic: str = merged.topic
@@ -263,8 +291,13 @@ class TopicWriter(_AsyncWriting):
         *,
         brokers: Sequence[str] | str | None = None,
         settings: Mapping[str, Any] | None = None,
+        transactional_id: str | None = None,
     ) -> None:
-        super().__init__(build_writer_config(config, brokers=brokers, settings=settings))
+        super().__init__(
+            build_writer_config(
+                config, brokers=brokers, settings=settings, transactional_id=transactional_id
+            )
+        )
 
     async def write(
         self, topic: str, value: Value, headers: Headers | None = None, key: Value = None

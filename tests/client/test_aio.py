@@ -29,7 +29,11 @@ def test_same_names_and_signatures(name: str) -> None:
         if callable(sync_attr) and method not in ("build",):
             s, a = inspect.signature(sync_attr), inspect.signature(getattr(async_cls, method))
             assert list(s.parameters) == list(a.parameters), method
-            assert inspect.iscoroutinefunction(getattr(async_cls, method)) or method == "stop"
+            # transaction() returns an async context manager (`async with`), not a coroutine
+            assert inspect.iscoroutinefunction(getattr(async_cls, method)) or method in (
+                "stop",
+                "transaction",
+            )
 
 
 async def test_async_writes_are_confirmed(cluster: Cluster, topic: str) -> None:

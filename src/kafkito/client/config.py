@@ -10,6 +10,9 @@ Keys are core-go/kafka's, so a YAML file written for the Go library loads unchan
     max_bytes: 52428800              # Reader only: fetch.max.bytes
     commit_interval: 5s              # Reader only: auto.commit.interval.ms
     initial_offsets: earliest        # Reader only: earliest | latest (or kafka-go's -2 | -1)
+    isolation_level: read_committed  # Reader only: read_committed | read_uncommitted
+    transactional_id: billing-1      # Writer only: enables writer.transaction()
+    transaction_timeout: 60s         # Writer only: transaction.timeout.ms
     client:
       client_id: my-app
       username: app
@@ -282,6 +285,13 @@ class _Common(_Strict):
 class WriterConfig(_Common):
     """A Writer's config (core-go's WriterConfig): where to write and how to connect."""
 
+    transactional_id: str | None = Field(default=None, min_length=1)
+    """Makes the writer transactional (`writer.transaction()`); one id per live producer: a
+    second writer with the same id fences the first."""
+    transaction_timeout: Seconds | None = None
+    """How long the broker lets a transaction stay open before aborting it (librdkafka's
+    default: 60 s). Read_committed readers of its partitions wait at most this long."""
+
     def to_librdkafka(self, bootstrap: str) -> dict[str, SettingValue]:
         """Producer settings: safe defaults (acks=all, idempotence), then `settings`."""
         out = self.base_settings(bootstrap)
@@ -292,6 +302,13 @@ class WriterConfig(_Common):
                 "max.in.flight.requests.per.connection": 5,
             }
         )
+        if self.transactional_id is not None:
+            out["transactional.id"] = self.transactional_id
+        if self.transaction_timeout is not None:
+            txn_ms = max(1000, int(self.transaction_timeout * 1000))
+            out["transaction.timeout.ms"] = txn_ms
+            # librdkafka refuses a socket timeout above the transaction timeout + 100 ms
+            out["socket.timeout.ms"] = min(int(out["socket.timeout.ms"]), txn_ms + 100)
         out.update(self.settings)
         return out
 
@@ -308,6 +325,9 @@ class ReaderConfig(_Common):
     initial_offsets: Literal["earliest", "latest"] = "earliest"
     ack_on_consume: bool = False
     """Commit each message *before* the handler runs: at-most-once. Off by default."""
+    isolation_level: Literal["read_committed", "read_uncommitted"] = "read_committed"
+    """read_committed (librdkafka's default) skips aborted transactions and stops at the first
+    open one; read_uncommitted reads every record as soon as it is written."""
 
     @field_validator("initial_offsets", mode="before")
     @classmethod
@@ -334,6 +354,7 @@ class ReaderConfig(_Common):
                 "auto.commit.interval.ms": max(1, int(self.commit_interval * 1000)),
                 "auto.offset.reset": self.initial_offsets,
                 "enable.partition.eof": False,
+                "isolation.level": self.isolation_level,
             }
         )
         if self.group_id is not None:
@@ -377,8 +398,21 @@ def load_client_settings(path: str | Path) -> dict[str, SettingValue]:
     return out
 
 
+_VERBATIM = frozenset(
+    {"password", "username", "client_id", "group_id", "topic", "key", "transactional_id"}
+)
+
+
 def _env_value(name: str, raw: str) -> Any:
-    if name in ("password", "username", "client_id", "group_id", "topic", "key"):
+    if name in (
+        "password",
+        "username",
+        "client_id",
+        "group_id",
+        "topic",
+        "key",
+        "transactional_id",
+    ):
         return raw  # never reinterpret strings that must stay verbatim
     try:
         return yaml.safe_load(raw)

@@ -9,6 +9,9 @@ callback: one failed record fails the call, with the broker's reason. `close()` 
 
 The producer's defaults are the safe ones (C1): `acks=all`, idempotence on, at most five
 requests in flight; any librdkafka setting passes through `settings`.
+
+With a `transactional_id` the writer also runs transactions (`with writer.transaction():`,
+client/transaction.py); inside one, writes return once queued and the commit confirms them all.
 """
 
 from __future__ import annotations
@@ -25,7 +28,15 @@ import confluent_kafka
 from kafkito.client.config import WriterConfig
 from kafkito.client.connect import RDKAFKA_LOG, ErrorTracker, connect_with_retry
 from kafkito.client.embedded import resolve_bootstrap
-from kafkito.client.errors import ClientError, ConfigError, DeliveryError, from_kafka_error
+from kafkito.client.errors import (
+    ClientError,
+    ConfigError,
+    DeliveryError,
+    TransactionError,
+    from_kafka_error,
+    from_transaction_error,
+)
+from kafkito.client.transaction import Transaction, TransactionState, init_transactions
 
 log = logging.getLogger(__name__)
 """librdkafka's own log lines go here instead of stderr."""
@@ -81,11 +92,27 @@ def build_writer_config(
     topic: str | None = None,
     brokers: Sequence[str] | str | None = None,
     settings: Mapping[str, Any] | None = None,
+    transactional_id: str | None = None,
 ) -> WriterConfig:
     """A WriterConfig from an object or a dict, with keyword overrides applied."""
     base = config if isinstance(config, WriterConfig) else WriterConfig.from_dict(config or {})
     extra = {**base.settings, **(settings or {})} if settings else None
-    return base.merged(topic=topic, brokers=brokers, settings=extra)
+    return base.merged(
+        topic=topic, brokers=brokers, settings=extra, transactional_id=transactional_id
+    )
+
+
+def produce_error(error: Any, topic: str, size_bytes: int) -> ClientError:
+    """The typed error for a produce() librdkafka refused: a transactional producer's fatal
+    or abortable state is a TransactionError (ProducerFencedError when fenced)."""
+    if error.fatal() or error.txn_requires_abort():
+        return from_transaction_error(error, action=f"write to {topic!r}")
+    return from_kafka_error(error, topic=topic, size_bytes=size_bytes)
+
+
+PENDING = -1
+"""Partition and offset of a Delivery returned inside a transaction: not known until the
+commit (`Transaction.deliveries` has them then)."""
 
 
 class ProducerCore:
@@ -103,6 +130,24 @@ class ProducerCore:
         except confluent_kafka.KafkaException as exc:
             raise ConfigError(f"librdkafka refused the producer settings: {exc}") from None
         self.closed = False
+        self.txn: TransactionState | None = None
+        """The open transaction (writes report to it), if any."""
+        self.txn_ready = False
+        """init_transactions has run (once per producer)."""
+
+    def on_delivery(self, topic: str, callback: Any) -> Any:
+        """The delivery callback for a write: the open transaction's, or `callback`.
+
+        Raises ClientError for a transactional writer outside a transaction (librdkafka would
+        refuse the record with an opaque state error)."""
+        if self.txn is not None:
+            return self.txn.report
+        if self.config.transactional_id is not None:
+            raise ClientError(
+                f"write to {topic!r} outside a transaction: a writer with a transactional_id "
+                "writes inside `with writer.transaction():`"
+            )
+        return callback
 
     def connect(self) -> None:
         connect_with_retry(
@@ -139,9 +184,17 @@ class ProducerCore:
             except BufferError:  # local queue full: serve delivery reports, then retry
                 self.producer.poll(POLL_INTERVAL_S)
             except confluent_kafka.KafkaException as exc:
-                raise from_kafka_error(
-                    exc.args[0], topic=topic, size_bytes=len(payload or b"")
-                ) from None
+                raise produce_error(exc.args[0], topic, len(payload or b"")) from None
+
+    def flush_before_close(self, timeout_s: float | None) -> None:
+        """flush() for close(): a producer that failed for good (fenced) has nothing left to
+        deliver and is closed without raising, since closing is what its error asks for."""
+        try:
+            self.flush(timeout_s)
+        except TransactionError as exc:
+            if not exc.fatal:
+                raise
+            log.warning("closing a producer that failed for good: %s", exc)
 
     def release(self) -> None:
         """Refuse further writes and close the librdkafka producer (its connections too)."""
@@ -168,7 +221,10 @@ class ProducerCore:
         return topic in meta.topics and meta.topics[topic].error is None
 
     def flush(self, timeout_s: float | None = None) -> None:
-        remaining = self.producer.flush(-1 if timeout_s is None else timeout_s)
+        try:
+            remaining = self.producer.flush(-1 if timeout_s is None else timeout_s)
+        except confluent_kafka.KafkaException as exc:  # a fatal error, e.g. fenced
+            raise produce_error(exc.args[0], "(flush)", 0) from None
         if remaining:
             raise DeliveryError(
                 f"{remaining} record(s) still unconfirmed after {timeout_s}s",
@@ -309,15 +365,23 @@ def enqueue_many(
         except confluent_kafka.KafkaException as exc:
             core.producer.flush()  # the records before it are on their way: settle them
             size = len(_encode(_as_record(item).value) or b"")
-            raise from_kafka_error(exc.args[0], topic=topic, size_bytes=size) from None
+            raise produce_error(exc.args[0], topic, size) from None
         count += 1
     return count
 
 
+def pending_deliveries(topic: str, count: int) -> Deliveries:
+    """write_many's result inside a transaction: `count` records, places not known yet."""
+    return Deliveries(topic, array("i", [PENDING]) * count, array("q", [PENDING]) * count)
+
+
 def write_many_sync(core: ProducerCore, topic: str, items: Iterable[Record | Value]) -> Deliveries:
-    """Enqueue every record, flush once, and check every delivery report."""
+    """Enqueue every record, flush once, and check every delivery report (inside a
+    transaction: enqueue only; the commit confirms)."""
+    if core.txn is not None:
+        return pending_deliveries(topic, enqueue_many(core, topic, items, core.txn.report))
     batch = Batch()
-    count = enqueue_many(core, topic, items, batch.report)
+    count = enqueue_many(core, topic, items, core.on_delivery(topic, batch.report))
     core.producer.flush()
     return batch.result(core, topic, count)
 
@@ -329,6 +393,7 @@ class _SyncWriting:
         self._core = ProducerCore(config)
         try:
             self._core.connect()
+            init_transactions(self._core)
         except BaseException:
             self._core.release()
             raise
@@ -347,9 +412,18 @@ class _SyncWriting:
         """The producer and its error tracker (used by HealthChecker)."""
         return self._core
 
+    def transaction(self) -> Transaction:
+        """`with writer.transaction() as txn:` the block's writes are committed together on
+        exit, or aborted (none visible to read_committed readers) if it raises. Needs a
+        transactional_id; see kafkito.client.transaction for errors and what writes return."""
+        return Transaction(self._core)
+
     def _write(self, topic: str, value: Value, headers: Headers | None, key: Value) -> Delivery:
+        if self._core.txn is not None:
+            self._core.produce(topic, value, key, headers, self._core.txn.report)
+            return Delivery(topic, PENDING, PENDING)
         outcome = _Outcome()
-        self._core.produce(topic, value, key, headers, outcome)
+        self._core.produce(topic, value, key, headers, self._core.on_delivery(topic, outcome))
         # flush(), not poll(): it sends at once instead of waiting linger.ms for company
         while not outcome.done:
             self._core.producer.flush(POLL_INTERVAL_S)
@@ -363,7 +437,7 @@ class _SyncWriting:
         """Flush, then release the producer and its connections. Idempotent."""
         if not self._core.closed:
             try:
-                self._core.flush(timeout_s)
+                self._core.flush_before_close(timeout_s)
             finally:
                 self._core.release()
 
@@ -397,8 +471,15 @@ class Writer(_SyncWriting):
         *,
         brokers: Sequence[str] | str | None = None,
         settings: Mapping[str, Any] | None = None,
+        transactional_id: str | None = None,
     ) -> None:
-        merged = build_writer_config(config, topic=topic, brokers=brokers, settings=settings)
+        merged = build_writer_config(
+            config,
+            topic=topic,
+            brokers=brokers,
+            settings=settings,
+            transactional_id=transactional_id,
+        )
         if not merged.topic:
             raise ConfigError("a Writer needs a topic (or use TopicWriter)", key="topic")
         self.topic: str = merged.topic
@@ -436,8 +517,13 @@ class TopicWriter(_SyncWriting):
         *,
         brokers: Sequence[str] | str | None = None,
         settings: Mapping[str, Any] | None = None,
+        transactional_id: str | None = None,
     ) -> None:
-        super().__init__(build_writer_config(config, brokers=brokers, settings=settings))
+        super().__init__(
+            build_writer_config(
+                config, brokers=brokers, settings=settings, transactional_id=transactional_id
+            )
+        )
 
     def write(
         self, topic: str, value: Value, headers: Headers | None = None, key: Value = None

@@ -10,7 +10,7 @@ Flow("clicks", handle, group_id="analytics", retry=RetryPolicy.delays([1, 5, 30]
 
 from kafkito.flow.codecs import DecodeError, ValidationFailed
 from kafkito.flow.metrics import FlowMetrics
-from kafkito.flow.outcomes import BatchFailed, Reject, RetryLater
+from kafkito.flow.outcomes import BatchFailed, Out, Reject, RetryLater
 from kafkito.flow.policy import PolicyError, RetryPolicy
 from kafkito.flow.runner import Flow, FlowError, Record
 
@@ -20,6 +20,7 @@ __all__ = [
     "Flow",
     "FlowError",
     "FlowMetrics",
+    "Out",
     "PolicyError",
     "Record",
     "Reject",

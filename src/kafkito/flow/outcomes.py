@@ -11,15 +11,35 @@ others count as done, and each failed record goes through the retry path on its 
 
 Any other exception is transient if the retry policy lists it in `retry_on` (by default every
 `Exception`), permanent otherwise. Decoding and validation failures are always permanent.
+
+A handler that produces records returns them as `Out` (one, or a list): the flow writes them
+when the record's offset is committed, in the same transaction with `exactly_once=True`.
+
+    def enrich(order: Order) -> Out:
+        return Out("orders.enriched", order.model_dump_json(), key=order.customer)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from kafkito.errors import KafkitoError
 
-__all__ = ["BatchFailed", "Reject", "RetryLater"]
+__all__ = ["BatchFailed", "Out", "Reject", "RetryLater"]
+
+
+@dataclass(frozen=True, slots=True)
+class Out:
+    """A record the handler produces: written when the handled record's offset is committed
+    (in the same transaction with `exactly_once=True`). str values and keys are UTF-8."""
+
+    topic: str
+    value: bytes | str | None
+    key: bytes | str | None = None
+    headers: Mapping[str, bytes | str | None] | Sequence[tuple[str, bytes | str | None]] | None = (
+        None
+    )
 
 
 class RetryLater(KafkitoError):

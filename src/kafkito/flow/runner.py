@@ -82,6 +82,13 @@ from kafkito.errors import KafkitoError
 from kafkito.flow import letters
 from kafkito.flow.annotations import AnnotationError, FirstDecodes, handler_decoding
 from kafkito.flow.codecs import DecodeError, Decoder, ValidationFailed, decoder_for, decoder_of
+from kafkito.flow.exactly_once import (
+    HeldOutputs,
+    OutRecord,
+    outputs_of,
+    run_transaction,
+    transactional_id_for,
+)
 from kafkito.flow.metrics import FlowMetrics, TopicMetrics
 from kafkito.flow.outcomes import BatchFailed, Reject, RetryLater
 from kafkito.flow.policy import RetryPolicy
@@ -175,6 +182,12 @@ class _PartitionState:
     revoking: bool = False
     """Being revoked: a failed record is left for the next owner, not retried or split (what
     that would start could outlive the revoke)."""
+    held: HeldOutputs = field(default_factory=HeldOutputs)
+    """Outputs of handled records, written when their offsets are committed
+    (flow/exactly_once.py)."""
+    origin: int | None = None
+    """Where this assignment started reading (its first record, or the offset a rewind went
+    back to): what a rewind seeks to while nothing is committed yet."""
     split: object | None = None
     """Sync handler, ordering="key": None while the partition's records run in coarse chunks
     (the partition's records of a poll, in offset order); else a token new at each split, and
@@ -226,6 +239,8 @@ class Flow:
         metrics: FlowMetrics | None = None,
         name: str | None = None,
         on_rebalance: Callable[[str, list[TP]], None] | None = None,
+        exactly_once: bool = False,
+        transactional_id: str | None = None,
     ) -> None:
         self.topics = [topics] if isinstance(topics, str) else list(topics)
         if not self.topics:
@@ -246,6 +261,12 @@ class Flow:
                 )
         if batch_size is not None and batch_size < 1:
             raise FlowError("batch_size must be at least 1")
+        if exactly_once and batch_size is not None:
+            raise FlowError("exactly_once does not support batch handlers (batch_size) yet")
+        if exactly_once and self.settings.get("isolation.level", "read_committed") != (
+            "read_committed"
+        ):
+            raise FlowError("exactly_once reads its inputs read_committed: drop isolation.level")
         self.batch_size = batch_size
         self.batch_timeout_s = batch_timeout_s
         self.batch_handler = handler if batch_size else None
@@ -334,6 +355,27 @@ class Flow:
         """Retry/dead-letter writes failing now (by id of their record): the last error."""
         self._client_error: tuple[str, float] | None = None
         self._client_errors_seen: set[str] = set()
+        self.exactly_once = exactly_once
+        """Outputs, retry/dead-letter writes and offsets in one transaction per commit."""
+        self.transactional_id = (
+            transactional_id or transactional_id_for(group_id, self.name, self.settings)
+            if exactly_once
+            else None
+        )
+        self._outputs: collections.deque[tuple[TP, int, int, list[OutRecord]]] = collections.deque()
+        """(partition, generation, offset, records) a handler produced; the loop moves them to
+        their partition's `held` (handler threads append here)."""
+        self._txn_lock: asyncio.Lock | None = None
+        self._txn_task: asyncio.Task[None] | None = None
+        """Exactly-once: the transaction committing in the background while the loop polls."""
+        self._seek_lock = threading.Lock()
+        self._rewind_seeks: dict[TP, int] = {}
+        """Exactly-once: where an aborted transaction's partitions go back to, not sought yet."""
+        self._seek_epoch = 0
+        """Bumped (on the consumer's thread) by each batch of rewind seeks."""
+        self._sought_at: dict[TP, int] = {}
+        """The epoch of each partition's last rewind seek: a poll that began before it holds
+        records from before the seek, which are dropped (they come again)."""
 
     # -- public surface ------------------------------------------------------------------
 
@@ -384,6 +426,8 @@ class Flow:
             "revoke_grace",
             "backpressure_wait",
             "name",
+            "exactly_once",
+            "transactional_id",
         }
         for key in options:
             if key not in known:
@@ -394,9 +438,11 @@ class Flow:
         for key in ("concurrency", "max_in_flight", "batch_size"):
             if key in options:
                 kw[key] = int(options[key])
-        for key in ("ordering", "name"):
+        for key in ("ordering", "name", "transactional_id"):
             if key in options:
                 kw[key] = options[key]
+        if "exactly_once" in options:
+            kw["exactly_once"] = bool(options["exactly_once"])
         if "dead_letter" in options:
             kw["dead_letter"] = bool(options["dead_letter"])
         for key, target in (
@@ -536,17 +582,27 @@ class Flow:
             "error_cb": self._on_client_error,
             **conf,
         }
+        producer_conf = {
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "client.id": f"{self.name}-producer",
+            "error_cb": self._on_client_error,
+            **conf,
+        }
+        if self.exactly_once:
+            consumer_conf["isolation.level"] = "read_committed"
+            producer_conf["transactional.id"] = self.transactional_id
+            self._txn_lock = asyncio.Lock()
         self._consumer = RawConsumer(settings=consumer_conf)
-        self._producer = RawProducer(
-            settings={
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "client.id": f"{self.name}-producer",
-                "error_cb": self._on_client_error,
-                **conf,
-            }
-        )
+        self._producer = RawProducer(settings=producer_conf)
+        if self.exactly_once:
+            # Before joining the group: fences a crashed predecessor with our transactional.id
+            # and aborts what it left open, so its outputs never show up.
+            try:
+                await asyncio.to_thread(self._producer.init_transactions)
+            except Exception as exc:
+                raise FlowError(f"flow {self.name}: cannot start transactions: {exc}") from exc
         self._producer_thread = threading.Thread(
             target=self._poll_producer, name="kafkito-flow-producer", daemon=True
         )
@@ -634,7 +690,11 @@ class Flow:
         """Serve delivery reports until the flow stops and nothing is left to deliver."""
         producer = self._producer
         while not self._stopping.is_set() or len(producer) > 0:
-            producer.poll(0.05)
+            try:
+                producer.poll(0.05)
+            except Exception as exc:  # KafkaException: fatal (a fenced transactional producer)
+                log.error("flow %s: producer failed for good: %s", self.name, exc)
+                return
 
     # -- the poll loop -----------------------------------------------------------------------
 
@@ -642,17 +702,17 @@ class Flow:
         assert self._scheduler is not None
         next_commit = time.monotonic() + self.commit_interval_s
 
-        def poll(room: int) -> asyncio.Future[list[Any]]:
+        def poll(room: int) -> asyncio.Future[tuple[int, list[Any]]]:
             """The next poll, for at most `room` records (at least one: polls never stop)."""
             limit = max(1, min(self.poll_batch, room))
-            return asyncio.ensure_future(
-                self._call(consume_ready, self._consumer, limit, POLL_TIMEOUT_S)
-            )
+            return asyncio.ensure_future(self._call(self._consume, limit))
 
-        polling: asyncio.Future[list[Any]] | None = poll(self.max_in_flight)
+        polling: asyncio.Future[tuple[int, list[Any]]] | None = poll(self.max_in_flight)
         while not self._stopping.is_set():
             assert polling is not None
-            messages = await polling
+            began, messages = await polling
+            if self._rewind_seeks or (self._sought_at and began != self._seek_epoch):
+                messages = self._drop_rewound(began, messages)
             self._last_poll = time.monotonic()
             # With room left, the next poll runs on the consumer's thread while this batch is
             # accepted; without, it waits for the handlers to catch up first.
@@ -669,11 +729,49 @@ class Flow:
                 polling = poll(self.max_in_flight - self._in_flight())
             if time.monotonic() >= next_commit:
                 next_commit = time.monotonic() + self.commit_interval_s
-                await self._commit()
+                if self.exactly_once:
+                    self._start_transaction()
+                else:
+                    await self._commit()
+            if self._rewind_seeks:
+                await self._call(self._apply_seeks)
         # Records of the last poll are left untracked: never committed, read again next time.
         if polling is not None:
             with contextlib.suppress(Exception):
                 await polling
+
+    def _consume(self, limit: int) -> tuple[int, list[Any]]:
+        """Consumer thread: the records librdkafka has ready, with the rewind epoch at the
+        start (records of a partition sought back after it are stale: `_drop_rewound`)."""
+        epoch = self._seek_epoch
+        return epoch, consume_ready(self._consumer, limit, POLL_TIMEOUT_S)
+
+    def _drop_rewound(self, began: int, messages: list[Any]) -> list[Any]:
+        """Exactly-once, after an abort: drop the records of partitions that are going back
+        (seek pending) or went back after this poll began; the seek delivers them again."""
+        with self._seek_lock:
+            stale = set(self._rewind_seeks)
+        stale.update(tp for tp, epoch in list(self._sought_at.items()) if epoch > began)
+        if not stale:
+            return messages
+        return [m for m in messages if (m.topic(), m.partition()) not in stale]
+
+    def _apply_seeks(self) -> None:
+        """Consumer thread: seek the rewound partitions back to their last committed offsets."""
+        from kafkito.client.raw_consumer import TopicPartition
+
+        with self._seek_lock:
+            seeks, self._rewind_seeks = self._rewind_seeks, {}
+        if not seeks:
+            return
+        self._seek_epoch += 1
+        for tp, offset in seeks.items():
+            self._sought_at[tp] = self._seek_epoch
+            try:
+                self._consumer.seek(TopicPartition(tp[0], tp[1], offset))
+            except Exception as exc:  # revoked meanwhile: its next owner reads from the commit
+                log.info("flow %s: no rewind of %s-%d: %s", self.name, tp[0], tp[1], exc)
+        log.info("flow %s rewound %s", self.name, sorted(seeks.items()))
 
     def _accept(self, messages: list[Any]) -> list[Chunk]:
         """Group a poll's records into chunks (per partition and ordering key, in offset order)
@@ -716,6 +814,8 @@ class Flow:
                 skip = state is None or state.waiting_until_ms is not None
                 if state is not None and tp not in floors:
                     floors[tp] = state.tracker.next
+                    if state.origin is None:
+                        state.origin = msg.offset()
                     if split_by_key and state.tracker.pending == 0:
                         # Nothing of the partition in flight: it may change modes safely.
                         state.split = None if fast else object()
@@ -1069,6 +1169,7 @@ class Flow:
         each record's duration is added to `durations`."""
         messages = chunk.messages
         handler, pass_record, attempt = self.handler, self.pass_record, chunk.attempt
+        produced = self._outputs
         decode = self.decode if self.validate is None else self._decode_value
         recording = _recording_tracer()
         clock = time.perf_counter
@@ -1087,9 +1188,12 @@ class Flow:
                 headers = msg.headers()
                 if recording or (headers and _has_traceparent(headers)):
                     with _trace_span(self.name, _Work.of(chunk, index)):
-                        handler(arg)
+                        result = handler(arg)
                 else:
-                    handler(arg)
+                    result = handler(arg)
+                # Out records (exactly_once.py): held until the record's offset is committed
+                if result is not None and (outs := outputs_of(result)):
+                    produced.append((chunk.tp, chunk.generation, msg.offset(), outs))
             except Exception as exc:
                 return index - start, ("handle", exc, value)
             finally:
@@ -1288,12 +1392,16 @@ class Flow:
         arg = self._argument(work, value, attempt)
         with _trace_span(self.name, work):
             if self.is_async:
-                await self.handler(arg)
+                result = await self.handler(arg)
             else:
                 assert self._loop is not None
                 # copy_context: the handler thread sees the trace span (and any contextvar) set here
                 context = contextvars.copy_context()
-                await self._loop.run_in_executor(self._handlers, context.run, self.handler, arg)
+                result = await self._loop.run_in_executor(
+                    self._handlers, context.run, self.handler, arg
+                )
+        if result is not None and (outs := outputs_of(result)):
+            self._outputs.append((work.tp, work.generation, work.offset, outs))
 
     async def _call_batch_handler(
         self, decoded: list[tuple[_Work, Any]], *, attempt: int | None = None
@@ -1440,6 +1548,16 @@ class Flow:
         """Write `work`'s original key and value with `headers` to `topic` until the broker
         acknowledges it (True), retrying failures with capped backoff; False if the partition
         is revoked or the flow stops first (the record stays unresolved: nothing is lost)."""
+        if self.exactly_once:  # written in the commit's transaction, with the offset
+            if not self._owned(work):
+                return False
+            carrier: dict[str, str] = {}
+            _inject_trace(carrier)
+            held = [h for h in headers if h[0] not in carrier]
+            held += [(k, v.encode()) for k, v in carrier.items()]
+            record: OutRecord = (topic, work.key, work.raw_value, held)
+            self._outputs.append((work.tp, work.generation, work.offset, [record]))
+            return True
         delay_s = 0.5
         try:
             while self._owned(work):
@@ -1493,9 +1611,14 @@ class Flow:
             )
 
     async def _commit(self) -> None:
+        if self.exactly_once:
+            await self._commit_transaction()
+            return
         offsets = self._committable()
         if not offsets:
             self._commit_error = None  # nothing waits to be committed: nothing is failing
+            return
+        if (self._outputs or self._holding()) and not await self._write_outputs(offsets):
             return
         try:
             await self._call(self._consumer.commit, offsets=offsets, asynchronous=False)
@@ -1505,6 +1628,165 @@ class Flow:
             return
         self._commit_error = None
         self._mark_committed(offsets)
+
+    # -- outputs and transactions (flow/exactly_once.py) -------------------------------------
+
+    def _take_outputs(self) -> None:
+        """Loop: move what the handlers produced to their partitions' held outputs."""
+        produced = self._outputs
+        while produced:
+            tp, generation, offset, records = produced.popleft()
+            state = self._partitions.get(tp)
+            if state is not None and state.generation == generation:
+                state.held.add(offset, records)
+
+    def _holding(self) -> bool:
+        return any(state.held.count for state in list(self._partitions.values()))
+
+    def _ready_outputs(self, offsets: list[Any]) -> list[tuple[TP, int, list[OutRecord]]]:
+        """Loop: take the held outputs of the records below each committable offset."""
+        self._take_outputs()
+        ready = []
+        for target in offsets:
+            tp = (target.topic, target.partition)
+            state = self._partitions.get(tp)
+            if state is not None and state.held.count:
+                records = state.held.take_below(target.offset)
+                if records:
+                    ready.append((tp, target.offset, records))
+        return ready
+
+    async def _write_outputs(self, offsets: list[Any]) -> bool:
+        """At-least-once: write the Out records of what `offsets` commit and wait for the
+        acks; False (outputs held again, nothing committed) if any write failed."""
+        ready = self._ready_outputs(offsets)
+        if not ready:
+            return True
+        failures: list[str] = []
+
+        def report(err: Any, msg: Any) -> None:
+            if err is not None:
+                failures.append(f"{msg.topic()}: {err.str()}")
+
+        def write() -> None:
+            for _, _, records in ready:
+                for topic, key, value, headers in records:
+                    self._producer.produce(topic, value, key, headers=headers, on_delivery=report)
+            left = self._producer.flush(self._producer.timeout_s)
+            if left:
+                failures.append(f"{left} output record(s) unconfirmed")
+
+        try:
+            await asyncio.to_thread(write)
+        except Exception as exc:  # refused at once (unknown partition, too large...)
+            failures.append(str(exc))
+        if not failures:
+            return True
+        log.warning("flow %s: writing outputs failed, will retry: %s", self.name, failures[0])
+        self._commit_error = f"output writes failing: {failures[0]}"
+        for tp, below, records in ready:
+            state = self._partitions.get(tp)
+            if state is not None:
+                state.held.put_back(below, records)
+        return False
+
+    def _start_transaction(self) -> None:
+        """Loop: commit in the background, so polling and handling go on meanwhile (what it
+        commits is taken when it starts; what is resolved meanwhile waits for the next one).
+        One at a time: while one runs, this interval's commit is left to the next."""
+        if self._txn_task is None or self._txn_task.done():
+            self._txn_task = asyncio.create_task(self._commit_transaction())
+            self._txn_task.add_done_callback(self._transaction_done)
+
+    def _transaction_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("flow %s: commit failed unexpectedly", self.name, exc_info=exc)
+            self._fatal = exc
+            self._stopping.set()
+
+    async def _commit_transaction(self, group_metadata: Any = None) -> None:
+        """Exactly-once: one transaction with the outputs of the records below each
+        committable offset, and those offsets. A failure aborts it and rewinds.
+
+        The group metadata is read on the consumer's thread, before the lock: read from
+        another thread it blocks while that thread is in a rebalance callback, which itself
+        waits for this lock (the revoke path passes it in, read inside the callback)."""
+        assert self._txn_lock is not None
+        if group_metadata is None:
+            try:
+                group_metadata = await self._call(self._consumer.group_metadata)
+            except Exception as exc:  # the consumer is closing: the next commit tries again
+                log.info("flow %s: no group metadata for the commit: %s", self.name, exc)
+                return
+        async with self._txn_lock:
+            if self._fatal is not None or self._producer is None:
+                return
+            offsets = self._committable()
+            if not offsets:  # commit_error stays until a transaction commits (after a rewind)
+                return
+            outputs = [r for _, _, records in self._ready_outputs(offsets) for r in records]
+            try:
+                await asyncio.to_thread(
+                    run_transaction,
+                    self._producer,
+                    group_metadata,
+                    outputs,
+                    offsets,
+                    self._producer.timeout_s,
+                )
+            except Exception as exc:  # TransactionError, DeliveryError: abort and rewind
+                await self._transaction_failed(exc)
+                return
+            self._commit_error = None
+            self._mark_committed(offsets)
+
+    async def _transaction_failed(self, exc: Exception) -> None:
+        """Abort, then rewind every partition to its last commit, so the records of the
+        aborted transaction are handled again; a fenced or fatal producer stops the flow."""
+        from kafkito.client.errors import TransactionError
+
+        failure: Exception = exc
+        if not (isinstance(exc, TransactionError) and exc.fatal):
+            try:
+                await asyncio.to_thread(self._producer.abort_transaction)
+            except TransactionError as abort_error:
+                if abort_error.fatal:
+                    failure = abort_error
+            except Exception as abort_error:  # nothing open to abort (begin failed)
+                log.debug("flow %s: abort: %s", self.name, abort_error)
+        if isinstance(failure, TransactionError) and failure.fatal:
+            log.error("flow %s: transactions failed for good, stopping: %s", self.name, failure)
+            self._fatal = failure
+            self._stopping.set()
+            return
+        log.warning(
+            "flow %s: transaction aborted (%s); going back to the last committed offsets",
+            self.name,
+            exc,
+        )
+        self._commit_error = str(exc)
+        await self._rewind()
+
+    async def _rewind(self) -> None:
+        """Loop: forget everything not committed (queued work, back-offs, held outputs, the
+        trackers: a new generation) and seek each partition back to its last commit, or to
+        where this assignment began reading."""
+        targets: dict[TP, int | None] = {}
+        committed: dict[TP, int] = {}
+        for tp, state in self._partitions.items():
+            committed[tp] = state.tracker.committed
+            targets[tp] = state.tracker.committed if state.tracker.committed >= 0 else state.origin
+        tps = list(targets)
+        await self._revoked(tps, commit=False)
+        await self._assigned(tps)
+        with self._seek_lock:
+            for tp in tps:
+                state = self._partitions[tp]
+                state.tracker.committed = committed[tp]
+                target = state.origin = targets[tp]
+                if target is not None:
+                    self._rewind_seeks[tp] = target
+                self._pause_changes.add(tp)  # lift pauses of the old generation (retry waits)
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         """Poll thread: partitions given to us. Start their trackers on the loop."""
@@ -1536,6 +1818,19 @@ class Flow:
         tps = [(p.topic, p.partition) for p in partitions]
         future = asyncio.run_coroutine_threadsafe(self._revoked(tps, commit=True), self._loop)
         offsets = future.result()
+        if self.exactly_once:
+            # One transaction with what is resolved, before the partitions go (KIP-447: the
+            # coordinator still takes offsets from this generation); the poll loop applies the
+            # seeks of a rewind after this callback.
+            metadata = self._consumer.group_metadata()  # on this thread (see _commit_transaction)
+            asyncio.run_coroutine_threadsafe(
+                self._commit_transaction(metadata), self._loop
+            ).result()
+            offsets = []
+        elif offsets and (self._outputs or self._holding()):
+            written = asyncio.run_coroutine_threadsafe(self._write_outputs(offsets), self._loop)
+            if not written.result():
+                offsets = []  # outputs not written: the next owner handles the records again
         if offsets:
             try:
                 consumer.commit(offsets=offsets, asynchronous=False)
