@@ -386,8 +386,20 @@ def _register_commands() -> None:
     from kafkito.cli.produce import produce
     from kafkito.cli.quotas import quotas
     from kafkito.cli.topics import topics
+    from kafkito.cli.transactions import transactions
 
-    for command in (produce, consume, topics, groups, health, bench, console, demo, quotas):
+    for command in (
+        produce,
+        consume,
+        topics,
+        groups,
+        transactions,
+        health,
+        bench,
+        console,
+        demo,
+        quotas,
+    ):
         cli.add_command(command)
     from kafkito.broker.auth.cli import users
 
