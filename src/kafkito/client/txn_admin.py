@@ -276,7 +276,7 @@ class Retriable(Exception):
     again, coordinator or leader looked up anew, until their deadline."""
 
 
-def _with_retries(action: str, timeout_s: float, attempt: Callable[[float], T]) -> T:
+def _with_retries(action: str, timeout_s: float, attempt: Callable[[float], T], brokers: str) -> T:
     """Run `attempt(remaining_s)` until it returns, retrying on Retriable until `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -288,7 +288,7 @@ def _with_retries(action: str, timeout_s: float, attempt: Callable[[float], T]) 
                 raise BrokerUnreachableError(
                     f"{action} failed: {exc} until the {timeout_s:g}s timeout; retry later, "
                     "or raise client.timeout",
-                    brokers=str(exc),
+                    brokers=brokers,
                     attempts=1,
                 ) from None
             time.sleep(_RETRY_DELAY_S)
@@ -351,7 +351,7 @@ def list_transactions(
                 )
             return answer
 
-        answer = _with_retries("list transactions", timeout_s, attempt)
+        answer = _with_retries("list transactions", timeout_s, attempt, address)
         for t in answer.transaction_states:
             rows[t.transactional_id] = TransactionListing(
                 t.transactional_id, int(t.producer_id), t.transaction_state, node_id
@@ -446,7 +446,9 @@ def describe_transactions(
             raise Retriable(retry)
 
     if ids:
-        _with_retries("describe transactions", timeout_s, attempt)
+        _with_retries(
+            "describe transactions", timeout_s, attempt, str(settings.get("bootstrap.servers"))
+        )
     return [found[i] for i in ids]
 
 
@@ -483,7 +485,12 @@ def describe_producers(
                     out.extend(_producers(t.name, p, node_id))
         return sorted(out, key=lambda s: (s.partition, s.producer_id))
 
-    return _with_retries(f"describe producers of {topic!r}", timeout_s, attempt)
+    return _with_retries(
+        f"describe producers of {topic!r}",
+        timeout_s,
+        attempt,
+        str(settings.get("bootstrap.servers")),
+    )
 
 
 def _producers(topic: str, p: Any, node_id: int) -> list[ProducerState]:
