@@ -6,6 +6,7 @@ test compares the two views directly."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,13 @@ import pytest
 
 from kafkito import Broker
 from kafkito.aio import Admin as AioAdmin
-from kafkito.client import Admin, ConfigError, UnknownTopicError, UnknownTransactionError
+from kafkito.client import (
+    Admin,
+    ConfigError,
+    RawProducer,
+    UnknownTopicError,
+    UnknownTransactionError,
+)
 from kafkito.client.txn_admin import TransactionListing
 from kafkito.testing.apache_kafka import ApacheKafka
 from kafkito.testing.transactions import OPEN_TIMEOUT_MS, TxnScene, three_transactions
@@ -200,3 +207,43 @@ def test_same_view_as_apache_kafka(tmp_path: Path, kafka_reference: ApacheKafka)
         mine = _view(ours)
     theirs = _view(kafka_reference.bootstrap)
     assert mine == theirs
+
+
+def test_routing_on_a_three_node_cluster(apache_kafka: ApacheKafka) -> None:
+    """Several coordinators and leaders: ListTransactions is merged from every broker,
+    DescribeTransactions goes to each id's coordinator, DescribeProducers to each leader."""
+    bootstrap = apache_kafka.bootstrap
+    with Admin(brokers=bootstrap) as admin:
+        topic = f"routed-{time.monotonic_ns()}"
+        admin.create_topic(topic, partitions=6, replication_factor=3)
+        leaders = {p.partition: p.leader for p in admin.describe_topic(topic).partitions}
+        assert len(set(leaders.values())) > 1, leaders  # spread over the nodes
+    producers = []
+    ids = [f"routed-{i}-{time.monotonic_ns()}" for i in range(6)]
+    try:
+        for partition, tid in enumerate(ids):
+            producer = RawProducer(brokers=bootstrap, settings={"transactional.id": tid})
+            producers.append(producer)
+            producer.init_transactions(60)
+            producer.begin_transaction()
+            producer.produce(topic, b"v", partition=partition)
+            assert producer.flush(30) == 0
+        with Admin(brokers=bootstrap) as admin:
+            listed = {t.transactional_id: t for t in admin.list_transactions(states=["Ongoing"])}
+            assert set(ids) <= set(listed)
+            coordinators = {listed[i].coordinator for i in ids}
+            described = admin.describe_transactions(*ids)
+            assert [d.transactional_id for d in described] == ids
+            assert [d.coordinator for d in described] == [listed[i].coordinator for i in ids]
+            assert [d.partitions for d in described] == [((topic, p),) for p in range(6)]
+            states = admin.describe_producers(topic)
+            assert sorted((s.partition, s.txn_start_offset) for s in states) == [
+                (p, 0) for p in range(6)
+            ]
+            nodes = {b.node_id for b in admin.describe_cluster().brokers}
+            assert coordinators <= nodes and len(nodes) == 3
+    finally:
+        for producer in producers:
+            with contextlib.suppress(Exception):
+                producer.abort_transaction(30)
+            producer.close(10)
