@@ -421,8 +421,21 @@ def _register_commands() -> None:
     from kafkito.cli.produce import produce
     from kafkito.cli.quotas import quotas
     from kafkito.cli.topics import topics
+    from kafkito.cli.transactions import transactions
 
-    for command in (produce, consume, topics, groups, health, bench, console, demo, quotas, acls):
+    for command in (
+        produce,
+        consume,
+        topics,
+        groups,
+        transactions,
+        health,
+        bench,
+        console,
+        demo,
+        quotas,
+        acls,
+    ):
         cli.add_command(command)
     from kafkito.broker.auth.cli import users
 

@@ -40,6 +40,12 @@ from kafkito.client.health import HealthChecker, serve_health
 from kafkito.client.raw_consumer import RawConsumer
 from kafkito.client.raw_producer import RawProducer
 from kafkito.client.reader import Message, Reader, current_message, message_key
+from kafkito.client.txn_admin import (
+    ProducerState,
+    TransactionDescription,
+    TransactionListing,
+    UnknownTransactionError,
+)
 from kafkito.client.writer import Delivery, Record, TopicWriter, Writer
 
 Producer = Writer
@@ -70,6 +76,7 @@ __all__ = [
     "PartitionLag",
     "Producer",
     "ProducerFencedError",
+    "ProducerState",
     "RawConsumer",
     "RawProducer",
     "Reader",
@@ -79,9 +86,12 @@ __all__ = [
     "TopicDescription",
     "TopicExistsError",
     "TopicWriter",
+    "TransactionDescription",
     "TransactionError",
+    "TransactionListing",
     "UnknownGroupError",
     "UnknownTopicError",
+    "UnknownTransactionError",
     "Writer",
     "WriterConfig",
     "current_message",

@@ -48,6 +48,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
+from kafkito.client import txn_admin
 from kafkito.client.config import _Common
 from kafkito.client.connect import ErrorTracker, connect_with_retry, connection_settings
 from kafkito.client.errors import (
@@ -345,6 +346,8 @@ class Admin:
         self.bootstrap, conf = connection_settings(self.config)
         # Looking at a topic must never create it; an explicit setting still wins.
         conf.setdefault("allow.auto.create.topics", False)
+        self._settings = dict(conf)
+        """The librdkafka settings, for the requests kafkito speaks itself (txn_admin)."""
         self._errors = ErrorTracker()
         conf["error_cb"] = self._errors
         try:
@@ -816,6 +819,79 @@ class Admin:
         )
         for name in names:
             self._result(futures[name], f"delete group {name!r}", group=name)
+
+    # -- transactions (requests librdkafka lacks: client/txn_admin.py speaks them) ----------
+
+    def list_transactions(
+        self,
+        *,
+        states: Iterable[str] = (),
+        producer_ids: Iterable[int] = (),
+        min_duration_ms: int | None = None,
+    ) -> list[txn_admin.TransactionListing]:
+        """Transactional ids known to the cluster's coordinators, sorted; `states` (Kafka's
+        names, e.g. "Ongoing") and `producer_ids` filter (empty: all); `min_duration_ms`
+        keeps transactions open at least that long (Kafka 3.8+).
+
+        Raises ConfigError (unknown state), BrokerUnreachableError, AdminError.
+        """
+        if self.closed:
+            raise ClientError("list transactions failed: the admin client is closed")
+        brokers = [(b.node_id, f"{b.host}:{b.port}") for b in self.describe_cluster().brokers]
+        return txn_admin.list_transactions(
+            self._settings,
+            brokers,
+            states=states,
+            producer_ids=producer_ids,
+            min_duration_ms=min_duration_ms,
+            timeout_s=self.timeout_s,
+        )
+
+    def describe_transactions(
+        self, *transactional_ids: str
+    ) -> list[txn_admin.TransactionDescription]:
+        """The current transaction of each id (state, timeout, start, partitions), in order.
+
+        Raises UnknownTransactionError (an id no coordinator knows), BrokerUnreachableError,
+        AdminError.
+        """
+        if self.closed:
+            raise ClientError("describe transactions failed: the admin client is closed")
+        return txn_admin.describe_transactions(
+            self._settings, transactional_ids, timeout_s=self.timeout_s
+        )
+
+    def describe_producers(
+        self, topic: str, partitions: Iterable[int] | None = None
+    ) -> list[txn_admin.ProducerState]:
+        """The producers each partition's leader keeps state for (all partitions if None):
+        epoch, last sequence and timestamp, and the start offset of an open transaction.
+
+        Raises UnknownTopicError (no such topic or partition), BrokerUnreachableError,
+        AdminError.
+        """
+        wanted = None if partitions is None else sorted(set(partitions))
+
+        def locate() -> dict[int, tuple[int, str]]:
+            described = self.describe_topic(topic)
+            hosts = {b.node_id: f"{b.host}:{b.port}" for b in self.describe_cluster().brokers}
+            by_partition = {p.partition: p.leader for p in described.partitions}
+            out = {}
+            for partition in by_partition if wanted is None else wanted:
+                if partition not in by_partition:
+                    raise UnknownTopicError(
+                        f"describe producers failed: topic {topic!r} has no partition "
+                        f"{partition} (it has {len(by_partition)})",
+                        reason="UNKNOWN_TOPIC_OR_PARTITION",
+                        topic=topic,
+                    )
+                leader = by_partition[partition]
+                if leader not in hosts:  # being elected: txn_admin asks again
+                    raise txn_admin.Retriable(f"{topic}[{partition}] has no leader")
+                out[partition] = (leader, hosts[leader])
+            return out
+
+        return txn_admin.describe_producers(self._settings, topic, locate, timeout_s=self.timeout_s)
 
     # -- ACLs ------------------------------------------------------------------------------
 

@@ -27,6 +27,11 @@ from kafkito.client.admin import (
     TopicDescription,
 )
 from kafkito.client.config import _Common
+from kafkito.client.txn_admin import (
+    ProducerState,
+    TransactionDescription,
+    TransactionListing,
+)
 
 __all__ = ["Admin"]
 
@@ -164,6 +169,29 @@ class Admin:
 
     async def delete_groups(self, *groups: str) -> None:
         await self._run(lambda a: a.delete_groups(*groups))
+
+    async def list_transactions(
+        self,
+        *,
+        states: Iterable[str] = (),
+        producer_ids: Iterable[int] = (),
+        min_duration_ms: int | None = None,
+    ) -> list[TransactionListing]:
+        wanted_states, wanted_pids = list(states), list(producer_ids)
+        return await self._run(
+            lambda a: a.list_transactions(
+                states=wanted_states, producer_ids=wanted_pids, min_duration_ms=min_duration_ms
+            )
+        )
+
+    async def describe_transactions(self, *transactional_ids: str) -> list[TransactionDescription]:
+        return await self._run(lambda a: a.describe_transactions(*transactional_ids))
+
+    async def describe_producers(
+        self, topic: str, partitions: Iterable[int] | None = None
+    ) -> list[ProducerState]:
+        wanted = None if partitions is None else list(partitions)
+        return await self._run(lambda a: a.describe_producers(topic, wanted))
 
     async def close(self) -> None:
         """Release the client. Idempotent."""

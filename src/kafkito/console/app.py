@@ -37,7 +37,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from kafkito.console import browse, cluster
+from kafkito.console import browse, cluster, transactions
 
 STATIC = Path(__file__).with_name("static")
 Dashboard = Callable[[], dict[str, Any]]
@@ -104,6 +104,7 @@ def _page(
         ("/", "Dashboard"),
         ("/console", "Topics"),
         ("/console/groups", "Groups"),
+        ("/console/transactions", "Transactions"),
         ("/console/dead-letters", "Dead letters"),
         ("/console/quotas", "Quotas"),
         ("/console/acls", "ACLs"),
@@ -610,6 +611,40 @@ def create_app(
     def api_quotas(request: Request) -> Response:
         return JSONResponse(_quota_rows())
 
+    def transactions_page(request: Request) -> Response:
+        topic = request.query_params.get("topic") or None
+        try:
+            view = transactions.transactions_view(settings)
+        except Exception as exc:
+            return page(
+                "Transactions",
+                f"<p class='err'>cannot list transactions: {_esc(exc)}</p>",
+                "Transactions",
+                status_code=_error_status(exc),
+            )
+        producers, error = None, None
+        if topic:
+            try:
+                producers = transactions.producers_view(settings, topic)
+            except Exception as exc:  # shown on the page: the transactions still are
+                error = f"cannot describe the producers of {topic!r}: {exc}"
+        return page(
+            "Transactions", transactions.render(view, topic, producers, error), "Transactions"
+        )
+
+    def api_transactions(request: Request) -> Response:
+        try:
+            return JSONResponse(transactions.transactions_view(settings))
+        except Exception as exc:
+            return _json_error(str(exc), _error_status(exc))
+
+    def api_producers(request: Request) -> Response:
+        try:
+            found = transactions.producers_view(settings, request.path_params["name"])
+        except Exception as exc:
+            return _json_error(str(exc), _error_status(exc))
+        return JSONResponse(found)
+
     def acls_page(request: Request) -> Response:
         from kafkito.console import acls
 
@@ -742,12 +777,14 @@ def create_app(
         Route("/console/groups", groups_page),
         Route("/console/groups/{group:path}", group_page),
         Route("/console/quotas", quotas_page),
+        Route("/console/transactions", transactions_page),
         Route("/console/dead-letters", dead_letters_page),
         Route("/api/dashboard", api_dashboard),
         Route("/api/topics", api_topics),
         Route("/api/topics", mutation(create_topic), methods=["POST"]),
         Route("/api/throughput", api_throughput),
         Route("/api/topics/{name}/messages", api_messages),
+        Route("/api/topics/{name}/producers", api_producers),
         Route("/api/topics/{name}/search", api_search),
         Route("/api/topics/{name}/produce", mutation(produce), methods=["POST"]),
         Route("/api/topics/{name}/configs", mutation(alter_configs), methods=["POST"]),
@@ -758,6 +795,7 @@ def create_app(
         Route("/api/groups/{group}/reset-offsets", mutation(reset_offsets), methods=["POST"]),
         Route("/api/groups/{group}", api_group),
         Route("/api/quotas", api_quotas),
+        Route("/api/transactions", api_transactions),
         Route("/console/acls", acls_page),
         Route("/api/acls", api_acls),
         Route("/api/acls", mutation(create_acl), methods=["POST"]),

@@ -9,6 +9,9 @@ per commit would cap a busy broker at the disk's fsync rate and block the event 
    then applies the entries' changes in order and wakes their writers.
 
 State becomes visible only after its fsync, so nothing a client reads can be lost by a crash.
+The one exception is `append_unsynced`, for the transaction coordinator's records whose loss
+recovery handles (broker/txn/coordinator.py, "Fsyncs"): applied at once, fsynced by the next
+round, which starts at once and which any later `write` waits for.
 Entries written but not yet synced stay listed in `unsynced` so that a metadata-log compaction
 in between keeps them (compaction rewrites the file from live state). `settle()` lets a reader
 wait for writes that came before it (OffsetFetch after an OffsetCommit on the same connection).
@@ -39,6 +42,15 @@ class _Entry:
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+
+
+def _applied() -> None:
+    """The change of an `append_unsynced` entry: applied by its caller already."""
+
+
+def _retrieve(done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()  # nobody awaits an unsynced append: its failure is logged, not raised
 
 
 class Journal:
@@ -76,6 +88,23 @@ class Journal:
         self._queued.append(entry)
         self._event().set()
         await asyncio.shield(entry.done)
+
+    def append_unsynced(self, records: list[Record], key: str) -> None:
+        """Append `records` whose change the caller has applied already, without waiting for
+        their fsync: the flusher starts one at once, and any later `write` (of any key) waits
+        for a sync that covers them (the file is appended in order). For records whose loss a
+        crash may cause without breaking a promise (the transaction coordinator says which).
+        A failed fsync is logged by the flusher; nobody waits for it here.
+        """
+        if self._closing:
+            raise BrokerError(ErrorCode.coordinator_not_available, "broker is stopping")
+        entry = _Entry(records, _applied, key)
+        entry.done.add_done_callback(_retrieve)
+        self.metalog.append(records, sync=False)
+        self.records_since_compaction += len(records)
+        self.unsynced.append(entry)
+        self._queued.append(entry)
+        self._event().set()
 
     def pending_records(self) -> Iterator[Record]:
         """Records appended but not yet applied, in order (for compaction)."""

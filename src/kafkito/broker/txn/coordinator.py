@@ -13,10 +13,26 @@ can be lost, and a produce can only land in a partition whose addition is on dis
 
 **Ending a transaction.** EndTxn journals PrepareCommit/PrepareAbort (the decision), appends a
 marker to every partition of the transaction, waits until each is durable, commits the pending
-offsets (on commit), journals CompleteCommit/CompleteAbort, and only then answers. Kafka
-answers after the prepare and writes markers in the background; answering after the markers
-keeps a client that reads right after its commit from waiting on the LSO, at the cost of one
-more fsync in the EndTxn latency.
+offsets (on commit), journals CompleteCommit/CompleteAbort (unsynced, see "Fsyncs"), and
+only then answers. Kafka answers after the prepare and writes markers in the background;
+answering after the markers keeps a client that reads right after its commit from waiting on
+the LSO, at the cost of the marker fsync in the EndTxn latency.
+
+**Fsyncs.** A transaction waits for three fsyncs in turn: its data (the log's group commit,
+before the Produce answer), PrepareCommit/PrepareAbort (the journal, before any marker is
+written) and its markers (the logs, before CompleteCommit/CompleteAbort is journaled). Two
+journal records are written *unsynced* (`Journal.append_unsynced`: current at once, fsynced by
+the journal's next round, which starts at once): Complete*, and AddPartitionsToTxn of
+partitions already in the journaled `txn_partitions` set (recovery scans those, so data there
+cannot go unnoticed; a new partition's addition is still fsynced with that set). Losing them
+can only lose a transaction that was never prepared, which recovery aborts, provided it can
+tell that transaction's data from the prepared one's: the Prepare record carries each
+partition's log end offset at that moment (`leo`; kept through Complete*). Every record of the
+prepared transaction lies below it (EndTxn follows its Produce answers; a Produce in a
+preparing transaction is refused), every record of a later one above (it starts after the
+markers). So recovery commits a producer's open data in a partition only if the journal's last
+word is a commit and the data starts below that `leo`; anything else it aborts. Records from
+before `leo` existed keep the old rule (a journaled commit completes any open data).
 
 **Partitions.** Per partition log a `PartitionTxns` (storage/txnindex.py) knows the open
 transactions (first offset: the LSO) and the aborted ones (returned by read_committed
@@ -123,6 +139,11 @@ class TxnMetadata:
     update_ms: int = 0
     pending: bool = False
     """A journal write for this id is in flight: other requests get CONCURRENT_TRANSACTIONS."""
+    leo: dict[Partition, int] | None = None
+    """Each partition's log end offset when the transaction was prepared (kept through
+    Complete*, cleared when the next one opens): every record of this transaction lies below
+    it, every record of a later one at or above. Recovery tells the two apart with it when the
+    later one's AddPartitionsToTxn was not yet durable (see "Fsyncs")."""
     last_producer_id: int = -1
     last_epoch: int = -1
     """The (pid, epoch) before the last bump: a KIP-360 InitProducerId retried after a fence
@@ -146,6 +167,11 @@ class TxnMetadata:
             "start": self.start_ms,
             "upd": self.update_ms,
             "last": [self.last_producer_id, self.last_epoch],
+            **(
+                {}
+                if self.leo is None
+                else {"leo": sorted([t, p, o] for (t, p), o in self.leo.items())}
+            ),
         }
 
     @classmethod
@@ -162,12 +188,22 @@ class TxnMetadata:
             update_ms=int(r["upd"]),
         )
         meta.last_producer_id, meta.last_epoch = (int(x) for x in r.get("last", (-1, -1)))
+        if "leo" in r:
+            meta.leo = {(str(t), int(p)): int(o) for t, p, o in r["leo"]}
         for g, t, p, o, e, m in r["offsets"]:
             meta.offsets.setdefault(str(g), {})[(str(t), int(p))] = PendingOffset(int(o), int(e), m)
         return meta
 
     def copy(self) -> TxnMetadata:
         return TxnMetadata.from_record(self.record())
+
+
+def _prepared_here(meta: TxnMetadata, partition: Partition, first_open: int) -> bool:
+    """Whether a producer's data open from `first_open` in `partition` is the transaction
+    `meta` journals as prepared or completed, not a later one (see "Fsyncs")."""
+    if meta.leo is None:
+        return True  # journaled before transactions recorded their log end offsets
+    return partition in meta.leo and first_open < meta.leo[partition]
 
 
 def fenced(api_version: int, first_fenced_version: int) -> ErrorCode:
@@ -450,15 +486,17 @@ class TxnCoordinator:
         extra: list[Record],
         *,
         keep_pending: bool = False,
+        unsynced: bool = False,
     ) -> None:
         """Journal `new` (the id's next state), then make it current; CONCURRENT meanwhile.
 
         `keep_pending`: `new` stays pending once current, for a caller that goes on working on
         it (EndTxn writing markers): the ticker must not take it up in between.
+        `unsynced`: current at once, its fsync left to the journal's next round (only for the
+        records "Fsyncs" in the module docstring allows).
         """
         new.update_ms = self.wall_ms()
         new.pending = keep_pending
-        meta.pending = True
 
         def apply() -> None:
             self.txns[new.transactional_id] = new
@@ -470,6 +508,12 @@ class TxnCoordinator:
             else:
                 self.with_offsets.discard(new.transactional_id)
 
+        if unsynced:
+            assert not extra and not keep_pending
+            apply()
+            self.journal.append_unsynced([new.record()], new.transactional_id)
+            return
+        meta.pending = True
         try:
             await self.journal.write([*extra, new.record()], apply, new.transactional_id)
         finally:
@@ -584,10 +628,12 @@ class TxnCoordinator:
             )
         if new.partitions == meta.partitions and meta.state is TxnState.ONGOING:
             return dict.fromkeys(wanted, ErrorCode.none)
-        extra: list[Record] = []
         fresh = set(wanted) - self.touched
-        if fresh:
-            extra.append({"type": "txn_partitions", "parts": sorted([t, p] for t, p in fresh)})
+        if not fresh:
+            # partitions recovery scans already: a lost record only means an abort ("Fsyncs")
+            await self._persist(meta, new, [], unsynced=True)
+            return dict.fromkeys(wanted, ErrorCode.none)
+        extra = [{"type": "txn_partitions", "parts": sorted([t, p] for t, p in fresh)}]
         await self._persist(meta, new, extra)
         self.touched.update(fresh)
         return dict.fromkeys(wanted, ErrorCode.none)
@@ -599,6 +645,7 @@ class TxnCoordinator:
             new.groups.clear()
             new.offsets.clear()
             new.start_ms = self.wall_ms()
+            new.leo = None
         new.state = next_state(meta.state, TxnEvent.ADD)
         return new
 
@@ -720,6 +767,11 @@ class TxnCoordinator:
             prepared.state = next_state(prepared.state, TxnEvent.ABORT)
         else:
             prepared.state = next_state(meta.state, TxnEvent.COMMIT if commit else TxnEvent.ABORT)
+        prepared.leo = {}
+        for topic, partition in prepared.partitions:
+            plog = self.broker.topics.partition(topic, partition)
+            if plog is not None:
+                prepared.leo[(topic, partition)] = plog.log_end_offset
         await self._persist(meta, prepared, [], keep_pending=True)
         self._crash_point("prepared")
         current = self.txns[prepared.transactional_id]
@@ -748,7 +800,8 @@ class TxnCoordinator:
         done.groups.clear()
         done.offsets.clear()
         done.start_ms = -1
-        await self._persist(meta, done, [])
+        # unsynced: the markers are durable, and so is the decision ("Fsyncs")
+        await self._persist(meta, done, [], unsynced=True)
 
     def _append_marker(self, plog: PartitionLog, meta: TxnMetadata, commit: bool) -> int:
         batch = bytearray(
@@ -1062,14 +1115,30 @@ class TxnCoordinator:
             state = self.partitions[plog]
             for pid in sorted(state.open, key=lambda p: state.open[p]):
                 known = self.by_pid.get(pid)
+                here = (plog.topic, plog.partition)
                 if pid in decided:
                     assert known is not None
                     commit, meta = decided[pid], known
+                    if commit and not _prepared_here(known, here, state.open[pid]):
+                        # a later transaction's data (its AddPartitionsToTxn not durable)
+                        log.warning(
+                            "%s-%d: producer %d has data of an unprepared transaction after "
+                            "its prepared one; aborting it",
+                            plog.topic,
+                            plog.partition,
+                            pid,
+                        )
+                        commit = False
                 else:
                     # A marker lost with the journal saying the transaction completed (a power
                     # loss under durability=interval): complete it the journaled way. Anything
-                    # else (its journal record lost with an unsynced tail) is aborted.
-                    commit = known is not None and known.state is TxnState.COMPLETE_COMMIT
+                    # else (its journal record lost with an unsynced tail, or a later
+                    # transaction's AddPartitionsToTxn not durable) is aborted.
+                    commit = (
+                        known is not None
+                        and known.state is TxnState.COMPLETE_COMMIT
+                        and _prepared_here(known, here, state.open[pid])
+                    )
                     meta = TxnMetadata("", pid, state.epochs.get(pid, 0), 1)
                     if known is not None:
                         meta.epoch = max(meta.epoch, known.epoch)
