@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from kafkito.client.errors import AdminError, BrokerUnreachableError, ConfigError
 from kafkito.client.wire import BrokerConnection
+from kafkito.errors import KafkitoError
 
 __all__ = [
     "TRANSACTION_STATES",
@@ -271,7 +272,7 @@ def decode_describe_transactions(data: bytes) -> list[DescribedTransaction]:
 # -- requests ---------------------------------------------------------------------------------
 
 
-class Retriable(Exception):
+class Retriable(KafkitoError):
     """A retriable answer (a coordinator or leader moved or not ready): the calls here ask
     again, coordinator or leader looked up anew, until their deadline."""
 
