@@ -63,7 +63,11 @@ class Node:
                 continue
             seen.add(id(node))
             yield node
-            todo.extend(node.children)
+            todo.extend(node.outputs())
+
+    def outputs(self) -> list[Node]:
+        """The nodes this one pushes to (children, and side outputs such as late records)."""
+        return self.children
 
 
 class _Map(Node):

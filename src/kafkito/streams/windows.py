@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Hopping", "Session", "Sliding", "Tumbling", "WindowSpec", "Windowed"]
 
-_META = b""  # the store key of the partition's stream time (msgpack never encodes to b"")
+_META = b"\xc1"  # the store key of the stream time: 0xc1 is the one byte msgpack never uses
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +209,9 @@ class _WindowNode(StatefulNode):
         raise NotImplementedError
 
     # -- shared ----------------------------------------------------------------------------
+
+    def outputs(self) -> list[Node]:
+        return [*self.children, self.late]
 
     def open_partition(self, partition: int, store: PartitionStore) -> None:
         heap: list[tuple[int, bytes]] = []
@@ -414,6 +417,13 @@ class _SlidingNode(_WindowNode):
                 current = self.agg.add(current, value)
         return current
 
+    def _horizon(self, st: int, pending: list[int]) -> int:
+        """The oldest event time a window still to be emitted can hold: windows to come end
+        at or after st - grace; pending ones (maybe due, not closed yet) at their end."""
+        return (
+            min(st - self.grace, *pending) - self.size if pending else st - self.grace - self.size
+        )
+
     def update(self, store: PartitionStore, rec: Record, st: int) -> list[Record] | None:
         ts = rec.timestamp_ms
         if ts + self.grace < st:
@@ -429,8 +439,7 @@ class _SlidingNode(_WindowNode):
         if ts not in pending:
             pending.append(ts)
             heapq.heappush(self.heaps[rec.partition], (ts + self.grace + 1, skey))
-        horizon = st - self.grace - self.size
-        events = [e for e in events if e[0] >= horizon]
+        events = [e for e in events if e[0] >= self._horizon(st, pending)]
         store.put(skey, pack((events, pending)))
         if self.emit_update:
             value = self._aggregate(events, ts)
@@ -449,8 +458,7 @@ class _SlidingNode(_WindowNode):
                 value = self._aggregate(events, end)
                 out.append(self._result(key, end - self.size, end, value, end, p))
         pending = [end for end in pending if end + self.grace + 1 > st]
-        horizon = st - self.grace - self.size
-        events = [e for e in events if e[0] >= horizon]
+        events = [e for e in events if e[0] >= self._horizon(st, pending)]
         if pending or events:
             store.put(skey, pack((events, pending)))
             if not pending:  # keep the values until no window to come can hold them
