@@ -50,8 +50,13 @@ def produce(
 
 
 def read_all(
-    bootstrap: str, topic: str, *, expect: int | None = None, timeout_s: float = 60
-) -> list[tuple[str | None, Any]]:
+    bootstrap: str,
+    topic: str,
+    *,
+    expect: int | None = None,
+    timeout_s: float = 60,
+    raw: bool = False,
+) -> list[tuple[Any, Any]]:
     """(key, JSON value) of every committed record of `topic`: until `expect` records, or
     (expect None) until every partition's end is reached once."""
     consumer = RawConsumer(
@@ -73,7 +78,7 @@ def read_all(
                 raise
             time.sleep(0.2)
     consumer.assign([TopicPartition(topic, p, -2) for p in parts])
-    out: list[tuple[str | None, Any]] = []
+    out: list[tuple[Any, Any]] = []
     at_end: set[int] = set()
     try:
         while time.monotonic() < deadline:
@@ -81,6 +86,9 @@ def read_all(
                 if msg.error() is not None:
                     assert is_partition_eof(msg.error()), msg.error()
                     at_end.add(msg.partition())
+                    continue
+                if raw:
+                    out.append((msg.key(), msg.value()))
                     continue
                 key = None if msg.key() is None else msg.key().decode()
                 value = None if msg.value() is None else _json_or_text(msg.value())

@@ -377,7 +377,10 @@ class StreamsApp:
         }
         if self.exactly_once:
             producer.setdefault("transactional.id", f"{self.name}-{self.instance_id}")
+            # Kafka Streams' choice: a crashed instance's open transaction holds readers back
+            # (read_committed) for at most 10 s when no restart on its state dir fences it.
             producer.setdefault("transaction.timeout.ms", 10_000)
+            producer.setdefault("socket.timeout.ms", producer["transaction.timeout.ms"])
         self._producer = RawProducer(self.config, brokers=self.brokers, settings=producer)
         self._runtime = Runtime(self._producer, self._failures)
         for source in self._sources.values():
