@@ -15,6 +15,7 @@ import window_reference as ref
 from streams_kit import Running, create_topic, produce, read_all
 
 from kafkito.streams import Hopping, Session, Sliding, StreamsApp, Tumbling, WindowSpec
+from kafkito.testing.apache_kafka import ApacheKafka
 
 PARTITIONS = 2
 
@@ -171,3 +172,29 @@ def test_emit_on_every_update(
         (2000, 1),
     ]
     assert late == [("a", {"ts": 900})]
+
+
+def test_exactly_once_windows_on_apache_kafka(
+    kafka_reference: ApacheKafka,
+    kafkito_topic: str,
+    tmp_path: Path,
+    start_app: Callable[[StreamsApp], Running],
+) -> None:
+    """The main scenario on a real Apache Kafka node: exactly-once, changelogs, a
+    repartition-free windowed sum and late records, equal to the reference."""
+    data = generate(seed=16, count=2_000, keys=10, disorder_ms=700)
+    spec, grace = Tumbling(1_000), 300
+    closed, late = reference(spec, grace, data)
+    results, got_late = run_windows(
+        kafka_reference.bootstrap,
+        kafkito_topic,
+        tmp_path,
+        start_app,
+        spec,
+        grace,
+        data,
+        exactly_once=True,
+    )
+    assert len(results) == len(set(results))
+    assert set(results) == closed
+    assert sorted(got_late) == sorted(late)
