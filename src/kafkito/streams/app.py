@@ -301,6 +301,7 @@ class StreamsApp:
                     groups.setdefault((rec.topic, rec.partition, msg.key()), []).append(
                         (source, rec)
                     )
+                self._tick()
                 await asyncio.gather(*(self._run_key(items) for items in groups.values()))
                 now = _now_ms()
                 for node in self._nodes.values():
@@ -505,9 +506,18 @@ class StreamsApp:
             self._producer.begin_transaction()
             self._in_txn = True
 
+    def _tick(self) -> int:
+        """Read the wall clock once for the batch and hand it to the open stores."""
+        now = _now_ms()
+        for spec in self._stores.values():
+            for store in spec.partitions.values():
+                store.clock_ms = now
+        return now
+
     def _round(self) -> None:
         msgs = self._consumer.consume(self.batch_records, POLL_WAIT_S)
         self._begin()
+        self._tick()
         for source, rec, _ in self._records(msgs):
             source.push(rec)
         now = _now_ms()

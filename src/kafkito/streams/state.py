@@ -92,6 +92,9 @@ class PartitionStore:
         # key -> (value or None for deleted, deadline or _NEVER)
         self._cache: dict[bytes, tuple[bytes | None, int]] = {}
         self._dirty: dict[bytes, int] = {}  # key -> write time (ms)
+        self.clock_ms = 0
+        """The wall clock as the app's loop last read it (one clock read per batch, not
+        per record); 0: read the clock at each call."""
         with self._env.begin(db=self._meta) as txn:
             raw = txn.get(_CHECKPOINT)
         self.checkpoint: int | None = None if raw is None else _U64.unpack(raw)[0]
@@ -105,7 +108,7 @@ class PartitionStore:
             entry = self._load(key)
             self._cache[key] = entry
         value, deadline = entry
-        if deadline and value is not None and deadline <= (now_ms or _now_ms()):
+        if deadline and value is not None and deadline <= (now_ms or self.clock_ms or _now_ms()):
             return None
         return value
 
@@ -118,13 +121,13 @@ class PartitionStore:
         return value, (_U64.unpack(raw)[0] if raw else _NEVER)
 
     def put(self, key: bytes, value: bytes, now_ms: int | None = None) -> None:
-        now = now_ms or _now_ms()
+        now = now_ms or self.clock_ms or _now_ms()
         self._cache[key] = (value, now + self.ttl_ms if self.ttl_ms else _NEVER)
         self._dirty[key] = now
 
     def delete(self, key: bytes, now_ms: int | None = None) -> None:
         self._cache[key] = (None, _NEVER)
-        self._dirty[key] = now_ms or _now_ms()
+        self._dirty[key] = now_ms or self.clock_ms or _now_ms()
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every live key and value (disk merged with uncommitted writes), in key order on

@@ -239,7 +239,7 @@ class _WindowNode(StatefulNode):
             st = self.stream_time[p] = rec.timestamp_ms
             store.put(_META, pack(st))
         self.window_base[p] = st
-        self.wall_base[p] = _now_ms()
+        self.wall_base[p] = store.clock_ms or _now_ms()
         out = self.update(store, rec, st)
         if out is None:
             return [], True
