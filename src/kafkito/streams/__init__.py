@@ -14,6 +14,7 @@ their changelogs, windows.py the window rules.
 """
 
 from kafkito.streams.app import RestoreProgress, StreamsApp, StreamsError
+from kafkito.streams.joins import Table
 from kafkito.streams.records import Record, WindowResult
 from kafkito.streams.state import PartitionStore, StateError
 from kafkito.streams.topology import Aggregator, Grouped, KeyState, Stream
@@ -33,6 +34,7 @@ __all__ = [
     "Stream",
     "StreamsApp",
     "StreamsError",
+    "Table",
     "Tumbling",
     "WindowResult",
     "WindowSpec",

@@ -31,6 +31,9 @@ class StoreSpec:
     """The input topic whose partitions the store's partitions follow."""
     changelog: str
     ttl_ms: int | None = None
+    source_backed: bool = False
+    """The changelog is the input topic itself (a table): nothing is written to it, and the
+    checkpoint is the consumed offset."""
     partitions: dict[int, PartitionStore] = field(default_factory=dict)
     """The open partitions (assigned to this instance and restored)."""
 

@@ -53,7 +53,8 @@ from kafkito.client.raw_producer import RawProducer, delivery_error
 from kafkito.errors import KafkitoError
 from kafkito.flow.codecs import decoder_for
 from kafkito.streams.aggregate import StatefulNode, StoreSpec
-from kafkito.streams.records import Record, unpack
+from kafkito.streams.joins import Table
+from kafkito.streams.records import Record, key_from_repartition, unpack
 from kafkito.streams.state import PartitionStore
 from kafkito.streams.topology import Node, Stream
 
@@ -117,6 +118,28 @@ class _Source(Node):
             msg.offset(),
             msg.headers(),
         )
+
+
+class _RepartitionSource(_Source):
+    """A repartition topic's records: keys flagged by a header (records.key_to_repartition)."""
+
+    __slots__ = ()
+
+    def record(self, msg: Any) -> Record:
+        headers = msg.headers()
+        return Record(
+            key_from_repartition(msg.key(), headers),
+            self.decode_value(msg.value()),
+            msg.timestamp()[1],
+            self.topic,
+            msg.partition(),
+            msg.offset(),
+            headers,
+        )
+
+
+def _raw(data: bytes | None) -> Any:
+    return data
 
 
 class Runtime:
@@ -193,6 +216,7 @@ class StreamsApp:
         self._internal: set[str] = set()
         self._repartitions: dict[str, tuple[str, int | None]] = {}
         self._output_topics: set[str] = set()
+        self._joins: list[tuple[str, str]] = []  # (stream topic, table topic)
         self._stores: dict[str, StoreSpec] = {}
         self._nodes: dict[str, StatefulNode] = {}
         self._counter = 0
@@ -230,14 +254,28 @@ class StreamsApp:
         self._sources[topic] = source
         return Stream(self, source, topics=(topic,))
 
-    def _internal_source(self, topic: str, *, value: Any) -> Stream:
-        def decode_key(data: bytes | None) -> Any:
-            return None if data is None else unpack(data)
+    def table(self, topic: str, *, value: Any = "json", name: str | None = None) -> Table:
+        """The (compacted) `topic` as a table, the latest value per text key, to join streams
+        to (`stream.join(table, fn)`). Its store is restored from the topic itself."""
+        self._check_open()
+        if topic in self._sources:
+            raise ValueError(f"topic {topic!r} is already a stream or table of this app")
+        store = self._name(name, f"table-{topic}") if name else f"table-{topic}"
+        if store in self._stores:
+            raise ValueError(f"store {store!r} is already used in this app")
+        spec = StoreSpec(store, topic, topic, source_backed=True)
+        self._stores[store] = spec
+        table = Table(self, topic, spec, decoder_for(value))
+        source = _Source(topic, _raw, _raw, None)
+        source.children.append(table.node)
+        self._sources[topic] = source
+        return table
 
+    def _internal_source(self, topic: str, *, value: Any) -> Stream:
         def decode_value(data: bytes | None) -> Any:
             return None if data is None else unpack(data, value)
 
-        source = _Source(topic, decode_key, decode_value, None)
+        source = _RepartitionSource(topic, _raw, decode_value, None)
         self._sources[topic] = source
         self._internal.add(topic)
         return Stream(self, source, topics=(topic,))
@@ -368,6 +406,9 @@ class StreamsApp:
             "isolation.level": "read_committed",
             "session.timeout.ms": 10_000,
             "heartbeat.interval.ms": 1_000,
+            # The same partition numbers of every topic to one member: co-partitioned state
+            # (a stream and the table it joins) is on one instance.
+            "partition.assignment.strategy": "range",
             **self.consumer_settings,
         }
         producer: dict[str, Any] = {
@@ -435,7 +476,16 @@ class StreamsApp:
                         admin.create_topic(topic, counts[topic], if_not_exists=True)
                         counts[topic] = len(admin.partitions(topic))
                         del pending[topic]
+            for stream_topic, table_topic in self._joins:
+                if counts[stream_topic] != counts[table_topic]:
+                    raise StreamsError(
+                        f"{stream_topic!r} ({counts[stream_topic]} partitions) joins table "
+                        f"{table_topic!r} ({counts[table_topic]}): co-partitioned topics must "
+                        "have as many partitions (repartition the stream with partitions=)"
+                    )
             for spec in self._stores.values():
+                if spec.source_backed:
+                    continue
                 admin.create_topic(
                     spec.changelog,
                     counts[spec.topic],
@@ -550,6 +600,8 @@ class StreamsApp:
         for spec, p, store in stores:
             if spec.ttl_ms:
                 store.sweep(now)
+            if spec.source_backed:
+                continue  # a table: its topic is its changelog
             for key, value, ts in store.dirty():
                 self._begin()
                 wrote = True
@@ -591,7 +643,10 @@ class StreamsApp:
             raise StreamsError(f"commit failed: {exc}") from exc
         self._dirty_offsets = False
         for spec, p, store in stores:
-            store.flush(self._changelog_next.get((spec.changelog, p)))
+            if spec.source_backed:
+                store.flush(self._offsets.get((spec.topic, p)))
+            else:
+                store.flush(self._changelog_next.get((spec.changelog, p)))
 
     def _raise_failures(self) -> None:
         if self._failures:

@@ -20,13 +20,19 @@ from typing import Any
 import msgspec
 
 __all__ = [
+    "KEY_HEADER",
     "Record",
     "WindowResult",
     "encode_key",
     "encode_value",
+    "key_from_repartition",
+    "key_to_repartition",
     "pack",
     "unpack",
 ]
+
+KEY_HEADER = "kafkito-key"
+"""On repartition records whose key is not text: how the key bytes decode ("json", "raw")."""
 
 
 class Record:
@@ -147,3 +153,27 @@ def unpack(data: bytes, kind: Any = None) -> Any:
     if validate is not None:
         return validate(_msgpack_decoder.decode(data))
     return kind(_msgpack_decoder.decode(data))
+
+
+def key_to_repartition(key: Any) -> tuple[bytes | None, str | None]:
+    """A repartition record's key bytes, and the KEY_HEADER value if the key is not text.
+
+    Text keys are their UTF-8 bytes, as a user's producer would write them, so a
+    repartitioned stream lands in the same partitions as a topic keyed the same way (a table
+    it joins). Other keys are JSON (or raw bytes), flagged so that they decode as they were.
+    """
+    if key is None or isinstance(key, str):
+        return (None if key is None else key.encode()), None
+    if isinstance(key, bytes):
+        return key, "raw"
+    return _json_encoder.encode(key), "json"
+
+
+def key_from_repartition(data: bytes | None, headers: list[tuple[str, bytes]] | None) -> Any:
+    """The inverse of `key_to_repartition`."""
+    if data is None:
+        return None
+    for name, flag in headers or ():
+        if name == KEY_HEADER:
+            return data if flag == b"raw" else msgspec.json.decode(data)
+    return data.decode()

@@ -25,10 +25,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kafkito.streams.records import Record, encode_key, encode_value, pack
+from kafkito.streams.records import (
+    KEY_HEADER,
+    Record,
+    encode_key,
+    encode_value,
+    key_to_repartition,
+    pack,
+)
 
 if TYPE_CHECKING:
     from kafkito.streams.app import Runtime, StreamsApp
+    from kafkito.streams.joins import Table
     from kafkito.streams.windows import Windowed, WindowSpec
 
 __all__ = ["Aggregator", "Grouped", "Node", "Stream"]
@@ -253,12 +261,17 @@ class _ToTopic(Node):
 
 
 class _ToRepartition(_ToTopic):
-    """The sink half of a repartition: key and value packed (msgpack) for our own source."""
+    """The sink half of a repartition: the key as records.key_to_repartition says, the value
+    packed (msgpack) for our own source."""
 
     __slots__ = ()
 
     def push(self, rec: Record) -> None:
-        self.produce(self.topic, pack(rec.key), pack(rec.value), rec.timestamp_ms, rec.headers)
+        key, flag = key_to_repartition(rec.key)
+        headers = rec.headers
+        if flag is not None:
+            headers = [*(headers or ()), (KEY_HEADER, flag.encode())]
+        self.produce(self.topic, key, pack(rec.value), rec.timestamp_ms, headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,15 +385,30 @@ class Stream:
         return Stream(self.app, node, topics=tuple(topics), needs_repartition=repartition)
 
     def repartition(
-        self, name: str | None = None, *, value: Any = None, partitions: int | None = None
+        self,
+        name: str | None = None,
+        *,
+        value: Any = None,
+        partitions: int | None = None,
+        like: str | None = None,
     ) -> Stream:
         """Write the records to `<app>-<name>-repartition` keyed by their key and read them
         back: afterwards every record of one key is in one partition. `value` is the type
         values are rebuilt as (a pydantic model or msgspec Struct); `partitions` defaults
-        to the source topic's count."""
-        topic = self.app._repartition_topic(name, source=self.topics[0], partitions=partitions)
+        to the source topic's count (`like`: another topic's count)."""
+        source = like or self.topics[0]
+        topic = self.app._repartition_topic(name, source=source, partitions=partitions)
         self._then(_ToRepartition(topic))
         return self.app._internal_source(topic, value=value)
+
+    def join(self, table: Table, fn: Callable[[Any, Any], Any], *, left: bool = False) -> Stream:
+        """Each value joined with the table row of its key: `fn(value, row)` (joins.py).
+        Without a row the record is dropped, or with `left=True` joined with None."""
+        from kafkito.streams.joins import JoinNode
+
+        stream = self.repartition(like=table.topic) if self.needs_repartition else self
+        self.app._joins.append((stream.topics[0], table.topic))
+        return stream._then(JoinNode(table, fn, left))
 
     # -- sinks -----------------------------------------------------------------------------
 
