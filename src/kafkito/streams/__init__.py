@@ -13,9 +13,10 @@ docs/streams.md is the guide; app.py explains the loop and commits, state.py the
 their changelogs, windows.py the window rules.
 """
 
-from kafkito.streams.app import RestoreProgress, StreamsApp, StreamsError
+from kafkito.streams.app import StreamsApp, StreamsError
 from kafkito.streams.joins import Table
 from kafkito.streams.records import Record, WindowResult
+from kafkito.streams.restore import RestoreError, RestoreProgress
 from kafkito.streams.state import PartitionStore, StateError
 from kafkito.streams.topology import Aggregator, Grouped, KeyState, Stream
 from kafkito.streams.windows import Hopping, Session, Sliding, Tumbling, Windowed, WindowSpec
@@ -27,6 +28,7 @@ __all__ = [
     "KeyState",
     "PartitionStore",
     "Record",
+    "RestoreError",
     "RestoreProgress",
     "Session",
     "Sliding",

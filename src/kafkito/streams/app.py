@@ -42,7 +42,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +53,12 @@ from kafkito.errors import KafkitoError
 from kafkito.flow.codecs import decoder_for
 from kafkito.streams.aggregate import StatefulNode, StoreSpec
 from kafkito.streams.joins import Table
-from kafkito.streams.records import Record, key_from_repartition, unpack
+from kafkito.streams.metrics import StreamsMetrics
+from kafkito.streams.records import Record, unpack
+from kafkito.streams.restore import RestoreProgress, restore_stores
+from kafkito.streams.runtime import RepartitionSource, Runtime, Source, raw
 from kafkito.streams.state import PartitionStore
-from kafkito.streams.topology import Node, Stream
+from kafkito.streams.topology import Stream
 
 log = logging.getLogger(__name__)
 
@@ -66,112 +68,12 @@ BATCH_RECORDS = 1000
 """Records taken per consume call (one loop round)."""
 POLL_WAIT_S = 0.1
 """How long one round waits for records; bounds how late punctuation and commits run."""
-RESTORE_BATCH = 10_000
-RESTORE_TIMEOUT_S = 600.0
-"""A restore that makes no progress for this long is an error."""
+LIVENESS_TIMEOUT_S = 30.0
+"""health() says not live when the loop has not polled for this long."""
 
 
 class StreamsError(KafkitoError):
     """The streams app cannot go on (a topic is missing, a commit failed for good)."""
-
-
-@dataclass
-class RestoreProgress:
-    """How far one store partition's restore is: `restored` of about `total` records."""
-
-    store: str
-    partition: int
-    restored: int = 0
-    total: int = 0
-    done: bool = False
-    seconds: float = 0.0
-
-
-class _Source(Node):
-    """Where a topic's records enter: decoding, the timestamp extractor, dead letters."""
-
-    __slots__ = ("decode_key", "decode_value", "timestamp", "topic")
-
-    def __init__(
-        self,
-        topic: str,
-        decode_key: Callable[[bytes | None], Any],
-        decode_value: Callable[[bytes | None], Any],
-        timestamp: Callable[[Any], int] | None,
-    ) -> None:
-        super().__init__()
-        self.topic = topic
-        self.decode_key = decode_key
-        self.decode_value = decode_value
-        self.timestamp = timestamp
-
-    def record(self, msg: Any) -> Record:
-        """The Record of a librdkafka message (raises on bad input: the caller dead-letters)."""
-        value = self.decode_value(msg.value())
-        ts = int(self.timestamp(value)) if self.timestamp else msg.timestamp()[1]
-        return Record(
-            self.decode_key(msg.key()),
-            value,
-            ts,
-            self.topic,
-            msg.partition(),
-            msg.offset(),
-            msg.headers(),
-        )
-
-
-class _RepartitionSource(_Source):
-    """A repartition topic's records: keys flagged by a header (records.key_to_repartition)."""
-
-    __slots__ = ()
-
-    def record(self, msg: Any) -> Record:
-        headers = msg.headers()
-        return Record(
-            key_from_repartition(msg.key(), headers),
-            self.decode_value(msg.value()),
-            msg.timestamp()[1],
-            self.topic,
-            msg.partition(),
-            msg.offset(),
-            headers,
-        )
-
-
-def _raw(data: bytes | None) -> Any:
-    return data
-
-
-class Runtime:
-    """What nodes use while running: `produce` for sinks (outputs join the transaction)."""
-
-    def __init__(self, producer: RawProducer, failures: list[ClientError]) -> None:
-        self._produce = producer.produce
-        self._failures = failures
-        self.produced = 0
-        """Records produced since the last commit."""
-
-    def _delivered(self, error: Any, msg: Any) -> None:
-        if error is not None:
-            self._failures.append(delivery_error(error, topic=msg.topic()))
-
-    def produce(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        timestamp_ms: int,
-        headers: list[tuple[str, bytes]] | None,
-    ) -> None:
-        self.produced += 1
-        self._produce(
-            topic,
-            value,
-            key,
-            headers=headers,
-            timestamp_ms=timestamp_ms if timestamp_ms > 0 else None,
-            on_delivery=self._delivered,
-        )
 
 
 class StreamsApp:
@@ -198,6 +100,7 @@ class StreamsApp:
         producer_settings: Mapping[str, Any] | None = None,
         on_restore: Callable[[RestoreProgress], None] | None = None,
         batch_records: int = BATCH_RECORDS,
+        metrics: StreamsMetrics | None = None,
     ) -> None:
         if not name or any(c in name for c in "/\\ "):
             raise ValueError(f"app name {name!r}: letters, digits, '.', '_' and '-' only")
@@ -212,7 +115,7 @@ class StreamsApp:
         self.on_restore = on_restore
         self.batch_records = batch_records
         self._instance_id = instance_id
-        self._sources: dict[str, _Source] = {}
+        self._sources: dict[str, Source] = {}
         self._internal: set[str] = set()
         self._repartitions: dict[str, tuple[str, int | None]] = {}
         self._output_topics: set[str] = set()
@@ -227,6 +130,12 @@ class StreamsApp:
         self.processed = 0
         """Records taken from sources so far (this process)."""
         self.dead_letter_topic = f"{name}-dead-letters"
+        self.metrics = metrics or StreamsMetrics.default()
+        self.lag: dict[tuple[str, int], int] = {}
+        """Per assigned (topic, partition): end offset minus position, refreshed each second."""
+        self._last_poll = 0.0
+        self._lag_at = 0.0
+        self._fatal: BaseException | None = None
 
     # -- building --------------------------------------------------------------------------
 
@@ -250,7 +159,7 @@ class StreamsApp:
         self._check_open()
         if topic in self._sources:
             raise ValueError(f"topic {topic!r} is already a stream of this app: reuse it")
-        source = _Source(topic, decoder_for(key), decoder_for(value), timestamp)
+        source = Source(topic, decoder_for(key), decoder_for(value), timestamp)
         self._sources[topic] = source
         return Stream(self, source, topics=(topic,))
 
@@ -266,7 +175,7 @@ class StreamsApp:
         spec = StoreSpec(store, topic, topic, source_backed=True)
         self._stores[store] = spec
         table = Table(self, topic, spec, decoder_for(value))
-        source = _Source(topic, _raw, _raw, None)
+        source = Source(topic, raw, raw, None)
         source.children.append(table.node)
         self._sources[topic] = source
         return table
@@ -275,7 +184,7 @@ class StreamsApp:
         def decode_value(data: bytes | None) -> Any:
             return None if data is None else unpack(data, value)
 
-        source = _RepartitionSource(topic, _raw, decode_value, None)
+        source = RepartitionSource(topic, raw, decode_value, None)
         self._sources[topic] = source
         self._internal.add(topic)
         return Stream(self, source, topics=(topic,))
@@ -320,6 +229,9 @@ class StreamsApp:
                 while not self._stopping.is_set():
                     self._round()
                 self._commit()
+            except BaseException as exc:
+                self._fatal = exc
+                raise
             finally:
                 self._shutdown()
         finally:
@@ -334,7 +246,7 @@ class StreamsApp:
                 msgs = await asyncio.to_thread(
                     self._consumer.consume, self.batch_records, POLL_WAIT_S
                 )
-                groups: dict[tuple[str, int, bytes | None], list[tuple[_Source, Record]]] = {}
+                groups: dict[tuple[str, int, bytes | None], list[tuple[Source, Record]]] = {}
                 for source, rec, msg in self._records(msgs):
                     groups.setdefault((rec.topic, rec.partition, msg.key()), []).append(
                         (source, rec)
@@ -346,12 +258,16 @@ class StreamsApp:
                     await node.aemit_to(node.punctuate(now))
                 if now >= self._next_commit:
                     await asyncio.to_thread(self._commit)
+                    self._refresh_lag()
             await asyncio.to_thread(self._commit)
+        except BaseException as exc:
+            self._fatal = exc
+            raise
         finally:
             await asyncio.to_thread(self._shutdown)
 
     @staticmethod
-    async def _run_key(items: list[tuple[_Source, Record]]) -> None:
+    async def _run_key(items: list[tuple[Source, Record]]) -> None:
         for source, rec in items:
             await source.apush(rec)
 
@@ -502,10 +418,12 @@ class StreamsApp:
         finally:
             admin.close()
 
-    def _records(self, msgs: list[Any]) -> list[tuple[_Source, Record, Any]]:
+    def _records(self, msgs: list[Any]) -> list[tuple[Source, Record, Any]]:
         """Decode a batch; bad records go to the dead-letter topic; offsets are noted."""
         out = []
         offsets = self._offsets
+        self._last_poll = time.monotonic()
+        counts: dict[str, int] = {}
         for msg in msgs:
             error = msg.error()
             if error is not None:
@@ -514,6 +432,7 @@ class StreamsApp:
                 raise StreamsError(f"consume failed: {message_error(error)}")
             topic, partition = msg.topic(), msg.partition()
             offsets[(topic, partition)] = msg.offset() + 1
+            counts[topic] = counts.get(topic, 0) + 1
             source = self._sources[topic]
             try:
                 rec = source.record(msg)
@@ -522,6 +441,8 @@ class StreamsApp:
                 continue
             out.append((source, rec, msg))
         self.processed += len(msgs)
+        for topic, count in counts.items():
+            self.metrics.processed.labels(self.name, topic).inc(count)
         if msgs:
             self._dirty_offsets = True
         return out
@@ -536,6 +457,7 @@ class StreamsApp:
             exc,
             self.dead_letter_topic,
         )
+        self.metrics.dead_lettered.labels(self.name).inc()
         headers = [
             ("kafkito-error", str(exc).encode()[:1000]),
             ("kafkito-topic", msg.topic().encode()),
@@ -575,6 +497,52 @@ class StreamsApp:
             node.emit_to(node.punctuate(now))
         if now >= self._next_commit:
             self._commit()
+            self._refresh_lag()
+
+    def _refresh_lag(self) -> None:
+        """Lag per assigned partition from cached watermarks (no request), once a second."""
+        if time.monotonic() - self._lag_at < 1.0:
+            return
+        self._lag_at = time.monotonic()
+        lag: dict[tuple[str, int], int] = {}
+        for tp in self._consumer.position(self._consumer.assignment()):
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0 and tp.offset >= 0:
+                lag[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+                self.metrics.lag.labels(self.name, tp.topic, str(tp.partition)).set(
+                    lag[(tp.topic, tp.partition)]
+                )
+        self.lag = lag
+
+    def health(self) -> dict[str, Any]:
+        """Liveness (the loop makes progress), readiness (partitions assigned and restored),
+        lag, and each store partition's restore progress; answered from state."""
+        age = time.monotonic() - self._last_poll if self._last_poll else None
+        live = self._fatal is None and age is not None and age < LIVENESS_TIMEOUT_S
+        restoring = [f"{s}[{p}]" for (s, p), r in self.restore_progress.items() if not r.done]
+        assigned = sum(len(spec.partitions) for spec in self._stores.values())
+        return {
+            "name": self.name,
+            "live": live,
+            "ready": live and not restoring and (assigned > 0 or not self._stores),
+            "exactly_once": self.exactly_once,
+            "processed": self.processed,
+            "lag": sum(self.lag.values()),
+            "restoring": restoring,
+            "stores": [
+                {
+                    "store": r.store,
+                    "partition": r.partition,
+                    "restored": r.restored,
+                    "total": r.total,
+                    "done": r.done,
+                    "seconds": round(r.seconds, 3),
+                }
+                for r in self.restore_progress.values()
+            ],
+            "last_poll_age_s": None if age is None else round(age, 3),
+            "error": None if self._fatal is None else str(self._fatal),
+        }
 
     # -- commits ---------------------------------------------------------------------------
 
@@ -591,6 +559,7 @@ class StreamsApp:
         """One commit (see the module docstring); an aborted transaction rewinds."""
         self._next_commit = _now_ms() + self.commit_interval_ms
         now = _now_ms()
+        started = time.monotonic()
         stores = [
             (spec, p, store)
             for spec in self._stores.values()
@@ -642,6 +611,8 @@ class StreamsApp:
                 return
             raise StreamsError(f"commit failed: {exc}") from exc
         self._dirty_offsets = False
+        self.metrics.commits.labels(self.name).inc()
+        self.metrics.commit_seconds.labels(self.name).set(time.monotonic() - started)
         for spec, p, store in stores:
             if spec.source_backed:
                 store.flush(self._offsets.get((spec.topic, p)))
@@ -658,6 +629,7 @@ class StreamsApp:
 
     def _abort_and_rewind(self) -> None:
         """Abort the transaction, forget uncommitted state, go back to committed offsets."""
+        self.metrics.aborts.labels(self.name).inc()
         with contextlib.suppress(TransactionError):
             self._producer.abort_transaction()
         self._in_txn = False
@@ -727,9 +699,7 @@ class StreamsApp:
 
     def _restore(self, wanted: list[tuple[StoreSpec, int]]) -> None:
         """Bring each (store, partition) up to its changelog's end, then open it."""
-        consumer = self._restorer
-        todo: dict[tuple[str, int], tuple[StoreSpec, PartitionStore, RestoreProgress]] = {}
-        assign = []
+        jobs = []
         for spec, p in wanted:
             store = PartitionStore(
                 self.state_dir / spec.name / str(p),
@@ -739,83 +709,20 @@ class StreamsApp:
             )
             progress = RestoreProgress(spec.name, p)
             self.restore_progress[(spec.name, p)] = progress
-            low, high = consumer.get_watermark_offsets(TopicPartition(spec.changelog, p))
-            start = low if store.checkpoint is None else store.checkpoint
-            if start > high or start < low:
-                log.warning(
-                    "state store %s[%d]: checkpoint %d outside the changelog's %d..%d; "
-                    "restoring from the start",
-                    spec.name,
-                    p,
-                    start,
-                    low,
-                    high,
-                )
-                store.wipe()
-                start = low
-            progress.total = max(0, high - start)
-            if start >= high:
-                progress.done = True
-                self._opened(spec, p, store, progress)
-                continue
-            todo[(spec.changelog, p)] = (spec, store, progress)
-            assign.append(TopicPartition(spec.changelog, p, start))
-        if not assign:
-            return
-        started = time.monotonic()
-        last_progress = started
-        consumer.assign(assign)
-        try:
-            while todo:
-                msgs = consumer.consume(RESTORE_BATCH, 0.5)
-                batches: dict[tuple[str, int], list[tuple[bytes, bytes | None, int]]] = {}
-                ends: dict[tuple[str, int], int] = {}
-                finished = []
-                for msg in msgs:
-                    key = (msg.topic(), msg.partition())
-                    error = msg.error()
-                    if error is not None:
-                        if is_partition_eof(error):
-                            ends[key] = max(ends.get(key, 0), msg.offset())
-                            finished.append(key)
-                            continue
-                        raise StreamsError(f"restore of {key[0]}[{key[1]}]: {message_error(error)}")
-                    batches.setdefault(key, []).append((msg.key(), msg.value(), msg.timestamp()[1]))
-                    ends[key] = max(ends.get(key, 0), msg.offset() + 1)
-                for key, end in ends.items():
-                    if key not in todo:
-                        continue
-                    spec, store, progress = todo[key]
-                    entries = batches.get(key, [])
-                    store.restore(entries, end)
-                    progress.restored += len(entries)
-                    if self.on_restore is not None:
-                        self.on_restore(progress)
-                for key in finished:
-                    if key in todo:
-                        spec, store, progress = todo.pop(key)
-                        progress.done = True
-                        progress.seconds = time.monotonic() - started
-                        log.info(
-                            "state store %s[%d] restored: %d records in %.2f s",
-                            spec.name,
-                            store.partition,
-                            progress.restored,
-                            progress.seconds,
-                        )
-                        if self.on_restore is not None:
-                            self.on_restore(progress)
-                        self._opened(spec, store.partition, store, progress)
-                if msgs:
-                    last_progress = time.monotonic()
-                elif time.monotonic() - last_progress > RESTORE_TIMEOUT_S:
-                    raise StreamsError(f"restore made no progress for {RESTORE_TIMEOUT_S:.0f} s")
-        finally:
-            consumer.unassign()
+            jobs.append((spec, store, progress))
+        restore_stores(self._restorer, jobs, report=self._report_restore, opened=self._opened)
 
-    def _opened(self, spec: StoreSpec, p: int, store: PartitionStore, _: RestoreProgress) -> None:
-        spec.partitions[p] = store
-        self._nodes[spec.name].open_partition(p, store)
+    def _report_restore(self, progress: RestoreProgress) -> None:
+        labels = (self.name, progress.store, str(progress.partition))
+        self.metrics.restore_records.labels(*labels).set(progress.restored)
+        self.metrics.restore_total.labels(*labels).set(progress.total)
+        self.metrics.restore_done.labels(*labels).set(1 if progress.done else 0)
+        if self.on_restore is not None:
+            self.on_restore(progress)
+
+    def _opened(self, spec: StoreSpec, store: PartitionStore) -> None:
+        spec.partitions[store.partition] = store
+        self._nodes[spec.name].open_partition(store.partition, store)
 
     def _shutdown(self) -> None:
         for closer in (
