@@ -17,8 +17,12 @@ Against a kafkito broker in a child process (or `--brokers`):
 3. `restore`: a plain count over RESTORE_KEYS distinct keys fills a changelog; then an app
    with an empty state dir restores it; the time is the store's restore (all partitions).
 
-quixstreams (the issue's comparison) is not run here yet: it needs its own virtual
-environment (it pins an older confluent-kafka); see docs/streams.md.
+4. `quix`: the same count with quixstreams (`tumbling_window(10_000).count().final()`,
+   commit interval 1 s like ours at-least-once) in its own virtual environment (it pins an
+   older confluent-kafka; `--setup-quixstreams` makes it in ~/.cache/kafkito), as a child
+   process (bench/quixstreams_windowed.py), on a topic of its own with the same events.
+Throughput for both engines is measured from outside the same way: the group's committed
+offsets, from its first commit to the commit of the last event.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -97,7 +102,97 @@ def count_records(bootstrap: str, topic: str, expect: int, timeout_s: float) -> 
     return last
 
 
-def bench_count(bootstrap: str, events: int, keys: int, exactly_once: bool, state: Path) -> None:
+QUIX_VENV = Path.home() / ".cache" / "kafkito" / "quixstreams-venv"
+QUIX = Path(__file__).with_name("quixstreams_windowed.py")
+
+
+def setup_quixstreams(venv: Path) -> None:
+    """quixstreams in a venv of its own (it pins an older confluent-kafka than kafkito)."""
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "quixstreams"], check=True
+    )
+
+
+def progress_rate(bootstrap: str, group: str, topic: str, events: int, timeout_s: float) -> float:
+    """Events/s between the group's first commit and the commit of the last event (the same
+    outside view for every engine: start-up and group join are left out)."""
+    deadline = time.monotonic() + timeout_s
+    first_at, first = 0.0, 0
+    while time.monotonic() < deadline:
+        done = committed(bootstrap, group, topic)
+        if done and not first_at:
+            first_at, first = time.monotonic(), done
+        if done >= events:
+            elapsed = time.monotonic() - first_at
+            return (events - first) / elapsed if elapsed > 0 else float("nan")
+        time.sleep(0.1)
+    raise SystemExit(f"{group}: not done in {timeout_s:.0f} s")
+
+
+class Engine:
+    """Starts and stops one windowed-count app on a topic."""
+
+    name = ""
+
+    def start(self, bootstrap: str, topic: str, group: str, state: Path) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def out_topic(self, topic: str) -> str:
+        raise NotImplementedError
+
+
+class Kafkito(Engine):
+    def __init__(self, exactly_once: bool) -> None:
+        self.exactly_once = exactly_once
+        self.name = "kafkito.streams" + (" (exactly-once)" if exactly_once else "")
+
+    def start(self, bootstrap: str, topic: str, group: str, state: Path) -> None:
+        self.app = StreamsApp(
+            group, brokers=bootstrap, state_dir=state, exactly_once=self.exactly_once
+        )
+        windowed = (
+            self.app.stream(topic, timestamp=lambda v: v["ts"])
+            .group_by()
+            .window(Tumbling(WINDOW_MS))
+        )
+        windowed.count(name="counts").to(self.out_topic(topic))
+        self.thread = threading.Thread(target=self.app.run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.app.stop()
+        self.thread.join(60)
+
+    def out_topic(self, topic: str) -> str:
+        return f"{topic}-out"
+
+
+class Quix(Engine):
+    name = "quixstreams"
+
+    def __init__(self, venv: Path) -> None:
+        self.venv = venv
+
+    def start(self, bootstrap: str, topic: str, group: str, state: Path) -> None:
+        python = str(self.venv / "bin" / "python")
+        self.proc = subprocess.Popen([python, str(QUIX), bootstrap, topic, group, str(state)])
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def out_topic(self, topic: str) -> str:
+        return f"{topic}-quix-out"
+
+
+def bench_count(bootstrap: str, engine: Engine, events: int, keys: int, state: Path) -> None:
     topic = f"events-{uuid.uuid4().hex[:8]}"
     admin = Admin(brokers=bootstrap)
     admin.create_topic(topic, PARTITIONS)
@@ -105,41 +200,32 @@ def bench_count(bootstrap: str, events: int, keys: int, exactly_once: bool, stat
     started = time.monotonic()
     span = 10 * WINDOW_MS
     write(bootstrap, topic, events, keys, span)
-    print(f"  wrote {events:,} events in {time.monotonic() - started:.1f} s")
-    app = StreamsApp(
-        f"bench-{topic}", brokers=bootstrap, state_dir=state, exactly_once=exactly_once
-    )
-    windowed = app.stream(topic, timestamp=lambda v: v["ts"]).group_by().window(Tumbling(WINDOW_MS))
-    windowed.count(name="counts").to(f"{topic}-out")
-    thread = threading.Thread(target=app.run, daemon=True)
-    thread.start()
-    while app.processed == 0:
-        time.sleep(0.01)
-    first = time.monotonic()
-    while committed(bootstrap, app.name, topic) < events:
-        time.sleep(0.2)
-    elapsed = time.monotonic() - first
-    print(
-        f"  count: {events:,} events over {keys:,} keys, 10-s tumbling windows "
-        f"({'exactly-once' if exactly_once else 'at-least-once'}): {events / elapsed:,.0f} "
-        f"events/s ({elapsed:.1f} s; {load()})"
-    )
-    # Close latency: one record per key past the last window's end + grace closes them all.
-    closed_before = 9 * keys  # windows 0..8 closed while the 10th was being filled
-    producer = RawProducer(brokers=bootstrap)
-    sent = time.monotonic()
-    for k in range(keys):
-        ts = span + WINDOW_MS
-        producer.produce(topic, json.dumps({"ts": ts}).encode(), f"key-{k}".encode())
-    producer.flush()
-    producer.close()
-    last = count_records(bootstrap, f"{topic}-out", closed_before + keys, timeout_s=120)
-    print(
-        f"  close latency: the last of {keys:,} window results {1000 * (last - sent):,.0f} ms "
-        f"after the records that closed them were written"
-    )
-    app.stop()
-    thread.join(60)
+    print(f"  {engine.name}: wrote {events:,} events in {time.monotonic() - started:.1f} s")
+    group = f"bench-{topic}"
+    engine.start(bootstrap, topic, group, state / topic)
+    try:
+        rate = progress_rate(bootstrap, group, topic, events, timeout_s=3600)
+        print(
+            f"  {engine.name}: {events:,} events over {keys:,} keys, 10-s tumbling windows: "
+            f"{rate:,.0f} events/s ({load()})"
+        )
+        # Close latency: one record per key past the last window's end closes them all.
+        closed_before = 9 * keys  # windows 0..8 closed while the 10th was being filled
+        producer = RawProducer(brokers=bootstrap)
+        sent = time.monotonic()
+        for k in range(keys):
+            producer.produce(
+                topic, json.dumps({"ts": span + WINDOW_MS}).encode(), f"key-{k}".encode()
+            )
+        producer.flush()
+        producer.close()
+        last = count_records(bootstrap, engine.out_topic(topic), closed_before + keys, 300)
+        print(
+            f"  {engine.name}: close latency {1000 * (last - sent):,.0f} ms from writing the "
+            f"{keys:,} records that close the last windows to the last of their results"
+        )
+    finally:
+        engine.stop()
 
 
 def bench_restore(bootstrap: str, keys: int, state: Path) -> None:
@@ -188,8 +274,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100,000 events and restore keys")
     parser.add_argument("--exactly-once", action="store_true")
     parser.add_argument("--brokers", help="an existing cluster instead of a broker process")
-    parser.add_argument("--only", default="count,restore")
+    parser.add_argument("--only", default="count,quix,restore")
+    parser.add_argument("--quix-venv", type=Path, default=QUIX_VENV)
+    parser.add_argument("--setup-quixstreams", action="store_true")
     args = parser.parse_args()
+    if args.setup_quixstreams:
+        setup_quixstreams(args.quix_venv)
+        return
     if args.quick:
         args.events, args.restore_keys = 100_000, 100_000
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,7 +289,16 @@ def main() -> None:
         try:
             print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {bootstrap}; {load()}")
             if "count" in args.only:
-                bench_count(bootstrap, args.events, args.keys, args.exactly_once, Path(tmp))
+                engine = Kafkito(args.exactly_once)
+                bench_count(bootstrap, engine, args.events, args.keys, Path(tmp))
+            if "quix" in args.only:
+                if (args.quix_venv / "bin" / "python").exists():
+                    bench_count(bootstrap, Quix(args.quix_venv), args.events, args.keys, Path(tmp))
+                else:
+                    print(
+                        f"  quixstreams: skipped, no venv at {args.quix_venv} "
+                        "(make it with --setup-quixstreams)"
+                    )
             if "restore" in args.only:
                 bench_restore(bootstrap, args.restore_keys, Path(tmp))
         finally:
