@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
+import pytest
 from streams_kit import Running, create_topic, produce, read_all, wait_for
 
 from kafkito.streams import StreamsApp
@@ -94,13 +95,19 @@ def test_bad_records_go_to_the_dead_letter_topic(
     assert headers["kafkito-offset"] == b"1"
 
 
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
 def test_async_steps_keep_per_key_order(
-    kafkito_bootstrap: str, kafkito_topic: str, tmp_path: Path
+    kafkito_bootstrap: str, kafkito_topic: str, tmp_path: Path, exactly_once: bool
 ) -> None:
     create_topic(kafkito_bootstrap, kafkito_topic, 2)
     records = [(f"k{i % 4}", {"k": f"k{i % 4}", "i": i}, None, None) for i in range(200)]
     produce(kafkito_bootstrap, kafkito_topic, records)
-    app = StreamsApp(f"app-{kafkito_topic}", brokers=kafkito_bootstrap, state_dir=tmp_path)
+    app = StreamsApp(
+        f"app-{kafkito_topic}",
+        brokers=kafkito_bootstrap,
+        state_dir=tmp_path,
+        exactly_once=exactly_once,
+    )
     got: list[tuple[str, int]] = []
     active = 0
     most = 0
@@ -113,7 +120,9 @@ def test_async_steps_keep_per_key_order(
         active -= 1
         return value
 
-    app.stream(kafkito_topic).map(slow).foreach(lambda v: got.append((v["k"], v["i"])))
+    mapped = app.stream(kafkito_topic).map(slow)
+    mapped.foreach(lambda v: got.append((v["k"], v["i"])))
+    mapped.group_by().count(name="per-key").to(f"{kafkito_topic}-counts")
 
     async def main() -> None:
         task = asyncio.create_task(app.run_async())
@@ -130,6 +139,11 @@ def test_async_steps_keep_per_key_order(
         order = [i for k, i in got if k == key]
         assert order == sorted(order), f"{key} out of order"
     assert most > 1, "different keys never ran concurrently"
+    counts = read_all(kafkito_bootstrap, f"{kafkito_topic}-counts", expect=200)
+    assert len(counts) == 200
+    assert {key: max(c for k, c in counts if k == key) for key, _ in counts} == {
+        f"k{k}": 50 for k in range(4)
+    }
 
 
 def test_rekey_repartitions_and_counts(

@@ -246,6 +246,7 @@ class StreamsApp:
                 msgs = await asyncio.to_thread(
                     self._consumer.consume, self.batch_records, POLL_WAIT_S
                 )
+                self._begin()  # exactly-once: what the batch produces joins the transaction
                 groups: dict[tuple[str, int, bytes | None], list[tuple[Source, Record]]] = {}
                 for source, rec, msg in self._records(msgs):
                     groups.setdefault((rec.topic, rec.partition, msg.key()), []).append(
