@@ -57,6 +57,7 @@ from kafkito.streams.metrics import StreamsMetrics
 from kafkito.streams.records import Record, unpack
 from kafkito.streams.restore import RestoreProgress, restore_stores
 from kafkito.streams.runtime import RepartitionSource, Runtime, Source, raw
+from kafkito.streams.sinks import ParquetSink
 from kafkito.streams.state import PartitionStore
 from kafkito.streams.topology import Stream
 
@@ -342,11 +343,15 @@ class StreamsApp:
             producer.setdefault("socket.timeout.ms", producer["transaction.timeout.ms"])
         self._producer = RawProducer(self.config, brokers=self.brokers, settings=producer)
         self._runtime = Runtime(self._producer, self._failures)
+        self._sinks: list[ParquetSink] = []
         for source in self._sources.values():
             for node in source.walk():
                 node.bind(self._runtime)
                 if isinstance(node, StatefulNode):
                     self._nodes[node.spec.name] = node
+                if isinstance(node, ParquetSink):
+                    node.prefix = f"part-{self.name}-{self.instance_id}"
+                    self._sinks.append(node)
         if self.exactly_once:
             self._producer.init_transactions()
         self._restorer = RawConsumer(
@@ -585,6 +590,8 @@ class StreamsApp:
                 )
         if not (wrote or self._dirty_offsets or self._runtime.produced):
             return  # nothing to commit (an open transaction is only local until used)
+        for sink in self._sinks:
+            sink.before_commit()  # files first: at-least-once (sinks.py)
         self._runtime.produced = 0
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items()]
         try:
@@ -635,6 +642,8 @@ class StreamsApp:
             self._producer.abort_transaction()
         self._in_txn = False
         self._failures.clear()
+        for sink in self._sinks:
+            sink.discard()
         for node in self._nodes.values():
             for p, store in list(node.spec.partitions.items()):
                 store.discard()

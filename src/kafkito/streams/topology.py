@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kafkito.streams.records import (
@@ -417,6 +418,14 @@ class Stream:
         stream so more steps can hang off it."""
         self._then(_ToTopic(topic))
         self.app._output_topics.add(topic)
+        return self
+
+    def to_parquet(self, directory: str | Path) -> Stream:
+        """Write the records as rows of Parquet files in `directory`, one file per commit
+        interval (sinks.py: at-least-once, DuckDB reads them); returns this stream."""
+        from kafkito.streams.sinks import ParquetSink
+
+        self._then(ParquetSink(directory))
         return self
 
     def foreach(self, fn: Callable[[Any], Any]) -> Stream:
