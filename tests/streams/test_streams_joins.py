@@ -95,3 +95,38 @@ def test_joining_topics_of_different_partition_counts_is_refused(
     app.stream(f"{kafkito_topic}-s").join(table, lambda v, r: v).to(f"{kafkito_topic}-o")
     with pytest.raises(StreamsError, match="co-partitioned"):
         app.run()
+
+
+def test_stream_stream_join_within_a_window(
+    kafkito_bootstrap: str,
+    kafkito_topic: str,
+    tmp_path: Path,
+    start_app: Callable[[StreamsApp], Running],
+) -> None:
+    """Every (view, click) pair of a key at most 500 ms apart, once, out-of-order input;
+    the grace is wide, so no record is late and the reference is every such pair."""
+    import random
+
+    views, clicks = f"{kafkito_topic}-views", f"{kafkito_topic}-clicks"
+    create_topic(kafkito_bootstrap, views, 2)
+    create_topic(kafkito_bootstrap, clicks, 2)
+    rng = random.Random(5)
+    v = [(f"k{rng.randrange(8)}", f"v{i}", rng.randrange(20_000)) for i in range(400)]
+    c = [(f"k{rng.randrange(8)}", f"c{i}", rng.randrange(20_000)) for i in range(400)]
+    produce(kafkito_bootstrap, views, ((k, {"id": i, "ts": ts}, None, None) for k, i, ts in v))
+    produce(kafkito_bootstrap, clicks, ((k, {"id": i, "ts": ts}, None, None) for k, i, ts in c))
+    want = sorted(
+        (kv, [iv, ic]) for kv, iv, tv in v for kc, ic, tc in c if kv == kc and abs(tv - tc) <= 500
+    )
+    assert len(want) > 100
+    app = StreamsApp(f"app-{kafkito_topic}", brokers=kafkito_bootstrap, state_dir=tmp_path)
+    left = app.stream(views, timestamp=lambda x: x["ts"])
+    right = app.stream(clicks, timestamp=lambda x: x["ts"])
+    left.join_window(right, lambda a, b: [a["id"], b["id"]], within_ms=500, grace_ms=100_000).to(
+        f"{kafkito_topic}-pairs"
+    )
+    start_app(app)
+    got = read_all(kafkito_bootstrap, f"{kafkito_topic}-pairs", expect=len(want))
+    time.sleep(1)
+    got = read_all(kafkito_bootstrap, f"{kafkito_topic}-pairs")
+    assert sorted(got) == want

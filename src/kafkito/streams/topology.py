@@ -411,6 +411,38 @@ class Stream:
         self.app._joins.append((stream.topics[0], table.topic))
         return stream._then(JoinNode(table, fn, left))
 
+    def join_window(
+        self,
+        other: Stream,
+        fn: Callable[[Any, Any], Any],
+        *,
+        within_ms: int,
+        grace_ms: int = 0,
+        name: str | None = None,
+    ) -> Stream:
+        """Pair this stream's records with `other`'s of the same key at most `within_ms`
+        apart in event time: `fn(mine, theirs)` per pair (joins.JoinSide has the rules; late
+        records, ts + grace_ms < stream time, are dropped). Co-partitioned, as for tables."""
+        from kafkito.streams.joins import JoinSide
+
+        if within_ms < 0 or grace_ms < 0:
+            raise ValueError("within_ms and grace_ms must be >= 0")
+        left = self.repartition() if self.needs_repartition else self
+        right = other.repartition(like=left.topics[0]) if other.needs_repartition else other
+        base = self.app._name(name, "join")
+        out = Node()
+        sides = []
+        for stream, suffix, is_left in ((left, "left", True), (right, "right", False)):
+            spec = self.app._store(f"{base}-{suffix}", "join", topic=stream.topics[0], ttl_ms=None)
+            side = JoinSide(
+                spec, fn, is_left=is_left, within_ms=within_ms, grace_ms=grace_ms, out=out
+            )
+            stream._then(side)
+            sides.append(side)
+        sides[0].other, sides[1].other = sides[1], sides[0]
+        self.app._joins.append((left.topics[0], right.topics[0]))
+        return Stream(self.app, out, topics=left.topics)
+
     # -- sinks -----------------------------------------------------------------------------
 
     def to(self, topic: str) -> Stream:
