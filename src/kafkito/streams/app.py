@@ -392,6 +392,8 @@ class StreamsApp:
                         raise StreamsError(f"source topic {topic!r}: {exc}") from exc
             pending = dict(self._repartitions)
             while pending:
+                if not any(source in counts for source, _ in pending.values()):
+                    raise StreamsError(f"repartition topics without a source: {sorted(pending)}")
                 for topic, (source, partitions) in list(pending.items()):
                     if source in counts:
                         counts[topic] = partitions or counts[source]
