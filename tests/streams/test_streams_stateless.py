@@ -12,6 +12,7 @@ import msgspec
 import pytest
 from streams_kit import Running, create_topic, produce, read_all, wait_for
 
+from kafkito.client import Admin
 from kafkito.streams import StreamsApp
 
 
@@ -151,7 +152,9 @@ def test_rekey_repartitions_and_counts(
     kafkito_topic: str,
     tmp_path: Path,
     start_app: Callable[[StreamsApp], Running],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr("kafkito.streams.app.PURGE_INTERVAL_S", 0.0)
     create_topic(kafkito_bootstrap, kafkito_topic, 3)
     values = [{"page": f"/p{i % 6}", "user": f"u{i}"} for i in range(240)]
     produce(kafkito_bootstrap, kafkito_topic, ((v["user"], v, None, None) for v in values))
@@ -167,3 +170,14 @@ def test_rekey_repartitions_and_counts(
         assert count == final.get(key, 0) + 1, "counts of one key arrive in order"
         final[key] = count
     assert final == {f"/p{i}": 40 for i in range(6)}
+    # Read and committed repartition records are purged (DeleteRecords below the commit).
+    admin = Admin(brokers=kafkito_bootstrap)
+    topic = f"{app.name}-by-page-repartition"
+    parts = admin.partitions(topic)
+
+    def purged() -> bool:
+        marks = admin.watermarks([(topic, p) for p in parts])
+        return sum(low for low, _ in marks.values()) == 240
+
+    wait_for(purged, what="the repartition topic purged")
+    admin.close()

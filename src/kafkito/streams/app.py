@@ -69,6 +69,8 @@ BATCH_RECORDS = 1000
 """Records taken per consume call (one loop round)."""
 POLL_WAIT_S = 0.1
 """How long one round waits for records; bounds how late punctuation and commits run."""
+PURGE_INTERVAL_S = 30.0
+"""How often repartition topics are purged below the committed offsets."""
 LIVENESS_TIMEOUT_S = 30.0
 """health() says not live when the loop has not polled for this long."""
 
@@ -317,6 +319,8 @@ class StreamsApp:
         self._dirty_offsets = False
         self._changelog_next: dict[tuple[str, int], int] = {}
         self._create_topics()
+        self._admin = Admin(self.config, brokers=self.brokers)
+        self._purged_at = time.monotonic()
         consumer = {
             "group.id": self.name,
             "enable.auto.commit": False,
@@ -621,6 +625,7 @@ class StreamsApp:
                 return
             raise StreamsError(f"commit failed: {exc}") from exc
         self._dirty_offsets = False
+        self._purge_repartitions()
         self.metrics.commits.labels(self.name).inc()
         self.metrics.commit_seconds.labels(self.name).set(time.monotonic() - started)
         for spec, p, store in stores:
@@ -628,6 +633,21 @@ class StreamsApp:
                 store.flush(self._offsets.get((spec.topic, p)))
             else:
                 store.flush(self._changelog_next.get((spec.changelog, p)))
+
+    def _purge_repartitions(self) -> None:
+        """Every PURGE_INTERVAL_S, delete repartition records below the committed offsets
+        (read and committed: never needed again), as Kafka Streams does."""
+        if not self._repartitions or time.monotonic() - self._purged_at < PURGE_INTERVAL_S:
+            return
+        self._purged_at = time.monotonic()
+        for topic in self._repartitions:
+            before = {p: o for (t, p), o in self._offsets.items() if t == topic}
+            if not before:
+                continue
+            try:
+                self._admin.delete_records(topic, before)
+            except ClientError as exc:  # only space is at stake: say so, go on
+                log.warning("streams app %s: purging %s failed: %s", self.name, topic, exc)
 
     def _raise_failures(self) -> None:
         if self._failures:
@@ -738,6 +758,7 @@ class StreamsApp:
 
     def _shutdown(self) -> None:
         for closer in (
+            lambda: self._admin.close(),
             lambda: self._consumer.close(),
             lambda: self._restorer.close(),
             lambda: self._producer.close(5.0),
