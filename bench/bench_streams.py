@@ -253,11 +253,12 @@ def bench_restore(bootstrap: str, keys: int, state: Path) -> None:
     thread = threading.Thread(target=app.run, daemon=True)
     started = time.monotonic()
     thread.start()
-    while sum(1 for p in progress if p.done) < PARTITIONS:
+    while len({p.partition for p in progress if p.done}) < PARTITIONS:
         time.sleep(0.05)
     elapsed = time.monotonic() - started
-    restored = sum(p.restored for p in progress if p.done)
-    slowest = max(p.seconds for p in progress if p.done)
+    final = {p.partition: p for p in progress}  # the same object is reported many times
+    restored = sum(p.restored for p in final.values())
+    slowest = max(p.seconds for p in final.values())
     app.stop()
     thread.join(60)
     print(
