@@ -109,30 +109,43 @@ def _apply(
     report: Callable[[RestoreProgress], None],
     opened: Callable[[StoreSpec, PartitionStore], None],
 ) -> None:
+    # The hot loop of a restore (a million records and more): a consume batch is runs of one
+    # partition's records in offset order, so the run's list and end offset are switched
+    # only when the partition changes.
     batches: dict[tuple[str, int], list[tuple[bytes, bytes | None, int]]] = {}
     ends: dict[tuple[str, int], int] = {}
     finished = []
+    current: list[tuple[bytes, bytes | None, int]] = []
+    key: tuple[str, int] | None = None
+    last: Any = None
     for msg in msgs:
-        key = (msg.topic(), msg.partition())
-        error = msg.error()
-        if error is not None:
-            if is_partition_eof(error):
-                ends[key] = max(ends.get(key, 0), msg.offset())
-                finished.append(key)
-                continue
-            raise RestoreError(f"restore of {key[0]}[{key[1]}]: {message_error(error)}")
-        batches.setdefault(key, []).append((msg.key(), msg.value(), msg.timestamp()[1]))
-        ends[key] = max(ends.get(key, 0), msg.offset() + 1)
-    for key, end in ends.items():
-        if key in todo:
-            _, store, progress = todo[key]
-            entries = batches.get(key, [])
+        if msg.error() is not None:
+            eof = (msg.topic(), msg.partition())
+            if not is_partition_eof(msg.error()):
+                raise RestoreError(f"restore of {eof[0]}[{eof[1]}]: {message_error(msg.error())}")
+            ends[eof] = max(ends.get(eof, 0), msg.offset())
+            finished.append(eof)
+            continue
+        here = (msg.topic(), msg.partition())
+        if here != key:
+            if key is not None:
+                ends[key] = max(ends.get(key, 0), last.offset() + 1)
+            key = here
+            current = batches.setdefault(here, [])
+        current.append((msg.key(), msg.value(), msg.timestamp()[1]))
+        last = msg
+    if key is not None:
+        ends[key] = max(ends.get(key, 0), last.offset() + 1)
+    for tp, end in ends.items():
+        if tp in todo:
+            _, store, progress = todo[tp]
+            entries = batches.get(tp, [])
             store.restore(entries, end)
             progress.restored += len(entries)
             report(progress)
-    for key in finished:
-        if key in todo:
-            spec, store, progress = todo.pop(key)
+    for tp in finished:
+        if tp in todo:
+            spec, store, progress = todo.pop(tp)
             progress.done = True
             progress.seconds = time.monotonic() - started
             log.info(

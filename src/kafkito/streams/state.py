@@ -199,8 +199,11 @@ class PartitionStore:
         while True:
             try:
                 with self._env.begin(write=True) as txn:
-                    for key, value, ts in entries:
-                        self._apply(txn, key, value, ts)
+                    if self.ttl_ms:
+                        for key, value, ts in entries:
+                            self._apply(txn, key, value, ts)
+                    else:
+                        self._apply_many(txn, entries)
                     if next_offset is not None:
                         txn.put(_CHECKPOINT, _U64.pack(next_offset), db=self._meta)
                 break
@@ -215,6 +218,17 @@ class PartitionStore:
                 self._env.set_mapsize(size)
         if next_offset is not None:
             self.checkpoint = next_offset
+
+    def _apply_many(self, txn: Any, entries: list[tuple[bytes, bytes | None, int]]) -> None:
+        """Without TTL: the last value of each key, the puts in one C call (restores and big
+        commits write many keys; per-key Python calls were most of a restore's time)."""
+        latest = {key: value for key, value, _ in entries}
+        puts = [(key, value) for key, value in latest.items() if value is not None]
+        if puts:
+            txn.cursor(db=self._data).putmulti(puts)
+        for key, value in latest.items():
+            if value is None:
+                txn.delete(key, db=self._data)
 
     def _apply(self, txn: Any, key: bytes, value: bytes | None, ts: int) -> None:
         if self.ttl_ms:
