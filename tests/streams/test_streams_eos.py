@@ -137,7 +137,7 @@ def test_kill_9_cycles_exactly_once(
 def test_two_instances_move_state_through_the_changelog(
     kafkito_bootstrap: str, kafkito_topic: str, tmp_path: Path, children: list[Child]
 ) -> None:
-    data = dataset(seed=8, count=12_000)
+    data = dataset(seed=8, count=16_000)
     want = expected(data)
     create_topic(kafkito_bootstrap, kafkito_topic, PARTITIONS)
     produce(
@@ -149,7 +149,7 @@ def test_two_instances_move_state_through_the_changelog(
     time.sleep(5)
     b = Child(kafkito_bootstrap, kafkito_topic, name, tmp_path / "b", log, slow=0.001)
     children.append(b)
-    time.sleep(8)
+    time.sleep(5)
     a.kill()  # b takes every partition, restoring a's state from the changelogs
     assert committed_total(kafkito_bootstrap, name, kafkito_topic) < len(data), "killed too late"
     assert b.proc.poll() is None, log.read_text()[-3000:]
