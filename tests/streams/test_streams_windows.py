@@ -66,6 +66,8 @@ def run_windows(
     closed, late = reference(spec, grace, data)
     assert late, "the data should have late records"
     create_topic(bootstrap, topic, PARTITIONS)
+    for sink in ("out", "late"):  # no auto-creation inside a transaction (Apache Kafka)
+        create_topic(bootstrap, f"{topic}-{sink}", 1)
     produce(bootstrap, topic, ((k, {"ts": ts, "n": a}, p, None) for p, k, ts, a in data))
     app = StreamsApp(f"app-{topic}", brokers=bootstrap, state_dir=tmp_path, **app_kw)
     windowed = (
