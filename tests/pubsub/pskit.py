@@ -90,3 +90,31 @@ def read_until(
         f"(left {deadline - time.monotonic():.1f}s)"
     )
     return got
+
+
+def run_flow(flow: Any, until: Callable[[], bool], *, timeout_s: float = 30.0) -> None:
+    """Run a kafkito.pubsub.Flow in a thread until `until()` holds (or fail after timeout_s),
+    then stop it and wait for it; the flow's own exception, if any, is raised here."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            flow.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not until():
+            if not thread.is_alive():
+                break
+            assert time.monotonic() < deadline, f"flow condition not met in {timeout_s:.0f}s"
+            time.sleep(0.05)
+    finally:
+        flow.stop()
+        thread.join(60)
+    assert not thread.is_alive(), "the flow did not stop within 60s"
+    if errors:
+        raise errors[0]

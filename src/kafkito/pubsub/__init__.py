@@ -2,6 +2,7 @@
 
     from kafkito.pubsub import Writer, Reader          # instead of: from kafkito import ...
     from kafkito.pubsub.aio import Writer, Reader      # the asyncio flavour
+    from kafkito.pubsub import Flow                    # the consume flow (kafkito.flow's)
 
 The same names, arguments and guarantees as the Kafka client library (publish confirmed before
 return; ack only after the handler returns), over google-cloud-pubsub (`pip install
@@ -33,6 +34,16 @@ from kafkito.pubsub.writer import Delivery, Record, TopicWriter, Writer
 Producer = Writer
 Consumer = Reader
 
+
+def __getattr__(name: str) -> object:
+    """`Flow` is imported when first asked for: it brings the consume flow's machinery
+    (prometheus-client, the Kafka flow's decoders), which plain readers and writers do not need."""
+    if name in ("Flow", "FlowError"):
+        from kafkito.pubsub import flow
+
+        return getattr(flow, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "AuthenticationError",
     "BrokerUnreachableError",
@@ -42,6 +53,8 @@ __all__ = [
     "Consumer",
     "Delivery",
     "DeliveryError",
+    "Flow",
+    "FlowError",
     "HealthChecker",
     "Message",
     "MessageTooLargeError",

@@ -146,6 +146,20 @@ class Stream:
         with self._lock:
             self.held -= 1
 
+    def redeliver_after(self, msg: Any, delay_s: float) -> None:
+        """Hand the message back so that Pub/Sub redelivers it in about `delay_s` (the flow's
+        "nack with backoff"): its ack deadline is set to the delay, then it leaves the lease
+        manager (which would otherwise go on extending it). Pub/Sub takes 0-600 s; 0 is a nack.
+        """
+        seconds = max(0, min(600, round(delay_s)))
+        if seconds == 0:
+            msg.nack()
+        else:
+            msg.modify_ack_deadline(seconds)
+            msg.drop()
+        with self._lock:
+            self.held -= 1
+
     def begin_close(self) -> None:
         with self._lock:
             self.closing = True
@@ -174,6 +188,9 @@ class SubscriberCore:
         self.reading = False
         """Whether a read() is running (health checks poll age only then)."""
         self._max_held_closed = 0
+        self.info: Any = None
+        """The subscription as Pub/Sub describes it (topic, dead-letter and retry policies),
+        read by connect()."""
 
     def connect(self) -> None:
         """Check the subscription exists; create it (and its topic) when create_if_missing."""
@@ -181,7 +198,7 @@ class SubscriberCore:
 
         def get_or_create() -> None:
             try:
-                self.subscriber.get_subscription(
+                self.info = self.subscriber.get_subscription(
                     subscription=self.path, timeout=timeout, retry=None
                 )
                 return
@@ -224,11 +241,16 @@ class SubscriberCore:
             "enable_message_ordering": self.config.message_ordering,
         }
         try:
-            self.subscriber.create_subscription(request=request, timeout=timeout, retry=None)
+            self.info = self.subscriber.create_subscription(
+                request=request, timeout=timeout, retry=None
+            )
             log.info("created Pub/Sub subscription %s on %s", self.path, topic_path)
         except Exception as exc:
             if not _google.is_already_exists(exc):
                 raise
+            self.info = self.subscriber.get_subscription(
+                subscription=self.path, timeout=timeout, retry=None
+            )
 
     def flow_control(self) -> Any:
         s = self.config.subscription
