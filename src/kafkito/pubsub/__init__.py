@@ -44,6 +44,7 @@ def __getattr__(name: str) -> object:
         return getattr(flow, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "AuthenticationError",
     "BrokerUnreachableError",
