@@ -10,6 +10,8 @@ return; ack only after the handler returns), over google-cloud-pubsub (`pip inst
 `import kafkito.pubsub`. docs/pubsub.md maps every Kafka notion to its Pub/Sub counterpart.
 """
 
+from typing import TYPE_CHECKING
+
 from kafkito.pubsub.config import (
     ClientConfig,
     ReaderConfig,
@@ -30,6 +32,9 @@ from kafkito.pubsub.errors import (
 from kafkito.pubsub.health import HealthChecker
 from kafkito.pubsub.reader import Message, Reader, current_message, message_key
 from kafkito.pubsub.writer import Delivery, Record, TopicWriter, Writer
+
+if TYPE_CHECKING:
+    from kafkito.pubsub.flow import Flow, FlowError
 
 Producer = Writer
 Consumer = Reader
