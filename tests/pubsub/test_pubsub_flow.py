@@ -200,9 +200,11 @@ def test_subscription_retry_and_dead_letter_policies(project: str) -> None:
     )
     make_topic_subscription(project, "work", "work-plain")
     attempts: list[int] = []
+    times: list[float] = []
 
     def handle(record: Record[bytes]) -> None:
         attempts.append(record.attempt)
+        times.append(time.monotonic())
         raise ValueError("cannot handle")
 
     with Writer("work", project_id=project) as writer:
@@ -210,6 +212,9 @@ def test_subscription_retry_and_dead_letter_policies(project: str) -> None:
     flow = Flow("work-sub", handle, project_id=project, retry="subscription")
     run_flow(flow, lambda: flow.dead_lettered == 1, timeout_s=60)
     assert attempts == [1, 2, 3, 4, 5]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # Pub/Sub's backoff (1 s to 2 s); the emulator redelivers the first nack at once
+    assert all(gap >= 0.9 for gap in gaps[1:]), gaps
     assert flow.dead_letter_to == f"projects/{project}/topics/dead"
     with Reader("dead-watch", project_id=project) as watcher:
         [(value, headers)] = read_until(watcher, 1)
