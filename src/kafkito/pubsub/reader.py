@@ -317,6 +317,7 @@ class SubscriberCore:
             )
         self._max_held_closed = max(self._max_held_closed, stream.max_held)
         future = stream.future
+        half_close(future)
         future.cancel()
         with contextlib.suppress(Exception):  # a failed stream's error was reported already
             future.result(timeout=CLOSE_TIMEOUT_S)
@@ -338,6 +339,36 @@ class SubscriberCore:
         if not self.closed:
             self.closed = True
             self.subscriber.close()
+
+
+HALF_CLOSE_WAIT_S = 0.5
+"""How long close waits for the server to end a stream after our half-close."""
+
+
+def half_close(future: Any) -> None:
+    """End the stream's requests (a gRPC half-close) and give the server a moment to end the
+    stream itself, before google's cancel sends RST_STREAM.
+
+    The Cloud SDK's emulator fails on RST_STREAM (a NoSuchMethodError in its gRPC server),
+    never forgets a stream cancelled that way and keeps sending it new messages, which then
+    come back only after their ack deadline. A half-close makes it end the stream cleanly,
+    and the next stream on the subscription gets new messages at once (measured). Google's
+    service needs none of this; where the server does not end the stream within
+    HALF_CLOSE_WAIT_S the cancel goes ahead as before. Reaches into the client's streaming
+    pull manager (not public API; stable in the 2.x line): without those attributes it does
+    nothing.
+    """
+    manager = getattr(future, "_StreamingPullFuture__manager", None)  # its private name
+    rpc = getattr(manager, "_rpc", None)
+    requests = getattr(rpc, "_request_queue", None)
+    call = getattr(rpc, "call", None)
+    call = getattr(call, "_wrapped", call)  # api_core's iterator around the gRPC call
+    if requests is None or call is None or not hasattr(call, "done"):
+        return
+    requests.put(None)
+    deadline = time.monotonic() + HALF_CLOSE_WAIT_S
+    while not call.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def drain(q: queue.Queue[Any]) -> list[Any]:
