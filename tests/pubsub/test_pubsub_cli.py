@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from google.cloud import pubsub_v1
@@ -142,3 +143,21 @@ def test_bad_input_exit_codes(project: str, pubsub_emulator: PubSubEmulator) -> 
     )
     assert down.returncode == 3, down.stderr
     assert "unreachable" in down.stderr
+
+
+def test_the_next_consume_of_a_subscription_gets_new_messages_at_once(project: str) -> None:
+    """After a consume closed its stream, the next one on the subscription gets what was
+    published in between without waiting an ack deadline (the emulator kept cancelled streams
+    until kafkito half-closed them)."""
+    make_topic(project, "again")
+    first = kafkito("consume", "again", "--pubsub-project", project, "--group", "again-sub")
+    assert first.returncode == 0 and first.stdout == "", first.stderr
+    done = kafkito("produce", "again", "--pubsub-project", project, input="a\nb\n")
+    assert done.returncode == 0, done.stderr
+    began = time.monotonic()
+    second = kafkito(
+        "consume", "again", "--pubsub-project", project, "--group", "again-sub", "--count", "2"
+    )
+    assert second.returncode == 0, second.stderr
+    assert sorted(second.stdout.split()) == ["a", "b"]
+    assert time.monotonic() - began < 20  # not an ack deadline (60 s) later
