@@ -16,6 +16,10 @@ kafkito / raw (goal: >= 0.90).
   handler that takes bytes) against that Reader. Each reads its own subscription holding the
   same N messages, timed from the first handled message to the N-th.
 
+Beside each rate, the CPU time of this process per message (all threads, client construction
+and stream set-up included): the emulator pushes about 2,000 messages/s to a stream whatever
+reads it, so on the consume side the rates tie and the CPU column is where overhead shows.
+
 The emulator is a Java program on the same two cores: it is the bottleneck of both sides,
 so the figures measure what kafkito adds on top of a slow server, not Pub/Sub's speed.
 Nothing here asserts a speed; the figures and this command go to docs/benchmarks.md.
@@ -40,6 +44,11 @@ from kafkito.pubsub import Flow, Reader, Writer
 from kafkito.testing.pubsub_emulator import PubSubEmulator
 
 SIZES = (100, 1024)
+CASES = (
+    "publish: raw vs Writer.write_many",
+    "consume: raw subscribe vs Reader",
+    "consume: Reader vs Flow",
+)
 PROJECT = "bench"
 BATCH = pubsub_v1.types.BatchSettings(max_messages=100, max_bytes=1_000_000, max_latency=0.01)
 ORDERED = pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
@@ -163,6 +172,19 @@ def warm_up(n: int) -> None:
     raw_consume(subscription, 2 * n)
 
 
+def with_cpu(cpu: list[float], n: int, run: Callable[[], float]) -> Callable[[], float]:
+    """`run`, also noting the process's CPU time per message (µs, every thread) in `cpu`:
+    what a side costs the client machine, even when the emulator bounds the rate."""
+
+    def measured() -> float:
+        began = time.process_time()
+        rate = run()
+        cpu.append((time.process_time() - began) / n * 1e6)
+        return rate
+
+    return measured
+
+
 def interleaved(
     first: Callable[[], float], second: Callable[[], float], round_: int
 ) -> tuple[float, float]:
@@ -186,21 +208,20 @@ def main() -> None:
     n = args.messages or (2_000 if args.quick else 5_000)
     load = os.getloadavg()
     print(f"load before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {rounds} round(s) x {n}")
-    rows: list[tuple[str, int, list[float], list[float]]] = []
+    rows: list[tuple[str, int, list[float], list[float], list[float], list[float]]] = []
     with PubSubEmulator() as emulator:
         os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
         warm_up(n)
         for size in SIZES:
             values = [os.urandom(size // 2).hex().encode()[:size] for _ in range(n)]
-            pub: tuple[list[float], list[float]] = ([], [])
-            con: tuple[list[float], list[float]] = ([], [])
-            flo: tuple[list[float], list[float]] = ([], [])
+            figures = {case: ([], [], [], []) for case in CASES}  # rates, then CPU µs/msg
             for r in range(rounds):
+                pub, con, flo = (figures[case] for case in CASES)
                 topic_a, _ = topic_with_subscriptions(0)
                 topic_b, _ = topic_with_subscriptions(0)
                 raw, ours = interleaved(
-                    lambda a=topic_a, v=values: raw_publish(a, v),
-                    lambda b=topic_b, v=values: kafkito_publish(b, v),
+                    with_cpu(pub[2], n, lambda a=topic_a, v=values: raw_publish(a, v)),
+                    with_cpu(pub[3], n, lambda b=topic_b, v=values: kafkito_publish(b, v)),
                     r,
                 )
                 pub[0].append(raw)
@@ -208,29 +229,31 @@ def main() -> None:
                 topic, (s_raw, s_reader, s_flow, s_reader2) = topic_with_subscriptions(4)
                 raw_publish(topic, values)
                 raw, ours = interleaved(
-                    lambda s=s_raw: raw_consume(s, n),
-                    lambda s=s_reader: kafkito_consume(s, n),
+                    with_cpu(con[2], n, lambda s=s_raw: raw_consume(s, n)),
+                    with_cpu(con[3], n, lambda s=s_reader: kafkito_consume(s, n)),
                     r,
                 )
                 con[0].append(raw)
                 con[1].append(ours)
                 reader, flow = interleaved(
-                    lambda s=s_reader2: kafkito_consume(s, n),
-                    lambda s=s_flow: flow_consume(s, n),
+                    with_cpu(flo[2], n, lambda s=s_reader2: kafkito_consume(s, n)),
+                    with_cpu(flo[3], n, lambda s=s_flow: flow_consume(s, n)),
                     r,
                 )
                 flo[0].append(reader)
                 flo[1].append(flow)
                 print(f"  {size} B round {r + 1}: done", file=sys.stderr)
-            rows.append(("publish: raw vs Writer.write_many", size, *pub))
-            rows.append(("consume: raw subscribe vs Reader", size, *con))
-            rows.append(("consume: Reader vs Flow", size, *flo))
+            rows.extend((case, size, *figures[case]) for case in CASES)
     load = os.getloadavg()
     print(f"load after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print(f"{'case':38} {'size':>6} {'baseline msg/s':>15} {'kafkito msg/s':>14} {'ratio':>6}")
-    for name, size, base, ours in rows:
+    print(
+        f"{'case':34} {'size':>6} {'baseline msg/s':>14} {'kafkito msg/s':>13} {'ratio':>5}"
+        f" {'CPU µs/msg: base':>17} {'kafkito':>7}"
+    )
+    for name, size, base, ours, base_cpu, our_cpu in rows:
         b, o = statistics.median(base), statistics.median(ours)
-        print(f"{name:38} {size:>5}B {b:>15,.0f} {o:>14,.0f} {o / b:>6.2f}")
+        bc, oc = statistics.median(base_cpu), statistics.median(our_cpu)
+        print(f"{name:34} {size:>5}B {b:>14,.0f} {o:>13,.0f} {o / b:>5.2f} {bc:>17.0f} {oc:>7.0f}")
 
 
 if __name__ == "__main__":
