@@ -383,5 +383,8 @@ def test_flow_killed_with_sigkill_loses_nothing(project: str) -> None:
     assert missing, "the child handled everything before the kill: nothing was tested"
     seen: set[str] = set()
     flow = Flow("crash-sub", lambda v: seen.add(v), decoder="text", project_id=project)
-    run_flow(flow, lambda: missing <= seen, timeout_s=60)
+    # The emulator never forgets the killed child's stream (it fails on the RST_STREAM of a
+    # dead connection, docs/pubsub.md) and goes on handing it some of the redelivered
+    # messages, which come back once more after each 10 s deadline: allow several rounds.
+    run_flow(flow, lambda: missing <= seen, timeout_s=150)
     assert missing <= seen, f"lost after kill -9: {sorted(missing - seen)}"

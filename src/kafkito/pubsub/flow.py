@@ -316,6 +316,8 @@ class Flow(Steps):
         (the subscription deleted, permissions withdrawn)."""
         self._loop = asyncio.get_running_loop()
         self._stopping.clear()
+        self._fatal = None
+        self._writes_failing.clear()
         self._sem = asyncio.Semaphore(self.concurrency)
         self._pool = concurrent.futures.ThreadPoolExecutor(
             self.concurrency, thread_name_prefix="kafkito-pubsub-flow"
@@ -436,6 +438,7 @@ class Flow(Steps):
                     self.shutdown_grace_s,
                 )
             threads.close()
+            self._threads = None
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=self.shutdown_grace_s)
             if pending:
