@@ -13,7 +13,8 @@
    (IncrementalAlterConfigs), so the broker's cleaner starts. Synchronous produces (acks=all,
    one at a time) of 100-byte records to another topic are timed while the cleaner is idle,
    then while it cleans. Printed: p50/p99 of each, and their ratio (issue #14's goal: at most
-   20% worse). `--rate` throttles the cleaner (log_cleaner_io_max_bytes_per_second).
+   20% worse). `--rate` throttles the cleaner (log_cleaner_io_max_bytes_per_second). Run twice,
+   side by side: the cleaner in its child process (the default), then in a worker thread.
 """
 
 from __future__ import annotations
@@ -97,13 +98,17 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
-def produce_latency(size_mb: int, keys: int, value_bytes: int, rate: float) -> None:
+def produce_latency(
+    size_mb: int, keys: int, value_bytes: int, rate: float, *, in_process: bool
+) -> None:
+    print(f"-- the cleaner in a {'child process' if in_process else 'worker thread'}")
     with tempfile.TemporaryDirectory(prefix="bench-compaction-") as tmp:
         broker = Broker(
             port=0,
             data_dir=str(Path(tmp) / "data"),
             log_cleaner_backoff_ms=100,
             log_cleaner_io_max_bytes_per_second=rate,
+            log_cleaner_in_process=in_process,
         )
         with broker as bootstrap:
             admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -183,7 +188,10 @@ def main() -> None:
     args = parser.parse_args()
     throughput(args.size, args.keys, args.value_bytes, args.rate)
     if not args.skip_latency:
-        produce_latency(args.size, args.keys, args.value_bytes, args.rate)
+        for in_process in (True, False):  # side by side: the default, then the old way
+            produce_latency(
+                args.size, args.keys, args.value_bytes, args.rate, in_process=in_process
+            )
 
 
 if __name__ == "__main__":

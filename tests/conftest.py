@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,37 @@ import pytest
 from kafkito import Broker
 from kafkito.testing.apache_kafka import ApacheKafka
 from kafkito.testing.brokers import BrokerProcess, kafkito_process, start_tansu
+
+
+class _UnknownFieldCatcher(logging.Handler):
+    """Collects the broker's internal errors that are codec.build refusing a field name."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, KeyError) and "in any version" in str(exc):
+            self.seen.append(str(exc))
+
+
+@pytest.fixture(autouse=True)
+def _no_unknown_response_fields() -> Iterator[None]:
+    """Fail a test whose in-process broker built a response with a field no version has.
+
+    The broker answers such a bug by closing the connection, which a client may retry past;
+    this makes the misspelled field (say `eror_code`) the test's failure instead.
+    """
+    catcher = _UnknownFieldCatcher()
+    logger = logging.getLogger("kafkito.broker")
+    logger.addHandler(catcher)
+    try:
+        yield
+    finally:
+        logger.removeHandler(catcher)
+    if catcher.seen:
+        pytest.fail("the broker built a response with an unknown field: " + "; ".join(catcher.seen))
 
 
 @pytest.fixture

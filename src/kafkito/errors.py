@@ -9,6 +9,11 @@ KafkitoError
     StorageError         the log cannot keep a promise: stop accepting writes, never guess
         CorruptLog           damage below the recovery point: refuse to start, say what to do
     BrokerError          a request failed with a Kafka error code; carries the code
+    InvalidTransition    a state table refused a (state, event) pair: our bug (also an
+                         AssertionError, so it reads as a failed invariant)
+
+Every exception class in the package derives from KafkitoError; docs/development.md lists them
+all, part by part, and tests/unit/test_exception_tree.py fails on one missing from that table.
 
 Wire error codes are Kafka's own table, taken from kio's generated `ErrorCode` enum (it is
 generated from Kafka's `Errors.java` and carries the `retriable` flag), so there is one table.
@@ -39,6 +44,7 @@ __all__ = [
     "CorruptLog",
     "ErrorCode",
     "FrameTooLarge",
+    "InvalidTransition",
     "KafkitoError",
     "ProtocolError",
     "StorageError",
@@ -100,3 +106,10 @@ class BrokerError(KafkitoError):
     def __init__(self, code: ErrorCode, message: str | None = None) -> None:
         super().__init__(message or code.name)
         self.code = code
+
+
+class InvalidTransition(KafkitoError, AssertionError):
+    """A (state, event) pair that a state table does not allow: a bug in the caller.
+
+    Shared by the classic group, KIP-848 member and transaction state tables.
+    """

@@ -315,7 +315,6 @@ def _list_offsets(
                         "partition_index": partition,
                         "current_leader_epoch": epoch,
                         "timestamp": timestamp,
-                        "max_num_offsets": 1,
                     }
                 ],
             }

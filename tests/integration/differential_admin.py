@@ -199,7 +199,7 @@ def create_topics(
             }
             for t in topics
         ],
-        "timeout_ms": 15000,
+        "timeout": 15000,
         "validate_only": validate_only,
     }
     return target.request(19, version, body)

@@ -25,6 +25,7 @@ from kafka import KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
 
 from kafkito import Broker
+from kafkito.client import Admin as KafkitoAdmin
 
 TOPIC_CONFIGS = {
     "cleanup.policy": "compact",
@@ -217,3 +218,42 @@ def test_compacted_topic_reads_the_same_on_kafkito_and_apache_kafka(
     with ApacheKafka(brokers=1, data_dir=tmp_path / "kafka", broker_configs=configs) as kafka:
         theirs, _ = _run(kafka.bootstrap, topic_name)
     assert mine == theirs
+
+
+def test_one_pass_that_empties_many_segments_still_reads_with_librdkafka(tmp_path: Path) -> None:
+    """A backlog of full segments, all superseded by later writes, cleaned in one pass: each
+    becomes a segment holding one empty batch (storage.cleaner keeps the last batch of each
+    group). A fetch that got only those (librdkafka doubles its fetch size on each response
+    without a record and fails with MSG_SIZE_TOO_LARGE after ten) must go on to the records
+    after them: confluent-kafka reads the compacted partition to the end, every record the
+    latest of its key. The pass runs in the cleaner's child process (the real disk)."""
+    topic = "backlog"
+    broker = Broker(data_dir=str(tmp_path), port=0, log_cleaner_backoff_ms=50)
+    with broker as bootstrap:
+        admin = KafkitoAdmin(brokers=bootstrap)
+        # Written while the topic is not compacted yet, so that one pass meets the whole backlog.
+        admin.create_topic(topic, configs={"cleanup.policy": "delete", "segment.bytes": "16384"})
+        # Small batches, so that segments of 16 KiB roll (a batch larger than a segment does not).
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.size": 4096})
+        keys = [f"key-{i}".encode() for i in range(40)]
+        records = [(keys[i % 40], f"v{i}-".encode() + b"x" * 200) for i in range(4000)]
+        _produce(producer, topic, records)
+        latest = {key: offset for offset, (key, _) in enumerate(records)}
+        expected = {(offset, key, records[offset][1]) for key, offset in latest.items()}
+        assert broker.core is not None
+        plog = broker.core.topics.partition(topic, 0)
+        assert plog is not None
+        admin.alter_configs(topic, {"cleanup.policy": "compact"})
+        admin.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # one pass; nothing is written after it
+            emptied = [s for s in plog.segments[:-1] if s.size < 100]
+            if len(emptied) >= 10 and not plog.cleaning:
+                break
+            time.sleep(0.05)
+        assert len(emptied) >= 10, [(s.base_offset, s.size) for s in plog.segments]
+        # From the start to the end: the latest record of every key (the active segment is
+        # never cleaned, so older records of some keys may still be there too).
+        seen = _read_ck(bootstrap, topic, 0, 10**9)
+        assert seen[-1][0] == len(records) - 1, "the reader stopped before the end"
+        assert expected <= set(seen)

@@ -669,9 +669,9 @@ def test_offsets_and_generations_survive_a_restart(tmp_path: Path) -> None:
 
 
 def test_commits_compact_the_metadata_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kafkito.broker.coordinator import coordinator as coordinator_module
+    from kafkito.broker.coordinator import persistence
 
-    monkeypatch.setattr(coordinator_module, "COMPACT_AFTER_RECORDS", 50)
+    monkeypatch.setattr(persistence, "COMPACT_AFTER_RECORDS", 50)
     data = str(tmp_path / "d")
     group = new_group()
     broker = Broker(port=0, data_dir=data)

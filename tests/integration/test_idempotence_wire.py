@@ -436,7 +436,7 @@ def _wait_for_snapshot(fs: FaultyFileSystem, path: str, offset: int) -> None:
 def test_snapshot_beyond_the_log_after_power_loss_is_not_trusted(
     tmp_path: Path, topic_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(producers, "SNAPSHOT_INTERVAL_S", 0.05)
+    monkeypatch.setattr(producers.manager, "SNAPSHOT_INTERVAL_S", 0.05)
     data_dir = str(tmp_path / "data")
     fs = FaultyFileSystem(seed=11)
     settings = {"durability": "interval", "flush_interval_ms": 600_000}
@@ -480,7 +480,7 @@ def test_snapshot_beyond_the_log_after_power_loss_is_not_trusted(
 def test_periodic_snapshot_covers_the_log_end(
     tmp_path: Path, topic_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(producers, "SNAPSHOT_INTERVAL_S", 0.05)
+    monkeypatch.setattr(producers.manager, "SNAPSHOT_INTERVAL_S", 0.05)
     fs = FaultyFileSystem(seed=3)
     broker = Broker(port=0, data_dir=str(tmp_path / "data"), fs=fs)
     with broker as bootstrap, WireClient(bootstrap) as client:
@@ -519,8 +519,8 @@ def test_periodic_snapshot_follows_a_log_without_idempotent_producers(
     tmp_path: Path, topic_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Keeps the replay after a crash short even when no producer is idempotent."""
-    monkeypatch.setattr(producers, "SNAPSHOT_INTERVAL_S", 0.05)
-    monkeypatch.setattr(producers, "SNAPSHOT_MAX_LAG_OFFSETS", 3)
+    monkeypatch.setattr(producers.manager, "SNAPSHOT_INTERVAL_S", 0.05)
+    monkeypatch.setattr(producers.manager, "SNAPSHOT_MAX_LAG_OFFSETS", 3)
     fs = FaultyFileSystem(seed=5)
     broker = Broker(port=0, data_dir=str(tmp_path / "data"), fs=fs)
     with broker as bootstrap, WireClient(bootstrap) as client:

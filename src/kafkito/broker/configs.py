@@ -760,13 +760,15 @@ class ConfigValue:
     """(name, value, source), most specific first."""
 
     def as_dict(self, *, synonyms: bool, documentation: bool) -> dict[str, Any]:
-        """The wire shape (codec.build drops what the version lacks)."""
+        """The wire shape (codec.build drops what the version lacks).
+
+        No `is_default`: only v0 has it and kio (hence this broker) serves v1 and later.
+        """
         return {
             "name": self.name,
             "value": None if self.sensitive else self.value,
             "read_only": self.read_only,
             "config_source": self.source,
-            "is_default": self.source == SOURCE_DEFAULT,
             "is_sensitive": self.sensitive,
             "synonyms": [
                 {"name": n, "value": None if self.sensitive else v, "source": src}

@@ -13,7 +13,7 @@ import logging
 import os
 import struct
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kafkito.broker.dispatch import (
     NO_RESPONSE,
@@ -24,9 +24,11 @@ from kafkito.broker.dispatch import (
     load_handlers,
 )
 from kafkito.broker.local import DataDirLock
+from kafkito.broker.producers.guard import AppendGuard
 from kafkito.broker.server import ByteBudget, Listener
 from kafkito.broker.settings import BrokerSettings
 from kafkito.broker.state import TopicRegistry
+from kafkito.clock import Clock, SystemClock
 from kafkito.errors import ErrorCode, StorageError, UnsupportedRequest
 from kafkito.protocol import codec
 from kafkito.protocol.framing import read_request_head
@@ -37,23 +39,41 @@ from kafkito.storage.fs import FileSystem, OsFileSystem, off_loop
 from kafkito.storage.metalog import MetadataLog
 from kafkito.storage.recovery import CLEAN_SHUTDOWN_MARKER, RecoveryPlan, remove_leftovers
 
+if TYPE_CHECKING:
+    from kafkito.broker.producers.manager import ProducerStateManager
+    from kafkito.broker.txn.coordinator import TxnCoordinator
+
 log = logging.getLogger(__name__)
 
 API_VERSIONS_KEY = 18
 _TICK_MS_MAX = 100  # housekeeping granularity: flush.messages is honoured within this
 _SIZE = struct.Struct(">i")
 
-# Hooks that other subsystems (the group coordinator, producer state) register to take part
-# in metadata-log replay and compaction without core.py knowing their records.
+# Subsystems (the group coordinator, producer state, transactions, quotas) take part in
+# metadata-log replay, compaction, start and stop without core.py knowing their records;
+# kafkito.broker.assembly attaches them.
 MetaParticipant = Any
 
 
 class BrokerCore:
-    """Everything a handler can reach through `ctx.broker`."""
+    """Everything a handler can reach through `ctx.broker`.
 
-    def __init__(self, settings: BrokerSettings, fs: FileSystem | None = None) -> None:
+    Build it with kafkito.broker.assembly.build_core, which attaches the collaborators below.
+    """
+
+    producers: ProducerStateManager
+    """Idempotent-producer state (kafkito.broker.producers)."""
+    transactions: TxnCoordinator
+    """The transaction coordinator (kafkito.broker.txn)."""
+
+    def __init__(
+        self, settings: BrokerSettings, fs: FileSystem | None = None, clock: Clock | None = None
+    ) -> None:
         settings.validate()
         self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        """Time for the subsystems' timeouts (kafkito.clock): the group coordinator's sessions,
+        rebalance and join timers. A test passes a FakeClock to drive them."""
         self.fs: FileSystem = fs or OsFileSystem()
         self.metalog = MetadataLog(
             self.fs, os.path.join(settings.data_path, "meta", "metadata.log")
@@ -66,9 +86,8 @@ class BrokerCore:
         self.host = settings.advertised
         self.port = settings.port
         self.participants: list[MetaParticipant] = []
-        self.producers: Any = None
-        self.transactions: Any = None
-        """The transaction coordinator (kafkito.broker.txn), installed like `producers`."""
+        self.append_guard = AppendGuard()
+        """The produce path's checks around an append; given its collaborators by assembly."""
         self._dir_lock: DataDirLock | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.cleaner_state = CleanerState()
@@ -272,8 +291,9 @@ class BrokerCore:
     async def clean_logs(self, *, force: bool = False) -> bool:
         """Clean the filthiest compacted log that is due (storage.cleaner); False if none.
 
-        The pass runs in a worker thread; the segment list is swapped on the loop, and the
-        cleaner-offset-checkpoint is written after it.
+        The pass runs in a child process (a worker thread on the tests' file systems); the
+        segment list is swapped on the loop, and the cleaner-offset-checkpoint is written
+        after it.
         """
         plans = []
         live: set[str] = set()
@@ -288,8 +308,8 @@ class BrokerCore:
                     self.cleaner_state,
                     p._clock_ms(),
                     force=force,
-                    stable_offset=None if txns is None else txns.last_stable_offset(p),
-                    aborted=() if txns is None else txns.aborted_ranges(p),
+                    stable_offset=txns.last_stable_offset(p),
+                    aborted=txns.aborted_ranges(p),
                 )
                 if plan is not None:
                     plans.append(plan)
@@ -303,6 +323,9 @@ class BrokerCore:
             self.cleaner_state,
             Throttler(settings.log_cleaner_io_max_bytes_per_second),
             dedupe_buffer_bytes=settings.log_cleaner_dedupe_buffer_bytes,
+            # A child process on the real disk (never the GIL of our loop); in-process on the
+            # fault-injecting file systems of the tests, which a child could not share.
+            isolated=settings.log_cleaner_in_process and type(self.fs) is OsFileSystem,
         )
         plog = plan.plog
         if result.error is not None:
@@ -344,29 +367,6 @@ class BrokerCore:
                 if p.log_start_offset != before:
                     self.topics.record_log_start(topic.name, p.partition, p.log_start_offset)
         return deleted
-
-    # -- idempotent producers (filled in by the producer-state module) ----------------------
-
-    def check_producer(self, plog: Any, header: Any) -> int | None:
-        """Check an idempotent batch's sequence before append.
-
-        Returns the original base offset for a duplicate of a recent batch, None to append;
-        raises BrokerError (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, ...). The
-        transaction rules come first (INVALID_TXN_STATE, a fenced epoch), as in Kafka's
-        ProducerAppendInfo.
-        """
-        if self.transactions is not None and (header.producer_id >= 0 or header.is_transactional):
-            self.transactions.check_batch(plog, header)
-        if self.producers is None or header.producer_id < 0:
-            return None
-        return self.producers.check(plog, header)  # type: ignore[no-any-return]
-
-    def record_producer(self, plog: Any, header: Any, base_offset: int) -> None:
-        """Remember an appended idempotent batch (for duplicate detection and restarts)."""
-        if self.transactions is not None and header.is_transactional:
-            self.transactions.record_batch(plog, header, base_offset)
-        if self.producers is not None and header.producer_id >= 0:
-            self.producers.record(plog, header, base_offset)
 
     # -- requests --------------------------------------------------------------------------
 

@@ -10,16 +10,22 @@ async with Broker(port=0) as bootstrap:               # inside an asyncio progra
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any
 
+from kafkito.broker.assembly import build_core
 from kafkito.broker.core import BrokerCore
+from kafkito.broker.local import DataDirInUse, default_data_dir, read_address
 from kafkito.broker.settings import BrokerSettings
 from kafkito.storage.fs import FileSystem
 
-__all__ = ["Broker"]
+__all__ = ["Broker", "attach_or_start"]
 
 
 class Broker:
@@ -61,7 +67,7 @@ class Broker:
     # -- inside a running loop -------------------------------------------------------------
 
     async def start_async(self) -> str:
-        self.core = _build_core(self.settings, self._fs)
+        self.core = build_core(self.settings, self._fs)
         await self.core.start()
         return self.bootstrap
 
@@ -126,13 +132,32 @@ class Broker:
         self.stop()
 
 
-def _build_core(settings: BrokerSettings, fs: FileSystem | None) -> BrokerCore:
-    core = BrokerCore(settings, fs)
-    for install in INSTALLERS:
-        install(core)
-    return core
+def _reachable(bootstrap: str) -> bool:
+    host, _, port = bootstrap.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
-# Subsystems (group coordinator, producer state, SASL) add an installer here: a function that
-# attaches itself to a fresh BrokerCore before it loads its state.
-INSTALLERS: list[Any] = []
+def attach_or_start(
+    data_dir: str | None = None, *, wait_s: float = 10.0
+) -> tuple[str, Callable[[], None]]:
+    """(bootstrap, close) of the local broker, starting it in-process if none runs."""
+    directory = os.path.abspath(data_dir) if data_dir else default_data_dir()
+    deadline = time.monotonic() + wait_s
+    while True:
+        address = read_address(directory)
+        if address and _reachable(address):
+            return address, lambda: None
+        broker = Broker(port=0, data_dir=directory)
+        try:
+            bootstrap = broker.start()
+        except DataDirInUse:
+            # Another process is starting one right now: wait for its address.
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+            continue
+        return bootstrap, broker.stop

@@ -2,9 +2,10 @@
 
 A running broker holds an exclusive `flock` on `<data dir>/broker.lock` (so two brokers never
 write one data directory) and publishes its bootstrap address in `<data dir>/broker.addr`.
-`attach_or_start()` is the rule the CLI and the client library follow when no brokers are
-configured: if a broker holds the default data directory, connect to it; otherwise start one
-in this process (it lives as long as the process, or until the returned `close` is called).
+`kafkito.broker.embedded.attach_or_start()` is the rule the CLI and the client library follow
+when no brokers are configured: if a broker holds the default data directory, connect to it;
+otherwise start one in this process. It lives beside `Broker`, above the core, because the core
+takes this module's lock: here below it, so that nothing imports in a circle.
 
 The default data directory is `./.kafkito/data`, or `$KAFKITO_DATA_DIR`.
 """
@@ -14,9 +15,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import socket
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from kafkito.errors import KafkitoError
@@ -81,36 +79,3 @@ def read_address(data_dir: str) -> str | None:
             return f.read().strip() or None
     except FileNotFoundError:
         return None
-
-
-def _reachable(bootstrap: str) -> bool:
-    host, _, port = bootstrap.rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=1):
-            return True
-    except (OSError, ValueError):
-        return False
-
-
-def attach_or_start(
-    data_dir: str | None = None, *, wait_s: float = 10.0
-) -> tuple[str, Callable[[], None]]:
-    """(bootstrap, close) of the local broker, starting it in-process if none runs."""
-    from kafkito.broker.embedded import Broker
-
-    directory = os.path.abspath(data_dir) if data_dir else default_data_dir()
-    deadline = time.monotonic() + wait_s
-    while True:
-        address = read_address(directory)
-        if address and _reachable(address):
-            return address, lambda: None
-        broker = Broker(port=0, data_dir=directory)
-        try:
-            bootstrap = broker.start()
-        except DataDirInUse:
-            # Another process is starting one right now: wait for its address.
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-            continue
-        return bootstrap, broker.stop

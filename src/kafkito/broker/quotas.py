@@ -56,8 +56,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kafkito.broker import embedded
-from kafkito.errors import ErrorCode
+from kafkito.errors import ErrorCode, KafkitoError
 
 if TYPE_CHECKING:
     from kafkito.broker.core import BrokerCore
@@ -94,7 +93,7 @@ def entity_of(pairs: Any) -> Entity:
     return tuple(sorted((str(t), n) for t, n in pairs))
 
 
-class QuotaError(Exception):
+class QuotaError(KafkitoError):
     """An AlterClientQuotas or DescribeClientQuotas request Kafka refuses, with its error."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
@@ -191,6 +190,7 @@ class QuotaManager:
         self.broker = broker
         self.now_ms = now_ms
         self.entities: dict[Entity, dict[str, float]] = {}
+        self._altering = asyncio.Lock()
         self._sensors: dict[tuple[str, str, str], Rate] = {}
         extra = broker.settings.extra
         self.samples = _positive(extra, "quota.window.num", QUOTA_WINDOW_NUM)
@@ -222,12 +222,19 @@ class QuotaManager:
 
     # -- AlterClientQuotas ------------------------------------------------------------------
 
-    def alter(
+    async def alter(
         self, entries: list[tuple[Entity, list[tuple[str, float | None]]]], validate_only: bool
     ) -> list[tuple[ErrorCode, str | None]]:
         """Apply each entry's ops (None value: remove the key), all checked first as Kafka's
         ClientQuotaControlManager does; an (error, message) per entry, in request order.
-        Raises StorageError if the metadata log cannot be written (nothing is applied)."""
+        Raises OSError if the metadata log cannot be written (nothing is applied). One alter
+        at a time: each reads the entities, waits for its record's fsync, then applies."""
+        async with self._altering:
+            return await self._alter(entries, validate_only)
+
+    async def _alter(
+        self, entries: list[tuple[Entity, list[tuple[str, float | None]]]], validate_only: bool
+    ) -> list[tuple[ErrorCode, str | None]]:
         results: list[tuple[ErrorCode, str | None]] = []
         changes: dict[Entity, dict[str, float]] = {}
         seen: set[Entity] = set()
@@ -251,8 +258,8 @@ class QuotaManager:
             return [(ErrorCode.policy_violation, message) for _ in entries]
         if validate_only or not changes:
             return results
-        # persisted first: a failed append (StorageError) leaves the old quotas in force
-        self.broker.metalog.append([_record(e, v) for e, v in changes.items()])
+        # persisted first (fsync off the loop): a failed append leaves the old quotas in force
+        await self.broker.metalog.append_durable([_record(e, v) for e, v in changes.items()])
         for entity, values in changes.items():
             if values:
                 self.entities[entity] = values
@@ -474,7 +481,7 @@ _MANAGERS: weakref.WeakKeyDictionary[BrokerCore, QuotaManager] = weakref.WeakKey
 
 
 def install(broker: BrokerCore) -> None:
-    """Attach a quota manager to a fresh BrokerCore (an `embedded.INSTALLERS` entry)."""
+    """Attach a quota manager to a fresh BrokerCore (called by kafkito.broker.assembly)."""
     manager = QuotaManager(broker)
     _MANAGERS[broker] = manager
     broker.participants.append(manager)
@@ -533,7 +540,3 @@ async def throttle_fetch(ctx: RequestContext, response_bytes: int) -> int:
         if ctx.api_version < FETCH_THROTTLE_FROM_VERSION:
             await asyncio.sleep(delay / 1000)
     return delay
-
-
-if install not in embedded.INSTALLERS:
-    embedded.INSTALLERS.append(install)

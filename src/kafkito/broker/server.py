@@ -49,6 +49,7 @@ import contextlib
 import logging
 import ssl
 import struct
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,7 @@ log = logging.getLogger(__name__)
 
 _SIZE = struct.Struct(">i")
 _PRODUCE_KEY = b"\x00\x00"  # api_key 0, big-endian
+_SASL_HANDSHAKE_KEY = b"\x00\x11"  # api_key 17
 STOP_GRACE_S = 5.0
 _HEADER_BYTES = 8  # api_key, api_version, correlation_id
 _READ_CHUNK = 64 * 1024
@@ -170,6 +172,8 @@ class Connection:
                     if graceful:
                         break
                     continue
+                if self._session_expired(frame):
+                    break
                 await self._wait_turn(frame)
                 task = asyncio.create_task(self.core.handle(frame, self))
                 self._running.append((task, frame[:2] == _PRODUCE_KEY))
@@ -188,6 +192,18 @@ class Connection:
             if auth_timer is not None:
                 auth_timer.cancel()
             await self._teardown(pending, writer_task, graceful=graceful)
+
+    def _session_expired(self, frame: bytes) -> bool:
+        """KIP-368: a request other than SaslHandshake after the SASL session ran out closes
+        the connection (the client should have re-authenticated), as Kafka does."""
+        sasl = self.sasl
+        if sasl is None or frame[:2] == _SASL_HANDSHAKE_KEY:
+            return False
+        if not sasl.expired(time.monotonic()):
+            return False
+        log.info("closing connection from %s: its SASL session expired", self.peer)
+        self.core.inflight.release(len(frame))
+        return True
 
     async def _serve_unauthenticated(self, frame: bytes, pending: _Pending) -> bool:
         """One pre-authentication request, handled to its end; True: close after the answers."""

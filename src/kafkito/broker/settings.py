@@ -18,6 +18,9 @@ SECURITY_PROTOCOLS: tuple[SecurityProtocol, ...] = (
     "SASL_SSL",
 )
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+OAUTHBEARER = "OAUTHBEARER"
+"""Unsecured JWTs, for development (broker/auth/oauthbearer.py): never on by default."""
+KNOWN_SASL_MECHANISMS = (*SASL_MECHANISMS, OAUTHBEARER)
 
 
 @dataclass(slots=True)
@@ -55,13 +58,17 @@ class BrokerSettings:
     security_protocol: SecurityProtocol = "PLAINTEXT"
     """PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL, as Kafka's listener security protocols."""
     sasl_mechanisms: tuple[str, ...] = SASL_MECHANISMS
-    """Mechanisms offered in SaslHandshake, a subset of SCRAM-SHA-512, SCRAM-SHA-256, PLAIN."""
+    """Mechanisms offered in SaslHandshake, a subset of SCRAM-SHA-512, SCRAM-SHA-256, PLAIN and
+    OAUTHBEARER (unsecured JWTs, development only: anyone may claim any principal)."""
     sasl_users_file: str | None = None
     """The SCRAM credential store (JSON, mode 0600; `kafkito users` manages it)."""
     sasl_max_receive_bytes: int = 512 * 1024
     """sasl.server.max.receive.size: frame cap before authentication (S3)."""
     auth_timeout_ms: int = 10_000
     """A SASL connection must authenticate within this after connecting (TLS handshake included)."""
+    connections_max_reauth_ms: int = 0
+    """connections.max.reauth.ms (KIP-368): a SASL session lasts this long, then the client must
+    re-authenticate on its connection or have it closed; 0 (Kafka's default): forever."""
     auth_failure_delay_ms: int = 100
     """connection.failed.authentication.delay.ms: a failed login is answered after this."""
     ssl_certfile: str | None = None
@@ -71,6 +78,12 @@ class BrokerSettings:
     ssl_cafile: str | None = None
     """PEM CA bundle; when set, clients must present a certificate signed by it (mutual TLS)."""
     tls_handshake_timeout_ms: int = 10_000
+    authorizer: Literal["none", "acl"] = "none"
+    """"acl": check every request against ACLs (Kafka's StandardAuthorizer); "none": allow all."""
+    super_users: tuple[str, ...] = ()
+    """super.users: principals (`User:admin`) allowed everything, whatever the ACLs say."""
+    allow_everyone_if_no_acl_found: bool = False
+    """allow.everyone.if.no.acl.found: a resource no ACL applies to is open to everyone."""
     durability: Durability = "always"
     flush_interval_ms: int = 1000
     """fsync period of logs that do not sync on ack (durability=interval): on power loss the
@@ -87,6 +100,10 @@ class BrokerSettings:
     """Cleaner reads plus writes per second (log.cleaner.io.max.bytes.per.second)."""
     log_cleaner_dedupe_buffer_bytes: int = 128 << 20
     """Memory for the cleaner's key -> offset map (log.cleaner.dedupe.buffer.size)."""
+    log_cleaner_in_process: bool = True
+    """Run each cleaning pass in a child process (storage.cleaner_process), so that the
+    broker's event loop never waits for the GIL while a pass scans records; False runs it in a
+    worker thread of the broker (lower start cost, worse produce latency while cleaning)."""
     log_segment_bytes: int = 1 << 30
     group_initial_rebalance_delay_ms: int = 300
     """How long a group leaving Empty waits for more members before its first generation.
@@ -149,6 +166,10 @@ class BrokerSettings:
         ):
             if getattr(self, name) < 1:
                 raise KafkitoError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.connections_max_reauth_ms < 0:
+            raise KafkitoError(
+                f"connections_max_reauth_ms must be >= 0, got {self.connections_max_reauth_ms}"
+            )
         if self.auth_failure_delay_ms < 0:
             raise KafkitoError(
                 f"auth_failure_delay_ms must be >= 0, got {self.auth_failure_delay_ms}"
@@ -166,16 +187,24 @@ class BrokerSettings:
                 f"got {self.security_protocol!r}"
             )
         if self.sasl_enabled:
-            unknown = [m for m in self.sasl_mechanisms if m not in SASL_MECHANISMS]
+            unknown = [m for m in self.sasl_mechanisms if m not in KNOWN_SASL_MECHANISMS]
             if unknown or not self.sasl_mechanisms:
                 raise KafkitoError(
-                    f"sasl_mechanisms must be a non-empty subset of {', '.join(SASL_MECHANISMS)}, "
+                    "sasl_mechanisms must be a non-empty subset of "
+                    f"{', '.join(KNOWN_SASL_MECHANISMS)}, "
                     f"got {', '.join(self.sasl_mechanisms) or 'none'}"
                 )
             if not self.sasl_users_file:
                 raise KafkitoError(
                     f"security_protocol {self.security_protocol} needs sasl_users_file"
                 )
+        if self.authorizer not in ("none", "acl"):
+            raise KafkitoError(f"authorizer must be 'none' or 'acl', got {self.authorizer!r}")
+        bad = [p for p in self.super_users if ":" not in p or not p.partition(":")[2]]
+        if bad:
+            raise KafkitoError(
+                f"super user {bad[0]!r} is not a principal such as User:admin (type:name)"
+            )
         if self.tls_enabled and not self.ssl_certfile:
             raise KafkitoError(f"security_protocol {self.security_protocol} needs ssl_certfile")
 

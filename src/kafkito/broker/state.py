@@ -12,6 +12,7 @@ every open log at once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -74,6 +75,9 @@ class TopicRegistry:
         """Broker keys set over the wire (AlterConfigs on a BROKER resource)."""
         self.recovery: RecoveryPlan | None = None
         """Set by BrokerCore.load: clean or unclean start, recovery points (storage.recovery)."""
+        self.admin_lock = asyncio.Lock()
+        """Admin operations one at a time: each checks, waits for its metadata record's fsync
+        (off the event loop), then applies, so a check must not race another's apply."""
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -192,7 +196,7 @@ class TopicRegistry:
 
     # -- changes -----------------------------------------------------------------------------
 
-    def create(
+    async def create(
         self,
         name: str,
         num_partitions: int,
@@ -200,7 +204,21 @@ class TopicRegistry:
         *,
         validate_only: bool = False,
     ) -> Topic:
-        """Create a topic; raises BrokerError with Kafka's code on a bad request."""
+        """Create a topic; raises BrokerError with Kafka's code on a bad request.
+
+        The topic is visible once its record is durable (fsynced off the loop).
+        """
+        async with self.admin_lock:
+            return await self._create(name, num_partitions, configs, validate_only=validate_only)
+
+    async def _create(
+        self,
+        name: str,
+        num_partitions: int,
+        configs: dict[str, str] | None,
+        *,
+        validate_only: bool,
+    ) -> Topic:
         if (reason := topic_name_error(name)) is not None:
             raise BrokerError(ErrorCode.invalid_topic_exception, reason)
         if name in self.by_name:
@@ -214,17 +232,22 @@ class TopicRegistry:
         if validate_only:
             return topic
         topic.partitions = [self._open_log(topic, p) for p in range(num_partitions)]
-        self.metalog.append([self._topic_record(topic)])
+        await self.metalog.append_durable([self._topic_record(topic)])
         self.by_name[name] = topic
         self.by_id[topic.topic_id] = topic
         log.info("created topic %s with %d partitions", name, num_partitions)
         return topic
 
-    def delete(self, name: str) -> Topic:
+    async def delete(self, name: str) -> Topic:
+        """Delete a topic once its tombstone is durable; BrokerError if unknown."""
+        async with self.admin_lock:
+            return await self._delete(name)
+
+    async def _delete(self, name: str) -> Topic:
         topic = self.by_name.get(name)
         if topic is None:
             raise BrokerError(ErrorCode.unknown_topic_or_partition, f"unknown topic {name!r}")
-        self.metalog.append([{"type": "topic_deleted", "name": name}])
+        await self.metalog.append_durable([{"type": "topic_deleted", "name": name}])
         del self.by_name[name]
         self.by_id.pop(topic.topic_id, None)
         for p in topic.partitions:
@@ -233,7 +256,12 @@ class TopicRegistry:
         log.info("deleted topic %s", name)
         return topic
 
-    def add_partitions(self, name: str, total: int, *, validate_only: bool = False) -> None:
+    async def add_partitions(self, name: str, total: int, *, validate_only: bool = False) -> None:
+        """Grow a topic to `total` partitions; the new ones serve once the record is durable."""
+        async with self.admin_lock:
+            await self._add_partitions(name, total, validate_only=validate_only)
+
+    async def _add_partitions(self, name: str, total: int, *, validate_only: bool) -> None:
         topic = self.by_name.get(name)
         if topic is None:
             raise BrokerError(ErrorCode.unknown_topic_or_partition, f"unknown topic {name!r}")
@@ -245,23 +273,38 @@ class TopicRegistry:
             )
         if validate_only:
             return
-        topic.partitions.extend(self._open_log(topic, p) for p in range(current, total))
-        self.metalog.append([self._topic_record(topic)])
+        added = [self._open_log(topic, p) for p in range(current, total)]
+        record = self._topic_record(topic)
+        record["partitions"] = total
+        await self.metalog.append_durable([record])
+        topic.partitions.extend(added)
 
-    def set_configs(self, name: str, configs: dict[str, str]) -> None:
-        topic = self.by_name[name]
-        topic.configs = dict(configs)
-        self.metalog.append([self._topic_record(topic)])
+    async def set_configs(self, name: str, configs: dict[str, str]) -> None:
+        """Make `configs` the topic's overrides once their record is durable."""
+        async with self.admin_lock:
+            topic = self.by_name[name]
+            record = self._topic_record(topic)
+            record["configs"] = dict(configs)
+            await self.metalog.append_durable([record])
+            topic.configs = dict(configs)
+            self._apply_log_config(topic)
+
+    def _apply_log_config(self, topic: Topic) -> None:
         new = self._log_config(topic)
         for p in topic.partitions:
             p.config = new
 
-    def set_broker_configs(self, node: int | None, configs: dict[str, str]) -> None:
+    async def set_broker_configs(self, node: int | None, configs: dict[str, str]) -> None:
         """Make `configs` the dynamic broker configs of one scope (None: cluster-wide), persist
         them, and give every partition log its new effective config at once."""
         assert node is None or node == self.settings.node_id
-        # persisted first: a failed append (StorageError) leaves the old configs in force
-        self.metalog.append([{"type": "broker_configs", "node": node, "configs": dict(configs)}])
+        async with self.admin_lock:
+            # persisted first: a failed append (OSError) leaves the old configs in force
+            record = {"type": "broker_configs", "node": node, "configs": dict(configs)}
+            await self.metalog.append_durable([record])
+            self._apply_broker_configs(node, configs)
+
+    def _apply_broker_configs(self, node: int | None, configs: dict[str, str]) -> None:
         if node is None:
             self.dynamic.cluster = dict(configs)
         else:
@@ -273,9 +316,12 @@ class TopicRegistry:
                 p.config = new
 
     def record_log_start(self, name: str, partition: int, offset: int) -> None:
-        self.metalog.append(
-            [{"type": "log_start", "name": name, "partition": partition, "offset": offset}]
-        )
+        """Persist a log start moved by retention (fsync on the caller's thread)."""
+        self.metalog.append([_log_start_record(name, partition, offset)])
+
+    async def persist_log_start(self, name: str, partition: int, offset: int) -> None:
+        """Persist a log start moved by DeleteRecords; returns once durable (fsync off loop)."""
+        await self.metalog.append_durable([_log_start_record(name, partition, offset)])
 
     def close(self) -> None:
         for topic in self.by_name.values():
@@ -288,3 +334,7 @@ def _new_topic_id(taken: dict[uuid.UUID, Topic]) -> uuid.UUID:
         candidate = uuid.uuid4()
         if candidate.int != 0 and candidate not in taken:
             return candidate
+
+
+def _log_start_record(name: str, partition: int, offset: int) -> dict[str, Any]:
+    return {"type": "log_start", "name": name, "partition": partition, "offset": offset}

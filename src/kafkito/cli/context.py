@@ -25,6 +25,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from kafkito.errors import KafkitoError
+
 if TYPE_CHECKING:
     from kafkito.client.admin import Admin
     from kafkito.client.raw_consumer import RawConsumer
@@ -50,7 +52,7 @@ KNOWN_VARIABLES = ("KAFKITO_BROKERS", "KAFKITO_CONFIG", "KAFKITO_DATA_DIR", "KAF
 KAFKITO_CLIENT__..., are read by its loader)."""
 
 
-class CliError(click.ClickException):
+class CliError(click.ClickException, KafkitoError):
     """A user-facing error: one line, a documented exit code, no traceback."""
 
     def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
@@ -212,7 +214,7 @@ def _settings_from_config_file(path: str) -> dict[str, Any]:
 
 def local_broker() -> tuple[str, Callable[[], None]]:
     """The local embedded broker: shared if one runs, else started in this process."""
-    from kafkito.broker.local import attach_or_start
+    from kafkito.broker.embedded import attach_or_start
 
     return attach_or_start()
 

@@ -231,6 +231,32 @@ def cli(ctx: click.Context) -> None:
     type=click.Path(dir_okay=False),
     help="PEM CA bundle; when given, clients must present a certificate it signed.",
 )
+@click.option(
+    "--authorizer",
+    type=click.Choice(["none", "acl"]),
+    default="none",
+    show_default=True,
+    help="acl: check every request against ACLs (`kafkito acls`), as Kafka's StandardAuthorizer.",
+)
+@click.option(
+    "--super-user",
+    "super_users",
+    multiple=True,
+    metavar="PRINCIPAL",
+    help="A principal allowed everything, e.g. User:admin (repeatable).",
+)
+@click.option(
+    "--allow-everyone-if-no-acl-found",
+    is_flag=True,
+    help="With --authorizer acl: a resource no ACL applies to is open to everyone.",
+)
+@click.option(
+    "--connections-max-reauth-ms",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="SASL sessions last this long; clients re-authenticate (KIP-368). 0: forever.",
+)
 @click.option("--max-connections", default=10_000, show_default=True, type=int)
 @click.option("--max-connections-per-ip", default=1_000, show_default=True, type=int)
 @click.option(
@@ -288,6 +314,10 @@ def broker(
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
     ssl_cafile: str | None,
+    authorizer: str,
+    connections_max_reauth_ms: int,
+    super_users: tuple[str, ...],
+    allow_everyone_if_no_acl_found: bool,
     max_connections: int,
     max_connections_per_ip: int,
     idle_timeout_ms: int,
@@ -298,7 +328,7 @@ def broker(
     Example:
       kafkito broker --port 0 --data-dir /tmp/kafkito
     """
-    from kafkito.broker.embedded import _build_core
+    from kafkito.broker.assembly import build_core
     from kafkito.broker.local import DataDirInUse
     from kafkito.errors import KafkitoError
 
@@ -320,6 +350,10 @@ def broker(
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
         ssl_cafile=ssl_cafile,
+        authorizer=authorizer,  # type: ignore[arg-type]
+        connections_max_reauth_ms=connections_max_reauth_ms,
+        super_users=tuple(super_users),
+        allow_everyone_if_no_acl_found=allow_everyone_if_no_acl_found,
         max_connections=max_connections,
         max_connections_per_ip=max_connections_per_ip,
         idle_timeout_ms=idle_timeout_ms,
@@ -332,11 +366,8 @@ def broker(
         settings.validate()
     except KafkitoError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    if not settings.is_loopback() and not settings.sasl_enabled:
-        logging.getLogger("kafkito").warning(
-            "listening on %s: reachable from other machines, without authentication", host
-        )
-    elif not settings.is_loopback() and not settings.tls_enabled:
+    # Without authentication the broker itself warns, loudly, as it starts (broker/auth).
+    if settings.sasl_enabled and not settings.is_loopback() and not settings.tls_enabled:
         logging.getLogger("kafkito").warning(
             "listening on %s without TLS: SASL passwords (PLAIN) and data cross the network "
             "in the clear; use --security-protocol SASL_SSL",
@@ -347,7 +378,7 @@ def broker(
     check_port_free(host, port, what="the broker", option="--port")
 
     async def run() -> None:
-        core = _build_core(settings, None)
+        core = build_core(settings, None)
         bound_host, bound_port = await core.start()
         click.echo(
             f"kafkito broker ready: bootstrap {bound_host}:{bound_port} "
@@ -377,6 +408,7 @@ def broker(
 
 
 def _register_commands() -> None:
+    from kafkito.cli.acls import acls
     from kafkito.cli.bench import bench
     from kafkito.cli.console import console
     from kafkito.cli.consume import consume
@@ -387,7 +419,7 @@ def _register_commands() -> None:
     from kafkito.cli.quotas import quotas
     from kafkito.cli.topics import topics
 
-    for command in (produce, consume, topics, groups, health, bench, console, demo, quotas):
+    for command in (produce, consume, topics, groups, health, bench, console, demo, quotas, acls):
         cli.add_command(command)
     from kafkito.broker.auth.cli import users
 

@@ -35,6 +35,8 @@ from typing import Any, Literal, Self, TypeVar
 
 import confluent_kafka
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AclBinding,
+    AclBindingFilter,
     AdminClient,
     AlterConfigOpType,
     ConfigEntry,
@@ -49,6 +51,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from kafkito.client.config import _Common
 from kafkito.client.connect import ErrorTracker, connect_with_retry, connection_settings
 from kafkito.client.errors import (
+    AdminError,
     BrokerUnreachableError,
     ClientError,
     ConfigError,
@@ -61,6 +64,8 @@ from kafkito.client.errors import (
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "Acl",
+    "AclFilter",
     "Admin",
     "AdminConfig",
     "BrokerInfo",
@@ -81,6 +86,61 @@ OffsetAt = Literal["earliest", "latest"] | int
 _RESULT_MARGIN_S = 5.0
 """Futures wait this much longer than the request timeout: the broker's own answer (a timeout
 error with its reason) is more useful than ours."""
+
+
+@dataclass(frozen=True, slots=True)
+class Acl:
+    """One ACL, in Kafka's names: resource type TOPIC, GROUP, CLUSTER or TRANSACTIONAL_ID;
+    pattern LITERAL or PREFIXED; a principal such as User:alice (User:* for everyone); a host
+    (* for any); an operation (READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, CLUSTER_ACTION,
+    DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE or ALL); permission ALLOW or DENY."""
+
+    resource_type: str
+    name: str
+    pattern_type: str = "LITERAL"
+    principal: str = "User:*"
+    host: str = "*"
+    operation: str = "ALL"
+    permission: str = "ALLOW"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.permission} {self.principal}@{self.host} {self.operation} on "
+            f"{self.resource_type}:{self.pattern_type}:{self.name}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AclFilter:
+    """Which ACLs describe_acls and delete_acls match: None (or ANY) matches every value;
+    pattern_type MATCH matches the ACLs that apply to the named resource (literal, `*` and
+    prefixes)."""
+
+    resource_type: str = "ANY"
+    name: str | None = None
+    pattern_type: str = "ANY"
+    principal: str | None = None
+    host: str | None = None
+    operation: str = "ANY"
+    permission: str = "ANY"
+
+    def __str__(self) -> str:
+        return (
+            ", ".join(
+                f"{k}={v}"
+                for k, v in (
+                    ("resource_type", self.resource_type),
+                    ("name", self.name),
+                    ("pattern_type", self.pattern_type),
+                    ("principal", self.principal),
+                    ("host", self.host),
+                    ("operation", self.operation),
+                    ("permission", self.permission),
+                )
+                if v is not None and v != "ANY"
+            )
+            or "every ACL"
+        )
 
 
 class AdminConfig(_Common):
@@ -757,6 +817,69 @@ class Admin:
         for name in names:
             self._result(futures[name], f"delete group {name!r}", group=name)
 
+    # -- ACLs ------------------------------------------------------------------------------
+
+    def create_acls(self, *acls: Acl) -> None:
+        """Create ACLs (an ACL that exists already is no change). Needs ALTER on the cluster;
+        a broker without an authorizer refuses with SECURITY_DISABLED (AdminError)."""
+        if not acls:
+            return
+        bindings = [_binding(acl) for acl in acls]
+        futures = self._do(
+            "create ACLs", lambda: self._admin.create_acls(bindings, **self._timeouts)
+        )
+        for acl, binding in zip(acls, bindings, strict=True):
+            self._result(futures[binding], f"create ACL {acl}")
+
+    def describe_acls(self, wanted: AclFilter | None = None) -> list[Acl]:
+        """The ACLs that match `wanted` (every ACL by default). Needs DESCRIBE on the cluster:
+        AdminError(CLUSTER_AUTHORIZATION_FAILED) without it.
+
+        librdkafka answers a refused DescribeAcls with an empty list instead of its error
+        (CLUSTER_AUTHORIZATION_FAILED, or SECURITY_DISABLED on a broker without an
+        authorizer), so the cluster's authorized operations are asked first: a principal that
+        may not describe the cluster gets the error, not a misleading "no ACLs". A broker
+        without an authorizer still answers an empty list."""
+        cluster = self._result(
+            self._do(
+                "describe ACLs",
+                lambda: self._admin.describe_cluster(
+                    include_authorized_operations=True, **self._timeouts
+                ),
+            ),
+            "describe ACLs",
+        )
+        if "DESCRIBE" not in {_enum_name(op) for op in cluster.authorized_operations or ()}:
+            raise AdminError(
+                "describe ACLs failed (CLUSTER_AUTHORIZATION_FAILED: this principal may not "
+                "describe the cluster); a super user, or an ACL allowing DESCRIBE on the "
+                "cluster, may list ACLs",
+                reason="CLUSTER_AUTHORIZATION_FAILED",
+            )
+        found = self._result(
+            self._do(
+                "describe ACLs",
+                lambda: self._admin.describe_acls(
+                    _binding_filter(wanted or AclFilter()), **self._timeouts
+                ),
+            ),
+            "describe ACLs",
+        )
+        return [_acl_of(binding) for binding in found]
+
+    def delete_acls(self, *filters: AclFilter) -> list[Acl]:
+        """Delete the ACLs each filter matches; returns those deleted. Needs ALTER on the
+        cluster. A filter with every field None matches every ACL."""
+        if not filters:
+            return []
+        native = [_binding_filter(f) for f in filters]
+        futures = self._do("delete ACLs", lambda: self._admin.delete_acls(native, **self._timeouts))
+        deleted: dict[Acl, None] = {}
+        for f, binding in zip(filters, native, strict=True):
+            for found in self._result(futures[binding], f"delete ACLs matching {f}"):
+                deleted[_acl_of(found)] = None
+        return list(deleted)
+
     # -- lifetime --------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -778,6 +901,54 @@ class Admin:
 
     def __repr__(self) -> str:
         return f"Admin(bootstrap={self.bootstrap!r})"
+
+
+_RESOURCE_TYPES = {"CLUSTER": "BROKER"}
+"""confluent-kafka calls Kafka's CLUSTER resource type BROKER (the same wire value, 4)."""
+
+
+def _binding(acl: Acl) -> Any:
+    try:
+        return AclBinding(
+            _RESOURCE_TYPES.get(acl.resource_type, acl.resource_type),
+            acl.name,
+            acl.pattern_type,
+            acl.principal,
+            acl.host,
+            acl.operation,
+            acl.permission,
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"invalid ACL {acl}: {exc}") from None
+
+
+def _binding_filter(wanted: AclFilter) -> Any:
+    make: Any = AclBindingFilter  # its stubs say str where None (any) is accepted
+    try:
+        return make(
+            _RESOURCE_TYPES.get(wanted.resource_type, wanted.resource_type),
+            wanted.name,
+            wanted.pattern_type,
+            wanted.principal,
+            wanted.host,
+            wanted.operation,
+            wanted.permission,
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"invalid ACL filter {wanted}: {exc}") from None
+
+
+def _acl_of(binding: Any) -> Acl:
+    rtype = _enum_name(binding.restype)
+    return Acl(
+        "CLUSTER" if rtype == "BROKER" else rtype,
+        str(binding.name),
+        _enum_name(binding.resource_pattern_type),
+        str(binding.principal),
+        str(binding.host),
+        _enum_name(binding.operation),
+        _enum_name(binding.permission_type),
+    )
 
 
 def _node(broker: Any) -> int:

@@ -77,7 +77,8 @@ def _at_exit(close: Callable[[], None]) -> None:
 
 def embedded_bootstrap(data_dir: str | None = None) -> str:
     """Start (or attach to) the local broker for `data_dir` and return its address."""
-    from kafkito.broker.local import attach_or_start, default_data_dir
+    from kafkito.broker.embedded import attach_or_start
+    from kafkito.broker.local import default_data_dir
 
     directory = os.path.abspath(data_dir) if data_dir else default_data_dir()
     with _lock:

@@ -106,6 +106,7 @@ def _page(
         ("/console/groups", "Groups"),
         ("/console/dead-letters", "Dead letters"),
         ("/console/quotas", "Quotas"),
+        ("/console/acls", "ACLs"),
     ]
     nav = " ".join(
         f'<a href="{href}" class="{"on" if name == active else ""}">{name}</a>'
@@ -202,6 +203,8 @@ def _error_status(exc: BaseException) -> int:
         return 400
     if isinstance(exc, AuthenticationError | BrokerUnreachableError):
         return 502
+    if "AUTHORIZATION_FAILED" in getattr(exc, "reason", "") or "SECURITY_DISABLED" in str(exc):
+        return 403  # the console's principal may not (ACLs), or the broker has no authorizer
     return 500
 
 
@@ -607,6 +610,33 @@ def create_app(
     def api_quotas(request: Request) -> Response:
         return JSONResponse(_quota_rows())
 
+    def acls_page(request: Request) -> Response:
+        from kafkito.console import acls
+
+        try:
+            body = acls.acls_body(acls.acl_rows(settings))
+        except Exception as exc:  # refused or unreachable: say so on the page
+            body = f"<h2>ACLs</h2><p class='err'>cannot list ACLs: {_esc(exc)}</p>"
+        return page("ACLs", body, "ACLs")
+
+    def api_acls(request: Request) -> Response:
+        from kafkito.console import acls
+
+        try:
+            return JSONResponse(acls.acl_rows(settings))
+        except Exception as exc:
+            return _json_error(str(exc), _error_status(exc))
+
+    def create_acl(data: dict[str, Any], request: Request) -> Any:
+        from kafkito.console import acls
+
+        return acls.create_acl(settings, data)
+
+    def delete_acl(data: dict[str, Any], request: Request) -> Any:
+        from kafkito.console import acls
+
+        return acls.delete_acl(settings, data)
+
     def api_groups(request: Request) -> Response:
         return JSONResponse([{"group": g, "state": s} for g, s in cluster.list_groups(settings)])
 
@@ -728,6 +758,10 @@ def create_app(
         Route("/api/groups/{group}/reset-offsets", mutation(reset_offsets), methods=["POST"]),
         Route("/api/groups/{group}", api_group),
         Route("/api/quotas", api_quotas),
+        Route("/console/acls", acls_page),
+        Route("/api/acls", api_acls),
+        Route("/api/acls", mutation(create_acl), methods=["POST"]),
+        Route("/api/acls", mutation(delete_acl), methods=["DELETE"]),
         Route("/api/dead-letters", api_dead_letters),
         Route("/api/dead-letters/{topic}/republish", mutation(republish), methods=["POST"]),
         Route("/metrics", prometheus),

@@ -4,15 +4,19 @@ kio ships one frozen dataclass per (API, version), generated from Kafka's JSON s
 should not care which version a client spoke, so they describe a response as plain data (dicts,
 lists, ints in milliseconds) and `build()` turns that into the dataclass of the version the client
 asked for: fields this version lacks are dropped, fields it has but the handler left out take
-their schema default. kio's writer then omits tagged fields that hold their default value, which
-keeps librdkafka < 2.1.2 (Debian's kcat) happy (KAFKA-NOTES §6 P3).
+their schema default. A key that no version of the message has is refused (KeyError): a
+misspelled `error_code` would otherwise be dropped and sent as 0, which means success. kio's
+writer then omits tagged fields that hold their default value, which keeps librdkafka < 2.1.2
+(Debian's kcat) happy (KAFKA-NOTES §6 P3).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import importlib
 import io
+import pkgutil
 import struct
 import types
 import typing
@@ -181,14 +185,51 @@ def _plan(cls: type) -> tuple[tuple[str, _Convert, bool, bool], ...]:
     return tuple(plan)
 
 
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
+@cache
+def known_fields(cls: type) -> frozenset[str]:
+    """Field names of `cls` in any version of its message: what plain data may hold.
+
+    kio generates `kio.schema.<api>.v<N>.<request|response>` modules in which a nested entity
+    keeps its class name across versions, so the union over the sibling version modules is
+    what a version-independent handler may legitimately write. A class outside that layout
+    knows only its own fields.
+    """
+    names = set(_field_names(cls))
+    parts = cls.__module__.split(".")
+    if len(parts) == 5 and parts[:2] == ["kio", "schema"] and parts[3].startswith("v"):
+        package = importlib.import_module(".".join(parts[:3]))
+        for info in pkgutil.iter_modules(package.__path__):
+            if not info.name.startswith("v"):
+                continue
+            try:
+                module = importlib.import_module(f"{package.__name__}.{info.name}.{parts[4]}")
+            except ImportError:
+                continue
+            sibling = getattr(module, cls.__qualname__, None)
+            if isinstance(sibling, type) and dataclasses.is_dataclass(sibling):
+                names |= _field_names(sibling)
+    return frozenset(names)
+
+
 def build(cls: type, data: Mapping[str, Any] | Any) -> Any:
     """Make an instance of kio dataclass `cls` from version-independent plain data.
 
-    Keys that `cls` lacks are ignored; missing arrays become empty; other missing fields take
-    the schema default, and a missing field without default is a bug in the caller (KeyError).
+    Keys that `cls` lacks but another version of the message has are ignored; a key that no
+    version has is a bug in the caller (KeyError), as is a missing field without default.
+    Missing arrays become empty; other missing fields take the schema default.
     """
     if isinstance(data, cls):
         return data
+    unknown = data.keys() - known_fields(cls)
+    if unknown:
+        raise KeyError(
+            f"{cls.__module__}.{cls.__qualname__} has no field {', '.join(sorted(unknown))} "
+            "in any version"
+        )
     kwargs: dict[str, Any] = {}
     for name, convert, has_default, is_array in _plan(cls):
         if name in data:

@@ -75,7 +75,7 @@ import math
 import os
 import struct
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import NamedTuple
@@ -106,6 +106,7 @@ from kafkito.storage.segment import Segment, index_paths
 __all__ = [
     "ATTR_DELETE_HORIZON",
     "CLEANER_CHECKPOINT_NAME",
+    "CleanJob",
     "CleanPlan",
     "CleanResult",
     "CleanerState",
@@ -189,20 +190,17 @@ class CleanerState:
 
 
 @dataclass(slots=True)
-class CleanPlan:
-    """What one pass over one log will read: decided on the loop, carried out in a thread."""
+class CleanJob:
+    """What one pass reads and writes: plain data, which a child process can carry out."""
 
-    plog: PartitionLog
     segments: list[Segment]
     """Closed, durable segments from the log start up to first uncleanable."""
     first_dirty: int
     end: int
     """First uncleanable offset: the base of the first segment not cleaned."""
-    dirty_ratio: float
     now_ms: int
     delete_retention_ms: int
     segment_bytes: int
-    reason: str
     aborted: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     """producer id -> (first, last) offsets of its aborted transactions in the plan's range:
     their batches are kept as they are and never enter the offset map, so an aborted record
@@ -216,6 +214,15 @@ class CleanPlan:
         return ranges is not None and any(
             first <= header.base_offset <= last for first, last in ranges
         )
+
+
+@dataclass(slots=True, kw_only=True)
+class CleanPlan(CleanJob):
+    """A job and the log it is for, with why it was chosen: decided on the loop."""
+
+    plog: PartitionLog
+    dirty_ratio: float
+    reason: str
 
 
 @dataclass(slots=True)
@@ -310,15 +317,15 @@ def plan_cleaning(
     if not reason:
         return None
     plan = CleanPlan(
-        plog,
-        candidates,
-        first_dirty,
-        end,
-        ratio,
-        now_ms,
-        config.delete_retention_ms,
-        config.segment_bytes,
-        reason,
+        segments=candidates,
+        first_dirty=first_dirty,
+        end=end,
+        now_ms=now_ms,
+        delete_retention_ms=config.delete_retention_ms,
+        segment_bytes=config.segment_bytes,
+        plog=plog,
+        dirty_ratio=ratio,
+        reason=reason,
     )
     for pid, first, last in aborted:
         if first < end:
@@ -457,7 +464,7 @@ def _section_bytes(header: BatchHeader, data: bytes | bytearray | memoryview) ->
 
 def _build_map(
     fs: FileSystem,
-    plan: CleanPlan,
+    plan: CleanJob,
     budget_bytes: int,
     throttler: Throttler,
     result: CleanResult,
@@ -549,7 +556,7 @@ def _filter_batch(
     header: BatchHeader,
     data: bytes,
     offsets: dict[bytes, int],
-    plan: CleanPlan,
+    plan: CleanJob,
     *,
     retain_empty: bool,
     result: CleanResult,
@@ -669,7 +676,7 @@ class _Writer:
 
 def _clean_group(
     fs: FileSystem,
-    plan: CleanPlan,
+    plan: CleanJob,
     group: list[Segment],
     offsets: dict[bytes, int],
     last_of_pid: dict[int, int],
@@ -733,7 +740,7 @@ def _clean_group(
 
 def clean(
     fs: FileSystem,
-    plan: CleanPlan,
+    plan: CleanJob,
     throttler: Throttler,
     *,
     dedupe_buffer_bytes: int = 128 << 20,
@@ -801,16 +808,26 @@ async def run_pass(
     throttler: Throttler,
     *,
     dedupe_buffer_bytes: int = 128 << 20,
+    isolated: bool = False,
 ) -> CleanResult:
-    """Run `plan` in a worker thread and install it on the loop.
+    """Run `plan` in a worker thread, or with `isolated` in a child process
+    (storage.cleaner_process: the broker's loop then never waits for the GIL), and install it
+    on the loop.
 
-    Cancelling waits for the thread (it may be renaming files) and still installs what it
+    Cancelling waits for the pass (it may be renaming files) and still installs what it
     swapped, so a stopping broker closes the segments that are really on disk.
     """
     plan.plog.cleaning = list(plan.segments)
-    task = asyncio.ensure_future(
-        off_loop(partial(clean, fs, plan, throttler, dedupe_buffer_bytes=dedupe_buffer_bytes))
-    )
+    work: Awaitable[CleanResult]
+    if isolated:
+        from kafkito.storage.cleaner_process import clean_in_process  # it imports this module
+
+        work = clean_in_process(fs, plan, throttler.bytes_per_second, dedupe_buffer_bytes)
+    else:
+        work = off_loop(
+            partial(clean, fs, plan, throttler, dedupe_buffer_bytes=dedupe_buffer_bytes)
+        )
+    task = asyncio.ensure_future(work)
     try:
         result = await asyncio.shield(task)
     except asyncio.CancelledError:

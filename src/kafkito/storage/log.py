@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kafkito.errors import StorageError
-from kafkito.protocol.records import BatchHeader, patch_batch
+from kafkito.protocol.records import BatchHeader, iter_batch_headers, patch_batch
 from kafkito.storage.fs import FileSystem
 from kafkito.storage.index import fits_relative
 from kafkito.storage.recovery import RecoveryPlan, open_segments
@@ -402,15 +402,26 @@ class PartitionLog:
         """
         limit = self.log_end_offset if max_offset is None else max_offset
         i = self._segment_for(offset)
+        out = b""
         while i < len(self.segments):
             segment = self.segments[i]
             found = segment.find_batch(offset)
             if found is not None:
                 if found[1].base_offset >= limit:
-                    return b""
-                return segment.read(found[0], max_bytes, max_offset=limit)
+                    return out
+                data = segment.read(found[0], max_bytes - len(out), max_offset=limit)
+                out = out + data if out else data
+                # A segment the cleaner left with only empty batches (storage.cleaner keeps
+                # the last batch of each group, header only) must not be all a fetch gets:
+                # librdkafka doubles its fetch size on every response without a record and
+                # fails with MSG_SIZE_TOO_LARGE after ten of them. Go on into the next segment,
+                # as Kafka, whose cleaner leaves such segments without any batch, does.
+                ends = _past_empty_batches(data)
+                if ends is None or len(out) >= max_bytes:
+                    return out
+                offset = ends
             i += 1
-        return b""
+        return out
 
     def lookup_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record whose timestamp is >= `timestamp`, at or
@@ -511,3 +522,13 @@ class PartitionLog:
             for path in segment.file_paths():
                 if self.fs.exists(path):
                     self.fs.remove(path)
+
+
+def _past_empty_batches(data: bytes) -> int | None:
+    """The offset after `data` if it holds batches and none with a record, else None."""
+    end = None
+    for _, header in iter_batch_headers(data):
+        if header.record_count or header.is_control:
+            return None
+        end = header.next_offset
+    return end

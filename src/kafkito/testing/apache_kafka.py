@@ -36,6 +36,12 @@ on a 2-core machine (everything else is Kafka's default; `broker_configs` overri
     default.replication.factor = min(3, N)      (3, 2, 1) a cluster of one can run
     min.insync.replicas = 2 when N >= 3         (1)    acks=all means two copies
 
+*Security (off by default).* `sasl_users` adds a SASL_PLAINTEXT listener (PLAIN, those
+users and passwords) beside the PLAINTEXT one, its address in `sasl_bootstrap`; `authorizer`
+turns on Kafka's StandardAuthorizer (`authorizer.class.name`) with `super_users`. The PLAINTEXT
+and CONTROLLER listeners stay for the nodes' own traffic and the readiness check, so their
+principal, User:ANONYMOUS, is made a super user too: tests connect to `sasl_bootstrap`.
+
 The JVMs get small heaps (`heap_mb`, 384 MB by default) and the serial collector; `fast_jit`
 (the default) stops the JIT at tier 1, which starts a node in about half the CPU time and
 makes it slower under load: benchmarks turn it off.
@@ -210,6 +216,8 @@ class KafkaNode:
     controller_port: int
     home: Path
     proc: subprocess.Popen[bytes] | None = None
+    sasl_port: int | None = None
+    """The SASL_PLAINTEXT listener's port, when the cluster has `sasl_users`."""
 
     @property
     def address(self) -> str:
@@ -243,6 +251,9 @@ class ApacheKafka:
     directory, removed on stop, when not given). `broker_configs` adds or overrides
     server.properties entries on every node. `jvm_args` replaces the broker JVMs' heap, GC
     and JIT options (benchmarks pass `KAFKA_SERVER_JVM`, the distribution's own).
+    `sasl_users` (name -> password) adds a SASL_PLAINTEXT (PLAIN) listener, `sasl_oauthbearer`
+    OAUTHBEARER with unsecured JWTs on it (Kafka's development validator); `authorizer` turns
+    on the StandardAuthorizer with `super_users` (principals such as "User:admin").
     """
 
     brokers: int = 1
@@ -254,6 +265,10 @@ class ApacheKafka:
     broker_configs: Mapping[str, object] = field(default_factory=dict)
     jvm_args: Sequence[str] | None = None
     start_timeout_s: float = 90.0
+    sasl_users: Mapping[str, str] | None = None
+    sasl_oauthbearer: bool = False
+    authorizer: bool = False
+    super_users: Sequence[str] = ()
     nodes: list[KafkaNode] = field(default_factory=list, init=False)
     cluster_id: str = field(default="", init=False)
     serving_after_s: float = field(default=0.0, init=False)
@@ -271,6 +286,13 @@ class ApacheKafka:
     def bootstrap(self) -> str:
         """ "127.0.0.1:P1,127.0.0.1:P2,..." for every node."""
         return ",".join(node.address for node in self.nodes)
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL_PLAINTEXT (PLAIN) listeners, "127.0.0.1:S1,..." (needs `sasl_users`)."""
+        if self.sasl_users is None:
+            raise ApacheKafkaError("this cluster has no SASL listener: give sasl_users")
+        return ",".join(f"127.0.0.1:{node.sasl_port}" for node in self.nodes)
 
     def node(self, node_id: int) -> KafkaNode:
         """The node with this id (ids are 1..brokers)."""
@@ -399,6 +421,9 @@ class ApacheKafka:
             KafkaNode(i + 1, ports[i], free_port(), root / f"node-{i + 1}")
             for i in range(self.brokers)
         ]
+        if self.sasl_users is not None:
+            for node in self.nodes:
+                node.sasl_port = free_port()
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
         copies = min(3, self.brokers)
         for node in self.nodes:
@@ -426,10 +451,48 @@ class ApacheKafka:
                 "transaction.state.log.min.isr": min(2, copies),
                 "default.replication.factor": copies,
                 "min.insync.replicas": 2 if self.brokers >= 3 else 1,
+                **self._security(node),
                 **self.broker_configs,
             }
             (node.home / "server.properties").write_text(_properties(settings))
             (node.home / "log4j2.properties").write_text(_LOG4J2.format(path=node.log_path))
+
+    def _security(self, node: KafkaNode) -> dict[str, object]:
+        """server.properties entries of the SASL listener and the authorizer (none by default)."""
+        settings: dict[str, object] = {}
+        if self.sasl_users is not None:
+            users = " ".join(
+                f'user_{name}="{password}"' for name, password in self.sasl_users.items()
+            )
+            settings |= {
+                "listeners": (
+                    f"PLAINTEXT://127.0.0.1:{node.port},"
+                    f"CONTROLLER://127.0.0.1:{node.controller_port},"
+                    f"SASL_PLAINTEXT://127.0.0.1:{node.sasl_port}"
+                ),
+                "advertised.listeners": (
+                    f"PLAINTEXT://127.0.0.1:{node.port},SASL_PLAINTEXT://127.0.0.1:{node.sasl_port}"
+                ),
+                "listener.security.protocol.map": (
+                    "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+                ),
+                "sasl.enabled.mechanisms": "PLAIN,OAUTHBEARER"
+                if self.sasl_oauthbearer
+                else "PLAIN",
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+                    f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
+                ),
+            }
+            if self.sasl_oauthbearer:  # Kafka's default: the unsecured-JWT validator
+                settings["listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config"] = (
+                    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
+                )
+        if self.authorizer:
+            settings |= {
+                "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                "super.users": ";".join(["User:ANONYMOUS", *self.super_users]),
+            }
+        return settings
 
     def _client_ports(self) -> list[int]:
         if self.port is None:

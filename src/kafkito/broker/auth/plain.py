@@ -9,10 +9,12 @@ never holds it. PLAIN sends the password in the clear: use it over TLS or on loo
 
 from __future__ import annotations
 
+from kafkito.errors import KafkitoError
+
 __all__ = ["PlainError", "parse_plain"]
 
 
-class PlainError(Exception):
+class PlainError(KafkitoError):
     """A malformed or refused PLAIN message; the message never holds the password."""
 
 

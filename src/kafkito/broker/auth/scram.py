@@ -31,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+from kafkito.errors import KafkitoError
+
 __all__ = [
     "DIGESTS",
     "MIN_ITERATIONS",
@@ -48,7 +50,7 @@ MIN_ITERATIONS = 4096
 SALT_BYTES = 32
 
 
-class ScramError(Exception):
+class ScramError(KafkitoError):
     """The exchange failed; the message says why and never holds a secret."""
 
 

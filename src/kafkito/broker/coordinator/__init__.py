@@ -3,13 +3,15 @@
 * states.py       the classic group state machine, as a transition table
 * group.py        a group's members and the pure rules on them (protocol choice)
 * journal.py      group commit of coordinator records into the metadata log (fsync, then ack)
-* coordinator.py  JoinGroup/SyncGroup/Heartbeat/LeaveGroup, offsets, expiry, persistence
+* coordinator.py  the Coordinator: lifecycle, timers' ticker, group admin, DescribeGroups;
+                  assembled from the parts below (base.py: the state they share)
+* membership.py   classic groups: JoinGroup/SyncGroup/Heartbeat/LeaveGroup, rebalances
+* offsets.py      OffsetCommit/OffsetFetch/OffsetDelete, offset expiry
+* persistence.py  replay from and records for the metadata log, compaction
 * consumer_group.py  KIP-848 groups (ConsumerGroupHeartbeat): epochs, reconciliation table
 * assignors.py    the server-side assignors of KIP-848 groups: uniform and range
 
-Importing this package registers `install` in `kafkito.broker.embedded.INSTALLERS`; the handler
-modules (handlers/join_group.py and friends) import it, and `load_handlers()` imports them when a
-BrokerCore is made, so every core built by `_build_core` gets a coordinator before it loads.
+kafkito.broker.assembly attaches the coordinator to a new BrokerCore with `install`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING
 
-from kafkito.broker import embedded
 from kafkito.broker.coordinator.coordinator import Coordinator
 from kafkito.broker.coordinator.states import GroupEvent, GroupState
 from kafkito.errors import BrokerError, ErrorCode
@@ -31,7 +32,7 @@ _COORDINATORS: weakref.WeakKeyDictionary[BrokerCore, Coordinator] = weakref.Weak
 
 
 def install(broker: BrokerCore) -> None:
-    """Attach a coordinator to a fresh BrokerCore (an `embedded.INSTALLERS` entry)."""
+    """Attach a coordinator to a fresh BrokerCore (called by kafkito.broker.assembly)."""
     coordinator = Coordinator(broker)
     _COORDINATORS[broker] = coordinator
     broker.participants.append(coordinator)
@@ -43,7 +44,3 @@ def coordinator_of(broker: BrokerCore) -> Coordinator:
     if coordinator is None:
         raise BrokerError(ErrorCode.coordinator_not_available, "no group coordinator installed")
     return coordinator
-
-
-if install not in embedded.INSTALLERS:
-    embedded.INSTALLERS.append(install)

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from kafkito.broker.coordinator.assignors import ASSIGNORS, Assignment, TopicPartition, assign
 from kafkito.broker.coordinator.journal import Record
-from kafkito.errors import ErrorCode
+from kafkito.errors import ErrorCode, InvalidTransition, KafkitoError
 
 if TYPE_CHECKING:
     from kafkito.broker.coordinator.coordinator import Coordinator
@@ -87,10 +87,6 @@ class MemberEvent(enum.Enum):
     WAIT_RELEASE = "the member takes the target epoch; some partitions are still held elsewhere"
 
 
-class InvalidTransition(AssertionError):
-    """A (member state, event) pair the table does not allow: our bug."""
-
-
 M, V = MemberState, MemberEvent
 TRANSITIONS: dict[tuple[MemberState, MemberEvent], MemberState] = {
     (M.STABLE, V.REVOKE): M.UNREVOKED_PARTITIONS,
@@ -115,7 +111,7 @@ def next_member_state(state: MemberState, event: MemberEvent) -> MemberState:
         raise InvalidTransition(f"no transition from {state.name} on {event.name}") from None
 
 
-class Refused(Exception):
+class Refused(KafkitoError):
     """A heartbeat (or commit) answered with an error code and Kafka's message."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
@@ -330,7 +326,7 @@ class ConsumerGroups:
             member.client_id, member.client_host = client_id, client_host
             if server_assignor is not None:
                 member.server_assignor = server_assignor
-            loop_now = self.coordinator._loop().time()
+            loop_now = self.coordinator.clock.monotonic()
             member.session_deadline = loop_now + self.session_timeout_ms / 1000
             self._maybe_assign(group)
             assigned_before = member.assigned

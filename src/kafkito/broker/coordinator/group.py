@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafkito.broker.coordinator.states import GroupEvent, GroupState, next_state
+from kafkito.clock import Timer
 
 Protocols = list[tuple[str, bytes]]
 
@@ -65,10 +66,10 @@ class Group:
     members: dict[str, Member] = field(default_factory=dict)
     static_members: dict[str, str] = field(default_factory=dict)
     """group.instance.id -> member id (KIP-345)."""
-    pending_members: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    pending_members: dict[str, Timer] = field(default_factory=dict)
     """KIP-394 member ids handed out with MEMBER_ID_REQUIRED, expiring after a session."""
-    join_timer: asyncio.TimerHandle | None = None
-    sync_timer: asyncio.TimerHandle | None = None
+    join_timer: Timer | None = None
+    sync_timer: Timer | None = None
     initial_delay_left_ms: int = 0
     in_initial_delay: bool = False
     new_member_added: bool = False

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import enum
 
+from kafkito.errors import InvalidTransition
+
 
 class GroupState(enum.Enum):
     """Kafka's names, as ListGroups and DescribeGroups report them."""
@@ -42,10 +44,6 @@ class GroupEvent(enum.Enum):
     JOIN_EMPTY = "the join phase ended with nobody left"
     SYNC_COMPLETE = "the leader's assignment arrived"
     DELETE = "the group was deleted or expired"
-
-
-class InvalidTransition(AssertionError):
-    """The coordinator tried a (state, event) pair that the table does not allow: our bug."""
 
 
 S, E = GroupState, GroupEvent

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import READ, WRITE, require_group, require_txn
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import transactions_of
 from kafkito.errors import BrokerError, ErrorCode
@@ -20,6 +21,8 @@ from kafkito.errors import BrokerError, ErrorCode
 async def add_offsets_to_txn(request: Any, ctx: RequestContext) -> dict[str, Any]:
     code = ErrorCode.none
     try:
+        require_txn(ctx, WRITE, request.transactional_id)  # raises *_AUTHORIZATION_FAILED
+        require_group(ctx, READ, request.group_id)
         await transactions_of(ctx.broker).add_offsets(
             request.transactional_id,
             int(request.producer_id),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import WRITE, require_txn, txn_topic_refusals
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import transactions_of
 from kafkito.errors import BrokerError, ErrorCode
@@ -25,6 +26,9 @@ async def add_partitions_to_txn(request: Any, ctx: RequestContext) -> dict[str, 
         (topic.name, int(p)) for topic in request.v3_and_below_topics for p in topic.partitions
     ]
     try:
+        require_txn(ctx, WRITE, request.v3_and_below_transactional_id)  # raises
+        if refused := txn_topic_refusals(ctx, WRITE, wanted):
+            raise refused  # TOPIC_AUTHORIZATION_FAILED, the others OPERATION_NOT_ATTEMPTED
         codes = await transactions_of(ctx.broker).add_partitions(
             request.v3_and_below_transactional_id,
             int(request.v3_and_below_producer_id),
@@ -33,7 +37,7 @@ async def add_partitions_to_txn(request: Any, ctx: RequestContext) -> dict[str, 
             ctx.api_version,
         )
     except BrokerError as exc:
-        codes = dict.fromkeys(wanted, exc.code)
+        codes = getattr(exc, "codes", None) or dict.fromkeys(wanted, exc.code)
     # In request order; Kafka's order is that of a hash map (it varies with the topic name).
     return {
         "throttle_time": 0,

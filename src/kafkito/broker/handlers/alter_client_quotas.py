@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import ALTER_CONFIGS, cluster_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.quotas import entity_of, quotas_of
+from kafkito.errors import ErrorCode
 
 
 @handler(49, versions=range(0, 2))
@@ -25,7 +27,10 @@ async def alter_client_quotas(request: Any, ctx: RequestContext) -> dict[str, An
         )
         for entry in request.entries
     ]
-    results = manager.alter(entries, bool(request.validate_only))
+    if denied := cluster_denied(ctx, ALTER_CONFIGS):
+        results: list[tuple[ErrorCode, str | None]] = [(denied, None)] * len(entries)
+    else:
+        results = await manager.alter(entries, bool(request.validate_only))
     return {
         "throttle_time": 0,
         "entries": [

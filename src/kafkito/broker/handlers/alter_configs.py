@@ -27,6 +27,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from kafkito.broker.auth.checks import ALTER_CONFIGS, require_config
 from kafkito.broker.configs import (
     BROKER_CONFIGS,
     DYNAMIC_BROKER_CONFIGS,
@@ -80,7 +81,7 @@ def check_broker_keys(keys: list[str]) -> None:
         )
 
 
-def replace_broker_configs(
+async def replace_broker_configs(
     broker: BrokerCore, node: int | None, configs: Mapping[str, str], *, validate_only: bool
 ) -> None:
     """Validate every key, then (unless validate_only) make `configs` the dynamic broker
@@ -95,7 +96,7 @@ def replace_broker_configs(
     dynamic = broker.topics.dynamic
     current = dynamic.cluster if node is None else dynamic.node
     if dict(configs) != current:
-        broker.topics.set_broker_configs(node, dict(configs))
+        await broker.topics.set_broker_configs(node, dict(configs))
         log.info(
             "dynamic broker configs (%s) now %s",
             "cluster-wide" if node is None else f"node {node}",
@@ -103,7 +104,7 @@ def replace_broker_configs(
         )
 
 
-def replace_topic_configs(
+async def replace_topic_configs(
     broker: BrokerCore, topic: Topic, configs: Mapping[str, str], *, validate_only: bool
 ) -> None:
     """Validate every key, then (unless validate_only) make `configs` the topic's overrides."""
@@ -113,7 +114,7 @@ def replace_topic_configs(
     if validate_only:
         return
     if dict(configs) != topic.configs:
-        broker.topics.set_configs(topic.name, dict(configs))
+        await broker.topics.set_configs(topic.name, dict(configs))
         log.info("topic %s: configs now %s", topic.name, sorted(configs.items()))
 
 
@@ -136,14 +137,15 @@ async def alter_configs(request: Any, ctx: RequestContext) -> dict[str, Any]:
         rtype, name = int(resource.resource_type), resource.resource_name
         wanted = {c.name: c.value for c in resource.configs if c.value is not None}
         try:
+            require_config(ctx, ALTER_CONFIGS, rtype, name)  # raises *_AUTHORIZATION_FAILED
             if nulls := sorted(c.name for c in resource.configs if c.value is None):
                 raise BrokerError(ErrorCode.invalid_request, f"null value for {', '.join(nulls)}")
             if rtype == RESOURCE_TOPIC:
                 topic = find_topic(broker, name)
-                replace_topic_configs(broker, topic, wanted, validate_only=validate_only)
+                await replace_topic_configs(broker, topic, wanted, validate_only=validate_only)
             elif rtype == RESOURCE_BROKER:
                 node = broker_scope(broker, name)
-                replace_broker_configs(broker, node, wanted, validate_only=validate_only)
+                await replace_broker_configs(broker, node, wanted, validate_only=validate_only)
             else:
                 raise BrokerError(
                     ErrorCode.invalid_request, f"config resource type {rtype} is not supported"

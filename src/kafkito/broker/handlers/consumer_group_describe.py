@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import (
+    DENIED_MESSAGES,
+    DESCRIBE,
+    GROUP,
+    authorized_ops,
+    group_denied,
+)
 from kafkito.broker.coordinator import coordinator_of
-from kafkito.broker.coordinator.coordinator import GROUP_AUTHORIZED_OPERATIONS
 from kafkito.broker.dispatch import RequestContext, handler
 
 
@@ -19,8 +25,18 @@ from kafkito.broker.dispatch import RequestContext, handler
 async def consumer_group_describe(request: Any, ctx: RequestContext) -> dict[str, Any]:
     groups = coordinator_of(ctx.broker).consumer
     include_ops = bool(request.include_authorized_operations)
-    described = [
-        groups.describe(group_id, include_ops, GROUP_AUTHORIZED_OPERATIONS)
-        for group_id in request.group_ids
-    ]
+    described = []
+    for group_id in request.group_ids:
+        if denied := group_denied(ctx, DESCRIBE, group_id):
+            described.append(
+                {
+                    **groups.describe("", False, 0),
+                    "group_id": group_id,
+                    "error_code": denied,
+                    "error_message": DENIED_MESSAGES[denied],
+                }
+            )
+            continue
+        ops = authorized_ops(ctx, GROUP, group_id, include_ops)
+        described.append(groups.describe(group_id, include_ops, ops))
     return {"throttle_time": 0, "groups": described}

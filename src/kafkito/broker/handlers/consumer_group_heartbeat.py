@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import heartbeat_denied
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.handlers.join_group import client_host
@@ -26,6 +27,16 @@ async def consumer_group_heartbeat(request: Any, ctx: RequestContext) -> dict[st
             (t.topic_id, int(p)) for t in request.topic_partitions for p in t.partitions
         )
     subscribed = request.subscribed_topic_names
+    if denied := heartbeat_denied(ctx, request.group_id, subscribed):
+        return {
+            "throttle_time": 0,
+            "error_code": denied,
+            "error_message": None,
+            "member_id": None,
+            "member_epoch": 0,
+            "heartbeat_interval": 0,
+            "assignment": None,
+        }
     try:
         return await coordinator_of(ctx.broker).consumer.heartbeat(
             api_version=ctx.api_version,

@@ -16,6 +16,7 @@ import collections
 import logging
 from typing import Any
 
+from kafkito.broker.auth.checks import ALTER, topic_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.handlers.create_topics import MAX_PARTITIONS_PER_TOPIC
 from kafkito.errors import BrokerError, ErrorCode
@@ -72,6 +73,9 @@ async def create_partitions(request: Any, ctx: RequestContext) -> dict[str, Any]
                 )
                 answered.add(name)
             continue
+        if denied := topic_denied(ctx, ALTER, name):  # before existence, as Kafka checks
+            answers.append(_answer(name, denied, "Authorization failed."))
+            continue
         topic = registry.get(name)
         if topic is None:
             answers.append(
@@ -84,7 +88,7 @@ async def create_partitions(request: Any, ctx: RequestContext) -> dict[str, Any]
             answers.append(_answer(name, *problem))
             continue
         try:
-            registry.add_partitions(
+            await registry.add_partitions(
                 name, int(wanted.count), validate_only=bool(request.validate_only)
             )
         except BrokerError as exc:

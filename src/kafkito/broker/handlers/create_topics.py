@@ -18,12 +18,15 @@ import collections
 import uuid
 from typing import Any
 
+from kafkito.broker.auth.checks import create_topic_denied
 from kafkito.broker.configs import describe_topic_configs, validate_topic_config
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import BrokerError, ErrorCode
 
 MAX_PARTITIONS_PER_TOPIC = 10_000
 """Each partition is a directory of open files: a bound, checked where the request enters."""
+_CONFIG_FIELDS = ("name", "value", "read_only", "config_source", "is_sensitive")
+"""What CreateTopics' config rows hold of DescribeConfigs' (no synonyms, type or doc)."""
 
 
 def _failed(name: str, code: ErrorCode, message: str) -> dict[str, Any]:
@@ -54,6 +57,9 @@ async def create_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
                     _failed(name, ErrorCode.invalid_request, f"topic {name!r} is named twice")
                 )
                 answered.add(name)
+            continue
+        if denied := create_topic_denied(ctx, name):  # CREATE on the cluster or the topic
+            answers.append(_failed(name, denied, "Authorization failed."))
             continue
         rf = int(wanted.replication_factor)
         partitions = int(wanted.num_partitions)
@@ -126,15 +132,18 @@ async def create_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
             answers.append(_failed(name, ErrorCode.invalid_config, config_error))
             continue
         try:
-            topic = broker.topics.create(
+            topic = await broker.topics.create(
                 name, partitions, configs, validate_only=bool(request.validate_only)
             )
         except BrokerError as exc:
             answers.append(_failed(name, exc.code, str(exc)))
             continue
         described = [
-            entry.as_dict(synonyms=False, documentation=False)
-            for entry in describe_topic_configs(configs, broker.settings, broker.topics.dynamic)
+            {key: row[key] for key in _CONFIG_FIELDS}
+            for row in (
+                entry.as_dict(synonyms=False, documentation=False)
+                for entry in describe_topic_configs(configs, broker.settings, broker.topics.dynamic)
+            )
         ]
         answers.append(
             {

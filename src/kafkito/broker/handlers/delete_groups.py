@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import DELETE, group_denied
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import BrokerError
@@ -19,6 +20,9 @@ async def delete_groups(request: Any, ctx: RequestContext) -> dict[str, Any]:
     coordinator = coordinator_of(ctx.broker)
     results = []
     for group_id in request.groups_names:
+        if denied := group_denied(ctx, DELETE, group_id):
+            results.append({"group_id": group_id, "error_code": denied})
+            continue
         try:
             code = await coordinator.delete_group(group_id)
         except BrokerError as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from kafkito.broker.auth.checks import DELETE, topic_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
 
@@ -38,6 +39,9 @@ async def delete_records(request: Any, ctx: RequestContext) -> dict[str, Any]:
         for wanted in topic.partitions:
             index = int(wanted.partition_index)
             plog = registry.partition(topic.name, index)
+            if denied := topic_denied(ctx, DELETE, topic.name):
+                answers.append(_answer(index, denied))
+                continue
             if plog is None:
                 answers.append(_answer(index, ErrorCode.unknown_topic_or_partition))
                 continue
@@ -50,7 +54,7 @@ async def delete_records(request: Any, ctx: RequestContext) -> dict[str, Any]:
                 continue
             if offset > plog.log_start_offset:
                 plog.delete_records_before(offset)
-                registry.record_log_start(topic.name, index, plog.log_start_offset)
+                await registry.persist_log_start(topic.name, index, plog.log_start_offset)
                 log.info(
                     "%s-%d: records below offset %d deleted by client %s",
                     topic.name,

@@ -15,6 +15,7 @@ import logging
 import uuid
 from typing import Any
 
+from kafkito.broker.auth.checks import DELETE, DESCRIBE, topic_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import BrokerError, ErrorCode
 
@@ -59,6 +60,9 @@ async def delete_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
                 )
                 continue
             name = by_id.name
+        if denied := topic_denied(ctx, DESCRIBE, name):  # existence is not disclosed
+            answers.append(_answer(name, topic_id, denied, "Authorization failed."))
+            continue
         topic = registry.get(name)
         if topic is None:
             answers.append(
@@ -69,6 +73,9 @@ async def delete_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
                     f"unknown topic {name!r}",
                 )
             )
+            continue
+        if denied := topic_denied(ctx, DELETE, name):
+            answers.append(_answer(name, topic_id, denied, "Authorization failed."))
             continue
         if topic.internal:
             answers.append(
@@ -81,7 +88,7 @@ async def delete_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
             )
             continue
         try:
-            registry.delete(name)
+            await registry.delete(name)
         except BrokerError as exc:
             answers.append(_answer(name, topic.topic_id, exc.code, str(exc)))
             continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import DENIED_MESSAGES, DESCRIBE_CONFIGS, cluster_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.quotas import QuotaError, quotas_of
 from kafkito.errors import ErrorCode
@@ -19,6 +20,8 @@ async def describe_client_quotas(request: Any, ctx: RequestContext) -> dict[str,
     assert manager is not None, "the quota manager installs itself with its module"
     components = [(c.entity_type, int(c.match_type), c.match) for c in request.components]
     try:
+        if denied := cluster_denied(ctx, DESCRIBE_CONFIGS):
+            raise QuotaError(denied, DENIED_MESSAGES[denied])
         found = manager.describe(components, bool(request.strict))
     except QuotaError as exc:
         return {

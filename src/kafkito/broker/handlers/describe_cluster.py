@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import cluster_ops
 from kafkito.broker.dispatch import RequestContext, handler
-from kafkito.broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS
 from kafkito.errors import ErrorCode
 
 ENDPOINT_BROKERS = 1
@@ -34,9 +34,9 @@ async def describe_cluster(request: Any, ctx: RequestContext) -> dict[str, Any]:
         "cluster_id": broker.cluster_id,
         "controller_id": node,
         "brokers": [],
-        "cluster_authorized_operations": CLUSTER_OPERATIONS
-        if request.include_cluster_authorized_operations
-        else AUTHORIZED_OPERATIONS_OMITTED,
+        "cluster_authorized_operations": cluster_ops(
+            ctx, bool(request.include_cluster_authorized_operations)
+        ),
     }
     if endpoint_type != ENDPOINT_BROKERS:
         answer["error_code"] = ErrorCode.mismatched_endpoint_type

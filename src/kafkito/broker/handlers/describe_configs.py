@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kafkito.broker.auth.checks import DESCRIBE_CONFIGS, require_config
 from kafkito.broker.configs import (
     RESOURCE_BROKER,
     RESOURCE_TOPIC,
@@ -78,6 +79,7 @@ async def describe_configs(request: Any, ctx: RequestContext) -> dict[str, Any]:
     for resource in request.resources:
         rtype, name = int(resource.resource_type), resource.resource_name
         try:
+            require_config(ctx, DESCRIBE_CONFIGS, rtype, name)  # raises *_AUTHORIZATION_FAILED
             described = _describe(ctx.broker, rtype, name)
         except BrokerError as exc:
             results.append(

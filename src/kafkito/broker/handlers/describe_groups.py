@@ -11,6 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import (
+    DESCRIBE,
+    GROUP,
+    authorized_ops,
+    describe_denied,
+    group_denied,
+)
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.coordinator.coordinator import describe
 from kafkito.broker.dispatch import RequestContext, handler
@@ -20,8 +27,12 @@ from kafkito.broker.dispatch import RequestContext, handler
 async def describe_groups(request: Any, ctx: RequestContext) -> dict[str, Any]:
     coordinator = coordinator_of(ctx.broker)
     include_ops = bool(getattr(request, "include_authorized_operations", False))
-    groups = [
-        describe(coordinator.groups.get(group_id), group_id, include_ops)
-        for group_id in request.groups
-    ]
+    groups = []
+    for group_id in request.groups:
+        if denied := group_denied(ctx, DESCRIBE, group_id):
+            groups.append(describe_denied(group_id, denied))
+            continue
+        described = describe(coordinator.groups.get(group_id), group_id, include_ops)
+        described["authorized_operations"] = authorized_ops(ctx, GROUP, group_id, include_ops)
+        groups.append(described)
     return {"throttle_time": 0, "groups": groups}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from kafkito.broker.auth.checks import DESCRIBE, cluster_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
 
@@ -38,6 +39,8 @@ def _disk_bytes(path: str) -> tuple[int, int]:
 @handler(35, versions=range(1, 5))
 async def describe_log_dirs(request: Any, ctx: RequestContext) -> dict[str, Any]:
     registry = ctx.broker.topics
+    if denied := cluster_denied(ctx, DESCRIBE):
+        return {"throttle_time": 0, "error_code": denied, "results": []}
     wanted: set[tuple[str, int]] | None = None
     if request.topics is not None:
         wanted = {(t.topic, int(p)) for t in request.topics for p in t.partitions}

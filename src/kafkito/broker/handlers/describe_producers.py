@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import READ, topic_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
 
@@ -23,11 +24,12 @@ async def describe_producers(request: Any, ctx: RequestContext) -> dict[str, Any
         partitions: list[dict[str, Any]] = []
         for index in topic.partition_indexes:
             plog = broker.topics.partition(topic.name, int(index))
-            if plog is None:
+            denied = topic_denied(ctx, READ, topic.name)
+            if plog is None or denied:
                 partitions.append(
                     {
                         "partition_index": int(index),
-                        "error_code": ErrorCode.unknown_topic_or_partition,
+                        "error_code": denied or ErrorCode.unknown_topic_or_partition,
                         "error_message": None,
                         "active_producers": [],
                     }

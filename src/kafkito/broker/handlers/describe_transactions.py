@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from kafkito.broker.auth.checks import DESCRIBE, txn_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import transactions_of
 from kafkito.errors import ErrorCode
@@ -32,10 +33,11 @@ async def describe_transactions(request: Any, ctx: RequestContext) -> dict[str, 
     answers = []
     for txn_id in request.transactional_ids:
         meta = coordinator.txns.get(txn_id)
-        if meta is None:
+        denied = txn_denied(ctx, DESCRIBE, txn_id)
+        if meta is None or denied:
             answers.append(
                 {
-                    "error_code": ErrorCode.transactional_id_not_found,
+                    "error_code": denied or ErrorCode.transactional_id_not_found,
                     "transactional_id": txn_id,
                     "transaction_state": "",
                     "transaction_timeout": 0,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import WRITE, require_txn
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import transactions_of
 from kafkito.errors import BrokerError, ErrorCode
@@ -24,6 +25,7 @@ from kafkito.errors import BrokerError, ErrorCode
 async def end_txn(request: Any, ctx: RequestContext) -> dict[str, Any]:
     code = ErrorCode.none
     try:
+        require_txn(ctx, WRITE, request.transactional_id)  # raises *_AUTHORIZATION_FAILED
         await transactions_of(ctx.broker).end_txn(
             request.transactional_id,
             int(request.producer_id),

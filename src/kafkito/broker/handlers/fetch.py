@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from kafkito.broker.auth.checks import READ, topic_denied
 from kafkito.broker.dispatch import RawBody, RequestContext, handler
 from kafkito.broker.quotas import fetch_max_bytes, throttle_fetch
 from kafkito.broker.state import LEADER_EPOCH
@@ -35,7 +36,11 @@ from kafkito.protocol.hot.fetch import (
 )
 from kafkito.storage.log import PartitionLog
 
-_UNKNOWN = (ErrorCode.unknown_topic_or_partition, ErrorCode.unknown_topic_id)
+_UNKNOWN = (
+    ErrorCode.unknown_topic_or_partition,
+    ErrorCode.unknown_topic_id,
+    ErrorCode.topic_authorization_failed,
+)
 
 
 @dataclass(slots=True)
@@ -63,10 +68,13 @@ def _resolve(request: Any, ctx: RequestContext) -> list[_Wanted]:
             key = topic.topic
             name = key
             missing = ErrorCode.unknown_topic_or_partition
+        denied = topic_denied(ctx, READ, name) if name is not None else None  # before existence
         for p in topic.partitions:
-            plog = registry.partition(name, int(p.partition)) if name is not None else None
+            plog = registry.partition(name, int(p.partition)) if name and not denied else None
             epoch = int(getattr(p, "current_leader_epoch", -1))
-            if plog is None:
+            if denied is not None:
+                error = denied
+            elif plog is None:
                 error = missing if name is None else ErrorCode.unknown_topic_or_partition
             elif epoch > LEADER_EPOCH:
                 error = ErrorCode.unknown_leader_epoch

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import kafkito.broker.coordinator  # noqa: F401 - registers the coordinator installer
+from kafkito.broker.auth.checks import DENIED_MESSAGES, coordinator_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
 
@@ -24,6 +25,15 @@ def _answer(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
             "key": key,
             "error_code": ErrorCode.invalid_request,
             "error_message": f"unsupported key type {key_type}",
+            "node_id": -1,
+            "host": "",
+            "port": -1,
+        }
+    if denied := coordinator_denied(ctx, key, key_type):  # DESCRIBE on the group or txn id
+        return {
+            "key": key,
+            "error_code": denied,
+            "error_message": DENIED_MESSAGES[denied],
             "node_id": -1,
             "host": "",
             "port": -1,
@@ -44,4 +54,7 @@ async def find_coordinator(request: Any, ctx: RequestContext) -> dict[str, Any]:
     if ctx.api_version >= 4:
         coordinators = [_answer(ctx, key, key_type) for key in request.coordinator_keys]
         return {"throttle_time": 0, "coordinators": coordinators}
-    return {"throttle_time": 0, **_answer(ctx, request.key, key_type)}
+    # v0-3 answer one key at the top level, where the response has no `key` field
+    single = _answer(ctx, request.key, key_type)
+    del single["key"]
+    return {"throttle_time": 0, **single}

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import READ, group_denied
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 
 
 @handler(12, versions=range(0, 5))
 async def heartbeat(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    if denied := group_denied(ctx, READ, request.group_id):
+        return {"throttle_time": 0, "error_code": denied}
     code = coordinator_of(ctx.broker).heartbeat(
         group_id=request.group_id,
         generation_id=request.generation_id,

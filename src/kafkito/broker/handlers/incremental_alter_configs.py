@@ -20,6 +20,7 @@ import collections
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from kafkito.broker.auth.checks import ALTER_CONFIGS, require_config
 from kafkito.broker.configs import (
     BROKER_TO_TOPIC,
     LIST_SEPARATOR,
@@ -93,15 +94,15 @@ def apply_operations(
     return result
 
 
-def _alter_topic(
+async def _alter_topic(
     broker: BrokerCore, topic: Topic, operations: list[tuple[str, int, Any]], validate_only: bool
 ) -> None:
     defaults = topic_default_values(broker.settings, broker.topics.dynamic)
     wanted = apply_operations(topic.configs, defaults, operations)
-    replace_topic_configs(broker, topic, wanted, validate_only=validate_only)
+    await replace_topic_configs(broker, topic, wanted, validate_only=validate_only)
 
 
-def _alter_broker(
+async def _alter_broker(
     broker: BrokerCore, name: str, operations: list[tuple[str, int, Any]], validate_only: bool
 ) -> None:
     node = broker_scope(broker, name)
@@ -110,7 +111,7 @@ def _alter_broker(
     current = dynamic.cluster if node is None else dynamic.node
     defaults = {name: key.default for name, key in BROKER_TO_TOPIC.items()}
     wanted = apply_operations(current, defaults, operations, BROKER_TO_TOPIC)
-    replace_broker_configs(broker, node, wanted, validate_only=validate_only)
+    await replace_broker_configs(broker, node, wanted, validate_only=validate_only)
 
 
 @handler(44, versions=range(0, 2))
@@ -123,10 +124,11 @@ async def incremental_alter_configs(request: Any, ctx: RequestContext) -> dict[s
         rtype, name = int(resource.resource_type), resource.resource_name
         operations = [(c.name, int(c.config_operation), c.value) for c in resource.configs]
         try:
+            require_config(ctx, ALTER_CONFIGS, rtype, name)  # raises *_AUTHORIZATION_FAILED
             if rtype == RESOURCE_TOPIC:
-                _alter_topic(broker, find_topic(broker, name), operations, validate_only)
+                await _alter_topic(broker, find_topic(broker, name), operations, validate_only)
             elif rtype == RESOURCE_BROKER:
-                _alter_broker(broker, name, operations, validate_only)
+                await _alter_broker(broker, name, operations, validate_only)
             else:
                 raise BrokerError(
                     ErrorCode.invalid_request, f"config resource type {rtype} is not supported"

@@ -27,8 +27,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-# Importing the module registers its installer (embedded.INSTALLERS) before any broker is built.
 from kafkito.broker import producers as _producers
+from kafkito.broker.auth.checks import WRITE, idempotent_denied, require_txn
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import transactions_of
 from kafkito.errors import BrokerError, ErrorCode
@@ -51,11 +51,13 @@ async def init_producer_id(request: Any, ctx: RequestContext) -> dict[str, Any]:
     manager = ctx.broker.producers
     if request.transactional_id is not None:
         return await _transactional(request, ctx)
+    if denied := idempotent_denied(ctx):  # IDEMPOTENT_WRITE on the cluster or WRITE on a topic
+        return _answer(denied)
     if not isinstance(manager, _producers.ProducerStateManager):
         return _answer(ErrorCode.unknown_server_error)
     # Without a transactional id the pid and epoch sent (v3+) are ignored, as Kafka does.
     try:
-        pid, new_epoch = manager.init_producer_id(-1, -1)
+        pid, new_epoch = await manager.init_idempotent()
     except BrokerError as exc:
         log.info("InitProducerId from %s refused: %s", ctx.peer, exc)
         return _answer(exc.code)
@@ -66,6 +68,7 @@ async def init_producer_id(request: Any, ctx: RequestContext) -> dict[str, Any]:
 async def _transactional(request: Any, ctx: RequestContext) -> dict[str, Any]:
     """A transactional producer: the transaction coordinator gives (and fences) its id."""
     try:
+        require_txn(ctx, WRITE, request.transactional_id)  # raises *_AUTHORIZATION_FAILED
         pid, epoch = await transactions_of(ctx.broker).init_producer_id(
             request.transactional_id,
             int(ms(request.transaction_timeout)),

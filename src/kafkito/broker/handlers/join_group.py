@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import READ, group_denied
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.protocol.codec import ms
@@ -22,6 +23,18 @@ def client_host(ctx: RequestContext) -> str:
 
 @handler(11, versions=range(0, 8))
 async def join_group(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    if denied := group_denied(ctx, READ, request.group_id):  # JoinGroupRequest.getErrorResponse
+        return {
+            "throttle_time": 0,
+            "error_code": denied,
+            "generation_id": -1,
+            "protocol_type": None,
+            "protocol_name": "",
+            "leader": "",
+            "skip_assignment": False,
+            "member_id": "",
+            "members": [],
+        }
     session_ms = ms(request.session_timeout)
     rebalance_ms = ms(request.rebalance_timeout) if ctx.api_version >= 1 else session_ms
     answer = await coordinator_of(ctx.broker).join(

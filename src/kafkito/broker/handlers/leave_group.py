@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import READ, group_denied
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 
 
 @handler(13, versions=range(0, 6))
 async def leave_group(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    if denied := group_denied(ctx, READ, request.group_id):
+        return {"throttle_time": 0, "error_code": denied, "members": []}
     coordinator = coordinator_of(ctx.broker)
     if ctx.api_version < 3:
         _, errors = coordinator.leave(request.group_id, [(request.member_id, None)])

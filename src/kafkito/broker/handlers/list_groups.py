@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import listed_groups
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
@@ -48,4 +49,5 @@ async def list_groups(request: Any, ctx: RequestContext) -> dict[str, Any]:
                     "group_type": CONSUMER_GROUP_TYPE,
                 }
             )
+    groups = listed_groups(ctx, groups)  # all with DESCRIBE on the cluster, else per group
     return {"throttle_time": 0, "error_code": ErrorCode.none, "groups": groups}

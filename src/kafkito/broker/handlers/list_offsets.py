@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import DESCRIBE, topic_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.state import LEADER_EPOCH
 from kafkito.errors import ErrorCode
@@ -34,7 +35,6 @@ def _answer(index: int, code: ErrorCode, timestamp: int = -1, offset: int = -1) 
         "timestamp": timestamp,
         "offset": offset,
         "leader_epoch": LEADER_EPOCH if found else -1,
-        "old_style_offsets": [],
     }
 
 
@@ -46,10 +46,14 @@ async def list_offsets(request: Any, ctx: RequestContext) -> dict[str, Any]:
     topics = []
     for topic in request.topics:
         answers = []
+        denied = topic_denied(ctx, DESCRIBE, topic.name)
         for wanted in topic.partitions:
             index = int(wanted.partition_index)
             plog = registry.partition(topic.name, index)
             epoch = int(getattr(wanted, "current_leader_epoch", -1))
+            if denied is not None:
+                answers.append(_answer(index, denied))
+                continue
             if plog is None:
                 answers.append(_answer(index, ErrorCode.unknown_topic_or_partition))
                 continue

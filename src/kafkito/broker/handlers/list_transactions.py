@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import DESCRIBE, txn_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import TxnState, transactions_of
 from kafkito.errors import ErrorCode
@@ -30,6 +31,8 @@ async def list_transactions(request: Any, ctx: RequestContext) -> dict[str, Any]
         if states and meta.state.value not in states:
             continue
         if pids and meta.producer_id not in pids:
+            continue
+        if txn_denied(ctx, DESCRIBE, meta.transactional_id):
             continue
         if duration_ms >= 0 and (meta.start_ms < 0 or now - meta.start_ms < duration_ms):
             continue

@@ -9,10 +9,11 @@ One broker is leader, replica and ISR of everything, with a constant leader epoc
 advertised address is the one actually bound (port 0 allowed). Unknown topics are created when
 the request allows it and the broker is configured to.
 
-Authorized operations: there are no ACLs, so a client that asks is allowed everything the
-resource type supports; only valid AclOperation bits (3-14) are set, never -1 (P11: a bit 15
-made kafka-python fail). The masks live here and are shared with DescribeCluster and the group
-APIs.
+Authorization (broker/auth): topics the principal may not DESCRIBE are left out of an
+all-topics answer and answered TOPIC_AUTHORIZATION_FAILED when named (their existence is not
+disclosed); auto-creation needs CREATE on the cluster or the topic. Authorized operations are
+what the principal may do (everything the resource type supports without an authorizer); only
+valid AclOperation bits (3-14) are set, never -1 (P11: a bit 15 made kafka-python fail).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from kafkito.broker.auth import checks
+from kafkito.broker.auth.checks import authorized_ops, cluster_ops, create_topic_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.state import LEADER_EPOCH, Topic, topic_name_error
 from kafkito.errors import BrokerError, ErrorCode
@@ -89,6 +92,10 @@ def missing_topic(
     }
 
 
+def _describable(ctx: RequestContext, name: str) -> bool:
+    return checks.allowed(ctx, checks.DESCRIBE, checks.TOPIC, name)
+
+
 @handler(3, versions=range(0, 13))
 async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
     broker = ctx.broker
@@ -97,19 +104,14 @@ async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
     # Before v4 the request had no flag and creation was implied.
     allow_create = bool(request.allow_auto_topic_creation) if ctx.api_version >= 4 else True
     allow_create = allow_create and broker.settings.auto_create_topics
-    topic_ops = (
-        TOPIC_OPERATIONS
-        if getattr(request, "include_topic_authorized_operations", False)
-        else AUTHORIZED_OPERATIONS_OMITTED
-    )
-    cluster_ops = (
-        CLUSTER_OPERATIONS
-        if getattr(request, "include_cluster_authorized_operations", False)
-        else AUTHORIZED_OPERATIONS_OMITTED
-    )
+    ops_asked = bool(getattr(request, "include_topic_authorized_operations", False))
+
+    def shown(topic: Topic) -> dict[str, Any]:
+        return topic_metadata(topic, node, authorized_ops(ctx, checks.TOPIC, topic.name, ops_asked))
+
     requested = request.topics
     if requested is None or (ctx.api_version == 0 and not requested):
-        topics = [topic_metadata(t, node, topic_ops) for t in registry.by_name.values()]
+        topics = [shown(t) for t in registry.by_name.values() if _describable(ctx, t.name)]
     else:
         topics = []
         for wanted in requested:
@@ -117,14 +119,22 @@ async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
             wanted_id = getattr(wanted, "topic_id", None)
             if name is None and wanted_id is not None and wanted_id != ZERO_UUID:
                 found = registry.by_id.get(wanted_id)
+                if found and (denied := checks.topic_denied(ctx, checks.DESCRIBE, found.name)):
+                    topics.append(missing_topic(None, denied, wanted_id))
+                    continue
                 topics.append(
-                    topic_metadata(found, node, topic_ops)
+                    shown(found)
                     if found
                     else missing_topic(None, ErrorCode.unknown_topic_id, wanted_id)
                 )
                 continue
             if name is None:
                 topics.append(missing_topic(None, ErrorCode.invalid_topic_exception))
+                continue
+            if denied := checks.topic_denied(
+                ctx, checks.DESCRIBE, name
+            ):  # existence is not disclosed
+                topics.append(missing_topic(name, denied))
                 continue
             topic = registry.get(name)
             if topic is None and topic_name_error(name) is not None:
@@ -133,15 +143,19 @@ async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
                 topics.append(missing_topic(name, ErrorCode.invalid_topic_exception))
                 continue
             if topic is None and allow_create:
-                try:
-                    topic = registry.create(name, broker.settings.num_partitions)
-                except BrokerError as exc:
-                    topics.append(missing_topic(name, exc.code))
+                if denied := create_topic_denied(ctx, name):  # CREATE on cluster or topic
+                    topics.append(missing_topic(name, denied))
                     continue
+                try:
+                    topic = await registry.create(name, broker.settings.num_partitions)
+                except BrokerError as exc:
+                    # another request created it while this one waited for the admin lock
+                    topic = registry.get(name)
+                    if topic is None:
+                        topics.append(missing_topic(name, exc.code))
+                        continue
             topics.append(
-                topic_metadata(topic, node, topic_ops)
-                if topic
-                else missing_topic(name, ErrorCode.unknown_topic_or_partition)
+                shown(topic) if topic else missing_topic(name, ErrorCode.unknown_topic_or_partition)
             )
     return {
         "throttle_time": 0,
@@ -149,5 +163,7 @@ async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
         "cluster_id": broker.cluster_id,
         "controller_id": node,
         "topics": topics,
-        "cluster_authorized_operations": cluster_ops,
+        "cluster_authorized_operations": cluster_ops(
+            ctx, bool(getattr(request, "include_cluster_authorized_operations", False))
+        ),
     }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import READ, commit_refusals
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import BrokerError, ErrorCode
@@ -21,6 +22,7 @@ from kafkito.errors import BrokerError, ErrorCode
 
 @handler(8, versions=range(2, 10))
 async def offset_commit(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    refused = commit_refusals(ctx, READ, request.group_id, [t.name for t in request.topics])
     rows = [
         (
             topic.name,
@@ -30,16 +32,21 @@ async def offset_commit(request: Any, ctx: RequestContext) -> dict[str, Any]:
             p.committed_metadata,
         )
         for topic in request.topics
+        if topic.name not in refused
         for p in topic.partitions
     ]
     try:
-        errors = await coordinator_of(ctx.broker).commit(
-            group_id=request.group_id,
-            generation_id=request.generation_id_or_member_epoch,
-            member_id=request.member_id,
-            group_instance_id=getattr(request, "group_instance_id", None),
-            api_version=ctx.api_version,
-            offsets=rows,
+        errors = (
+            {}
+            if not rows
+            else await coordinator_of(ctx.broker).commit(
+                group_id=request.group_id,
+                generation_id=request.generation_id_or_member_epoch,
+                member_id=request.member_id,
+                group_instance_id=getattr(request, "group_instance_id", None),
+                api_version=ctx.api_version,
+                offsets=rows,
+            )
         )
     except BrokerError as exc:
         errors = {(t, p): exc.code for t, p, *_ in rows}
@@ -49,7 +56,8 @@ async def offset_commit(request: Any, ctx: RequestContext) -> dict[str, Any]:
             "partitions": [
                 {
                     "partition_index": p.partition_index,
-                    "error_code": errors.get((topic.name, p.partition_index), ErrorCode.none),
+                    "error_code": refused.get(topic.name)
+                    or errors.get((topic.name, p.partition_index), ErrorCode.none),
                 }
                 for p in topic.partitions
             ],

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import DELETE, READ, denied_topics, group_denied
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
@@ -26,14 +27,23 @@ from kafkito.errors import ErrorCode
 @handler(47, versions=range(0, 1))
 async def offset_delete(request: Any, ctx: RequestContext) -> dict[str, Any]:
     registry = ctx.broker.topics
+    if denied := group_denied(ctx, DELETE, request.group_id):
+        return {"error_code": denied, "throttle_time": 0, "topics": []}
+    refused = denied_topics(ctx, READ, [t.name for t in request.topics])
     answered: dict[str, list[dict[str, Any]]] = {}
     valid: list[tuple[str, list[int]]] = []
     for topic in request.topics:
         found = registry.get(topic.name)
         indexes = [int(p.partition_index) for p in topic.partitions]
         known = [i for i in indexes if found is not None and 0 <= i < len(found.partitions)]
+        if topic.name in refused:
+            known = []
         for index in indexes:
-            if index not in known:
+            if topic.name in refused:
+                answered.setdefault(topic.name, []).append(
+                    {"partition_index": index, "error_code": refused[topic.name]}
+                )
+            elif index not in known:
                 answered.setdefault(topic.name, []).append(
                     {"partition_index": index, "error_code": ErrorCode.unknown_topic_or_partition}
                 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import DESCRIBE, fetch_visible, group_denied
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
@@ -28,6 +29,7 @@ async def _group(
     if topics is not None:
         wanted = [(t.name, list(t.partition_indexes)) for t in topics]
     answer = await coordinator_of(ctx.broker).fetch(group_id, wanted, require_stable)
+    answer = fetch_visible(ctx, answer, every_topic=topics is None)  # DESCRIBE on each topic
     return [
         {
             "name": topic,
@@ -53,6 +55,9 @@ async def offset_fetch(request: Any, ctx: RequestContext) -> dict[str, Any]:
         groups = []
         consumer = coordinator_of(ctx.broker).consumer
         for g in request.groups:
+            if denied := group_denied(ctx, DESCRIBE, g.group_id):
+                groups.append({"group_id": g.group_id, "topics": [], "error_code": denied})
+                continue
             consumer_group = consumer.groups.get(g.group_id)
             if consumer_group is not None and ctx.api_version >= 9:
                 error = consumer.validate_fetch(consumer_group, g.member_id, g.member_epoch)
@@ -67,5 +72,7 @@ async def offset_fetch(request: Any, ctx: RequestContext) -> dict[str, Any]:
                 }
             )
         return {"throttle_time": 0, "groups": groups}
+    if denied := group_denied(ctx, DESCRIBE, request.group_id):
+        return {"throttle_time": 0, "topics": [], "error_code": denied}
     topics = await _group(ctx, request.group_id, request.topics, require_stable)
     return {"throttle_time": 0, "topics": topics, "error_code": ErrorCode.none}

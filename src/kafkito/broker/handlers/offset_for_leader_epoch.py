@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import DESCRIBE, topic_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.state import LEADER_EPOCH
 from kafkito.errors import ErrorCode
@@ -65,7 +66,9 @@ async def offset_for_leader_epoch(request: Any, ctx: RequestContext) -> dict[str
             index = int(wanted.partition)
             plog = registry.partition(topic.topic, index)
             current = int(wanted.current_leader_epoch)
-            if plog is None:
+            if denied := topic_denied(ctx, DESCRIBE, topic.topic):
+                answers.append(_answer(index, denied))
+            elif plog is None:
                 answers.append(_answer(index, ErrorCode.unknown_topic_or_partition))
             elif current != UNDEFINED_EPOCH and current > LEADER_EPOCH:
                 answers.append(_answer(index, ErrorCode.unknown_leader_epoch))

@@ -31,6 +31,7 @@ import logging
 import time
 from typing import Any
 
+from kafkito.broker.auth.checks import WRITE, produce_txn_denied, topic_denied
 from kafkito.broker.dispatch import NO_RESPONSE, RawBody, RequestContext, handler
 from kafkito.broker.quotas import throttle_produce
 from kafkito.errors import BrokerError, CorruptBatch, ErrorCode, ProtocolError, StorageError
@@ -118,13 +119,19 @@ async def produce(_: None, ctx: RequestContext) -> object:
     # (plog, last offset, the answer to fail if its fsync fails)
     to_sync: list[tuple[PartitionLog, int, ProducePartitionResult]] = []
     first_error: str | None = None
+    txn_denied = produce_txn_denied(ctx, request)  # transactional batches: WRITE on the id
     for topic_data in request.topics:
         name = topic_data.name
         topic = broker.topics.get(name)
         answers: list[ProducePartitionResult] = []
         results.append((name, answers))
+        denied = txn_denied or topic_denied(ctx, WRITE, name)
         for pdata in topic_data.partitions:
             index = pdata.partition
+            if denied is not None:
+                answers.append(ProducePartitionResult(index, denied))
+                first_error = first_error or f"{denied.name} on {name}"
+                continue
             if acks not in (-1, 0, 1):
                 answers.append(ProducePartitionResult(index, ErrorCode.invalid_required_acks))
                 first_error = first_error or f"invalid acks {acks}"
@@ -179,7 +186,7 @@ async def produce(_: None, ctx: RequestContext) -> object:
                         continue
                 if broker.committer.failure(plog) is not None:
                     raise StorageError("the log is read-only after an fsync failure")
-                duplicate = broker.check_producer(plog, header)
+                duplicate = broker.append_guard.check(plog, header)
                 if duplicate is not None:
                     # Apache Kafka answers a duplicate with the batch's max timestamp as its
                     # log_append_time (ProducerStateManager's BatchMetadata), even under
@@ -201,7 +208,7 @@ async def produce(_: None, ctx: RequestContext) -> object:
                     append_time = int(time.time() * 1000)
                     header = stamp_log_append_time(batch, header, append_time)
                 base_offset = plog.append(batch, header)
-                broker.record_producer(plog, header, base_offset)
+                broker.append_guard.record(plog, header, base_offset)
             except CorruptBatch as exc:
                 log.warning("produce to %s-%d from %s refused: %s", name, index, ctx.peer, exc)
                 # Kafka's RecordValidationException (invalid record or timestamp) answers with

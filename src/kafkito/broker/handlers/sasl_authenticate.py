@@ -1,7 +1,9 @@
 """SaslAuthenticate (key 36), v0-2.
 
 v0: auth_bytes in, error_code, error_message and auth_bytes out. v1: session_lifetime_ms (KIP-368
-re-authentication); we answer 0, meaning no expiry and no re-authentication. v2: flexible.
+re-authentication): 0 unless `connections_max_reauth_ms` is set, then the session's lifetime,
+after which the client re-authenticates on the same connection (broker/auth/session.py). v2:
+flexible.
 
 The token goes to the connection's SaslSession (kafkito.broker.auth). A failure answers
 SASL_AUTHENTICATION_FAILED with a message that names the mechanism but never the password,
@@ -44,5 +46,5 @@ async def sasl_authenticate(request: Any, ctx: RequestContext) -> dict[str, Any]
         "error_code": ErrorCode.none,
         "error_message": None,
         "auth_bytes": answer,
-        "session_lifetime": 0,
+        "session_lifetime": session.session_lifetime_ms if session.authenticated else 0,
     }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafkito.broker.auth.checks import READ, WRITE, commit_refusals, require_txn
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import transactions_of
 from kafkito.errors import BrokerError, ErrorCode
@@ -21,6 +22,7 @@ from kafkito.errors import BrokerError, ErrorCode
 
 @handler(28, versions=range(0, 4))
 async def txn_offset_commit(request: Any, ctx: RequestContext) -> dict[str, Any]:
+    refused = commit_refusals(ctx, READ, request.group_id, [t.name for t in request.topics])
     rows = [
         (
             topic.name,
@@ -30,22 +32,29 @@ async def txn_offset_commit(request: Any, ctx: RequestContext) -> dict[str, Any]
             p.committed_metadata,
         )
         for topic in request.topics
+        if topic.name not in refused
         for p in topic.partitions
     ]
     try:
-        codes = await transactions_of(ctx.broker).txn_offset_commit(
-            request.transactional_id,
-            request.group_id,
-            int(request.producer_id),
-            int(request.producer_epoch),
-            int(getattr(request, "generation_id", -1)),
-            str(getattr(request, "member_id", "")),
-            getattr(request, "group_instance_id", None),
-            rows,
-            ctx.api_version,
+        require_txn(ctx, WRITE, request.transactional_id)  # raises *_AUTHORIZATION_FAILED
+        codes = (
+            {}
+            if not rows
+            else await transactions_of(ctx.broker).txn_offset_commit(
+                request.transactional_id,
+                request.group_id,
+                int(request.producer_id),
+                int(request.producer_epoch),
+                int(getattr(request, "generation_id", -1)),
+                str(getattr(request, "member_id", "")),
+                getattr(request, "group_instance_id", None),
+                rows,
+                ctx.api_version,
+            )
         )
     except BrokerError as exc:
-        codes = {(t, p): exc.code for t, p, *_ in rows}
+        refused = {t.name: exc.code for t in request.topics}
+        codes = {}
     return {
         "throttle_time": 0,
         "topics": [
@@ -54,9 +63,8 @@ async def txn_offset_commit(request: Any, ctx: RequestContext) -> dict[str, Any]
                 "partitions": [
                     {
                         "partition_index": int(p.partition_index),
-                        "error_code": codes.get(
-                            (topic.name, int(p.partition_index)), ErrorCode.none
-                        ),
+                        "error_code": refused.get(topic.name)
+                        or codes.get((topic.name, int(p.partition_index)), ErrorCode.none),
                     }
                     for p in topic.partitions
                 ],

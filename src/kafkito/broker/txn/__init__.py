@@ -7,10 +7,9 @@
 Storage side: storage/txnindex.py (open and aborted transactions per partition, the LSO, the
 `.txnindex` files); protocol/control.py (the marker batches).
 
-Importing this package registers `install` in `kafkito.broker.embedded.INSTALLERS`, after the
-group coordinator and the producer state (imported first below), whose state a transaction's
-recovery uses: pending offsets go to the group coordinator, producer ids come from the
-producer-state allocator.
+kafkito.broker.assembly attaches it with `install`, after the group coordinator and the
+producer state, whose state a transaction's recovery uses: pending offsets go to the group
+coordinator, producer ids come from the producer-state allocator.
 """
 
 from __future__ import annotations
@@ -18,9 +17,6 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING
 
-import kafkito.broker.coordinator  # its installer must run before ours
-import kafkito.broker.producers  # noqa: F401 - same
-from kafkito.broker import embedded
 from kafkito.broker.txn.coordinator import TxnCoordinator, TxnMetadata
 from kafkito.broker.txn.states import TxnEvent, TxnState
 from kafkito.errors import BrokerError, ErrorCode
@@ -34,7 +30,7 @@ _COORDINATORS: weakref.WeakKeyDictionary[BrokerCore, TxnCoordinator] = weakref.W
 
 
 def install(broker: BrokerCore) -> None:
-    """Attach a transaction coordinator to a fresh BrokerCore (an `embedded.INSTALLERS` entry)."""
+    """Attach a transaction coordinator to a fresh BrokerCore (kafkito.broker.assembly)."""
     coordinator = TxnCoordinator(broker)
     _COORDINATORS[broker] = coordinator
     broker.transactions = coordinator
@@ -50,9 +46,5 @@ def transactions_of(broker: BrokerCore) -> TxnCoordinator:
 
 
 def maybe_transactions_of(broker: BrokerCore) -> TxnCoordinator | None:
-    """The broker's transaction coordinator, or None (a core built without installers)."""
+    """The broker's transaction coordinator, or None (a core built without assembly)."""
     return _COORDINATORS.get(broker)
-
-
-if install not in embedded.INSTALLERS:
-    embedded.INSTALLERS.append(install)

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import enum
 
+from kafkito.errors import InvalidTransition
+
 
 class TxnState(enum.Enum):
     """Kafka's names, as DescribeTransactions and ListTransactions report them."""
@@ -67,10 +69,6 @@ class TxnEvent(enum.Enum):
     FENCE = "a newer producer or the timeout fences the current one"
     COMPLETE = "every marker is durable"
     EXPIRE = "the transactional id expired"
-
-
-class InvalidTransition(AssertionError):
-    """The coordinator tried a (state, event) pair that the table does not allow: our bug."""
 
 
 S, E = TxnState, TxnEvent
