@@ -90,3 +90,63 @@ def read_until(
         f"(left {deadline - time.monotonic():.1f}s)"
     )
     return got
+
+
+def run_flow(flow: Any, until: Callable[[], bool], *, timeout_s: float = 30.0) -> None:
+    """Run a kafkito.pubsub.Flow in a thread until `until()` holds (or fail after timeout_s),
+    then stop it and wait for it; the flow's own exception, if any, is raised here."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            flow.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not until():
+            if not thread.is_alive():
+                break
+            assert time.monotonic() < deadline, f"flow condition not met in {timeout_s:.0f}s"
+            time.sleep(0.05)
+    finally:
+        flow.stop()
+        thread.join(60)
+    assert not thread.is_alive(), "the flow did not stop within 60s"
+    if errors:
+        raise errors[0]
+
+
+class Running:
+    """A kafkito.pubsub.Flow running in a thread for the length of a `with` block."""
+
+    def __init__(self, flow: Any) -> None:
+        self.flow = flow
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.flow.run()
+        except BaseException as exc:
+            self.errors.append(exc)
+
+    def wait(self, condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "") -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            assert not self.errors, f"the flow failed: {self.errors[0]!r}"
+            assert time.monotonic() < deadline, f"not within {timeout_s:.0f}s: {what}"
+            time.sleep(0.05)
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        self.wait(lambda: bool(self.flow.health()["live"]), what="the flow is live")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flow.stop()
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "the flow did not stop within 60s"

@@ -219,6 +219,18 @@ def check_template(template: str) -> None:
     help="Python format string with {topic} {partition} {offset} {timestamp} {key} "
     "{value} {headers}; implies --format template.",
 )
+@click.option(
+    "--pubsub-project",
+    default=None,
+    help="Read TOPIC of this Google Pub/Sub project instead of Kafka; --group names the "
+    "subscription (docs/pubsub.md).",
+)
+@click.option(
+    "--pubsub-config",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Read from Google Pub/Sub, configured by this file of the seed's pubsub keys.",
+)
 @click.pass_obj
 def consume(
     obj: CliContext,
@@ -232,6 +244,8 @@ def consume(
     value_enc: str,
     key_enc: str,
     template: str | None,
+    pubsub_project: str | None = None,
+    pubsub_config: str | None = None,
 ) -> None:
     """Print records of TOPIC.
 
@@ -246,6 +260,7 @@ def consume(
       kafkito consume clicks --group audit --follow
       kafkito consume clicks --template '{partition}:{offset} {key}={value}'
       kafkito consume images --output-format base64
+      kafkito consume clicks --pubsub-project demo --group clicks-sub   # Google Pub/Sub
     """
     if template is not None:
         fmt = "template"
@@ -257,6 +272,26 @@ def consume(
         fmt = "json"  # --json: one JSON object per record, as every command's --json
     if group and partitions:
         raise CliError("--partition cannot be combined with --group", EXIT_USAGE)
+    if pubsub_project or pubsub_config:
+        from kafkito.cli.pubsub import consume_pubsub, refuse
+
+        if click.get_current_context().get_parameter_source("start") is ParameterSource.COMMANDLINE:
+            refuse("--from", "a subscription has no offsets to start from")
+        if partitions:
+            refuse("--partition", "a topic has no partitions")
+        with handle_errors(obj):
+            consume_pubsub(
+                obj,
+                topic,
+                project=pubsub_project,
+                config_path=pubsub_config,
+                group=group,
+                count=count,
+                follow=follow,
+                formats=(fmt, value_enc, key_enc),
+                template=template,
+            )
+        return
     kind, value = parse_start(start)
     # An explicit --output-format raw asks for the records' exact bytes: newlines go between
     # records, none after the last, so `-n 1 --output-format raw > photo.jpg` is the value.

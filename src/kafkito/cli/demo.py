@@ -72,6 +72,13 @@ def check_demo_extra() -> None:
     help="Data directory of the embedded broker (default: a temporary one).",
 )
 @click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--pubsub",
+    is_flag=True,
+    help="Run over Google Pub/Sub: PUBSUB_EMULATOR_HOST's emulator, --pubsub-project's "
+    "project, or else an emulator the demo starts (docs/pubsub.md).",
+)
+@click.option("--pubsub-project", default=None, help="The Pub/Sub project (implies --pubsub).")
 @click.pass_obj
 def demo(
     obj: CliContext,
@@ -84,6 +91,8 @@ def demo(
     lake_dir: str,
     data_dir: str | None,
     seed: int,
+    pubsub: bool = False,
+    pubsub_project: str | None = None,
 ) -> None:
     """Real-time user activity tracking, end to end, with a live dashboard.
 
@@ -96,6 +105,7 @@ def demo(
     Example:
       kafkito demo                    # then open http://127.0.0.1:8080/
       kafkito demo --duration 30 --rate 500
+      kafkito demo --pubsub           # over Pub/Sub (an emulator is started if none is named)
     """
     import os
 
@@ -105,7 +115,9 @@ def demo(
 
     brokers = obj.brokers or os.environ.get("KAFKITO_BROKERS")
     client_settings: dict[str, object] = {}
-    if brokers or obj.config_path or os.environ.get("KAFKITO_CONFIG"):
+    if pubsub or pubsub_project:
+        brokers = None  # Kafka's settings are not used on Pub/Sub
+    elif brokers or obj.config_path or os.environ.get("KAFKITO_CONFIG"):
         # a real cluster: its address and security come from the usual places (see cli.md)
         resolved = obj.librdkafka()
         brokers = str(resolved.pop("bootstrap.servers"))
@@ -123,9 +135,12 @@ def demo(
         data_dir=data_dir,
         lake_dir=lake_dir,
         client_settings=client_settings,
+        pubsub=pubsub or pubsub_project is not None,
+        pubsub_project=pubsub_project,
     )
     if not obj.debug:  # the dashboard shows dead letters; the terminal need not list each one
         logging.getLogger("kafkito.flow").setLevel(logging.ERROR)
+        logging.getLogger("kafkito.pubsub.flow").setLevel(logging.ERROR)
     with handle_errors(obj):
         report = run_demo(options, say=click.echo)
     if not report.drained:

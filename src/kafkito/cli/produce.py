@@ -144,6 +144,17 @@ def decode_field(data: bytes, encoding: str, *, what: str, line: int) -> bytes:
     show_default=True,
 )
 @click.option("--verbose", "-v", is_flag=True, help="Print partition and offset of every record.")
+@click.option(
+    "--pubsub-project",
+    default=None,
+    help="Write to this Google Pub/Sub project's TOPIC instead of Kafka (docs/pubsub.md).",
+)
+@click.option(
+    "--pubsub-config",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Write to Google Pub/Sub, configured by this file of the seed's pubsub keys.",
+)
 @click.pass_obj
 def produce(
     obj: CliContext,
@@ -159,6 +170,8 @@ def produce(
     acks: str,
     compression: str,
     verbose: bool,
+    pubsub_project: str | None = None,
+    pubsub_config: str | None = None,
 ) -> None:
     """Write one record per input line to TOPIC and report where they landed.
 
@@ -170,9 +183,29 @@ def produce(
       echo 'hello' | kafkito produce greetings
       kafkito produce clicks -K : -H source=cli < events.txt     # "user-1:{...}" lines
       base64 -w0 image.png | kafkito produce images --input-format base64
+      kafkito produce clicks --pubsub-project demo -K : < events.txt   # Google Pub/Sub
     """
     if json_values:
         value_format = "json"
+    if pubsub_project or pubsub_config:
+        from kafkito.cli.pubsub import produce_pubsub, refuse
+
+        if partition is not None:
+            refuse("--partition", "a topic has no partitions (use -K for ordering keys)")
+        produce_pubsub(
+            obj,
+            topic,
+            source,
+            project=pubsub_project,
+            config_path=pubsub_config,
+            key_separator=key_separator,
+            headers=headers,
+            value_format=value_format,
+            key_format=key_format,
+            rate=rate,
+            verbose=verbose,
+        )
+        return
     check_topic_name(topic)
     header_list = parse_headers(headers)
     separator = key_separator.encode() if key_separator is not None else None

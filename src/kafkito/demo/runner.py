@@ -54,6 +54,10 @@ class DemoOptions:
     drain_timeout_s: float = 60.0
     client_settings: dict[str, Any] = field(default_factory=dict)
     """librdkafka settings for every client of the demo (security for a real cluster)."""
+    pubsub: bool = False
+    """Run over Google Pub/Sub instead of Kafka (demo/pubsub.py)."""
+    pubsub_project: str | None = None
+    """The Pub/Sub project; None: PUBSUB_EMULATOR_HOST's emulator, else one started here."""
 
 
 @dataclass
@@ -369,13 +373,24 @@ def clear_lake(lake: Path) -> int:
 
 def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> DemoReport:
     """Run until Ctrl-C / SIGTERM or `options.duration_s`; returns what happened."""
-    demo = Demo(options)
+    demo: Demo
+    if options.pubsub:
+        from kafkito.demo.pubsub import PubSubDemo
+
+        demo = PubSubDemo(options)
+    else:
+        demo = Demo(options)
     try:
         report = demo.start()
     except BaseException:
         demo._halt()  # e.g. the dashboard port is taken: stop the broker and consumers again
         raise
     where = "embedded kafkito broker" if not options.brokers else "Kafka"
+    if options.pubsub:
+        from kafkito.demo.pubsub import PubSubDemo, pubsub_where
+
+        assert isinstance(demo, PubSubDemo)
+        where = pubsub_where(demo)
     say(
         f"kafkito demo: {options.rate:.0f} events/s from {options.users} simulated users into "
         f"{', '.join(TOPICS)} on the {where} at {report.bootstrap}"

@@ -166,12 +166,23 @@ class PublisherCore:
         )
         self.known_topics: set[str] = set()
         self.closed = False
+        self._paths: dict[str, str] = {}
+        self._wait_errors: tuple[type[BaseException], ...] = (
+            concurrent.futures.TimeoutError,
+            *_google.google_exceptions(),
+        )
 
     def path(self, topic: str) -> str:
         """The topic's full name; a name already of the form projects/*/topics/* is kept."""
-        if topic.startswith("projects/"):
-            return topic
-        return f"projects/{self.project_id}/topics/{topic}"
+        path = self._paths.get(topic)
+        if path is None:
+            path = (
+                topic
+                if topic.startswith("projects/")
+                else f"projects/{self.project_id}/topics/{topic}"
+            )
+            self._paths[topic] = path
+        return path
 
     def ensure_topic(self, topic: str) -> None:
         """Check the topic exists (creating it when create_if_missing), once per topic."""
@@ -258,15 +269,11 @@ class PublisherCore:
     def wait(self, pending: Pending, timeout_s: float | None = None) -> Delivery:
         """Block until the message is confirmed; raises the typed error otherwise."""
         wait_s = self.config.client.timeout if timeout_s is None else timeout_s
-        errors: tuple[type[BaseException], ...] = (
-            concurrent.futures.TimeoutError,
-            *_google.google_exceptions(),
-        )
         try:
             message_id = pending.future.result(timeout=wait_s)
-        except errors as exc:
+        except self._wait_errors as exc:
             raise self.failure(exc, pending) from None
-        return self.confirmed(pending, message_id)
+        return Delivery(pending.topic, str(message_id))
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Send every open batch now. The google client confirms each future on its own."""
