@@ -4,6 +4,7 @@ same workload, one run, with ratios.
     python bench/bench_transactions.py            # about 2 minutes (Kafka's start included)
     python bench/bench_transactions.py --quick    # about 40 seconds, rough figures
     python bench/bench_transactions.py --only kafkito
+    python bench/bench_transactions.py --interval   # kafkito also with --durability interval
 
 One producer, one partition, 1 KiB values, acks=all, linger.ms=5 (confluent-kafka through
 kafkito.client.RawProducer), each figure from its own topic:
@@ -142,8 +143,8 @@ def measure(name: str, bootstrap: str, seconds: float, rounds: int) -> Figures:
 
 
 @contextlib.contextmanager
-def kafkito_broker(workdir: Path) -> Iterator[str]:
-    proc = kafkito_process(workdir / "data").start()
+def kafkito_broker(workdir: Path, durability: str = "always") -> Iterator[str]:
+    proc = kafkito_process(workdir / durability, extra_args=["--durability", durability]).start()
     try:
         yield proc.bootstrap
     finally:
@@ -184,6 +185,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, rough figures")
     parser.add_argument("--only", choices=["kafkito", "kafka"], help="one broker only")
+    parser.add_argument(
+        "--interval",
+        action="store_true",
+        help="also kafkito with --durability interval (no fsync per acknowledgement, as Kafka)",
+    )
     args = parser.parse_args()
     seconds, rounds = (3.0, 1) if args.quick else (8.0, 3)
     print(f"load before: {os.getloadavg()[0]:.2f}", file=sys.stderr)
@@ -192,6 +198,9 @@ def main() -> None:
         if args.only in (None, "kafkito"):
             with kafkito_broker(Path(tmp)) as bootstrap:
                 results.append(measure("kafkito", bootstrap, seconds, rounds))
+            if args.interval:
+                with kafkito_broker(Path(tmp), "interval") as bootstrap:
+                    results.append(measure("kafkito interval", bootstrap, seconds, rounds))
         if args.only in (None, "kafka"):
             with kafka_broker(Path(tmp)) as bootstrap:
                 results.append(measure("Apache Kafka", bootstrap, seconds, rounds))

@@ -165,7 +165,13 @@ def test_filters_match_as_kafka_filters() -> None:
 def test_records_round_trip_and_supported_operations() -> None:
     one = rule("pay", Op.ALTER_CONFIGS, DENY, pattern=P.PREFIXED, host="10.0.0.1")
     assert Acl.from_record(one.to_record()) == one
-    assert set(supported_operations(T.GROUP)) == {Op.READ, Op.DESCRIBE, Op.DELETE}
+    assert set(supported_operations(T.GROUP)) == {
+        Op.READ,
+        Op.DESCRIBE,
+        Op.DELETE,
+        Op.DESCRIBE_CONFIGS,
+        Op.ALTER_CONFIGS,
+    }
     assert Op.IDEMPOTENT_WRITE in supported_operations(T.CLUSTER)
 
 

@@ -32,7 +32,12 @@ import confluent_kafka
 
 from kafkito.client.admin import build_admin_config
 from kafkito.client.config import _Common
-from kafkito.client.connect import ErrorTracker, connect_with_retry, connection_settings
+from kafkito.client.connect import (
+    ErrorTracker,
+    connect_with_retry,
+    connection_settings,
+    consumer_defaults,
+)
 from kafkito.client.errors import ClientError, ConfigError, from_admin_error
 
 log = logging.getLogger(__name__)
@@ -89,6 +94,7 @@ class RawConsumer:
     ) -> None:
         self.config = build_admin_config(config, brokers=brokers)
         self.bootstrap, conf = connection_settings(self.config, extra=settings)
+        consumer_defaults(conf)
         self.errors = ErrorTracker()
         conf.setdefault("error_cb", self.errors)
         try:

@@ -45,7 +45,12 @@ from typing import Any, Self
 import confluent_kafka
 
 from kafkito.client.config import ReaderConfig
-from kafkito.client.connect import RDKAFKA_LOG, ErrorTracker, connect_with_retry
+from kafkito.client.connect import (
+    RDKAFKA_LOG,
+    ErrorTracker,
+    connect_with_retry,
+    consumer_defaults,
+)
 from kafkito.client.embedded import resolve_bootstrap
 from kafkito.client.errors import ClientError, ConfigError, UnknownTopicError
 
@@ -136,7 +141,7 @@ class ConsumerCore:
         self.grouped = config.group_id is not None
         self.bootstrap = resolve_bootstrap(config.brokers)
         self.errors = ErrorTracker()
-        settings: dict[str, Any] = config.to_librdkafka(self.bootstrap)
+        settings: dict[str, Any] = consumer_defaults(config.to_librdkafka(self.bootstrap))
         settings["error_cb"] = self.errors
         settings.setdefault("logger", RDKAFKA_LOG)
         try:

@@ -118,7 +118,15 @@ _SUPPORTED: dict[ResourceType, tuple[AclOperation, ...]] = {
         Op.DESCRIBE_CONFIGS,
         Op.ALTER_CONFIGS,
     ),
-    ResourceType.GROUP: (Op.READ, Op.DESCRIBE, Op.DELETE),
+    # Kafka 4 groups have configs (KIP-848: group.consumer.session.timeout.ms...), so their
+    # authorized operations include the config pair, as Apache Kafka 4.1 answers.
+    ResourceType.GROUP: (
+        Op.READ,
+        Op.DESCRIBE,
+        Op.DELETE,
+        Op.DESCRIBE_CONFIGS,
+        Op.ALTER_CONFIGS,
+    ),
     ResourceType.CLUSTER: (
         Op.CREATE,
         Op.CLUSTER_ACTION,
