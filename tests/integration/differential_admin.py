@@ -202,7 +202,27 @@ def create_topics(
         "timeout": 15000,
         "validate_only": validate_only,
     }
-    return target.request(19, version, body)
+    answer = target.request(19, version, body)
+    if not validate_only:
+        # Apache Kafka answers once its controller has the topic; its broker lists it in
+        # Metadata a moment later (seen on a slow CI machine). Scenarios read right after.
+        created = [t.name for t in answer.topics if t.error_code == 0]
+        if created:
+            wait_for(lambda: _listed(target, created), f"{target.name}: {created} in metadata")
+    return answer
+
+
+def _listed(target: Target, names: list[str]) -> bool:
+    answer = target.request(
+        3,
+        12,
+        {
+            "topics": [{"name": n, "topic_id": None} for n in names],
+            "allow_auto_topic_creation": False,
+            "include_topic_authorized_operations": False,
+        },
+    )
+    return all(t.error_code == 0 and len(t.partitions) > 0 for t in answer.topics)
 
 
 def describe_configs(

@@ -380,6 +380,7 @@ def test_create_partitions_grow_shrink_same_unknown_validate_only(
             )
             return len(answer.topics[0].partitions)
 
+        wait_for(lambda: count() == 2, "the new topic in metadata")  # Kafka applies it later
         steps = [
             ("validate 4", grow(4, validate_only=True), count()),
             ("grow 4", grow(4), wait_for(lambda: count() == 4 and 4, "4 partitions")),
