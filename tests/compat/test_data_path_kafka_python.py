@@ -136,6 +136,15 @@ def test_same_key_same_partition_and_every_partition_reads_back(
     admin = KafkaAdminClient(bootstrap_servers=broker, request_timeout_ms=10_000)
     try:
         admin.create_topics([NewTopic(topic_name, num_partitions=4, replication_factor=1)])
+        # Apache Kafka answers CreateTopics before its broker leads the partitions; the
+        # producer (no retries) would meet NOT_LEADER_OR_FOLLOWER on a slow machine.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            (described,) = admin.describe_topics([topic_name])
+            parts = described.get("partitions") or []
+            if len(parts) == 4 and all(p.get("leader", -1) >= 0 for p in parts):
+                break
+            time.sleep(0.05)
     finally:
         admin.close()
     pairs = key_spread(n_keys=12, per_key=5)
