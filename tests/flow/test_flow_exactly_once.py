@@ -194,12 +194,15 @@ def test_a_second_instance_with_the_same_transactional_id_fences_the_first(
     )
     second = Running(flow_of(broker, in_topic, group, handle, transactional_id="same"))
     try:
-        produce(broker, in_topic, id_values(50, keys=5))
+        # Keys on every partition: the first instance is fenced when it next writes, so
+        # whatever partition it keeps after the rebalance must get records (5 keys could all
+        # hash to the second's partitions, and the first would idle, never fenced).
+        produce(broker, in_topic, id_values(60, keys=30))
         wait_for(lambda: not first.thread.is_alive(), timeout_s=60, what="the first to stop")
         assert isinstance(first.error, FlowError)
         assert "fenced" in str(first.error)
         wait_for(
-            lambda: sum(committed_offsets(broker, group, in_topic, PARTITIONS)) == 100,
+            lambda: sum(committed_offsets(broker, group, in_topic, PARTITIONS)) == 110,
             timeout_s=60,
             what="the second instance to take over",
         )
