@@ -121,7 +121,15 @@ def test_kill_9_cycles_exactly_once(
         child = Child(kafkito_bootstrap, kafkito_topic, name, state, log, slow=0.0005)
         children.append(child)
         before = committed_total(kafkito_bootstrap, name, kafkito_topic)
-        time.sleep(rng.uniform(4, 7))
+        # Kill once this instance has committed something, at a random moment after: a fixed
+        # sleep landed before the first commit when a loaded machine slowed the start.
+        deadline = time.monotonic() + 90
+        while (
+            committed_total(kafkito_bootstrap, name, kafkito_topic) <= before
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        time.sleep(rng.uniform(0.0, 1.5))
         child.kill()
         after = committed_total(kafkito_bootstrap, name, kafkito_topic)
         if before < after < len(data):
