@@ -34,6 +34,9 @@ def test_demo_over_pubsub_counts_stores_and_dead_letters_everything(
     report = demo.start()
     try:
         time.sleep(5)
+        deadline = time.monotonic() + 60  # a loaded machine produces slower than `rate`
+        while len(report.produced) <= 800 and time.monotonic() < deadline:
+            time.sleep(0.2)
         with urllib.request.urlopen(report.url + "api/dashboard", timeout=10) as answer:
             dashboard = json.load(answer)
         assert set(dashboard["lag"]) == {"analytics", "lake"}
