@@ -24,13 +24,12 @@ from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
+from test_quotas import set_quota
 
 from kafkito import Broker
 from kafkito.broker.quotas import ANONYMOUS, quotas_of
 from kafkito.broker.request_quota import REQUEST
 from kafkito.testing.apache_kafka import ApacheKafka
-
-from test_quotas import set_quota
 
 SHARE = 0.5
 """request_percentage: 0.5% of one thread, 5 ms of the broker's CPU per second. A Metadata
