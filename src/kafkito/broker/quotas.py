@@ -57,7 +57,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kafkito.broker.request_quota import charge
+from kafkito.broker.request_quota import REQUEST, MeteredHandle, charge, mute
 from kafkito.errors import ErrorCode, KafkitoError
 
 if TYPE_CHECKING:
@@ -221,10 +221,8 @@ class QuotaManager:
     def _refresh_request_meter(self) -> None:
         """Meter requests (request_quota) only while some entity has a request_percentage:
         without one, requests pay nothing for the feature."""
-        from kafkito.broker.request_quota import REQUEST, metered_handle
-
         wanted = any(REQUEST in values for values in self.entities.values())
-        self.broker.request_meter = metered_handle if wanted else None
+        self.broker.request_meter = MeteredHandle(self) if wanted else None
 
     def live_records(self) -> Iterator[dict[str, Any]]:
         for entity, values in self.entities.items():
@@ -417,8 +415,6 @@ class QuotaManager:
     def record_request(self, ctx: RequestContext, percent: float, *, throttle: bool = True) -> int:
         """Record a request's time (percent-seconds of one thread) for its client; the throttle
         it has earned, at most one window (Kafka's ClientRequestQuotaManager), or 0."""
-        from kafkito.broker.request_quota import REQUEST
-
         resolved = self._resolve(REQUEST, *_who(ctx))
         if resolved is None:
             return 0
@@ -531,15 +527,6 @@ def _who(ctx: RequestContext) -> tuple[str, str]:
     return user, ctx.client_id or ""
 
 
-def _mute(ctx: RequestContext, delay_ms: int) -> None:
-    """Read nothing more from this connection for `delay_ms` (Kafka mutes the channel)."""
-    connection = ctx.connection
-    if connection is None or delay_ms <= 0:
-        return
-    until = asyncio.get_running_loop().time() + delay_ms / 1000
-    connection.muted_until = max(getattr(connection, "muted_until", 0.0), until)
-
-
 async def throttle_produce(ctx: RequestContext, request_bytes: int, *, acks: int) -> int:
     """Record a Produce's bytes; mute the connection and return the throttle time if over."""
     manager = quotas_of(ctx.broker)
@@ -549,7 +536,7 @@ async def throttle_produce(ctx: RequestContext, request_bytes: int, *, acks: int
     if acks != 0 and ctx.broker.request_meter is not None:
         delay = max(delay, charge(ctx))  # the request quota too, as Kafka takes the larger
     if delay > 0:
-        _mute(ctx, delay)
+        mute(ctx, delay)
         if acks != 0 and ctx.api_version < PRODUCE_THROTTLE_FROM_VERSION:
             await asyncio.sleep(delay / 1000)
     return delay
@@ -578,7 +565,7 @@ async def throttle_fetch(ctx: RequestContext, response_bytes: int) -> int:
         if response_bytes > 0:
             manager.unrecord(FETCH, *who, response_bytes)
         delay = max(delay, request_delay)
-        _mute(ctx, delay)
+        mute(ctx, delay)
         if ctx.api_version < FETCH_THROTTLE_FROM_VERSION:
             await asyncio.sleep(delay / 1000)
     return delay

@@ -35,13 +35,14 @@ import datetime
 import time
 import types
 from collections.abc import Awaitable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from kafkito.protocol import codec
 
 if TYPE_CHECKING:
     from kafkito.broker.core import BrokerCore
     from kafkito.broker.dispatch import RequestContext, Route
+    from kafkito.broker.quotas import QuotaManager
     from kafkito.protocol.framing import RequestHead
 
 REQUEST = "request_percentage"
@@ -62,9 +63,10 @@ _CURRENT: contextvars.ContextVar[Meter | None] = contextvars.ContextVar(
 class Meter:
     """The event-loop CPU time one request has cost so far, in seconds."""
 
-    __slots__ = ("charged_s", "cpu_s")
+    __slots__ = ("charged_s", "cpu_s", "manager")
 
-    def __init__(self) -> None:
+    def __init__(self, manager: QuotaManager | None = None) -> None:
+        self.manager = manager
         self.cpu_s = 0.0
         self.charged_s: float | None = None
         """The cpu_s already recorded by `charge` (Produce/Fetch); None: not charged yet."""
@@ -108,31 +110,43 @@ def charge(ctx: RequestContext) -> int:
     """The request throttle a Produce/Fetch has earned so far (0 when not metered or within
     its quota); its time is recorded now, the rest of it (the encode) later, unthrottled."""
     meter = _CURRENT.get()
-    if meter is None or meter.charged_s is not None:
+    if meter is None or meter.charged_s is not None or meter.manager is None:
         return 0
-    from kafkito.broker.quotas import quotas_of
-
-    manager = quotas_of(ctx.broker)
-    if manager is None:
-        return 0
+    manager = meter.manager
     meter.charged_s = meter.cpu_s
     return manager.record_request(ctx, meter.cpu_s * PERCENT_PER_CPU_SECOND)
 
 
+class MeteredHandle:
+    """BrokerCore.request_meter while a request quota is configured (set by QuotaManager)."""
+
+    __slots__ = ("manager",)
+
+    def __init__(self, manager: QuotaManager) -> None:
+        self.manager = manager
+
+    async def __call__(
+        self, core: BrokerCore, route: Route, head: RequestHead, frame: bytes, connection: Any
+    ) -> list[bytes | memoryview] | None:
+        return await metered_handle(self.manager, core, route, head, frame, connection)
+
+
 async def metered_handle(
-    core: BrokerCore, route: Route, head: RequestHead, frame: bytes, connection: Any
+    manager: QuotaManager,
+    core: BrokerCore,
+    route: Route,
+    head: RequestHead,
+    frame: bytes,
+    connection: Any,
 ) -> list[bytes | memoryview] | None:
     """BrokerCore.handle while a request quota is configured: the same answer, with the
     request's time recorded and, over the quota, throttle_time_ms set and the channel muted."""
-    from kafkito.broker.quotas import _mute, quotas_of
-
     clock = time.thread_time
-    meter = Meter()
+    meter = Meter(manager)
     start = clock()
     ctx, call = core.prepare(route, head, frame, connection)
     meter.cpu_s = clock() - start
-    manager = quotas_of(core)
-    if manager is None or head.api_key in EXEMPT_API_KEYS:
+    if head.api_key in EXEMPT_API_KEYS:
         return core.answer(head, await call)
     token = _CURRENT.set(meter)
     try:
@@ -144,7 +158,7 @@ async def metered_handle(
         delay = manager.record_request(ctx, meter.cpu_s * PERCENT_PER_CPU_SECOND)
         meter.charged_s = meter.cpu_s
         if delay > 0:
-            _mute(ctx, delay)
+            mute(ctx, delay)
             result, told = with_throttle(result, head, delay)
             if not told:  # the client cannot be told: answer late, as Kafka does (KIP-219)
                 await asyncio.sleep(delay / 1000)
@@ -153,6 +167,15 @@ async def metered_handle(
     rest = meter.cpu_s - meter.charged_s + clock() - start
     manager.record_request(ctx, rest * PERCENT_PER_CPU_SECOND, throttle=False)
     return answer
+
+
+def mute(ctx: RequestContext, delay_ms: int) -> None:
+    """Read nothing more from this connection for `delay_ms` (Kafka mutes the channel)."""
+    connection = ctx.connection
+    if connection is None or delay_ms <= 0:
+        return
+    until = asyncio.get_running_loop().time() + delay_ms / 1000
+    connection.muted_until = max(getattr(connection, "muted_until", 0.0), until)
 
 
 def with_throttle(result: Any, head: RequestHead, delay_ms: int) -> tuple[Any, bool]:
@@ -171,4 +194,5 @@ def with_throttle(result: Any, head: RequestHead, delay_ms: int) -> tuple[Any, b
         return {**result, THROTTLE_FIELD: max(before, delay_ms)}, True
     before = codec.ms(getattr(result, THROTTLE_FIELD, 0))
     value = datetime.timedelta(milliseconds=max(before, delay_ms))
-    return dataclasses.replace(result, **{THROTTLE_FIELD: value}), True
+    replaced: Any = dataclasses.replace(cast(Any, result), **{THROTTLE_FIELD: value})
+    return replaced, True
