@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from test_quotas import set_quota
 
@@ -178,3 +179,36 @@ def test_apache_kafka_throttles_the_same_client(kafka_reference: ApacheKafka) ->
         assert seen and max(seen) > 0, "Apache Kafka did not throttle"
     finally:
         set_quota(bootstrap, entity, {"request_percentage": None})
+
+
+def test_a_producer_over_its_request_share_is_told_and_still_delivers(
+    quota_broker: Served,
+) -> None:
+    """Produce takes the larger of its byte and request throttles (quotas.throttle_produce):
+    a producer sending one small batch per request over a tiny share is told to wait, and
+    every message is still delivered, in order."""
+    bootstrap = quota_broker.bootstrap
+    set_quota(bootstrap, [("client-id", "chatty")], {"request_percentage": 0.05})
+    throttles: list[float] = []
+    delivered: list[bytes] = []
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "client.id": "chatty",
+            "linger.ms": 0,
+            "max.in.flight.requests.per.connection": 1,
+            "throttle_cb": lambda event: throttles.append(event.throttle_time),
+        }
+    )
+
+    def done(err: Any, msg: Any) -> None:
+        assert err is None, err
+        delivered.append(msg.value())
+
+    sent = [str(i).encode() for i in range(300)]
+    for value in sent:
+        producer.produce("chatty", value, on_delivery=done)
+        producer.poll(0.005)  # one request each, more or less
+    assert producer.flush(60) == 0
+    assert throttles and max(throttles) > 0, "never told it was throttled"
+    assert delivered == sent

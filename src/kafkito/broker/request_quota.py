@@ -37,6 +37,7 @@ import types
 from collections.abc import Awaitable, Generator
 from typing import TYPE_CHECKING, Any, cast
 
+from kafkito.broker.dispatch import NO_RESPONSE, RawBody
 from kafkito.protocol import codec
 
 if TYPE_CHECKING:
@@ -153,6 +154,8 @@ async def metered_handle(
         result = await meter.run(call)
     finally:
         _CURRENT.reset(token)
+    if result is NO_RESPONSE:  # an acks=0 Produce: not charged, as Kafka
+        return None
     delay = 0
     if meter.charged_s is None:
         delay = manager.record_request(ctx, meter.cpu_s * PERCENT_PER_CPU_SECOND)
@@ -160,7 +163,8 @@ async def metered_handle(
         if delay > 0:
             mute(ctx, delay)
             result, told = with_throttle(result, head, delay)
-            if not told:  # the client cannot be told: answer late, as Kafka does (KIP-219)
+            if not told and not isinstance(result, RawBody):
+                # the client cannot be told: answer late, as Kafka does (KIP-219)
                 await asyncio.sleep(delay / 1000)
     start = clock()
     answer = core.answer(head, result)
