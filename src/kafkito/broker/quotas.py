@@ -412,15 +412,20 @@ class QuotaManager:
         rate.record(value, now)
         return throttle_ms(rate, bound, now, self.max_throttle_ms)
 
-    def record_request(self, ctx: RequestContext, percent: float, *, throttle: bool = True) -> int:
-        """Record a request's time (percent-seconds of one thread) for its client; the throttle
-        it has earned, at most one window (Kafka's ClientRequestQuotaManager), or 0."""
+    def request_sensor(self, ctx: RequestContext) -> tuple[float, Rate] | None:
+        """The request_percentage bound and sensor of a request's client, or None (no quota)."""
         resolved = self._resolve(REQUEST, *_who(ctx))
         if resolved is None:
-            return 0
-        bound, tags = resolved
+            return None
+        return resolved[0], self._sensor(REQUEST, resolved[1])
+
+    def record_request(
+        self, sensor: tuple[float, Rate], percent: float, *, throttle: bool = True
+    ) -> int:
+        """Record a request's time (percent-seconds of one thread) in its client's sensor; the
+        throttle it has earned, at most one window (Kafka's ClientRequestQuotaManager), or 0."""
+        bound, rate = sensor
         now = self.now_ms()
-        rate = self._sensor(REQUEST, tags)
         rate.record(percent, now)
         return throttle_ms(rate, bound, now, self.window_ms) if throttle else 0
 

@@ -43,7 +43,7 @@ from kafkito.protocol import codec
 if TYPE_CHECKING:
     from kafkito.broker.core import BrokerCore
     from kafkito.broker.dispatch import RequestContext, Route
-    from kafkito.broker.quotas import QuotaManager
+    from kafkito.broker.quotas import QuotaManager, Rate
     from kafkito.protocol.framing import RequestHead
 
 REQUEST = "request_percentage"
@@ -64,10 +64,13 @@ _CURRENT: contextvars.ContextVar[Meter | None] = contextvars.ContextVar(
 class Meter:
     """The event-loop CPU time one request has cost so far, in seconds."""
 
-    __slots__ = ("charged_s", "cpu_s", "manager")
+    __slots__ = ("charged_s", "cpu_s", "manager", "resolved", "sensor")
 
     def __init__(self, manager: QuotaManager | None = None) -> None:
         self.manager = manager
+        self.resolved = False
+        self.sensor: tuple[float, Rate] | None = None
+        """The client's bound and sensor, looked up once (`client_sensor`)."""
         self.cpu_s = 0.0
         self.charged_s: float | None = None
         """The cpu_s already recorded by `charge` (Produce/Fetch); None: not charged yet."""
@@ -101,6 +104,14 @@ class Meter:
                 send_value, error = None, exc
 
 
+def client_sensor(meter: Meter, ctx: RequestContext) -> tuple[float, Rate] | None:
+    """The request's client's bound and sensor (None: no request quota), looked up once."""
+    if not meter.resolved and meter.manager is not None:
+        meter.sensor = meter.manager.request_sensor(ctx)
+        meter.resolved = True
+    return meter.sensor
+
+
 def measured(coro: Awaitable[Any]) -> tuple[Meter, Any]:
     """A Meter and the awaitable that runs `coro` under it (for tests and callers)."""
     meter = Meter()
@@ -113,9 +124,11 @@ def charge(ctx: RequestContext) -> int:
     meter = _CURRENT.get()
     if meter is None or meter.charged_s is not None or meter.manager is None:
         return 0
-    manager = meter.manager
     meter.charged_s = meter.cpu_s
-    return manager.record_request(ctx, meter.cpu_s * PERCENT_PER_CPU_SECOND)
+    sensor = client_sensor(meter, ctx)
+    if sensor is None:
+        return 0
+    return meter.manager.record_request(sensor, meter.cpu_s * PERCENT_PER_CPU_SECOND)
 
 
 class MeteredHandle:
@@ -156,9 +169,11 @@ async def metered_handle(
         _CURRENT.reset(token)
     if result is NO_RESPONSE:  # an acks=0 Produce: not charged, as Kafka
         return None
-    delay = 0
+    sensor = client_sensor(meter, ctx)
+    if sensor is None:  # this client has no request quota
+        return core.answer(head, result)
     if meter.charged_s is None:
-        delay = manager.record_request(ctx, meter.cpu_s * PERCENT_PER_CPU_SECOND)
+        delay = manager.record_request(sensor, meter.cpu_s * PERCENT_PER_CPU_SECOND)
         meter.charged_s = meter.cpu_s
         if delay > 0:
             mute(ctx, delay)
@@ -169,7 +184,7 @@ async def metered_handle(
     start = clock()
     answer = core.answer(head, result)
     rest = meter.cpu_s - meter.charged_s + clock() - start
-    manager.record_request(ctx, rest * PERCENT_PER_CPU_SECOND, throttle=False)
+    manager.record_request(sensor, rest * PERCENT_PER_CPU_SECOND, throttle=False)
     return answer
 
 
