@@ -13,6 +13,7 @@ import logging
 import os
 import struct
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from kafkito.broker.dispatch import (
@@ -20,6 +21,7 @@ from kafkito.broker.dispatch import (
     ROUTES,
     RawBody,
     RequestContext,
+    Route,
     advertised_versions,
     load_handlers,
 )
@@ -31,7 +33,7 @@ from kafkito.broker.state import TopicRegistry
 from kafkito.clock import Clock, SystemClock
 from kafkito.errors import ErrorCode, StorageError, UnsupportedRequest
 from kafkito.protocol import codec
-from kafkito.protocol.framing import read_request_head
+from kafkito.protocol.framing import RequestHead, read_request_head
 from kafkito.storage.checkpoint import checkpoint_logs, read_checkpoint
 from kafkito.storage.cleaner import CleanerState, Throttler, plan_cleaning, run_pass
 from kafkito.storage.durability import GroupCommitter
@@ -86,6 +88,9 @@ class BrokerCore:
         self.host = settings.advertised
         self.port = settings.port
         self.participants: list[MetaParticipant] = []
+        self.request_meter: Callable[..., Awaitable[list[bytes | memoryview] | None]] | None = None
+        """Set by broker/quotas while a request_percentage quota is configured: `handle` then
+        runs requests through it (broker/request_quota). None: no metering, no cost."""
         self.append_guard = AppendGuard()
         """The produce path's checks around an append; given its collaborators by assembly."""
         self._dir_lock: DataDirLock | None = None
@@ -378,6 +383,16 @@ class BrokerCore:
             if head.api_key == API_VERSIONS_KEY:
                 return [self._api_versions_fallback(head.correlation_id)]
             raise UnsupportedRequest(api_key=head.api_key, api_version=head.api_version)
+        if self.request_meter is not None:  # a request quota is configured (request_quota.py)
+            return await self.request_meter(self, route, head, frame, connection)
+        _ctx, call = self.prepare(route, head, frame, connection)
+        return self.answer(head, await call)
+
+    def prepare(
+        self, route: Route, head: RequestHead, frame: bytes, connection: Any
+    ) -> tuple[RequestContext, Awaitable[Any]]:
+        """Decode the request (unless the route is raw): its context and the handler call,
+        not started yet (so that request_quota can meter its steps)."""
         peer = getattr(connection, "peer", "?")
         if route.raw:
             ctx = RequestContext(
@@ -390,20 +405,22 @@ class BrokerCore:
                 frame,
                 connection,
             )
-            result = await route.fn(None, ctx)
-        else:
-            decoded = codec.decode_request(frame, head.api_key, head.api_version)
-            ctx = RequestContext(
-                self,
-                head.api_key,
-                head.api_version,
-                head.correlation_id,
-                decoded.client_id,
-                peer,
-                None,
-                connection,
-            )
-            result = await route.fn(decoded.body, ctx)
+            return ctx, route.fn(None, ctx)
+        decoded = codec.decode_request(frame, head.api_key, head.api_version)
+        ctx = RequestContext(
+            self,
+            head.api_key,
+            head.api_version,
+            head.correlation_id,
+            decoded.client_id,
+            peer,
+            None,
+            connection,
+        )
+        return ctx, route.fn(decoded.body, ctx)
+
+    def answer(self, head: RequestHead, result: Any) -> list[bytes | memoryview] | None:
+        """Encode a handler's result as the size-prefixed response chunks (None: no answer)."""
         if result is NO_RESPONSE:
             return None
         if isinstance(result, RawBody):

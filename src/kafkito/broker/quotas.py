@@ -39,9 +39,10 @@ its quota is answered without data (its bytes are un-recorded), and a Fetch neve
 than the quota's window holds (10 x the byte rate), or a consumer with a small quota would be
 refused forever.
 
-`request_percentage` and `controller_mutation_rate` are stored and described but not enforced:
-an asyncio broker has no request-handler threads whose time could be measured per client
-(docs/broker.md lists the difference). `connection_creation_rate` is stored, not enforced.
+`request_percentage` is enforced by kafkito.broker.request_quota (the event-loop CPU time of a
+client's requests, recorded here under its own sensors; the throttle there is capped at one
+window). `controller_mutation_rate` and `connection_creation_rate` are stored and described,
+not enforced (docs/broker.md lists the differences).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kafkito.broker.request_quota import REQUEST, MeteredHandle, charge, mute
 from kafkito.errors import ErrorCode, KafkitoError
 
 if TYPE_CHECKING:
@@ -214,7 +216,13 @@ class QuotaManager:
         return True
 
     def finish_replay(self) -> None:
-        pass
+        self._refresh_request_meter()
+
+    def _refresh_request_meter(self) -> None:
+        """Meter requests (request_quota) only while some entity has a request_percentage:
+        without one, requests pay nothing for the feature."""
+        wanted = any(REQUEST in values for values in self.entities.values())
+        self.broker.request_meter = MeteredHandle(self) if wanted else None
 
     def live_records(self) -> Iterator[dict[str, Any]]:
         for entity, values in self.entities.items():
@@ -266,6 +274,7 @@ class QuotaManager:
             else:
                 self.entities.pop(entity, None)
             log.info("client quota %s: %s", _show(entity), values or "removed")
+        self._refresh_request_meter()
         return results
 
     def _altered(self, entity: Entity, ops: list[tuple[str, float | None]]) -> dict[str, float]:
@@ -403,6 +412,33 @@ class QuotaManager:
         rate.record(value, now)
         return throttle_ms(rate, bound, now, self.max_throttle_ms)
 
+    def request_sensor(self, ctx: RequestContext) -> tuple[float, Rate] | None:
+        """The request_percentage bound and sensor of a request's client, or None (no quota)."""
+        resolved = self._resolve(REQUEST, *_who(ctx))
+        if resolved is None:
+            return None
+        return resolved[0], self._sensor(REQUEST, resolved[1])
+
+    def record_request(
+        self, sensor: tuple[float, Rate], percent: float, *, throttle: bool = True
+    ) -> int:
+        """Record a request's time (percent-seconds of one thread) in its client's sensor; the
+        throttle it has earned, at most one window (Kafka's ClientRequestQuotaManager), or 0."""
+        bound, rate = sensor
+        now = self.now_ms()
+        rate.record(percent, now)
+        return throttle_ms(rate, bound, now, self.window_ms) if throttle else 0
+
+    def measured(self, key: str, user: str, client_id: str) -> float | None:
+        """The rate a client's quota for `key` sees now (bytes/s, or percent for
+        request_percentage), or None when no quota applies: what a test or a tool observes."""
+        resolved = self._resolve(key, user, client_id)
+        if resolved is None:
+            return None
+        name = (key, *resolved[1])
+        rate = self._sensors.get(name)
+        return 0.0 if rate is None else rate.measure(self.now_ms())
+
     def unrecord(self, key: str, user: str, client_id: str, value: float) -> None:
         """Take back bytes recorded for an answer that was not sent (a throttled Fetch)."""
         resolved = self._resolve(key, user, client_id)
@@ -496,23 +532,16 @@ def _who(ctx: RequestContext) -> tuple[str, str]:
     return user, ctx.client_id or ""
 
 
-def _mute(ctx: RequestContext, delay_ms: int) -> None:
-    """Read nothing more from this connection for `delay_ms` (Kafka mutes the channel)."""
-    connection = ctx.connection
-    if connection is None or delay_ms <= 0:
-        return
-    until = asyncio.get_running_loop().time() + delay_ms / 1000
-    connection.muted_until = max(getattr(connection, "muted_until", 0.0), until)
-
-
 async def throttle_produce(ctx: RequestContext, request_bytes: int, *, acks: int) -> int:
     """Record a Produce's bytes; mute the connection and return the throttle time if over."""
     manager = quotas_of(ctx.broker)
     if manager is None:
         return 0
     delay = manager.record(PRODUCE, *_who(ctx), request_bytes)
+    if acks != 0 and ctx.broker.request_meter is not None:
+        delay = max(delay, charge(ctx))  # the request quota too, as Kafka takes the larger
     if delay > 0:
-        _mute(ctx, delay)
+        mute(ctx, delay)
         if acks != 0 and ctx.api_version < PRODUCE_THROTTLE_FROM_VERSION:
             await asyncio.sleep(delay / 1000)
     return delay
@@ -530,13 +559,18 @@ async def throttle_fetch(ctx: RequestContext, response_bytes: int) -> int:
     (answering after the delay for old versions) and return the throttle time: the caller
     then answers without data, as Kafka's throttled fetch response carries none."""
     manager = quotas_of(ctx.broker)
-    if manager is None or response_bytes <= 0:
+    if manager is None:
+        return 0
+    request_delay = charge(ctx) if ctx.broker.request_meter is not None else 0
+    if response_bytes <= 0 and request_delay <= 0:
         return 0
     who = _who(ctx)
-    delay = manager.record(FETCH, *who, response_bytes)
-    if delay > 0:
-        manager.unrecord(FETCH, *who, response_bytes)
-        _mute(ctx, delay)
+    delay = manager.record(FETCH, *who, response_bytes) if response_bytes > 0 else 0
+    if delay > 0 or request_delay > 0:
+        if response_bytes > 0:
+            manager.unrecord(FETCH, *who, response_bytes)
+        delay = max(delay, request_delay)
+        mute(ctx, delay)
         if ctx.api_version < FETCH_THROTTLE_FROM_VERSION:
             await asyncio.sleep(delay / 1000)
     return delay
