@@ -13,7 +13,6 @@ Functions here are `Flow` methods (bound in flow/runner.py); they share the flow
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING, Any
 
 from kafkito.flow.records import (
@@ -120,8 +119,8 @@ async def revoked(self: Flow, tps: list[TP], *, commit: bool) -> list[Any]:
     if not commit:
         for tp in tps:
             self._partitions.pop(tp, None)
-    deadline = time.monotonic() + self.revoke_grace_s
-    while time.monotonic() < deadline:
+    deadline = self._clock.monotonic() + self.revoke_grace_s
+    while self._clock.monotonic() < deadline:
         busy = [t for t in self._running_tasks() if not t.done()]
         threads_busy = self._threads is not None and self._threads.running > 0
         if not (busy or threads_busy) or not commit:
@@ -129,7 +128,7 @@ async def revoked(self: Flow, tps: list[TP], *, commit: bool) -> list[Any]:
         if busy:
             await asyncio.wait(
                 busy,
-                timeout=min(0.05, deadline - time.monotonic()),
+                timeout=min(0.05, deadline - self._clock.monotonic()),
                 return_when=asyncio.FIRST_COMPLETED,
             )
         else:  # handler threads report through call_soon_threadsafe: let them in

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import TYPE_CHECKING, Any
 
 from kafkito.flow.tracker import TP
@@ -34,7 +33,7 @@ def wait_until_due(self: Flow, tp: TP, offset: int, due_ms: int) -> None:
     self._pause_changes.add(tp)
     self._seek_to[tp] = offset
     generation = state.generation
-    delay_s = max(due_ms / 1000 - time.time(), 0.0)
+    delay_s = max(due_ms - self._clock.wall_ms(), 0) / 1000
 
     def resume() -> None:
         current = self._partitions.get(tp)
@@ -44,14 +43,14 @@ def wait_until_due(self: Flow, tp: TP, offset: int, due_ms: int) -> None:
         current.pause_reasons.discard("due")
         self._pause_changes.add(tp)
 
-    self._loop.call_later(delay_s, resume)
+    self._clock.call_later(delay_s, resume)
 
 
 async def catch_up(self: Flow) -> None:
     """Wait (bounded) until the handlers bring the records in flight below half the limit."""
-    deadline = time.monotonic() + self.backpressure_wait_s
+    deadline = self._clock.monotonic() + self.backpressure_wait_s
     while self._in_flight() > self.max_in_flight // 2 and not self._stopping.is_set():
-        remaining = deadline - time.monotonic()
+        remaining = deadline - self._clock.monotonic()
         if remaining <= 0:
             return  # still too many: _update_backpressure pauses the partitions
         self._progressed.clear()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
 
 async def poll_loop(self: Flow) -> None:
     assert self._scheduler is not None
-    next_commit = time.monotonic() + self.commit_interval_s
+    next_commit = self._clock.monotonic() + self.commit_interval_s
 
     def poll(room: int) -> asyncio.Future[tuple[int, list[Any]]]:
         """The next poll, for at most `room` records (at least one: polls never stop)."""
@@ -53,7 +52,7 @@ async def poll_loop(self: Flow) -> None:
         began, messages = await polling
         if self._rewind_seeks or (self._sought_at and began != self._seek_epoch):
             messages = self._drop_rewound(began, messages)
-        self._last_poll = time.monotonic()
+        self._last_poll = self._clock.monotonic()
         # With room left, the next poll runs on the consumer's thread while this batch is
         # accepted; without, it waits for the handlers to catch up first.
         room = self.max_in_flight - self._in_flight() - len(messages)
@@ -67,8 +66,8 @@ async def poll_loop(self: Flow) -> None:
         await self._apply_pauses()
         if polling is None:  # still at the limit: the pause is applied before polling again
             polling = poll(self.max_in_flight - self._in_flight())
-        if time.monotonic() >= next_commit:
-            next_commit = time.monotonic() + self.commit_interval_s
+        if self._clock.monotonic() >= next_commit:
+            next_commit = self._clock.monotonic() + self.commit_interval_s
             if self.exactly_once:
                 self._start_transaction()
             else:
@@ -217,7 +216,7 @@ def retry_chunk(self: Flow, msg: Any, tp: TP, state: PartitionState) -> Chunk | 
     """A record of a retry topic: its own chunk if due, else wait for it (None)."""
     headers = msg.headers() or []
     due = letters.header_int(headers, letters.DUE_MS)
-    if due is not None and due > int(time.time() * 1000):
+    if due is not None and due > self._clock.wall_ms():
         self._wait_until_due(tp, msg.offset(), due)
         return None
     source = tp[0].rsplit(".retry.", 1)[0]
@@ -241,7 +240,7 @@ def submit(self: Flow, chunks: list[Chunk]) -> None:
             tp = chunk.tp
             buffer = self._buffers.setdefault(tp, [])
             if not buffer:
-                self._buffer_started[tp] = time.monotonic()
+                self._buffer_started[tp] = self._clock.monotonic()
             buffer.append(chunk)
             self._buffered[tp] = self._buffered.get(tp, 0) + len(chunk.messages)
             if self._buffered[tp] >= self.batch_size:
@@ -264,7 +263,7 @@ def flush_buffer(self: Flow, tp: TP) -> None:
 
 
 def flush_due_buffers(self: Flow, *, all_now: bool = False) -> None:
-    now = time.monotonic()
+    now = self._clock.monotonic()
     for tp, began in list(self._buffer_started.items()):
         if all_now or now - began >= self.batch_timeout_s:
             self._flush_buffer(tp)

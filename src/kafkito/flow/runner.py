@@ -34,7 +34,9 @@ assignment.py handles rebalances (revoke: drop queued work, wait for running han
 `revoke_grace_s`, commit what is resolved); status.py answers `health()` from state;
 lifecycle.py starts the clients and shuts down (finish in-flight work within
 `shutdown_grace_s`, commit, leave the group); tracing.py makes a consumer span per record.
-Each module's docstring tells its part in detail.
+Each module's docstring tells its part in detail. Time for scheduling (backoff, retry due
+times, the commit interval, deadlines) is read through `_clock` (`kafkito.clock`; a test may
+pass `clock=FakeClock()`); handler durations stay on `time.perf_counter`.
 
 Why functions bound as methods: the parts share one state (the loop's, owned by `Flow`) and
 call each other on the hot path; as methods of one class they cost no extra call or lookup,
@@ -53,6 +55,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from kafkito.clock import Clock, SystemClock
 from kafkito.flow import (
     assignment,
     backpressure,
@@ -134,6 +137,7 @@ class Flow:
         on_rebalance: Callable[[str, list[TP]], None] | None = None,
         exactly_once: bool = False,
         transactional_id: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.topics = [topics] if isinstance(topics, str) else list(topics)
         if not self.topics:
@@ -208,6 +212,11 @@ class Flow:
         self._own_topics = frozenset(self.topics)
         self._reads_retry_topics = self.retry.mode == "topics"
 
+        self._clock: Clock = clock or SystemClock()
+        """Time for the flow's scheduling: backoff sleeps, retry due times, the commit
+        interval, batch timeouts, backpressure and revoke deadlines, health ages (a
+        `FakeClock` in tests). Handler durations stay on the real `time.perf_counter`: they
+        measure work, not schedule it."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
         self._seek_to: dict[TP, int] = {}

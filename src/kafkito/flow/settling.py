@@ -13,7 +13,6 @@ Functions here are `Flow` methods (bound in flow/runner.py); they share the flow
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +93,7 @@ async def backoff(self: Flow, work: Work, delay_s: float) -> bool:
     waiting = self._backoffs.setdefault(work.tp, set())
     waiting.add(task)
     try:
-        await asyncio.sleep(delay_s)
+        await self._clock.sleep(delay_s)
     except asyncio.CancelledError:
         if self._owned(work) and not self._stopping.is_set():
             raise
@@ -202,7 +201,7 @@ def mark_dead_letter_failing(self: Flow, tp: TP, failing: bool) -> None:
 
 async def send_to_retry_topic(self: Flow, work: Work, next_attempt: int, delay_s: float) -> None:
     topic = letters.retry_topic(work.source_topic, next_attempt)
-    due_ms = int((time.time() + delay_s) * 1000)
+    due_ms = self._clock.wall_ms() + int(delay_s * 1000)
     headers = letters.retry_headers(
         work.headers, work.origin(), attempt=next_attempt, due_ms=due_ms
     )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from kafkito.flow.records import (
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
 
 def health(self: Flow) -> dict[str, Any]:
     """Liveness (the poll loop makes progress) and readiness (partitions assigned)."""
-    age = time.monotonic() - self._last_poll if self._last_poll else None
+    age = self._clock.monotonic() - self._last_poll if self._last_poll else None
     live = self._fatal is None and age is not None and age < self.liveness_timeout_s
     assigned = len(self._partitions)
     return {
@@ -61,7 +60,7 @@ def degradation(self: Flow) -> dict[str, Any]:
         "write_error": write_error,
         "last_client_error": None
         if last is None
-        else {"error": last[0], "age_s": round(time.monotonic() - last[1], 3)},
+        else {"error": last[0], "age_s": round(self._clock.monotonic() - last[1], 3)},
         "degraded": degraded,
     }
 
@@ -70,7 +69,7 @@ def on_client_error(self: Flow, error: Any) -> None:
     """librdkafka's error_cb (its threads): remember the last client-level error for
     health, and log it (once per kind at WARNING: a lost broker repeats it many times)."""
     name = str(error.name())
-    self._client_error = (f"{name}: {error.str()}", time.monotonic())
+    self._client_error = (f"{name}: {error.str()}", self._clock.monotonic())
     level = logging.DEBUG if name in self._client_errors_seen else logging.WARNING
     self._client_errors_seen.add(name)
     log.log(level, "flow %s: kafka client error %s: %s", self.name, name, error.str())
@@ -91,4 +90,4 @@ async def watch_cluster(self: Flow) -> None:
             self._cluster = replica_health(meta, self.topics)
         except Exception as exc:  # KafkaException: no broker answered in time
             self._cluster = {"error": str(exc)}
-        await asyncio.sleep(self.CLUSTER_CHECK_S)
+        await self._clock.sleep(self.CLUSTER_CHECK_S)
