@@ -22,21 +22,7 @@ def flow_from_config(
     config: str | Path | Mapping[str, Any],
     **overrides: Any,
 ) -> Flow:
-    """A flow from the client library's config (YAML path or text, or a dict).
-
-    The Reader's keys (brokers, topic, group_id, commit_interval, client: security...) say
-    where and how to connect; a `flow:` section holds the flow's own options:
-
-        brokers: [127.0.0.1:9092]
-        topic: orders
-        group_id: billing
-        flow:
-          retry: {1: 5, 2: 10, 3: 30}      # or {initial: 1s, max: 1m, max_attempts: 5}
-          concurrency: 32
-          ordering: key                     # key | partition | none
-          dead_letter: true
-    Keywords override both. Unknown keys are errors that name them.
-    """
+    """`Flow.from_config` (its docstring says the keys and the layout of the config)."""
     import yaml
 
     from kafkito.client.config import ReaderConfig
