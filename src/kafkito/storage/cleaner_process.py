@@ -27,11 +27,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import pickle
 import signal
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 
 from kafkito.errors import CorruptLog
 from kafkito.storage.cleaner import CleanJob, CleanPlan, CleanResult, Throttler, clean
@@ -39,6 +41,8 @@ from kafkito.storage.fs import FileSystem, OsFileSystem, off_loop
 from kafkito.storage.segment import Segment
 
 __all__ = ["clean_in_process"]
+
+log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 
@@ -151,11 +155,23 @@ async def clean_in_process(
     )
     try:
         child = await _run_child(job)
-    except OSError as exc:  # cannot start a process here, or it died: fail the pass
+    except _CannotStart as exc:
+        # Nothing was touched yet: clean in a worker thread instead (slower produce latency
+        # while it runs, but compaction goes on), and say why once per pass.
+        log.warning("cannot start the cleaner's child process (%s); cleaning in a thread", exc)
+        throttler = Throttler(bytes_per_second)
+        return await off_loop(
+            partial(clean, fs, plan, throttler, dedupe_buffer_bytes=dedupe_buffer_bytes)
+        )
+    except OSError as exc:  # the child failed or died part-way: fail the pass
         result = CleanResult(first_dirty=plan.first_dirty)
         result.error = exc
         return result
     return await _adopt(fs, plan, child)
+
+
+class _CannotStart(OSError):
+    """The child process could not be started (no interpreter, no processes allowed)."""
 
 
 async def _run_child(job: _ChildJob) -> _ChildResult:
@@ -163,14 +179,17 @@ async def _run_child(job: _ChildJob) -> _ChildResult:
     stdout (pickles between two copies of our own code). A plain child process rather than
     multiprocessing: spawn would import the embedding program's main module again (programs
     without a __main__ guard would start a second broker) and fork is unsafe with threads."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        __name__,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable or "python3",
+            "-m",
+            "kafkito.storage.cleaner_process",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except (OSError, RuntimeError, NotImplementedError) as exc:
+        raise _CannotStart(errno.EAGAIN, str(exc)) from exc
     out, err = await process.communicate(pickle.dumps(job))
     if process.returncode != 0:
         tail = err.decode(errors="replace").strip().splitlines()[-3:]

@@ -1,0 +1,56 @@
+"""The cleaner's child process (storage/cleaner_process.py) on the real disk: a pass cleans the
+same as a thread pass, and when no child can be started the pass falls back to a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import sys
+from pathlib import Path
+
+import pytest
+from compaction_kit import append_keyed, compact_config, make_durable, read_all
+
+from kafkito.storage.cleaner import CleanerState, Throttler, plan_cleaning, run_pass
+from kafkito.storage.fs import OsFileSystem
+from kafkito.storage.log import PartitionLog
+
+
+def _dirty_log(directory: Path) -> PartitionLog:
+    plog = PartitionLog.open(
+        OsFileSystem(), str(directory / "c-0"), "c", 0, compact_config(segment_bytes=4000)
+    )
+    rng = random.Random(1)
+    for i in range(300):
+        append_keyed(plog, [(f"k{rng.randrange(10)}".encode(), b"v%d" % i)], 1_000 + i)
+    make_durable(plog)
+    return plog
+
+
+def _clean_once(
+    plog: PartitionLog, *, isolated: bool
+) -> list[tuple[int, bytes | None, bytes | None]]:
+    plan = plan_cleaning(plog, CleanerState(), 10**13, force=True)
+    assert plan is not None
+    result = asyncio.run(
+        run_pass(OsFileSystem(), plan, CleanerState(), Throttler(math.inf), isolated=isolated)
+    )
+    assert result.error is None, result.error
+    assert result.records_removed > 0
+    return read_all(plog)
+
+
+def test_a_pass_in_the_child_process_cleans_as_a_thread_pass(tmp_path: Path) -> None:
+    in_thread = _clean_once(_dirty_log(tmp_path / "thread"), isolated=False)
+    in_child = _clean_once(_dirty_log(tmp_path / "child"), isolated=True)
+    assert in_child == in_thread
+
+
+def test_without_a_child_process_the_pass_runs_in_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    expected = _clean_once(_dirty_log(tmp_path / "thread"), isolated=False)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    assert _clean_once(_dirty_log(tmp_path / "fallback"), isolated=True) == expected
+    assert "cannot start the cleaner's child process" in caplog.text
