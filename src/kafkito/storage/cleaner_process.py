@@ -197,7 +197,10 @@ async def _run_child(job: _ChildJob) -> _ChildResult:
             errno.EIO,
             f"the cleaner's child process exited with {process.returncode}: {' | '.join(tail)}",
         )
-    result = pickle.loads(out)
+    try:
+        result = pickle.loads(out)
+    except Exception as exc:  # any unreadable answer fails the pass alike
+        raise OSError(errno.EIO, f"the cleaner's child process answered garbage: {exc}") from exc
     if not isinstance(result, _ChildResult):
         raise OSError(errno.EIO, "the cleaner's child process answered something else")
     return result
