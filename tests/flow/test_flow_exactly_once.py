@@ -194,6 +194,14 @@ def test_a_second_instance_with_the_same_transactional_id_fences_the_first(
     )
     second = Running(flow_of(broker, in_topic, group, handle, transactional_id="same"))
     try:
+        # The second fences the first in init_transactions, before it joins the group: once it
+        # holds partitions, the fence is up (records produced earlier could all be handled and
+        # committed by the first, which would then idle, never meeting its fence).
+        wait_for(
+            lambda: second.flow.health()["assigned_partitions"] > 0,
+            timeout_s=60,
+            what="the second instance in the group",
+        )
         # Keys on every partition: the first instance is fenced when it next writes, so
         # whatever partition it keeps after the rebalance must get records (5 keys could all
         # hash to the second's partitions, and the first would idle, never fenced).

@@ -35,7 +35,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import partial
 
-from kafkito.errors import CorruptLog
+from kafkito.errors import CorruptLog, KafkitoError
 from kafkito.storage.cleaner import CleanJob, CleanPlan, CleanResult, Throttler, clean
 from kafkito.storage.fs import FileSystem, OsFileSystem, off_loop
 from kafkito.storage.segment import Segment
@@ -170,7 +170,7 @@ async def clean_in_process(
     return await _adopt(fs, plan, child)
 
 
-class _CannotStart(OSError):
+class _CannotStart(KafkitoError, OSError):
     """The child process could not be started (no interpreter, no processes allowed)."""
 
 
