@@ -216,7 +216,18 @@ def test_routing_on_a_three_node_cluster(apache_kafka: ApacheKafka) -> None:
     with Admin(brokers=bootstrap) as admin:
         topic = f"routed-{time.monotonic_ns()}"
         admin.create_topic(topic, partitions=6, replication_factor=3)
-        leaders = {p.partition: p.leader for p in admin.describe_topic(topic).partitions}
+        # create_topic waits until one broker lists the topic; the one asked next may learn of
+        # it a moment later (three nodes, each with its own metadata image).
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                described = admin.describe_topic(topic)
+                break
+            except UnknownTopicError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        leaders = {p.partition: p.leader for p in described.partitions}
         assert len(set(leaders.values())) > 1, leaders  # spread over the nodes
     producers = []
     ids = [f"routed-{i}-{time.monotonic_ns()}" for i in range(6)]
