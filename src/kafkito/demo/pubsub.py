@@ -176,7 +176,6 @@ class PubSubDemo(Demo):
 
     def _serve_dashboard(self) -> str:
         """The dashboard page and its JSON (the console's pages are Kafka's: not served)."""
-        import uvicorn
         from starlette.applications import Starlette
         from starlette.requests import Request
         from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -198,21 +197,7 @@ class PubSubDemo(Demo):
                 Mount("/static", StaticFiles(directory=STATIC), name="static"),
             ]
         )
-        config = uvicorn.Config(
-            app, host=self.options.host, port=self.options.port, log_level="warning", lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None
-        self._spawn(self._server.run, "kafkito-demo-web")
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._threads[-1].is_alive():
-                raise RuntimeError(
-                    f"the web server did not start on {self.options.host}:{self.options.port}"
-                )
-            time.sleep(0.02)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
-        return f"http://{self.options.host}:{port}/"
+        return self._start_web(app)
 
     def _halt(self) -> None:
         super()._halt()

@@ -296,11 +296,15 @@ class Demo:
         return snapshot
 
     def _serve(self, settings: dict[str, Any]) -> str:
-        import uvicorn
-
         from kafkito.console.app import create_app
 
         app = create_app(settings, dashboard=self.dashboard)
+        return self._start_web(app)
+
+    def _start_web(self, app: Any) -> str:
+        """Serve `app` on the options' host and port in a thread; its URL once it listens."""
+        import uvicorn
+
         config = uvicorn.Config(
             app, host=self.options.host, port=self.options.port, log_level="warning", lifespan="off"
         )
