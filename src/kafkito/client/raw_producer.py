@@ -38,6 +38,9 @@ from kafkito.client.errors import (
 
 log = logging.getLogger(__name__)
 
+TXN_ATTEMPTS = 5
+"""How often a resumable transactional call is made while librdkafka answers retriable."""
+
 __all__ = ["RawProducer", "delivery_error"]
 
 QUEUE_FULL_WAIT_S = 0.1
@@ -158,17 +161,32 @@ class RawProducer:
 
     # -- transactions (settings must carry transactional.id) ------------------------------
 
-    def _txn(self, action: str, call: Callable[[], Any]) -> Any:
-        try:
-            return call()
-        except confluent_kafka.KafkaException as exc:
-            raise from_transaction_error(exc.args[0], action=action) from None
+    def _txn(self, action: str, call: Callable[[], Any], *, resumable: bool = False) -> Any:
+        """A transactional call, typed errors. A `resumable` call (init, send offsets,
+        commit, abort) is repeated while librdkafka says it may be: a retriable error (a
+        timeout under load) leaves the call in progress, and librdkafka's contract is that the
+        same call resumes it. Given up, the operation stays in progress and every other
+        transactional call fails with _CONFLICT until it is repeated, so giving up early
+        wedges the producer (seen: a flow whose commit timed out, then only conflicts)."""
+        for attempt in range(1, TXN_ATTEMPTS + 1):
+            try:
+                return call()
+            except confluent_kafka.KafkaException as exc:
+                error = from_transaction_error(exc.args[0], action=action)
+                if not (resumable and error.retriable) or error.abortable or error.fatal:
+                    raise error from None
+                if attempt == TXN_ATTEMPTS:
+                    raise error from None
+                log.warning("%s; calling it again to resume it (%d)", error, attempt)
+        raise AssertionError("unreachable")
 
     def init_transactions(self, timeout_s: float | None = None) -> None:
         """Register the transactional.id (fencing any older producer with it, and completing
         or aborting its open transaction). Once, before the first transaction."""
         wait = self.timeout_s if timeout_s is None else timeout_s
-        self._txn("init transactions", lambda: self._producer.init_transactions(wait))
+        self._txn(
+            "init transactions", lambda: self._producer.init_transactions(wait), resumable=True
+        )
 
     def begin_transaction(self) -> None:
         """Start a transaction: records produced until commit/abort belong to it."""
@@ -184,18 +202,23 @@ class RawProducer:
         self._txn(
             "send offsets to transaction",
             lambda: self._producer.send_offsets_to_transaction(offsets, group_metadata, wait),
+            resumable=True,
         )
 
     def commit_transaction(self, timeout_s: float | None = None) -> None:
         """Flush, then commit: every record and offset of the transaction becomes visible."""
         wait = self.timeout_s if timeout_s is None else timeout_s
-        self._txn("commit transaction", lambda: self._producer.commit_transaction(wait))
+        self._txn(
+            "commit transaction", lambda: self._producer.commit_transaction(wait), resumable=True
+        )
 
     def abort_transaction(self, timeout_s: float | None = None) -> None:
         """Abort: read_committed consumers never see the transaction's records, and its
         offsets are dropped."""
         wait = self.timeout_s if timeout_s is None else timeout_s
-        self._txn("abort transaction", lambda: self._producer.abort_transaction(wait))
+        self._txn(
+            "abort transaction", lambda: self._producer.abort_transaction(wait), resumable=True
+        )
 
     def close(self, timeout_s: float | None = None) -> int:
         """Flush (up to `timeout_s`), then release the producer; returns the records left
