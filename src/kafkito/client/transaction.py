@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import confluent_kafka
 
+from kafkito.client.delivered import offset_of
 from kafkito.client.errors import (
     ClientError,
     ConfigError,
@@ -77,7 +78,7 @@ class TransactionState:
         with self._lock:
             if error is None:
                 self.deliveries.append(
-                    TransactionDelivery(message.topic(), message.partition(), message.offset())
+                    TransactionDelivery(message.topic(), message.partition(), offset_of(message))
                 )
             else:
                 self.failures.append((error, message.topic(), len(message.value() or b"")))

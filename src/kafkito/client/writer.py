@@ -27,6 +27,7 @@ import confluent_kafka
 
 from kafkito.client.config import WriterConfig
 from kafkito.client.connect import RDKAFKA_LOG, ErrorTracker, connect_with_retry
+from kafkito.client.delivered import offset_of
 from kafkito.client.embedded import resolve_bootstrap
 from kafkito.client.errors import (
     ClientError,
@@ -263,7 +264,7 @@ def _delivery(core: ProducerCore, outcome: _Outcome, topic: str, size_bytes: int
     if outcome.error is not None:
         raise core.failure(outcome.error, topic, size_bytes)
     message = outcome.message
-    return Delivery(message.topic(), message.partition(), message.offset())
+    return Delivery(message.topic(), message.partition(), offset_of(message))
 
 
 class Batch:
@@ -286,7 +287,8 @@ class Batch:
     def _report(self, error: Any, message: Any) -> None:
         if error is None:
             self.partitions.append(message.partition())
-            self.offsets.append(message.offset())
+            # an array takes no None: a TypeError here lost the report (and broke flush)
+            self.offsets.append(offset_of(message))
         else:
             self.failed.append((error, len(message.value() or b"")))
 
