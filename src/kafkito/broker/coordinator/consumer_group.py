@@ -249,11 +249,23 @@ class ConsumerGroups:
         self.session_timeout_ms = int(
             extra.get("group.consumer.session.timeout.ms", SESSION_TIMEOUT_MS)
         )
+        """The broker's value; a group's `consumer.session.timeout.ms` config overrides it."""
         self.heartbeat_interval_ms = int(
             extra.get("group.consumer.heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS)
         )
         self.groups: dict[str, ConsumerGroup] = {}
         self._regex_matches: dict[tuple[str, str], bool] = {}
+
+    def session_timeout_ms_of(self, group_id: str) -> int:
+        """The group's `consumer.session.timeout.ms` config, else the broker's."""
+        value = self.coordinator.group_configs.get(group_id, {}).get("consumer.session.timeout.ms")
+        return self.session_timeout_ms if value is None else int(value.strip())
+
+    def heartbeat_interval_ms_of(self, group_id: str) -> int:
+        """The group's `consumer.heartbeat.interval.ms` config, else the broker's."""
+        configs = self.coordinator.group_configs.get(group_id, {})
+        value = configs.get("consumer.heartbeat.interval.ms")
+        return self.heartbeat_interval_ms if value is None else int(value.strip())
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -327,7 +339,7 @@ class ConsumerGroups:
             if server_assignor is not None:
                 member.server_assignor = server_assignor
             loop_now = self.coordinator.clock.monotonic()
-            member.session_deadline = loop_now + self.session_timeout_ms / 1000
+            member.session_deadline = loop_now + self.session_timeout_ms_of(group_id) / 1000
             self._maybe_assign(group)
             assigned_before = member.assigned
             self._reconcile(group, member, owned, loop_now)
@@ -351,7 +363,7 @@ class ConsumerGroups:
             "error_message": None,
             "member_id": member.member_id,
             "member_epoch": member.epoch,
-            "heartbeat_interval": self.heartbeat_interval_ms,
+            "heartbeat_interval": self.heartbeat_interval_ms_of(group_id),
             "assignment": _wire_assignment(member.assigned) if send_assignment else None,
         }
 
@@ -588,12 +600,13 @@ class ConsumerGroups:
         """Remove members past their session, or past their rebalance timeout while revoking."""
         for group in list(self.groups.values()):
             changed = False
+            session_ms = self.session_timeout_ms_of(group.group_id)
             for member in list(group.members.values()):
                 if member.session_deadline is None:
-                    member.session_deadline = now + self.session_timeout_ms / 1000
+                    member.session_deadline = now + session_ms / 1000
                     continue
                 if now > member.session_deadline:
-                    reason = f"missed its {self.session_timeout_ms} ms session"
+                    reason = f"missed its {session_ms} ms session"
                 elif member.revoke_deadline is not None and now > member.revoke_deadline:
                     reason = f"did not revoke within {member.rebalance_timeout_ms} ms"
                 else:

@@ -19,6 +19,13 @@ value, or another broker id is INVALID_REQUEST (42); unlike Kafka, which stores 
 keys for plugins, an unknown key is INVALID_CONFIG naming it (kafkito has no plugins, and a typo
 must not pass for a change; docs/broker.md). The helpers here are shared with
 IncrementalAlterConfigs.
+
+A GROUP resource (KIP-848 group configs, group_configs.py) replaces that group's configs: an
+unknown key or a bad value is INVALID_CONFIG with Kafka's message, the default group ""
+INVALID_REQUEST.
+
+Each resource is checked and changed under `topics.admin_lock`, so admin changes apply one at a
+time, in order (Kafka's controller serializes them too).
 """
 
 from __future__ import annotations
@@ -37,7 +44,13 @@ from kafkito.broker.configs import (
     validate_broker_config,
     validate_topic_config,
 )
+from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.broker.group_configs import (
+    RESOURCE_GROUP,
+    group_config_error,
+    group_resource_error,
+)
 from kafkito.broker.handlers.describe_configs import broker_resource_error
 from kafkito.broker.state import Topic, topic_name_error
 from kafkito.errors import BrokerError, ErrorCode
@@ -85,7 +98,7 @@ async def replace_broker_configs(
     broker: BrokerCore, node: int | None, configs: Mapping[str, str], *, validate_only: bool
 ) -> None:
     """Validate every key, then (unless validate_only) make `configs` the dynamic broker
-    configs of one scope (None: cluster-wide)."""
+    configs of one scope (None: cluster-wide). The caller holds `topics.admin_lock`."""
     check_broker_keys(list(configs))
     retention_ms = topic_default_values(broker.settings, broker.topics.dynamic)["retention.ms"]
     for key, value in configs.items():
@@ -96,7 +109,7 @@ async def replace_broker_configs(
     dynamic = broker.topics.dynamic
     current = dynamic.cluster if node is None else dynamic.node
     if dict(configs) != current:
-        await broker.topics.set_broker_configs(node, dict(configs))
+        await broker.topics.set_broker_configs_locked(node, dict(configs))
         log.info(
             "dynamic broker configs (%s) now %s",
             "cluster-wide" if node is None else f"node {node}",
@@ -107,15 +120,39 @@ async def replace_broker_configs(
 async def replace_topic_configs(
     broker: BrokerCore, topic: Topic, configs: Mapping[str, str], *, validate_only: bool
 ) -> None:
-    """Validate every key, then (unless validate_only) make `configs` the topic's overrides."""
+    """Validate every key, then (unless validate_only) make `configs` the topic's overrides.
+    The caller holds `topics.admin_lock`."""
     for key, value in configs.items():
         if (reason := validate_topic_config(key, value)) is not None:
             raise BrokerError(ErrorCode.invalid_config, reason)
     if validate_only:
         return
     if dict(configs) != topic.configs:
-        await broker.topics.set_configs(topic.name, dict(configs))
+        await broker.topics.set_configs_locked(topic.name, dict(configs))
         log.info("topic %s: configs now %s", topic.name, sorted(configs.items()))
+
+
+def group_name(name: str) -> str:
+    """The group a GROUP resource names; raises BrokerError for the default resource ""."""
+    if (reason := group_resource_error(name)) is not None:
+        raise BrokerError(ErrorCode.invalid_request, reason)
+    return name
+
+
+async def replace_group_configs(
+    broker: BrokerCore, group_id: str, configs: Mapping[str, str], *, validate_only: bool
+) -> None:
+    """Validate every key (Kafka's GroupConfig.validate), then (unless validate_only) make
+    `configs` the group's configs. The caller holds `topics.admin_lock`."""
+    extra = broker.settings.extra
+    for key, value in configs.items():
+        if (reason := group_config_error(key, value, extra)) is not None:
+            raise BrokerError(ErrorCode.invalid_config, reason)
+    if validate_only:
+        return
+    coordinator = coordinator_of(broker)
+    if dict(configs) != coordinator.group_configs.get(group_id, {}):
+        await coordinator.set_group_configs_locked(group_id, dict(configs))
 
 
 def resource_answer(rtype: int, name: str, error: BrokerError | None = None) -> dict[str, Any]:
@@ -125,6 +162,24 @@ def resource_answer(rtype: int, name: str, error: BrokerError | None = None) -> 
         "resource_type": rtype,
         "resource_name": name,
     }
+
+
+async def _replace(
+    broker: BrokerCore, rtype: int, name: str, wanted: dict[str, str], validate_only: bool
+) -> None:
+    if rtype == RESOURCE_TOPIC:
+        topic = find_topic(broker, name)
+        await replace_topic_configs(broker, topic, wanted, validate_only=validate_only)
+    elif rtype == RESOURCE_BROKER:
+        node = broker_scope(broker, name)
+        await replace_broker_configs(broker, node, wanted, validate_only=validate_only)
+    elif rtype == RESOURCE_GROUP:
+        group_id = group_name(name)
+        await replace_group_configs(broker, group_id, wanted, validate_only=validate_only)
+    else:
+        raise BrokerError(
+            ErrorCode.invalid_request, f"config resource type {rtype} is not supported"
+        )
 
 
 @handler(33, versions=range(0, 3))
@@ -140,16 +195,8 @@ async def alter_configs(request: Any, ctx: RequestContext) -> dict[str, Any]:
             require_config(ctx, ALTER_CONFIGS, rtype, name)  # raises *_AUTHORIZATION_FAILED
             if nulls := sorted(c.name for c in resource.configs if c.value is None):
                 raise BrokerError(ErrorCode.invalid_request, f"null value for {', '.join(nulls)}")
-            if rtype == RESOURCE_TOPIC:
-                topic = find_topic(broker, name)
-                await replace_topic_configs(broker, topic, wanted, validate_only=validate_only)
-            elif rtype == RESOURCE_BROKER:
-                node = broker_scope(broker, name)
-                await replace_broker_configs(broker, node, wanted, validate_only=validate_only)
-            else:
-                raise BrokerError(
-                    ErrorCode.invalid_request, f"config resource type {rtype} is not supported"
-                )
+            async with broker.topics.admin_lock:
+                await _replace(broker, rtype, name, wanted, validate_only)
         except BrokerError as exc:
             answers.append(resource_answer(rtype, name, exc))
             continue
