@@ -15,7 +15,9 @@ metadata log, so it survives a restart.
 A BROKER resource names the cluster-wide defaults ("") or this node (its id); its configs replace
 that scope's dynamic broker configs (configs.py), which take effect at once on every partition
 log and persist in the metadata log. As in Kafka, a key that cannot change at run time, a bad
-value, or another broker id is INVALID_REQUEST (42); unlike Kafka, which stores unknown broker
+value, or another broker id is INVALID_REQUEST (42); Kafka's dynamic keys that kafkito has no
+mechanism for (Kerberos, SSL engine details, thread pools: broker_keys_kafka.py) are checked
+for their type, stored and described, without effect; unlike Kafka, which stores unknown broker
 keys for plugins, an unknown key is INVALID_CONFIG naming it (kafkito has no plugins, and a typo
 must not pass for a change; docs/broker.md). The helpers here are shared with
 IncrementalAlterConfigs.
@@ -35,6 +37,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kafkito.broker.auth.checks import ALTER_CONFIGS, require_config
+from kafkito.broker.broker_keys_kafka import (
+    KAFKA_STATIC_BROKER_KEYS,
+    STORED_BROKER_KEYS,
+    stored_value_error,
+)
 from kafkito.broker.configs import (
     BROKER_CONFIGS,
     DYNAMIC_BROKER_CONFIGS,
@@ -80,17 +87,40 @@ def broker_scope(broker: BrokerCore, name: str) -> int | None:
 
 def check_broker_keys(keys: list[str]) -> None:
     """Refuse unknown and read-only broker keys (raises BrokerError)."""
-    unknown = sorted(key for key in keys if key not in BROKER_CONFIGS)
+    known = BROKER_CONFIGS.keys() | STORED_BROKER_KEYS.keys() | KAFKA_STATIC_BROKER_KEYS
+    unknown = sorted(key for key in keys if key not in known)
     if unknown:
         raise BrokerError(
             ErrorCode.invalid_config, f"unknown broker config {', '.join(map(repr, unknown))}"
         )
-    static = sorted(key for key in keys if key not in DYNAMIC_BROKER_CONFIGS)
+    static = sorted(
+        key for key in keys if key not in DYNAMIC_BROKER_CONFIGS and key not in STORED_BROKER_KEYS
+    )
+    # Kafka's words (DynamicBrokerConfig.validateConfigs), so searches find them
     if static:
-        # Kafka's words (DynamicBrokerConfig.validateConfigs), so searches find them
         raise BrokerError(
             ErrorCode.invalid_request,
             f"Cannot update these configs dynamically: Set({', '.join(static)})",
+        )
+
+
+def check_broker_scopes(keys: list[str], node: int | None) -> None:
+    """Refuse Kafka's keys that cannot be set at this scope (`node` None: cluster-wide), after
+    their values were checked, as Kafka orders it. `keys` are those of the resulting set: Kafka
+    checks where a key is *set*, so removing one is allowed anywhere. Raises BrokerError."""
+    where = {key: STORED_BROKER_KEYS[key].scope for key in keys if key in STORED_BROKER_KEYS}
+    if listener := sorted(key for key, scope in where.items() if scope == "listener"):
+        raise BrokerError(
+            ErrorCode.invalid_request,
+            "These security configs can be dynamically updated only per-listener using the "
+            f"listener prefix: HashSet({', '.join(listener)})",
+        )
+    per_node = sorted(key for key, scope in where.items() if scope == "node")
+    if per_node and node is None:
+        raise BrokerError(
+            ErrorCode.invalid_request,
+            "Cannot update these configs at default cluster level, broker id must be "
+            f"specified: Set({', '.join(per_node)})",
         )
 
 
@@ -102,8 +132,14 @@ async def replace_broker_configs(
     check_broker_keys(list(configs))
     retention_ms = topic_default_values(broker.settings, broker.topics.dynamic)["retention.ms"]
     for key, value in configs.items():
-        if (reason := validate_broker_config(key, value, retention_ms)) is not None:
+        stored = STORED_BROKER_KEYS.get(key)
+        if stored is not None:
+            reason = stored_value_error(stored, value)
+        else:
+            reason = validate_broker_config(key, value, retention_ms)
+        if reason is not None:
             raise BrokerError(ErrorCode.invalid_request, reason)
+    check_broker_scopes(list(configs), node)
     if validate_only:
         return
     dynamic = broker.topics.dynamic

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kafkito.broker.auth.checks import ALTER_CONFIGS, require_config
+from kafkito.broker.broker_keys_kafka import STORED_BROKER_KEYS
 from kafkito.broker.configs import (
     BROKER_TO_TOPIC,
     LIST_SEPARATOR,
@@ -107,6 +108,11 @@ def apply_operations(
 
 
 _GROUP_KEYS = as_config_keys()
+_BROKER_KEYS: dict[str, ConfigKey] = {
+    **BROKER_TO_TOPIC,
+    **{k.name: ConfigKey(k.name, k.default, k.type, "") for k in STORED_BROKER_KEYS.values()},
+}
+"""Every broker key a client may change, with its type (APPEND and SUBTRACT need it)."""
 
 
 async def _alter_group(
@@ -136,8 +142,8 @@ async def _alter_broker(
     check_broker_keys([n for n, _, _ in operations])
     dynamic = broker.topics.dynamic
     current = dynamic.cluster if node is None else dynamic.node
-    defaults = {name: key.default for name, key in BROKER_TO_TOPIC.items()}
-    wanted = apply_operations(current, defaults, operations, BROKER_TO_TOPIC)
+    defaults = {name: key.default for name, key in _BROKER_KEYS.items()}
+    wanted = apply_operations(current, defaults, operations, _BROKER_KEYS)
     await replace_broker_configs(broker, node, wanted, validate_only=validate_only)
 
 
