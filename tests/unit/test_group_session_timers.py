@@ -138,3 +138,44 @@ def test_static_members_closed_together_are_gone_when_the_last_session_ends(
     assert seen["members_at_deadline"] == 0
     assert seen["state"] is GroupState.EMPTY
     assert seen["delete"] == ErrorCode.none
+
+
+async def _consumer_member(clock: FakeClock, coordinator: Coordinator) -> dict[str, object]:
+    """A KIP-848 member: its own timer ends it at the group's session (45 s by default)."""
+    seen: dict[str, object] = {}
+
+    async def heartbeat(member_id: str, epoch: int) -> dict[str, object]:
+        return await coordinator.consumer.heartbeat(
+            api_version=1,
+            group_id="k",
+            member_id=member_id,
+            member_epoch=epoch,
+            instance_id=None,
+            rack_id=None,
+            rebalance_timeout_ms=30_000,
+            subscribed=() if epoch == 0 else None,
+            regex=None,
+            server_assignor=None,
+            owned=frozenset() if epoch == 0 else None,
+            client_id="c",
+            client_host="/127.0.0.1",
+        )
+
+    joined = await heartbeat("m1", 0)
+    seen["joined"] = joined["error_code"]
+    await clock.advance(10)
+    again = await heartbeat("m1", int(str(joined["member_epoch"])))
+    seen["heartbeat"] = again["error_code"]
+    group = coordinator.consumer.groups["k"]
+    await clock.advance(45 - 0.001)
+    seen["kept_1ms_before"] = "m1" in group.members
+    await clock.advance(0.001)
+    seen["kept_at_deadline"] = "m1" in group.members
+    return seen
+
+
+def test_a_consumer_group_member_expires_exactly_at_its_deadline(tmp_path: Path) -> None:
+    seen = asyncio.run(_run(tmp_path / "data", _consumer_member))
+    assert seen["joined"] == seen["heartbeat"] == ErrorCode.none
+    assert seen["kept_1ms_before"] is True  # the heartbeat at 10 s moved the deadline to 55 s
+    assert seen["kept_at_deadline"] is False

@@ -3,7 +3,7 @@
 * states.py       the classic group state machine, as a transition table
 * group.py        a group's members and the pure rules on them (protocol choice)
 * journal.py      group commit of coordinator records into the metadata log (fsync, then ack)
-* coordinator.py  the Coordinator: lifecycle, timers' ticker, group admin, DescribeGroups;
+* coordinator.py  the Coordinator: lifecycle, the offsets' ticker, group admin, DescribeGroups;
                   assembled from the parts below (base.py: the state they share)
 * membership.py   classic groups: JoinGroup/SyncGroup/Heartbeat/LeaveGroup, rebalances
 * offsets.py      OffsetCommit/OffsetFetch/OffsetDelete, offset expiry

@@ -14,6 +14,9 @@ CurrentAssignmentBuilder, in the small):
   partitions gone, it takes the new epoch and whichever of its new partitions nobody else owns;
   the rest arrive on later heartbeats as their previous owners revoke them. So a partition is
   never owned by two members, and members whose assignment did not change keep consuming.
+* Sessions. Each member has one timer (`_arm`), due at its session's end or, while it must
+  revoke partitions, at its rebalance timeout if that comes first: it is removed exactly at
+  its deadline, as Kafka's timers do (a 100 ms sweep did it up to 0.1 s late).
 * Membership. A member joins with epoch 0 (and, from v1, its own member id), leaves with -1; a
   static member (instance id, KIP-345) leaves with -2 and keeps its partitions for one session
   timeout, so that its restart moves nothing: the new member id that comes back with the same
@@ -179,6 +182,9 @@ class ConsumerGroups:
             else:
                 member = self._known_member(group, member_id, instance_id)
                 check_epoch(member, member_epoch, owned)
+            loop_now = self.coordinator.clock.monotonic()
+            member.session_deadline = loop_now + self.session_timeout_ms_of(group_id) / 1000
+            self._arm(group, member)
             joined = member.member_id not in group.target and member_epoch == 0
             changed = self._update(member, rack_id, rebalance_timeout_ms, subscribed, regex)
             if self._refresh_topics(group) or changed or joined:
@@ -186,11 +192,10 @@ class ConsumerGroups:
             member.client_id, member.client_host = client_id, client_host
             if server_assignor is not None:
                 member.server_assignor = server_assignor
-            loop_now = self.coordinator.clock.monotonic()
-            member.session_deadline = loop_now + self.session_timeout_ms_of(group_id) / 1000
             self._maybe_assign(group)
             assigned_before = member.assigned
             self._reconcile(group, member, owned, loop_now)
+            self._arm(group, member)  # a revocation's deadline may come first
             if group_record(group) != before:
                 await self._persist(group)
         except Refused as exc:
@@ -433,6 +438,9 @@ class ConsumerGroups:
         }
 
     def _remove(self, group: ConsumerGroup, member: ConsumerMember) -> None:
+        if member.timer is not None:
+            member.timer.cancel()
+            member.timer = None
         group.members.pop(member.member_id, None)
         group.target.pop(member.member_id, None)
         instance_id = member.instance_id
@@ -444,28 +452,60 @@ class ConsumerGroups:
 
     # -- timers, offsets, admin ------------------------------------------------------------
 
-    def check_sessions(self, now: float) -> None:
-        """Remove members past their session, or past their rebalance timeout while revoking."""
-        for group in list(self.groups.values()):
-            changed = False
+    def start_sessions(self) -> None:
+        """At start-up: every member (replayed from the metadata log) gets a full session from
+        now, as Kafka does after a coordinator moves, and its timer."""
+        now = self.coordinator.clock.monotonic()
+        for group in self.groups.values():
             session_ms = self.session_timeout_ms_of(group.group_id)
-            for member in list(group.members.values()):
+            for member in group.members.values():
                 if member.session_deadline is None:
                     member.session_deadline = now + session_ms / 1000
-                    continue
-                if now > member.session_deadline:
-                    reason = f"missed its {session_ms} ms session"
-                elif member.revoke_deadline is not None and now > member.revoke_deadline:
-                    reason = f"did not revoke within {member.rebalance_timeout_ms} ms"
-                else:
-                    continue
-                log.info(
-                    "group %s: member %s %s, removing it", group.group_id, member.member_id, reason
-                )
-                self._remove(group, member)
-                changed = True
-            if changed:
-                self._persist_nowait(group)
+                self._arm(group, member)
+
+    def stop_sessions(self) -> None:
+        for group in self.groups.values():
+            for member in group.members.values():
+                if member.timer is not None:
+                    member.timer.cancel()
+                    member.timer = None
+
+    def _arm(self, group: ConsumerGroup, member: ConsumerMember) -> None:
+        """Make sure the member's timer fires by its nearer deadline (session, or revocation's
+        rebalance timeout). A heartbeat only moves the deadline: the one timer re-arms itself
+        for the rest when it fires early, so heartbeats cost no timer churn."""
+        deadlines = [d for d in (member.session_deadline, member.revoke_deadline) if d is not None]
+        if not deadlines:
+            return
+        due = min(deadlines)
+        if member.timer is not None:
+            if member.timer_due <= due:
+                return
+            member.timer.cancel()
+        clock = self.coordinator.clock
+        member.timer_due = due
+        member.timer = clock.call_later(max(0.0, due - clock.monotonic()), self._due, group, member)
+
+    def _due(self, group: ConsumerGroup, member: ConsumerMember) -> None:
+        """A member's timer fired: remove it if past its session, or past its rebalance timeout
+        while revoking (Kafka's session and rebalance timers), else re-arm."""
+        member.timer = None
+        if self.groups.get(group.group_id) is not group:
+            return
+        if group.members.get(member.member_id) is not member:
+            return  # left or removed meanwhile
+        now = self.coordinator.clock.monotonic()
+        session_ms = self.session_timeout_ms_of(group.group_id)
+        if member.session_deadline is not None and now >= member.session_deadline:
+            reason = f"missed its {session_ms} ms session"
+        elif member.revoke_deadline is not None and now >= member.revoke_deadline:
+            reason = f"did not revoke within {member.rebalance_timeout_ms} ms"
+        else:
+            self._arm(group, member)
+            return
+        log.info("group %s: member %s %s, removing it", group.group_id, member.member_id, reason)
+        self._remove(group, member)
+        self._persist_nowait(group)
 
     def validate_commit(
         self, group: ConsumerGroup, member_id: str, member_epoch: int, api_version: int

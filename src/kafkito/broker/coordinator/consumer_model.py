@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass, field
 
 from kafkito.broker.coordinator.assignors import ASSIGNORS, Assignment, TopicPartition
+from kafkito.clock import Timer
 from kafkito.errors import ErrorCode, InvalidTransition, KafkitoError
 
 LEAVE_EPOCH = -1
@@ -92,8 +93,11 @@ class ConsumerMember:
     assigned: Assignment = frozenset()
     revoking: Assignment = frozenset()
     session_deadline: float | None = None
-    """Loop time when the session ends (None: set by the next check, e.g. after a restart)."""
+    """Clock time when the session ends (None until the coordinator starts, after a restart)."""
     revoke_deadline: float | None = None
+    timer: Timer | None = None
+    """The member's expiry timer (ConsumerGroups._arm): due at or before its nearer deadline."""
+    timer_due: float = 0.0
 
     def transition(self, event: MemberEvent) -> None:
         self.state = next_member_state(self.state, event)

@@ -7,8 +7,8 @@ It is assembled from parts, each with one job:
 * persistence.py  replay from and records for the metadata log, compaction
 * consumer_group.py  KIP-848 groups (`self.consumer`)
 
-This module adds the lifecycle (start/stop, the ticker that expires KIP-848 sessions and
-offsets; a classic member's session has its own timer, membership.py), the
+This module adds the lifecycle (start/stop, the ticker that expires offsets; each member's
+session has its own timer, in membership.py and consumer_group.py), the
 group admin operations (list, delete) and DescribeGroups' view of a group.
 """
 
@@ -51,9 +51,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SESSION_CHECK_INTERVAL_S = 0.1
-"""How often KIP-848 member sessions are checked; their expiry is at most this late (classic
-members expire at their deadline, by their own timer)."""
 GROUP_AUTHORIZED_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
 """READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS and ALTER_CONFIGS: what a group allows when there
 is no authorizer (Apache Kafka 4's AclEntry.supportedOperations for GROUP, which gained the two
@@ -94,6 +91,7 @@ class Coordinator(Membership, OffsetStore, GroupPersistence):
 
     async def start(self) -> None:
         await self.journal.start()
+        self.consumer.start_sessions()
         self._ticker = asyncio.create_task(self._tick(), name="kafkito-group-timers")
 
     async def stop(self) -> None:
@@ -103,6 +101,7 @@ class Coordinator(Membership, OffsetStore, GroupPersistence):
             with contextlib.suppress(BaseException):
                 await self._ticker
             self._ticker = None
+        self.consumer.stop_sessions()
         for group in self.groups.values():
             self._cancel_timers(group)
             for member in group.members.values():
@@ -123,14 +122,9 @@ class Coordinator(Membership, OffsetStore, GroupPersistence):
     async def _tick(self) -> None:
         clock = self.clock
         retention_check_s = min(60.0, max(0.1, self.settings.offsets_retention_ms / 4000))
-        next_retention = clock.monotonic() + retention_check_s
         while True:
-            await clock.sleep(SESSION_CHECK_INTERVAL_S)
-            now = clock.monotonic()
-            self.consumer.check_sessions(now)
-            if now >= next_retention:
-                next_retention = now + retention_check_s
-                self.expire_offsets()
+            await clock.sleep(retention_check_s)
+            self.expire_offsets()
 
     # -- admin -------------------------------------------------------------------------------
 
