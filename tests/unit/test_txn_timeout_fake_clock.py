@@ -2,9 +2,10 @@
 
 The real transaction coordinator on a loaded (not listening) broker core; only time is fake. A
 transaction with a 60 s timeout is still open a second before it and aborted (its producer
-fenced: the epoch goes up) once the ticker that follows it looks past it; a minute of
-transaction time takes no wall time here. The markers and the journal are written to a real
-data directory, so the test waits (briefly, in real time) for those fsyncs after each advance.
+fenced: the epoch goes up) within the ticker's next checks (every second) after it; a minute
+of transaction time takes no wall time here. The markers, the journal, indexes and snapshots
+are written to a real data directory, so the test lets a little real time pass for those
+fsyncs between small advances.
 """
 
 from __future__ import annotations
@@ -24,12 +25,20 @@ from kafkito.clock import FakeClock
 TIMEOUT_MS = 60_000
 
 
-async def _settle(condition: Callable[[], bool], rounds: int = 500) -> None:
-    """Real time for the fsyncs an abort waits on (worker threads), not transaction time."""
-    for _ in range(rounds):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
+async def _settle(clock: FakeClock, condition: Callable[[], bool], clock_s: float) -> float:
+    """Advance the clock in small steps until `condition` holds, at most `clock_s` of clock
+    time; returns the clock time it took. Between steps a little real time passes: the ticker
+    also writes indexes and snapshots in worker threads (real time), and registers its next
+    sleep on the clock only when they are done."""
+    taken = 0.0
+    while not condition() and taken < clock_s:
+        for _ in range(20):  # real time for worker threads (fsyncs, snapshot writes)
+            if condition():
+                return taken
+            await asyncio.sleep(0.005)
+        await clock.advance(0.25)
+        taken += 0.25
+    return taken
 
 
 async def _scenario(data_dir: Path) -> dict[str, object]:
@@ -50,8 +59,10 @@ async def _scenario(data_dir: Path) -> dict[str, object]:
         seen["state_open"] = meta.state
         await clock.advance(TIMEOUT_MS / 1000 - 1)
         seen["state_before_timeout"] = txns.txns["tx"].state
-        await clock.advance(2.5)  # past the timeout, and one more check of the ticker (1 s)
-        await _settle(lambda: txns.txns["tx"].state is TxnState.COMPLETE_ABORT)
+        await clock.advance(1)  # the timeout
+        seen["clock_s_to_abort"] = await _settle(
+            clock, lambda: txns.txns["tx"].state is TxnState.COMPLETE_ABORT, 10
+        )
         seen["state_after_timeout"] = txns.txns["tx"].state
         seen["epoch_after"] = txns.txns["tx"].epoch
         seen["epoch_before"] = epoch
@@ -68,5 +79,6 @@ def test_a_transaction_times_out_without_sleeping(tmp_path: Path) -> None:
     assert seen["state_open"] is TxnState.ONGOING
     assert seen["state_before_timeout"] is TxnState.ONGOING
     assert seen["state_after_timeout"] is TxnState.COMPLETE_ABORT
+    assert float(seen["clock_s_to_abort"]) <= 5  # type: ignore[arg-type]  # the next checks (1 s)
     assert int(seen["epoch_after"]) > int(seen["epoch_before"])  # type: ignore[call-overload]
     assert time.monotonic() - started < 20  # a minute of transaction time, not waited for
