@@ -19,7 +19,8 @@ from pathlib import Path
 
 from kafkito.client import Admin
 from kafkito.client.raw_consumer import RawConsumer, TopicPartition
-from kafkito.client.raw_producer import TXN_ATTEMPTS, RawProducer
+from kafkito.client.raw_producer import RawProducer
+from kafkito.client.transaction import TXN_ATTEMPTS
 from kafkito.testing.brokers import kafkito_process
 
 ATTEMPT_S = 0.5

@@ -33,13 +33,10 @@ from kafkito.client.errors import (
     ConfigError,
     from_admin_error,
     from_kafka_error,
-    from_transaction_error,
 )
+from kafkito.client.transaction import call_transactional
 
 log = logging.getLogger(__name__)
-
-TXN_ATTEMPTS = 5
-"""How often a resumable transactional call is made while librdkafka answers retriable."""
 
 __all__ = ["RawProducer", "delivery_error"]
 
@@ -161,24 +158,11 @@ class RawProducer:
 
     # -- transactions (settings must carry transactional.id) ------------------------------
 
-    def _txn(self, action: str, call: Callable[[], Any], *, resumable: bool = False) -> Any:
-        """A transactional call, typed errors. A `resumable` call (init, send offsets,
-        commit, abort) is repeated while librdkafka says it may be: a retriable error (a
-        timeout under load) leaves the call in progress, and librdkafka's contract is that the
-        same call resumes it. Given up, the operation stays in progress and every other
-        transactional call fails with _CONFLICT until it is repeated, so giving up early
-        wedges the producer (seen: a flow whose commit timed out, then only conflicts)."""
-        for attempt in range(1, TXN_ATTEMPTS + 1):
-            try:
-                return call()
-            except confluent_kafka.KafkaException as exc:
-                error = from_transaction_error(exc.args[0], action=action)
-                if not (resumable and error.retriable) or error.abortable or error.fatal:
-                    raise error from None
-                if attempt == TXN_ATTEMPTS:
-                    raise error from None
-                log.warning("%s; calling it again to resume it (%d)", error, attempt)
-        raise AssertionError("unreachable")
+    @staticmethod
+    def _txn(action: str, call: Callable[[], Any], *, resumable: bool = False) -> Any:
+        """A transactional call (client/transaction.call_transactional: typed errors, a
+        resumable call made again while librdkafka answers retriable)."""
+        return call_transactional(action, call, resumable=resumable)
 
     def init_transactions(self, timeout_s: float | None = None) -> None:
         """Register the transactional.id (fencing any older producer with it, and completing
