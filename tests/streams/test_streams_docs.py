@@ -29,3 +29,16 @@ def test_the_first_example_runs(kafkito_bootstrap: str, tmp_path: Path) -> None:
         r"WindowResult\(key='([^']+)', start_ms=\d+, end_ms=\d+, value=(\d+)\)", out
     )
     assert sorted(results) == [("/", "3"), ("/docs", "1"), ("/pricing", "1")], out
+
+
+def test_the_typed_example_builds() -> None:
+    """The decoding section's example builds its app (types accepted; nothing runs)."""
+    code = next(
+        block
+        for block in re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+        if "typed-example" in block
+    )
+    namespace: dict[str, object] = {"__name__": "typed_example"}
+    exec(compile(code, "typed-example", "exec"), namespace)
+    app = namespace["app"]
+    assert sorted(app._sources) == ["clicks", "frames", "labels"]  # type: ignore[attr-defined]

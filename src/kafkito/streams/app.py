@@ -50,8 +50,8 @@ from kafkito.client.errors import ClientError, TransactionError
 from kafkito.client.raw_consumer import RawConsumer, TopicPartition, is_partition_eof, message_error
 from kafkito.client.raw_producer import RawProducer, delivery_error
 from kafkito.errors import KafkitoError
-from kafkito.flow.codecs import decoder_for
 from kafkito.streams.aggregate import StatefulNode, StoreSpec
+from kafkito.streams.decoding import decoder_from_spec
 from kafkito.streams.joins import Table
 from kafkito.streams.metrics import StreamsMetrics
 from kafkito.streams.records import Record, unpack
@@ -156,15 +156,19 @@ class StreamsApp:
         key: Any = "text",
         timestamp: Callable[[Any], int] | None = None,
     ) -> Stream:
-        """The records of `topic`. `value` and `key` say how to decode ('json', 'text',
-        'raw', a pydantic model, a msgspec Struct, a callable: the flow's codecs);
+        """The records of `topic`. `value` and `key` say how to decode: a type by the flow's
+        annotation rules (bytes, str, dict/list/Any as JSON, a pydantic model, a msgspec
+        Struct, X | None; decoding.py), 'json', 'text', 'raw' or a callable; an unsupported
+        type raises StreamsError here;
         `timestamp(value) -> ms` extracts event time (default: the record's timestamp).
         A record that fails to decode goes to `<app>-dead-letters` with the error in its
         headers, and processing goes on."""
         self._check_open()
         if topic in self._sources:
             raise ValueError(f"topic {topic!r} is already a stream of this app: reuse it")
-        source = Source(topic, decoder_for(key), decoder_for(value), timestamp)
+        decode_key = decoder_from_spec(key, what="key", topic=topic)
+        decode_value = decoder_from_spec(value, what="value", topic=topic)
+        source = Source(topic, decode_key, decode_value, timestamp)
         self._sources[topic] = source
         return Stream(self, source, topics=(topic,))
 
@@ -174,12 +178,13 @@ class StreamsApp:
         self._check_open()
         if topic in self._sources:
             raise ValueError(f"topic {topic!r} is already a stream or table of this app")
+        decode = decoder_from_spec(value, what="value", topic=topic)
         store = self._name(name, f"table-{topic}") if name else f"table-{topic}"
         if store in self._stores:
             raise ValueError(f"store {store!r} is already used in this app")
         spec = StoreSpec(store, topic, topic, source_backed=True)
         self._stores[store] = spec
-        table = Table(self, topic, spec, decoder_for(value))
+        table = Table(self, topic, spec, decode)
         source = Source(topic, raw, raw, None)
         source.children.append(table.node)
         self._sources[topic] = source
