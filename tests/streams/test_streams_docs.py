@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import kafkito
 
 DOC = Path(__file__).parents[2] / "docs" / "streams.md"
@@ -31,14 +33,21 @@ def test_the_first_example_runs(kafkito_bootstrap: str, tmp_path: Path) -> None:
     assert sorted(results) == [("/", "3"), ("/docs", "1"), ("/pricing", "1")], out
 
 
-def test_the_typed_example_builds() -> None:
-    """The decoding section's example builds its app (types accepted; nothing runs)."""
+@pytest.mark.parametrize(
+    ("marker", "topics"),
+    [
+        ("typed-example", ["clicks", "frames", "labels"]),
+        ("views-and-clicks", ["ad-clicks", "page-views"]),
+    ],
+)
+def test_an_example_builds(marker: str, topics: list[str]) -> None:
+    """The decoding and left-join examples build their apps (nothing runs: no broker)."""
     code = next(
         block
         for block in re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
-        if "typed-example" in block
+        if f'"{marker}"' in block
     )
-    namespace: dict[str, object] = {"__name__": "typed_example"}
-    exec(compile(code, "typed-example", "exec"), namespace)
+    namespace: dict[str, object] = {"__name__": marker}
+    exec(compile(code, marker, "exec"), namespace)
     app = namespace["app"]
-    assert sorted(app._sources) == ["clicks", "frames", "labels"]  # type: ignore[attr-defined]
+    assert sorted(app._sources) == topics  # type: ignore[attr-defined]

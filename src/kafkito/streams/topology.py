@@ -418,24 +418,43 @@ class Stream:
         *,
         within_ms: int,
         grace_ms: int = 0,
+        how: str = "inner",
+        close_after_idle_ms: int | None = None,
         name: str | None = None,
     ) -> Stream:
         """Pair this stream's records with `other`'s of the same key at most `within_ms`
         apart in event time: `fn(mine, theirs)` per pair (joins.JoinSide has the rules; late
-        records, ts + grace_ms < stream time, are dropped). Co-partitioned, as for tables."""
-        from kafkito.streams.joins import JoinSide
+        records, ts + grace_ms < stream time, are dropped). Co-partitioned, as for tables.
+
+        `how="left"` also emits `fn(mine, None)` for each record of this stream that found no
+        pair by the time it expires (stream time past ts + within_ms + grace_ms);
+        `how="outer"` both that and `fn(None, theirs)`. `close_after_idle_ms` lets the wall
+        clock move a quiet partition's stream time, as for windows."""
+        from kafkito.streams.joins import JoinClock, JoinSide
 
         if within_ms < 0 or grace_ms < 0:
             raise ValueError("within_ms and grace_ms must be >= 0")
+        if how not in ("inner", "left", "outer"):
+            raise ValueError(f"how={how!r}: 'inner', 'left' or 'outer'")
+        if close_after_idle_ms is not None and close_after_idle_ms <= 0:
+            raise ValueError("close_after_idle_ms must be > 0 (or None: data time only)")
         left = self.repartition() if self.needs_repartition else self
         right = other.repartition(like=left.topics[0]) if other.needs_repartition else other
         base = self.app._name(name, "join")
         out = Node()
+        clock = JoinClock(close_after_idle_ms)
         sides = []
         for stream, suffix, is_left in ((left, "left", True), (right, "right", False)):
             spec = self.app._store(f"{base}-{suffix}", "join", topic=stream.topics[0], ttl_ms=None)
             side = JoinSide(
-                spec, fn, is_left=is_left, within_ms=within_ms, grace_ms=grace_ms, out=out
+                spec,
+                fn,
+                is_left=is_left,
+                within_ms=within_ms,
+                grace_ms=grace_ms,
+                out=out,
+                clock=clock,
+                emit_unmatched=how == "outer" or (how == "left" and is_left),
             )
             stream._then(side)
             sides.append(side)
