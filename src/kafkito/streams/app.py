@@ -52,6 +52,7 @@ from kafkito.client.raw_producer import RawProducer, delivery_error
 from kafkito.errors import KafkitoError
 from kafkito.streams.aggregate import StatefulNode, StoreSpec
 from kafkito.streams.decoding import decoder_from_spec
+from kafkito.streams.inspect import register_running, unregister_running
 from kafkito.streams.joins import Table
 from kafkito.streams.metrics import StreamsMetrics
 from kafkito.streams.records import Record, unpack
@@ -384,6 +385,7 @@ class StreamsApp:
             on_lost=self._on_lost,
         )
         self._next_commit = _now_ms() + self.commit_interval_ms
+        register_running(self)  # for a console in this process (inspect.py)
         log.info(
             "streams app %s started (instance %s, %s)",
             self.name,
@@ -791,6 +793,7 @@ class StreamsApp:
             for store in spec.partitions.values():
                 store.close()
             spec.partitions.clear()
+        unregister_running(self)
         self._running = False
 
 
