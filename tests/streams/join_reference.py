@@ -59,3 +59,45 @@ def window_join(
     if final_stream_time is not None:
         expire(final_stream_time)
     return out
+
+
+Event = tuple[str, str, int]  # key, id, event time ms
+
+
+def asof_join(
+    lefts: list[Event],
+    rights: list[Event],
+    *,
+    tolerance: int | None,
+    grace: int,
+    left_join: bool,
+    final_right_time: float | None = None,
+) -> list[Result]:
+    """What an as-of join emits for one partition, from each side's own order (asof.py's
+    rules): late records of either side are dropped; a left record comes out once the right
+    side's stream time (its last, or `final_right_time`) passes its ts + grace, matched with
+    the right record of its key with the greatest ts in [ts - tolerance, ts] (the last of
+    equal ones)."""
+    st = -1
+    kept: list[Event] = []
+    for key, id_, ts in rights:
+        st = max(st, ts)
+        if ts + grace >= st:
+            kept.append((key, id_, ts))
+    right_time = st if final_right_time is None else final_right_time
+    out: list[Result] = []
+    lst = -1
+    for key, id_, ts in lefts:
+        lst = max(lst, ts)
+        if ts + grace < lst or not ts + grace < right_time:
+            continue  # late, or still waiting for the right side
+        best: Event | None = None
+        for r in kept:
+            in_range = r[2] <= ts and (tolerance is None or r[2] >= ts - tolerance)
+            if r[0] == key and in_range and (best is None or r[2] >= best[2]):
+                best = r
+        if best is not None:
+            out.append((key, [id_, best[1]]))
+        elif left_join:
+            out.append((key, [id_, None]))
+    return out

@@ -462,6 +462,47 @@ class Stream:
         self.app._joins.append((left.topics[0], right.topics[0]))
         return Stream(self.app, out, topics=left.topics)
 
+    def join_asof(
+        self,
+        other: Stream,
+        fn: Callable[[Any, Any], Any],
+        *,
+        tolerance_ms: int | None = None,
+        grace_ms: int = 0,
+        left: bool = False,
+        close_after_idle_ms: int | None = None,
+        name: str | None = None,
+    ) -> Stream:
+        """Each record joined with the latest record of `other` with the same key at or
+        before its timestamp (and at most `tolerance_ms` before it): `fn(mine, theirs)`.
+        A record waits until `other`'s stream time passes its timestamp + `grace_ms`, which
+        makes the result independent of how the two topics' consumption interleaves
+        (asof.py). Without a match it is dropped, or `fn(mine, None)` with `left=True`.
+        Late records (ts + grace_ms < their own stream's stream time) are dropped."""
+        from kafkito.streams.asof import AsofJoin, AsofLeft, AsofRight
+
+        if grace_ms < 0 or (tolerance_ms is not None and tolerance_ms < 0):
+            raise ValueError("tolerance_ms and grace_ms must be >= 0")
+        if close_after_idle_ms is not None and close_after_idle_ms <= 0:
+            raise ValueError("close_after_idle_ms must be > 0 (or None: data time only)")
+        mine = self.repartition() if self.needs_repartition else self
+        theirs = other.repartition(like=mine.topics[0]) if other.needs_repartition else other
+        base = self.app._name(name, "asof")
+        out = Node()
+        join = AsofJoin(
+            fn,
+            tolerance_ms=tolerance_ms,
+            grace_ms=grace_ms,
+            left=left,
+            idle_ms=close_after_idle_ms,
+            topic=mine.topics[0],
+        )
+        for stream, suffix, side in ((mine, "left", AsofLeft), (theirs, "right", AsofRight)):
+            spec = self.app._store(f"{base}-{suffix}", "asof", topic=stream.topics[0], ttl_ms=None)
+            stream._then(side(spec, join, out))
+        self.app._joins.append((mine.topics[0], theirs.topics[0]))
+        return Stream(self.app, out, topics=mine.topics)
+
     # -- sinks -----------------------------------------------------------------------------
 
     def to(self, topic: str) -> Stream:
