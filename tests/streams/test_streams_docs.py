@@ -38,10 +38,11 @@ def test_the_first_example_runs(kafkito_bootstrap: str, tmp_path: Path) -> None:
     [
         ("typed-example", ["clicks", "frames", "labels"]),
         ("views-and-clicks", ["ad-clicks", "page-views"]),
+        ("trades-with-quotes", ["quotes", "trades"]),
     ],
 )
 def test_an_example_builds(marker: str, topics: list[str]) -> None:
-    """The decoding and left-join examples build their apps (nothing runs: no broker)."""
+    """The decoding and join examples build their apps (nothing runs: no broker)."""
     code = next(
         block
         for block in re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
