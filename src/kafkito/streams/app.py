@@ -20,10 +20,13 @@ The loop: consume a batch, push each record from its source through the tree (`p
 
 On assignment each newly assigned store partition is restored from its changelog (from the
 local checkpoint; everything with an empty state dir), with progress in `restore_progress`
-and the `on_restore` callback, before its first record. On revocation the open transaction
-is committed first (exactly-once), then the partitions are closed. If a transaction must be
-aborted, every store drops its uncommitted writes, the window indexes are rebuilt from disk
-and the consumer seeks back to the committed offsets: the batch is processed again.
+and the `on_restore` callback, before its first record: the input partitions of that
+number are paused and the restore goes on a batch per loop round (restore.Restorer), so the
+loop keeps polling and the other partitions are processed meanwhile. On revocation the open
+transaction is committed first (exactly-once), then the partitions are closed (restores
+still running for them are dropped). If a transaction must be aborted, every store drops its
+uncommitted writes, the window indexes are rebuilt from disk and the consumer seeks back to
+the committed offsets: the batch is processed again.
 
 Exactly-once uses one transactional.id per instance, `<app>-<instance_id>`, where the
 instance id is kept in the state dir: an instance restarted on the same state dir fences its
@@ -56,7 +59,7 @@ from kafkito.streams.inspect import register_running, unregister_running
 from kafkito.streams.joins import Table
 from kafkito.streams.metrics import StreamsMetrics
 from kafkito.streams.records import Record, unpack
-from kafkito.streams.restore import RestoreProgress, restore_stores
+from kafkito.streams.restore import RestoreProgress, Restorer
 from kafkito.streams.runtime import RepartitionSource, Runtime, Source, raw
 from kafkito.streams.sinks import ParquetSink
 from kafkito.streams.state import PartitionStore
@@ -254,8 +257,11 @@ class StreamsApp:
         await asyncio.to_thread(self._start)
         try:
             while not self._stopping.is_set():
+                restoring = bool(self._restores.todo)
+                if restoring:
+                    await asyncio.to_thread(self._restore_step)
                 msgs = await asyncio.to_thread(
-                    self._consumer.consume, self.batch_records, POLL_WAIT_S
+                    self._consumer.consume, self.batch_records, 0 if restoring else POLL_WAIT_S
                 )
                 self._begin()  # exactly-once: what the batch produces joins the transaction
                 groups: dict[tuple[str, int, bytes | None], list[tuple[Source, Record]]] = {}
@@ -377,6 +383,8 @@ class StreamsApp:
                 "auto.offset.reset": "earliest",
             },
         )
+        self._restores = Restorer(self._restorer, report=self._report_restore, opened=self._opened)
+        self._paused: dict[int, list[Any]] = {}  # partition number -> paused input partitions
         self._consumer = RawConsumer(self.config, brokers=self.brokers, settings=consumer)
         self._consumer.subscribe(
             sorted(self._sources),
@@ -508,7 +516,10 @@ class StreamsApp:
         return now
 
     def _round(self) -> None:
-        msgs = self._consumer.consume(self.batch_records, POLL_WAIT_S)
+        restoring = bool(self._restores.todo)
+        if restoring:
+            self._restore_step()
+        msgs = self._consumer.consume(self.batch_records, 0 if restoring else POLL_WAIT_S)
         self._begin()
         self._tick()
         for source, rec, _ in self._records(msgs):
@@ -717,8 +728,25 @@ class StreamsApp:
             self.name,
             ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing",
         )
-        if wanted:
-            self._restore(wanted)
+        if not wanted:
+            return
+        # Apply the assignment now (librdkafka would after this callback) so that the
+        # partitions whose stores are not restored yet can be paused until they are.
+        self._consumer.assign(partitions)
+        self._restores.add(self._jobs(wanted))
+        pending = self._restores.pending()
+        for tp in partitions:
+            if tp.partition in pending:
+                self._paused.setdefault(tp.partition, []).append(tp)
+        if self._paused:
+            self._consumer.pause([tp for tps in self._paused.values() for tp in tps])
+
+    def _restore_step(self) -> None:
+        """One batch of the running restores; resume the partitions whose stores are open."""
+        self._restores.step()
+        pending = self._restores.pending()
+        for p in [p for p in self._paused if p not in pending]:
+            self._consumer.resume(self._paused.pop(p))
 
     def _on_revoke(self, _consumer: RawConsumer, partitions: list[Any]) -> None:
         log.info("streams app %s: revoked %d partition(s)", self.name, len(partitions))
@@ -744,6 +772,15 @@ class StreamsApp:
         self._close_partitions(partitions)
 
     def _close_partitions(self, partitions: list[Any]) -> None:
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        for name, p in self._restores.cancel(revoked):
+            self.restore_progress.pop((name, p), None)
+        for p, tps in list(self._paused.items()):
+            kept = [tp for tp in tps if (tp.topic, tp.partition) not in revoked]
+            if kept:
+                self._paused[p] = kept
+            else:
+                del self._paused[p]
         for tp in partitions:
             self._offsets.pop((tp.topic, tp.partition), None)
             for spec in self._stores.values():
@@ -751,8 +788,10 @@ class StreamsApp:
                     self._nodes[spec.name].close_partition(tp.partition)
                     spec.partitions.pop(tp.partition).close()
 
-    def _restore(self, wanted: list[tuple[StoreSpec, int]]) -> None:
-        """Bring each (store, partition) up to its changelog's end, then open it."""
+    def _jobs(
+        self, wanted: list[tuple[StoreSpec, int]]
+    ) -> list[tuple[StoreSpec, PartitionStore, RestoreProgress]]:
+        """A store and a progress record for each (store, partition) to restore."""
         jobs = []
         for spec, p in wanted:
             store = PartitionStore(
@@ -764,7 +803,7 @@ class StreamsApp:
             progress = RestoreProgress(spec.name, p)
             self.restore_progress[(spec.name, p)] = progress
             jobs.append((spec, store, progress))
-        restore_stores(self._restorer, jobs, report=self._report_restore, opened=self._opened)
+        return jobs
 
     def _report_restore(self, progress: RestoreProgress) -> None:
         labels = (self.name, progress.store, str(progress.partition))
@@ -782,6 +821,7 @@ class StreamsApp:
         for closer in (
             lambda: self._admin.close(),
             lambda: self._consumer.close(),
+            lambda: self._restores.close(),
             lambda: self._restorer.close(),
             lambda: self._producer.close(5.0),
         ):
