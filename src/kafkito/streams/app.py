@@ -52,9 +52,9 @@ from kafkito.client import Admin
 from kafkito.client.errors import ClientError, TransactionError
 from kafkito.client.raw_consumer import RawConsumer, TopicPartition, is_partition_eof, message_error
 from kafkito.client.raw_producer import RawProducer, delivery_error
-from kafkito.errors import KafkitoError
 from kafkito.streams.aggregate import StatefulNode, StoreSpec
 from kafkito.streams.decoding import decoder_from_spec
+from kafkito.streams.errors import StreamsError
 from kafkito.streams.inspect import register_running, unregister_running
 from kafkito.streams.joins import Table
 from kafkito.streams.metrics import StreamsMetrics
@@ -63,6 +63,7 @@ from kafkito.streams.restore import RestoreProgress, Restorer
 from kafkito.streams.runtime import RepartitionSource, Runtime, Source, raw
 from kafkito.streams.sinks import ParquetSink
 from kafkito.streams.state import PartitionStore
+from kafkito.streams.topics import create_topics
 from kafkito.streams.topology import Stream
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,6 @@ PURGE_INTERVAL_S = 30.0
 """How often repartition topics are purged below the committed offsets."""
 LIVENESS_TIMEOUT_S = 30.0
 """health() says not live when the loop has not polled for this long."""
-
-
-class StreamsError(KafkitoError):
-    """The streams app cannot go on (a topic is missing, a commit failed for good)."""
 
 
 class StreamsApp:
@@ -404,46 +401,14 @@ class StreamsApp:
     def _create_topics(self) -> None:
         admin = Admin(self.config, brokers=self.brokers)
         try:
-            counts: dict[str, int] = {}
-            for topic in self._sources:
-                if topic not in self._internal:
-                    try:
-                        counts[topic] = len(admin.partitions(topic))
-                    except ClientError as exc:
-                        raise StreamsError(f"source topic {topic!r}: {exc}") from exc
-            pending = dict(self._repartitions)
-            while pending:
-                if not any(source in counts for source, _ in pending.values()):
-                    raise StreamsError(f"repartition topics without a source: {sorted(pending)}")
-                for topic, (source, partitions) in list(pending.items()):
-                    if source in counts:
-                        counts[topic] = partitions or counts[source]
-                        admin.create_topic(topic, counts[topic], if_not_exists=True)
-                        counts[topic] = len(admin.partitions(topic))
-                        del pending[topic]
-            for stream_topic, table_topic in self._joins:
-                if counts[stream_topic] != counts[table_topic]:
-                    raise StreamsError(
-                        f"{stream_topic!r} ({counts[stream_topic]} partitions) joins table "
-                        f"{table_topic!r} ({counts[table_topic]}): co-partitioned topics must "
-                        "have as many partitions (repartition the stream with partitions=)"
-                    )
-            for spec in self._stores.values():
-                if spec.source_backed:
-                    continue
-                admin.create_topic(
-                    spec.changelog,
-                    counts[spec.topic],
-                    configs={"cleanup.policy": "compact"},
-                    if_not_exists=True,
-                )
-                have = len(admin.partitions(spec.changelog))
-                if have != counts[spec.topic]:
-                    raise StreamsError(
-                        f"changelog {spec.changelog!r} has {have} partitions, its input "
-                        f"{spec.topic!r} {counts[spec.topic]}: they must match"
-                    )
-            admin.create_topic(self.dead_letter_topic, 1, if_not_exists=True)
+            create_topics(
+                admin,
+                sources=[t for t in self._sources if t not in self._internal],
+                repartitions=self._repartitions,
+                joins=self._joins,
+                stores=self._stores.values(),
+                dead_letters=self.dead_letter_topic,
+            )
         finally:
             admin.close()
 

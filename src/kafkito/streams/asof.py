@@ -45,6 +45,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kafkito.streams.aggregate import StatefulNode, StoreSpec
+from kafkito.streams.errors import StreamsError
 from kafkito.streams.records import Record, pack, unpack
 from kafkito.streams.state import PartitionStore
 from kafkito.streams.topology import Node
@@ -282,8 +283,6 @@ def _left_open(join: AsofJoin, p: int) -> None:
 
 
 def _not_copartitioned(p: int) -> None:
-    from kafkito.streams.app import StreamsError
-
     raise StreamsError(
         f"as-of join: partition {p} of the other stream is not assigned here: the joined "
         "streams must have as many partitions (co-partitioned)"

@@ -29,6 +29,7 @@ from typing import Any
 
 from kafkito.flow.annotations import decoding_for
 from kafkito.flow.codecs import Decoder, decoder_for, decoder_of
+from kafkito.streams.errors import StreamsError
 
 __all__ = ["decoder_from_spec", "is_type_spec"]
 
@@ -85,6 +86,4 @@ def decoder_from_spec(spec: Any, *, what: str, topic: str) -> Decoder:
 
 
 def _refuse(why: str, fix: str = "") -> typing.NoReturn:
-    from kafkito.streams.app import StreamsError
-
     raise StreamsError(f"{why}: {fix}" if fix else why)

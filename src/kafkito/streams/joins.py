@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kafkito.streams.aggregate import StatefulNode, StoreSpec
+from kafkito.streams.errors import StreamsError
 from kafkito.streams.records import Record, encode_key, pack, unpack
 from kafkito.streams.state import PartitionStore
 from kafkito.streams.topology import Node
@@ -80,8 +81,6 @@ class Table:
         """The row of `key` in the table's `partition` (decoded), or None."""
         store = self.spec.partitions.get(partition)
         if store is None:
-            from kafkito.streams.app import StreamsError
-
             raise StreamsError(
                 f"table {self.topic!r} partition {partition} is not assigned here: the stream "
                 "joined to it must have as many partitions (co-partitioned)"
@@ -233,8 +232,6 @@ class JoinSide(StatefulNode):
         assert other is not None
         theirs = other.spec.partitions.get(p)
         if theirs is None:
-            from kafkito.streams.app import StreamsError
-
             raise StreamsError(
                 f"join: partition {p} of {other.spec.topic!r} is not assigned here: the joined "
                 "streams must have as many partitions (co-partitioned)"
