@@ -102,16 +102,38 @@ def test_a_table_of_a_model(
     users, visits = f"{kafkito_topic}-users", f"{kafkito_topic}-visits"
     create_topic(kafkito_bootstrap, users, 2)
     create_topic(kafkito_bootstrap, visits, 2)
-    produce(kafkito_bootstrap, users, [("a", {"name": "ana"}, None, None)])
+    # Rows that do not decode as User (a failed validation, not JSON) are dead-lettered, and
+    # their keys have no row (c had one before).
+    produce(
+        kafkito_bootstrap,
+        users,
+        [
+            ("a", {"name": "ana"}, None, None),
+            ("c", {"name": "cy"}, None, None),
+            ("c", {"nom": 1}, None, None),
+            ("d", b"{", None, None),
+        ],
+    )
     app = StreamsApp(f"app-{kafkito_topic}", brokers=kafkito_bootstrap, state_dir=tmp_path)
     table = app.table(users, value=User | None)
     app.stream(visits, value=Point).join(
         table, lambda p, u: [p.x, None if u is None else u.name, type(u).__name__], left=True
     ).to(f"{kafkito_topic}-out")
     start_app(app)
-    produce(kafkito_bootstrap, visits, [("a", {"x": 1}, None, None), ("b", {"x": 2}, None, None)])
-    got = read_all(kafkito_bootstrap, f"{kafkito_topic}-out", expect=2)
-    assert sorted(got) == [("a", [1, "ana", "User"]), ("b", [2, None, "NoneType"])]
+    produce(
+        kafkito_bootstrap,
+        visits,
+        [(k, {"x": x}, None, None) for x, k in enumerate(["a", "b", "c", "d"], start=1)],
+    )
+    got = read_all(kafkito_bootstrap, f"{kafkito_topic}-out", expect=4)
+    assert sorted(got) == [
+        ("a", [1, "ana", "User"]),
+        ("b", [2, None, "NoneType"]),
+        ("c", [3, None, "NoneType"]),
+        ("d", [4, None, "NoneType"]),
+    ]
+    dead = read_all(kafkito_bootstrap, app.dead_letter_topic, expect=2, raw=True)
+    assert sorted(dead) == [(b"c", b'{"nom": 1}'), (b"d", b"{")]
 
 
 @pytest.mark.parametrize(

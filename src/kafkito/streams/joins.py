@@ -25,6 +25,7 @@ own (changelogged) for `within_ms + grace_ms` of stream time (JoinSide).
 from __future__ import annotations
 
 import heapq
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,9 @@ from kafkito.streams.topology import Node
 
 if TYPE_CHECKING:
     from kafkito.streams.app import StreamsApp
+    from kafkito.streams.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 __all__ = ["JoinClock", "JoinSide", "Table"]
 
@@ -44,9 +48,21 @@ _META = b"\xc1"  # the stream time's store key, as in windows.py
 
 
 class _TableStore(StatefulNode):
-    """Upserts the table topic's records (raw bytes) into the table's store."""
+    """Upserts the table topic's records (raw bytes) into the table's store.
 
-    __slots__ = ()
+    A value that does not decode as the table's `value=` says is bad input: it goes to the
+    app's dead-letter topic (with the error, topic, partition and offset in its headers)
+    and the key has no row from then on, as after a restore, which reads the same bytes
+    from the topic and `Table.get` finds undecodable: the same answer either way."""
+
+    __slots__ = ("produce", "table")
+
+    def __init__(self, spec: StoreSpec, table: Table) -> None:
+        super().__init__(spec)
+        self.table = table
+
+    def bind(self, runtime: Runtime) -> None:
+        self.produce = runtime.produce
 
     def push(self, rec: Record) -> None:
         store = self.spec.partitions[rec.partition]
@@ -54,8 +70,34 @@ class _TableStore(StatefulNode):
             return  # a table row needs a key
         if rec.value is None:
             store.delete(rec.key)
-        else:
-            store.put(rec.key, rec.value)
+            return
+        try:
+            self.table.decode(rec.value)
+        except Exception as exc:  # bad input: dead-letter it, the key has no row
+            store.delete(rec.key)
+            self._dead_letter(rec, exc)
+            return
+        store.put(rec.key, rec.value)
+
+    def _dead_letter(self, rec: Record, exc: Exception) -> None:
+        app = self.table.app
+        log.warning(
+            "streams app %s: table %s[%d]@%d cannot be decoded (%s); sent to %s",
+            app.name,
+            rec.topic,
+            rec.partition,
+            rec.offset,
+            exc,
+            app.dead_letter_topic,
+        )
+        app.metrics.dead_lettered.labels(app.name).inc()
+        headers = [
+            ("kafkito-error", str(exc).encode()[:1000]),
+            ("kafkito-topic", rec.topic.encode()),
+            ("kafkito-partition", str(rec.partition).encode()),
+            ("kafkito-offset", str(rec.offset).encode()),
+        ]
+        self.produce(app.dead_letter_topic, rec.key, rec.value, rec.timestamp_ms, headers)
 
     async def apush(self, rec: Record) -> None:
         self.push(rec)
@@ -75,7 +117,7 @@ class Table:
         self.topic = topic
         self.spec = spec
         self.decode = decode
-        self.node = _TableStore(spec)
+        self.node = _TableStore(spec, self)
 
     def get(self, key: Any, partition: int) -> Any:
         """The row of `key` in the table's `partition` (decoded), or None."""
@@ -86,7 +128,12 @@ class Table:
                 "joined to it must have as many partitions (co-partitioned)"
             )
         raw = store.get(encode_key(key) or b"")
-        return None if raw is None else self.decode(raw)
+        if raw is None:
+            return None
+        try:
+            return self.decode(raw)
+        except Exception:  # restored from the topic: dead-lettered when first consumed
+            return None
 
 
 class JoinNode(Node):
