@@ -106,3 +106,69 @@ def test_held_records_go_out_on_the_wall_clock(
     start_app(app)
     got = read_all(kafkito_bootstrap, f"{kafkito_topic}-o", expect=2)
     assert sorted(got) == [("k", ["t1", "q1"]), ("k", ["t2", "q2"])]
+
+
+def test_asof_join_after_async_steps(
+    kafkito_bootstrap: str, kafkito_topic: str, tmp_path: Path
+) -> None:
+    """run_async: an async step before each side (records of different keys finish in any
+    order); no record is late (times span less than the grace), and the wall clock releases
+    every held record, so the result is the reference's with stream time run out."""
+    import asyncio
+
+    trades, quotes = f"{kafkito_topic}-trades", f"{kafkito_topic}-quotes"
+    create_topic(kafkito_bootstrap, trades, 2)
+    create_topic(kafkito_bootstrap, quotes, 2)
+    rng = random.Random(9)
+    lefts: dict[int, list[Event]] = {0: [], 1: []}
+    rights: dict[int, list[Event]] = {0: [], 1: []}
+    for side, prefix in ((lefts, "t"), (rights, "q")):
+        for i in range(120):
+            k = rng.randrange(6)
+            side[k % 2].append((f"k{k}", f"{prefix}{i}", rng.randrange(3_000)))
+    want = sorted(
+        (
+            r
+            for p in (0, 1)
+            for r in asof_join(
+                lefts[p],
+                rights[p],
+                tolerance=400,
+                grace=4_000,
+                left_join=True,
+                final_right_time=float("inf"),
+            )
+        ),
+        key=str,
+    )
+    for topic, side in ((trades, lefts), (quotes, rights)):
+        produce(
+            kafkito_bootstrap,
+            topic,
+            [(k, {"id": i, "ts": ts}, p, None) for p in (0, 1) for k, i, ts in side[p]],
+        )
+
+    async def pause(value: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(random.random() / 500)
+        return value
+
+    app = StreamsApp(f"app-{kafkito_topic}", brokers=kafkito_bootstrap, state_dir=tmp_path)
+    mine = app.stream(trades, timestamp=lambda x: x["ts"]).map(pause)
+    theirs = app.stream(quotes, timestamp=lambda x: x["ts"]).map(pause)
+    mine.join_asof(
+        theirs, _ids, tolerance_ms=400, grace_ms=4_000, left=True, close_after_idle_ms=300
+    ).to(f"{kafkito_topic}-out")
+
+    async def main() -> list[tuple[Any, Any]]:
+        task = asyncio.create_task(app.run_async())
+        try:
+            return await asyncio.to_thread(
+                read_all, kafkito_bootstrap, f"{kafkito_topic}-out", expect=len(want)
+            )
+        finally:
+            app.stop()
+            await task
+
+    got = asyncio.run(main())
+    assert sorted(got, key=str) == want
+    assert any(b is None for _, (_, b) in want) and any(b for _, (_, b) in want)
