@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import kafkito
 
 DOC = Path(__file__).parents[2] / "docs" / "streams.md"
@@ -29,3 +31,24 @@ def test_the_first_example_runs(kafkito_bootstrap: str, tmp_path: Path) -> None:
         r"WindowResult\(key='([^']+)', start_ms=\d+, end_ms=\d+, value=(\d+)\)", out
     )
     assert sorted(results) == [("/", "3"), ("/docs", "1"), ("/pricing", "1")], out
+
+
+@pytest.mark.parametrize(
+    ("marker", "topics"),
+    [
+        ("typed-example", ["clicks", "frames", "labels"]),
+        ("views-and-clicks", ["ad-clicks", "page-views"]),
+        ("trades-with-quotes", ["quotes", "trades"]),
+    ],
+)
+def test_an_example_builds(marker: str, topics: list[str]) -> None:
+    """The decoding and join examples build their apps (nothing runs: no broker)."""
+    code = next(
+        block
+        for block in re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+        if f'"{marker}"' in block
+    )
+    namespace: dict[str, object] = {"__name__": marker}
+    exec(compile(code, marker, "exec"), namespace)
+    app = namespace["app"]
+    assert sorted(app._sources) == topics  # type: ignore[attr-defined]

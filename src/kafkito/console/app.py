@@ -105,6 +105,7 @@ def _page(
         ("/console", "Topics"),
         ("/console/groups", "Groups"),
         ("/console/transactions", "Transactions"),
+        ("/console/streams", "Streams"),
         ("/console/dead-letters", "Dead letters"),
         ("/console/quotas", "Quotas"),
         ("/console/acls", "ACLs"),
@@ -645,6 +646,25 @@ def create_app(
             return _json_error(str(exc), _error_status(exc))
         return JSONResponse(found)
 
+    def streams_page(request: Request) -> Response:
+        from kafkito.console import streams
+
+        try:
+            body = streams.render(streams.streams_view(settings))
+        except Exception as exc:  # unreachable or refused: say so on the page
+            body = f"<h2>Streams apps</h2><p class='err'>cannot list them: {_esc(exc)}</p>"
+        return page("Streams", body, "Streams")
+
+    def api_streams(request: Request) -> Response:
+        from kafkito.console import streams
+
+        try:
+            if "app" in request.path_params:
+                return JSONResponse(streams.app_view(settings, request.path_params["app"]))
+            return JSONResponse(streams.streams_view(settings))
+        except Exception as exc:
+            return _json_error(str(exc), _error_status(exc))
+
     def acls_page(request: Request) -> Response:
         from kafkito.console import acls
 
@@ -779,6 +799,9 @@ def create_app(
         Route("/console/quotas", quotas_page),
         Route("/console/transactions", transactions_page),
         Route("/console/dead-letters", dead_letters_page),
+        Route("/console/streams", streams_page),
+        Route("/api/streams", api_streams),
+        Route("/api/streams/{app}", api_streams),
         Route("/api/dashboard", api_dashboard),
         Route("/api/topics", api_topics),
         Route("/api/topics", mutation(create_topic), methods=["POST"]),

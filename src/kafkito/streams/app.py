@@ -20,10 +20,13 @@ The loop: consume a batch, push each record from its source through the tree (`p
 
 On assignment each newly assigned store partition is restored from its changelog (from the
 local checkpoint; everything with an empty state dir), with progress in `restore_progress`
-and the `on_restore` callback, before its first record. On revocation the open transaction
-is committed first (exactly-once), then the partitions are closed. If a transaction must be
-aborted, every store drops its uncommitted writes, the window indexes are rebuilt from disk
-and the consumer seeks back to the committed offsets: the batch is processed again.
+and the `on_restore` callback, before its first record: the input partitions of that
+number are paused and the restore goes on a batch per loop round (restore.Restorer), so the
+loop keeps polling and the other partitions are processed meanwhile. On revocation the open
+transaction is committed first (exactly-once), then the partitions are closed (restores
+still running for them are dropped). If a transaction must be aborted, every store drops its
+uncommitted writes, the window indexes are rebuilt from disk and the consumer seeks back to
+the committed offsets: the batch is processed again.
 
 Exactly-once uses one transactional.id per instance, `<app>-<instance_id>`, where the
 instance id is kept in the state dir: an instance restarted on the same state dir fences its
@@ -49,16 +52,18 @@ from kafkito.client import Admin
 from kafkito.client.errors import ClientError, TransactionError
 from kafkito.client.raw_consumer import RawConsumer, TopicPartition, is_partition_eof, message_error
 from kafkito.client.raw_producer import RawProducer, delivery_error
-from kafkito.errors import KafkitoError
-from kafkito.flow.codecs import decoder_for
 from kafkito.streams.aggregate import StatefulNode, StoreSpec
+from kafkito.streams.decoding import decoder_from_spec
+from kafkito.streams.errors import StreamsError
+from kafkito.streams.inspect import register_running, unregister_running
 from kafkito.streams.joins import Table
 from kafkito.streams.metrics import StreamsMetrics
 from kafkito.streams.records import Record, unpack
-from kafkito.streams.restore import RestoreProgress, restore_stores
+from kafkito.streams.restore import RestoreProgress, Restorer
 from kafkito.streams.runtime import RepartitionSource, Runtime, Source, raw
 from kafkito.streams.sinks import ParquetSink
 from kafkito.streams.state import PartitionStore
+from kafkito.streams.topics import create_topics
 from kafkito.streams.topology import Stream
 
 log = logging.getLogger(__name__)
@@ -75,10 +80,6 @@ PURGE_INTERVAL_S = 30.0
 """How often repartition topics are purged below the committed offsets."""
 LIVENESS_TIMEOUT_S = 30.0
 """health() says not live when the loop has not polled for this long."""
-
-
-class StreamsError(KafkitoError):
-    """The streams app cannot go on (a topic is missing, a commit failed for good)."""
 
 
 class StreamsApp:
@@ -156,15 +157,19 @@ class StreamsApp:
         key: Any = "text",
         timestamp: Callable[[Any], int] | None = None,
     ) -> Stream:
-        """The records of `topic`. `value` and `key` say how to decode ('json', 'text',
-        'raw', a pydantic model, a msgspec Struct, a callable: the flow's codecs);
+        """The records of `topic`. `value` and `key` say how to decode: a type by the flow's
+        annotation rules (bytes, str, dict/list/Any as JSON, a pydantic model, a msgspec
+        Struct, X | None; decoding.py), 'json', 'text', 'raw' or a callable; an unsupported
+        type raises StreamsError here;
         `timestamp(value) -> ms` extracts event time (default: the record's timestamp).
         A record that fails to decode goes to `<app>-dead-letters` with the error in its
         headers, and processing goes on."""
         self._check_open()
         if topic in self._sources:
             raise ValueError(f"topic {topic!r} is already a stream of this app: reuse it")
-        source = Source(topic, decoder_for(key), decoder_for(value), timestamp)
+        decode_key = decoder_from_spec(key, what="key", topic=topic)
+        decode_value = decoder_from_spec(value, what="value", topic=topic)
+        source = Source(topic, decode_key, decode_value, timestamp)
         self._sources[topic] = source
         return Stream(self, source, topics=(topic,))
 
@@ -174,12 +179,13 @@ class StreamsApp:
         self._check_open()
         if topic in self._sources:
             raise ValueError(f"topic {topic!r} is already a stream or table of this app")
+        decode = decoder_from_spec(value, what="value", topic=topic)
         store = self._name(name, f"table-{topic}") if name else f"table-{topic}"
         if store in self._stores:
             raise ValueError(f"store {store!r} is already used in this app")
         spec = StoreSpec(store, topic, topic, source_backed=True)
         self._stores[store] = spec
-        table = Table(self, topic, spec, decoder_for(value))
+        table = Table(self, topic, spec, decode)
         source = Source(topic, raw, raw, None)
         source.children.append(table.node)
         self._sources[topic] = source
@@ -248,8 +254,11 @@ class StreamsApp:
         await asyncio.to_thread(self._start)
         try:
             while not self._stopping.is_set():
+                restoring = bool(self._restores.todo)
+                if restoring:
+                    await asyncio.to_thread(self._restore_step)
                 msgs = await asyncio.to_thread(
-                    self._consumer.consume, self.batch_records, POLL_WAIT_S
+                    self._consumer.consume, self.batch_records, 0 if restoring else POLL_WAIT_S
                 )
                 self._begin()  # exactly-once: what the batch produces joins the transaction
                 groups: dict[tuple[str, int, bytes | None], list[tuple[Source, Record]]] = {}
@@ -371,6 +380,8 @@ class StreamsApp:
                 "auto.offset.reset": "earliest",
             },
         )
+        self._restores = Restorer(self._restorer, report=self._report_restore, opened=self._opened)
+        self._paused: dict[int, list[Any]] = {}  # partition number -> paused input partitions
         self._consumer = RawConsumer(self.config, brokers=self.brokers, settings=consumer)
         self._consumer.subscribe(
             sorted(self._sources),
@@ -379,6 +390,7 @@ class StreamsApp:
             on_lost=self._on_lost,
         )
         self._next_commit = _now_ms() + self.commit_interval_ms
+        register_running(self)  # for a console in this process (inspect.py)
         log.info(
             "streams app %s started (instance %s, %s)",
             self.name,
@@ -389,46 +401,14 @@ class StreamsApp:
     def _create_topics(self) -> None:
         admin = Admin(self.config, brokers=self.brokers)
         try:
-            counts: dict[str, int] = {}
-            for topic in self._sources:
-                if topic not in self._internal:
-                    try:
-                        counts[topic] = len(admin.partitions(topic))
-                    except ClientError as exc:
-                        raise StreamsError(f"source topic {topic!r}: {exc}") from exc
-            pending = dict(self._repartitions)
-            while pending:
-                if not any(source in counts for source, _ in pending.values()):
-                    raise StreamsError(f"repartition topics without a source: {sorted(pending)}")
-                for topic, (source, partitions) in list(pending.items()):
-                    if source in counts:
-                        counts[topic] = partitions or counts[source]
-                        admin.create_topic(topic, counts[topic], if_not_exists=True)
-                        counts[topic] = len(admin.partitions(topic))
-                        del pending[topic]
-            for stream_topic, table_topic in self._joins:
-                if counts[stream_topic] != counts[table_topic]:
-                    raise StreamsError(
-                        f"{stream_topic!r} ({counts[stream_topic]} partitions) joins table "
-                        f"{table_topic!r} ({counts[table_topic]}): co-partitioned topics must "
-                        "have as many partitions (repartition the stream with partitions=)"
-                    )
-            for spec in self._stores.values():
-                if spec.source_backed:
-                    continue
-                admin.create_topic(
-                    spec.changelog,
-                    counts[spec.topic],
-                    configs={"cleanup.policy": "compact"},
-                    if_not_exists=True,
-                )
-                have = len(admin.partitions(spec.changelog))
-                if have != counts[spec.topic]:
-                    raise StreamsError(
-                        f"changelog {spec.changelog!r} has {have} partitions, its input "
-                        f"{spec.topic!r} {counts[spec.topic]}: they must match"
-                    )
-            admin.create_topic(self.dead_letter_topic, 1, if_not_exists=True)
+            create_topics(
+                admin,
+                sources=[t for t in self._sources if t not in self._internal],
+                repartitions=self._repartitions,
+                joins=self._joins,
+                stores=self._stores.values(),
+                dead_letters=self.dead_letter_topic,
+            )
         finally:
             admin.close()
 
@@ -501,7 +481,10 @@ class StreamsApp:
         return now
 
     def _round(self) -> None:
-        msgs = self._consumer.consume(self.batch_records, POLL_WAIT_S)
+        restoring = bool(self._restores.todo)
+        if restoring:
+            self._restore_step()
+        msgs = self._consumer.consume(self.batch_records, 0 if restoring else POLL_WAIT_S)
         self._begin()
         self._tick()
         for source, rec, _ in self._records(msgs):
@@ -710,8 +693,25 @@ class StreamsApp:
             self.name,
             ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing",
         )
-        if wanted:
-            self._restore(wanted)
+        if not wanted:
+            return
+        # Apply the assignment now (librdkafka would after this callback) so that the
+        # partitions whose stores are not restored yet can be paused until they are.
+        self._consumer.assign(partitions)
+        self._restores.add(self._jobs(wanted))
+        pending = self._restores.pending()
+        for tp in partitions:
+            if tp.partition in pending:
+                self._paused.setdefault(tp.partition, []).append(tp)
+        if self._paused:
+            self._consumer.pause([tp for tps in self._paused.values() for tp in tps])
+
+    def _restore_step(self) -> None:
+        """One batch of the running restores; resume the partitions whose stores are open."""
+        self._restores.step()
+        pending = self._restores.pending()
+        for p in [p for p in self._paused if p not in pending]:
+            self._consumer.resume(self._paused.pop(p))
 
     def _on_revoke(self, _consumer: RawConsumer, partitions: list[Any]) -> None:
         log.info("streams app %s: revoked %d partition(s)", self.name, len(partitions))
@@ -737,6 +737,15 @@ class StreamsApp:
         self._close_partitions(partitions)
 
     def _close_partitions(self, partitions: list[Any]) -> None:
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        for name, p in self._restores.cancel(revoked):
+            self.restore_progress.pop((name, p), None)
+        for p, tps in list(self._paused.items()):
+            kept = [tp for tp in tps if (tp.topic, tp.partition) not in revoked]
+            if kept:
+                self._paused[p] = kept
+            else:
+                del self._paused[p]
         for tp in partitions:
             self._offsets.pop((tp.topic, tp.partition), None)
             for spec in self._stores.values():
@@ -744,8 +753,10 @@ class StreamsApp:
                     self._nodes[spec.name].close_partition(tp.partition)
                     spec.partitions.pop(tp.partition).close()
 
-    def _restore(self, wanted: list[tuple[StoreSpec, int]]) -> None:
-        """Bring each (store, partition) up to its changelog's end, then open it."""
+    def _jobs(
+        self, wanted: list[tuple[StoreSpec, int]]
+    ) -> list[tuple[StoreSpec, PartitionStore, RestoreProgress]]:
+        """A store and a progress record for each (store, partition) to restore."""
         jobs = []
         for spec, p in wanted:
             store = PartitionStore(
@@ -757,7 +768,7 @@ class StreamsApp:
             progress = RestoreProgress(spec.name, p)
             self.restore_progress[(spec.name, p)] = progress
             jobs.append((spec, store, progress))
-        restore_stores(self._restorer, jobs, report=self._report_restore, opened=self._opened)
+        return jobs
 
     def _report_restore(self, progress: RestoreProgress) -> None:
         labels = (self.name, progress.store, str(progress.partition))
@@ -775,6 +786,7 @@ class StreamsApp:
         for closer in (
             lambda: self._admin.close(),
             lambda: self._consumer.close(),
+            lambda: self._restores.close(),
             lambda: self._restorer.close(),
             lambda: self._producer.close(5.0),
         ):
@@ -786,6 +798,7 @@ class StreamsApp:
             for store in spec.partitions.values():
                 store.close()
             spec.partitions.clear()
+        unregister_running(self)
         self._running = False
 
 

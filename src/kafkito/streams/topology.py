@@ -418,30 +418,90 @@ class Stream:
         *,
         within_ms: int,
         grace_ms: int = 0,
+        how: str = "inner",
+        close_after_idle_ms: int | None = None,
         name: str | None = None,
     ) -> Stream:
         """Pair this stream's records with `other`'s of the same key at most `within_ms`
         apart in event time: `fn(mine, theirs)` per pair (joins.JoinSide has the rules; late
-        records, ts + grace_ms < stream time, are dropped). Co-partitioned, as for tables."""
-        from kafkito.streams.joins import JoinSide
+        records, ts + grace_ms < stream time, are dropped). Co-partitioned, as for tables.
+
+        `how="left"` also emits `fn(mine, None)` for each record of this stream that found no
+        pair by the time it expires (stream time past ts + within_ms + grace_ms);
+        `how="outer"` both that and `fn(None, theirs)`. `close_after_idle_ms` lets the wall
+        clock move a quiet partition's stream time, as for windows."""
+        from kafkito.streams.joins import JoinClock, JoinSide
 
         if within_ms < 0 or grace_ms < 0:
             raise ValueError("within_ms and grace_ms must be >= 0")
+        if how not in ("inner", "left", "outer"):
+            raise ValueError(f"how={how!r}: 'inner', 'left' or 'outer'")
+        if close_after_idle_ms is not None and close_after_idle_ms <= 0:
+            raise ValueError("close_after_idle_ms must be > 0 (or None: data time only)")
         left = self.repartition() if self.needs_repartition else self
         right = other.repartition(like=left.topics[0]) if other.needs_repartition else other
         base = self.app._name(name, "join")
         out = Node()
+        clock = JoinClock(close_after_idle_ms)
         sides = []
         for stream, suffix, is_left in ((left, "left", True), (right, "right", False)):
             spec = self.app._store(f"{base}-{suffix}", "join", topic=stream.topics[0], ttl_ms=None)
             side = JoinSide(
-                spec, fn, is_left=is_left, within_ms=within_ms, grace_ms=grace_ms, out=out
+                spec,
+                fn,
+                is_left=is_left,
+                within_ms=within_ms,
+                grace_ms=grace_ms,
+                out=out,
+                clock=clock,
+                emit_unmatched=how == "outer" or (how == "left" and is_left),
             )
             stream._then(side)
             sides.append(side)
         sides[0].other, sides[1].other = sides[1], sides[0]
         self.app._joins.append((left.topics[0], right.topics[0]))
         return Stream(self.app, out, topics=left.topics)
+
+    def join_asof(
+        self,
+        other: Stream,
+        fn: Callable[[Any, Any], Any],
+        *,
+        tolerance_ms: int | None = None,
+        grace_ms: int = 0,
+        left: bool = False,
+        close_after_idle_ms: int | None = None,
+        name: str | None = None,
+    ) -> Stream:
+        """Each record joined with the latest record of `other` with the same key at or
+        before its timestamp (and at most `tolerance_ms` before it): `fn(mine, theirs)`.
+        A record waits until `other`'s stream time passes its timestamp + `grace_ms`, which
+        makes the result independent of how the two topics' consumption interleaves
+        (asof.py). Without a match it is dropped, or `fn(mine, None)` with `left=True`.
+        Late records (ts + grace_ms < their own stream's stream time) are dropped."""
+        from kafkito.streams.asof import AsofJoin, AsofLeft, AsofRight
+
+        if grace_ms < 0 or (tolerance_ms is not None and tolerance_ms < 0):
+            raise ValueError("tolerance_ms and grace_ms must be >= 0")
+        if close_after_idle_ms is not None and close_after_idle_ms <= 0:
+            raise ValueError("close_after_idle_ms must be > 0 (or None: data time only)")
+        mine = self.repartition() if self.needs_repartition else self
+        theirs = other.repartition(like=mine.topics[0]) if other.needs_repartition else other
+        base = self.app._name(name, "asof")
+        out = Node()
+        join = AsofJoin(
+            fn,
+            tolerance_ms=tolerance_ms,
+            grace_ms=grace_ms,
+            left=left,
+            idle_ms=close_after_idle_ms,
+            topic=mine.topics[0],
+        )
+        for stream, suffix, side in ((mine, "left", AsofLeft), (theirs, "right", AsofRight)):
+            spec = self.app._store(f"{base}-{suffix}", "asof", topic=stream.topics[0], ttl_ms=None)
+            stream._then(side(spec, join, out))
+        self.app._joins.append((mine.topics[0], theirs.topics[0]))
+        return Stream(self.app, out, topics=mine.topics)
 
     # -- sinks -----------------------------------------------------------------------------
 

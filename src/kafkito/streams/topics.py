@@ -1,0 +1,67 @@
+"""The app's topics before it starts: source partition counts, repartition topics,
+changelogs (compacted, as many partitions as their input) and the dead-letter topic, and
+the co-partitioning check of joined topics. Called once by `StreamsApp` at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from kafkito.client import Admin
+from kafkito.client.errors import ClientError
+from kafkito.streams.aggregate import StoreSpec
+from kafkito.streams.errors import StreamsError
+
+__all__ = ["create_topics"]
+
+
+def create_topics(
+    admin: Admin,
+    *,
+    sources: Iterable[str],
+    repartitions: Mapping[str, tuple[str, int | None]],
+    joins: Iterable[tuple[str, str]],
+    stores: Iterable[StoreSpec],
+    dead_letters: str,
+) -> None:
+    """Create what is missing and check what exists; StreamsError when a source topic is
+    missing, joined topics are not co-partitioned or a changelog does not match its input.
+    `sources` are the user's topics (not the repartition topics)."""
+    counts: dict[str, int] = {}
+    for topic in sources:
+        try:
+            counts[topic] = len(admin.partitions(topic))
+        except ClientError as exc:
+            raise StreamsError(f"source topic {topic!r}: {exc}") from exc
+    pending = dict(repartitions)
+    while pending:
+        if not any(source in counts for source, _ in pending.values()):
+            raise StreamsError(f"repartition topics without a source: {sorted(pending)}")
+        for topic, (source, partitions) in list(pending.items()):
+            if source in counts:
+                counts[topic] = partitions or counts[source]
+                admin.create_topic(topic, counts[topic], if_not_exists=True)
+                counts[topic] = len(admin.partitions(topic))
+                del pending[topic]
+    for stream_topic, other in joins:
+        if counts[stream_topic] != counts[other]:
+            raise StreamsError(
+                f"{stream_topic!r} ({counts[stream_topic]} partitions) joins "
+                f"{other!r} ({counts[other]}): co-partitioned topics must have as many "
+                "partitions (repartition the stream with partitions=)"
+            )
+    for spec in stores:
+        if spec.source_backed:
+            continue
+        admin.create_topic(
+            spec.changelog,
+            counts[spec.topic],
+            configs={"cleanup.policy": "compact"},
+            if_not_exists=True,
+        )
+        have = len(admin.partitions(spec.changelog))
+        if have != counts[spec.topic]:
+            raise StreamsError(
+                f"changelog {spec.changelog!r} has {have} partitions, its input "
+                f"{spec.topic!r} {counts[spec.topic]}: they must match"
+            )
+    admin.create_topic(dead_letters, 1, if_not_exists=True)
