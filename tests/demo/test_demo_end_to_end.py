@@ -5,6 +5,7 @@ against the producers' ground truth; DuckDB reads the data lake back."""
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 import uuid
@@ -62,6 +63,11 @@ def test_demo_counts_stores_and_dead_letters_everything(tmp_path: Path) -> None:
         with urllib.request.urlopen(report.url + "api/dashboard", timeout=10) as answer:
             assert answer.status == 200
         time.sleep(6)
+        # the console's streams page shows the demo's analytics app, running in its process
+        with urllib.request.urlopen(report.url + "api/streams/analytics", timeout=30) as answer:
+            app = json.load(answer)
+        assert app["health"]["live"], app
+        assert {s["store"] for s in app["stores"]} >= {"pages", "buckets"}, app
     finally:
         report = demo.stop()
     assert report.drained, "the consumers did not catch up"

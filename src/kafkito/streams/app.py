@@ -74,8 +74,6 @@ BATCH_RECORDS = 1000
 """Records taken per consume call (one loop round)."""
 POLL_WAIT_S = 0.1
 """How long one round waits for records; bounds how late punctuation and commits run."""
-TXN_ATTEMPTS = 5
-"""How often a retriable transactional call (send offsets, commit) is tried."""
 PURGE_INTERVAL_S = 30.0
 """How often repartition topics are purged below the committed offsets."""
 LIVENESS_TIMEOUT_S = 30.0
@@ -592,10 +590,9 @@ class StreamsApp:
                 self._raise_failures()
                 if offsets:
                     metadata = self._consumer.group_metadata()
-                    self._retrying(
-                        lambda: self._producer.send_offsets_to_transaction(offsets, metadata)
-                    )
-                self._retrying(self._producer.commit_transaction)
+                    # RawProducer resumes a retriable (timed out) call itself
+                    self._producer.send_offsets_to_transaction(offsets, metadata)
+                self._producer.commit_transaction()
                 self._in_txn = False
             else:
                 self._producer.flush()
@@ -634,18 +631,6 @@ class StreamsApp:
                 self._admin.delete_records(topic, before)
             except ClientError as exc:  # only space is at stake: say so, go on
                 log.warning("streams app %s: purging %s failed: %s", self.name, topic, exc)
-
-    def _retrying(self, call: Callable[[], None]) -> None:
-        """A transactional call, repeated while librdkafka says it may be (a timeout under
-        load: the transaction is still open and the same call completes it)."""
-        for attempt in range(1, TXN_ATTEMPTS + 1):
-            try:
-                call()
-                return
-            except TransactionError as exc:
-                if not exc.retriable or attempt == TXN_ATTEMPTS:
-                    raise
-                log.warning("streams app %s: %s; trying again (%d)", self.name, exc, attempt)
 
     def _raise_failures(self) -> None:
         if self._failures:
