@@ -75,6 +75,9 @@ class TopicRegistry:
         """Broker keys set over the wire (AlterConfigs on a BROKER resource)."""
         self.recovery: RecoveryPlan | None = None
         """Set by BrokerCore.load: clean or unclean start, recovery points (storage.recovery)."""
+        self._log_starts: list[dict[str, Any]] = []
+        """Log starts moved by retention in this loop pass, not yet written."""
+        self._writes: set[asyncio.Task[None]] = set()
         self.admin_lock = asyncio.Lock()
         """Admin operations one at a time: each checks, waits for its metadata record's fsync
         (off the event loop), then applies, so a check must not race another's apply."""
@@ -351,8 +354,46 @@ class TopicRegistry:
                 p.config = new
 
     def record_log_start(self, name: str, partition: int, offset: int) -> None:
-        """Persist a log start moved by retention (fsync on the caller's thread)."""
-        self.metalog.append([_log_start_record(name, partition, offset)])
+        """Persist a log start moved by retention, fsynced off the event loop.
+
+        Called by the housekeeping on the loop. The record is appended at the end of this
+        loop pass together with every other one of the pass (one write, one fsync in a worker
+        thread, `MetadataLog.append_durable`), and nothing waits for it: retention moves the
+        start only to the base offset of the first segment it keeps, which is what a start
+        derives from the segment files anyway (`PartitionLog.open`), so a record lost to a
+        power cut loses nothing. DeleteRecords, whose start may lie inside a segment, waits
+        for its record (`persist_log_start`). Records keep the order they were made in, so a
+        later DeleteRecords record still wins at replay. Without a running loop (tests, tools)
+        the record is written and fsynced at once.
+        """
+        record = _log_start_record(name, partition, offset)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.metalog.append([record])
+            return
+        self._log_starts.append(record)
+        if len(self._log_starts) == 1:
+            loop.call_soon(self._write_log_starts)
+
+    def _write_log_starts(self) -> None:
+        records, self._log_starts = self._log_starts, []
+        task = asyncio.ensure_future(self.metalog.append_durable(records))
+        self._writes.add(task)
+        task.add_done_callback(self._log_start_written)
+
+    def _log_start_written(self, task: asyncio.Task[None]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # the files say the same (see record_log_start): the next start derives it
+            log.error("could not persist log start offsets moved by retention: %s", exc)
+
+    async def settle(self) -> None:
+        """Wait for the background log-start writes (before the metadata log closes)."""
+        if self._log_starts:
+            self._write_log_starts()
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
 
     async def persist_log_start(self, name: str, partition: int, offset: int) -> None:
         """Persist a log start moved by DeleteRecords; returns once durable (fsync off loop)."""
