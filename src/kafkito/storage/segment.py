@@ -152,9 +152,10 @@ class Segment:
             self.fs.close(index_fd)
 
     def _read_index_file(self, path: str) -> bytes | None:
-        if not self.fs.exists(path):
+        try:  # one system call fewer than exists() first: starts open every segment's indexes
+            return self.fs.read_file(path)
+        except FileNotFoundError:
             return None
-        return self.fs.read_file(path)
 
     @classmethod
     def load(cls, fs: FileSystem, path: str, base_offset: int, now_ms: int) -> Segment:
@@ -184,6 +185,8 @@ class Segment:
 
     def _load_indexes(self) -> str | None:
         """Fill the indexes from their files and walk to the end; None if all is sound."""
+        if self.size == 0:
+            return None  # nothing to index (an idle partition): its index files are not read
         index_path, time_path = index_paths(self.path)
         raw_index = self._read_index_file(index_path)
         raw_time = self._read_index_file(time_path)
