@@ -155,7 +155,8 @@ class PartitionLog:
         self = cls(
             fs, directory, topic, partition, config, leader_epoch=leader_epoch, clock_ms=clock_ms
         )
-        fs.makedirs(directory)
+        if not fs.exists(directory):  # one stat; makedirs on an existing one raises inside
+            fs.makedirs(directory)
         plan = recovery or RecoveryPlan(clean=False)
         now = clock_ms()
         self.segments = open_segments(

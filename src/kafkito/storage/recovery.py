@@ -63,15 +63,21 @@ class RecoveryPlan:
 
 
 def _leftovers(names: list[str]) -> list[str]:
-    """The names among a directory's `names` that remove_leftovers deletes."""
-    logs = {n[: -len(".log")] for n in names if n.endswith(".log")}
+    """The names among a directory's `names` that remove_leftovers deletes.
+
+    Plain suffix tests, not os.path.splitext: a start runs this for every partition.
+    """
+    logs = {n[:-4] for n in names if n.endswith(".log")}
     found = []
-    for name in sorted(names):
-        stem, ext = os.path.splitext(name)
-        orphan_index = ext in (".index", ".timeindex") and stem not in logs
-        if ext in (".tmp", ".deleted") or orphan_index:
+    for name in names:
+        if name.endswith((".tmp", ".deleted")):
             found.append(name)
-    return found
+        elif name.endswith(".index"):
+            if name[:-6] not in logs:
+                found.append(name)
+        elif name.endswith(".timeindex") and name[:-10] not in logs:
+            found.append(name)
+    return sorted(found)
 
 
 def remove_leftovers(fs: FileSystem, directory: str) -> None:
@@ -143,9 +149,8 @@ def segment_bases(fs: FileSystem, directory: str) -> list[int]:
 def _bases(names: list[str]) -> list[int]:
     bases = []
     for name in names:
-        stem, ext = os.path.splitext(name)
-        if ext == ".log" and stem.isdigit():
-            bases.append(int(stem))
+        if name.endswith(".log") and name[:-4].isdigit():
+            bases.append(int(name[:-4]))
     return sorted(bases)
 
 
