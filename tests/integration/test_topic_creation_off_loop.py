@@ -1,13 +1,15 @@
 """Creating partitions happens off the event loop, with one descriptor per partition.
 
-A CreateTopics and a CreatePartitions, sent by a real client over TCP, open their partitions'
-files in a worker thread (the loop thread, `kafkito-broker`, opens none of them) and leave
-one descriptor open per partition: the log file (index files are opened per use).
+A CreateTopics and a CreatePartitions, sent by a real client over TCP, create their partitions'
+files in a worker thread (the loop thread, `kafkito-broker`, opens none of their `.log` files)
+and leave one descriptor open per partition: the log file (index files are opened per use,
+also by the loop's recovery-point checkpoints, and closed at once).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +36,8 @@ class OpenRecordingFs(OsFileSystem):
         fd = super().open(path, create=create)
         if f"{Path('logs')}/" in path:
             with self._lock:
-                self.openers.append(threading.current_thread().name)
+                if path.endswith(".log"):  # index files are also opened by checkpoints
+                    self.openers.append(threading.current_thread().name)
                 self.held[fd] = path
         return fd
 
@@ -65,6 +68,11 @@ def test_partitions_are_created_off_the_loop_with_one_descriptor_each(
     assert len(fs.openers) >= 250, "no partition file opened: the test tests nothing"
     on_loop = [name for name in fs.openers if name == LOOP_THREAD]
     assert not on_loop, f"{len(on_loop)} of {len(fs.openers)} partition files opened on the loop"
-    held = sorted(fs.held.values())
-    assert len(held) == 250, held[:6]
-    assert all(path.endswith(".log") for path in held)
+    deadline = time.monotonic() + 5
+    while True:  # a checkpoint may hold an index file open for a moment: never for long
+        with fs._lock:
+            held = sorted(fs.held.values())
+        if len(held) == 250 and all(path.endswith(".log") for path in held):
+            break
+        assert time.monotonic() < deadline, (len(held), held[:6])
+        time.sleep(0.05)
