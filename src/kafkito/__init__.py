@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from kafkito.broker.settings import BrokerSettings
     from kafkito.client import (
         AuthenticationError,
+        AuthorizationError,
         BrokerUnreachableError,
         ClientConfig,
         ClientError,
@@ -47,6 +48,7 @@ _LAZY: dict[str, str] = {
     "BrokerSettings": "kafkito.broker.settings",
     "KafkitoError": "kafkito.errors",
     "AuthenticationError": "kafkito.client",
+    "AuthorizationError": "kafkito.client",
     "BrokerUnreachableError": "kafkito.client",
     "ClientConfig": "kafkito.client",
     "ClientError": "kafkito.client",
@@ -73,6 +75,7 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "AuthenticationError",
+    "AuthorizationError",
     "Broker",
     "BrokerSettings",
     "BrokerUnreachableError",

@@ -38,6 +38,7 @@ from typing import Any, Self, TypeVar
 from kafkito.client import health as _health
 from kafkito.client.admin_aio import Admin
 from kafkito.client.config import ReaderConfig, WriterConfig
+from kafkito.client.delivered import offset_of
 from kafkito.client.errors import ClientError, ConfigError
 from kafkito.client.reader import (
     ConsumerCore,
@@ -165,7 +166,7 @@ class _AsyncWriting:
         error, message = await future
         if error is not None:
             raise await asyncio.to_thread(self._core.failure, error, topic, size)
-        return Delivery(message.topic(), message.partition(), message.offset())
+        return Delivery(message.topic(), message.partition(), offset_of(message))
 
     async def _write_many(self, topic: str, items: Iterable[Record | Value]) -> Deliveries:
         await self.connect()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,8 @@ from kafkito.client import (
     UnknownTopicError,
     Writer,
 )
+from kafkito.client.raw_producer import RawProducer
+from kafkito.client.writer import flush_through_callback_failures
 from kafkito.testing.brokers import free_port
 
 
@@ -162,3 +165,25 @@ def test_authentication_failure_is_typed_and_hides_the_password(
         Writer("t", {"client": client}, brokers=bootstrap)
     assert secret not in str(info.value)
     assert secret not in caplog.text
+
+
+class _CrashingLogger:
+    """A librdkafka `logger` whose log() fails with a C-level error (int() called with five
+    arguments raises TypeError from C): the failure confluent-kafka 2.16 re-raises from flush()
+    as SystemError on Python 3.11, as seen once in the failover test under load."""
+
+    log = int
+
+
+def test_flush_goes_on_through_a_failing_callback(tmp_path: Path, topic: str) -> None:
+    """write_many's flush: every delivery report is served although the log callback fails
+    (librdkafka logs during the flush with debug=msg)."""
+    reports: list[tuple[Any, Any]] = []
+    with Broker(port=0, data_dir=str(tmp_path / "data")) as bootstrap:
+        settings = {"logger": _CrashingLogger(), "debug": "msg"}
+        with RawProducer(brokers=bootstrap, settings=settings) as producer:
+            for value in (b"a", b"b", b"c"):
+                producer.produce(topic, value, on_delivery=lambda e, m: reports.append((e, m)))
+            flush_through_callback_failures(producer._producer)
+    assert [error for error, _ in reports] == [None, None, None]
+    assert sorted(message.offset() for _, message in reports) == [0, 1, 2]

@@ -68,6 +68,11 @@ def test_demo_counts_stores_and_dead_letters_everything(tmp_path: Path) -> None:
     produced = set(report.produced)
     assert len(produced) > 1000 and len(report.malformed) > 20
     assert report.counted_ids == produced, "analytics counted exactly the valid events"
+    # the streams app's windows: every page view is in a bucket (the run is under 60 s)
+    views = sum(1 for topic in report.produced.values() if topic == "page_views")
+    windowed = demo.analytics._pages.values()
+    assert sum(counts[0] for pages in windowed for counts in pages.values()) == views
+    assert sum(demo.analytics._seen_buckets.values()) > 0, "no closed bucket was judged"
     stored = query(lake, "").fetchall()
     columns = [d[0] for d in query(lake, "LIMIT 0").description]
     ids = Counter(row[columns.index("event_id")] for row in stored)

@@ -73,9 +73,10 @@ def test_command_prints_one_bootstrap_line_and_stops_every_jvm(
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()  # the command prints it once every node serves
-        assert first == f"bootstrap: 127.0.0.1:{port},127.0.0.1:{port + 1}\n", first + (
-            proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
-        )
+        if not first:  # it ended without the line: its stderr says why (wait for all of it)
+            _, err = proc.communicate(timeout=60)
+            raise AssertionError(f"no bootstrap line; exit {proc.returncode}; stderr:\n{err}")
+        assert first == f"bootstrap: 127.0.0.1:{port},127.0.0.1:{port + 1}\n", first
         assert len(java_processes_under(data)) == 2
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=90)

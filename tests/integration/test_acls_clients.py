@@ -32,7 +32,7 @@ from kafka.admin import ResourceType as KpResource
 from kafkito import Broker
 from kafkito.broker.auth import UserStore
 from kafkito.client.admin import Acl, AclFilter, Admin
-from kafkito.client.errors import ClientError
+from kafkito.client.errors import AuthorizationError
 
 PASSWORDS = {
     "admin": "admin-pw-for-acls",
@@ -134,11 +134,11 @@ def test_confluent_kafka(bootstrap: str) -> None:
     assert consume("other-group")[1][:1] == [KafkaError.GROUP_AUTHORIZATION_FAILED]
     with Admin(brokers=bootstrap, settings=rdk("alice")) as alice:
         assert [t.name for t in alice.list_topics()] == [OPEN]  # the secret topic is hidden
-        with pytest.raises(ClientError, match="TOPIC_AUTHORIZATION_FAILED"):
+        with pytest.raises(AuthorizationError, match="TOPIC_AUTHORIZATION_FAILED"):
             alice.create_topic("acl-new")
-        with pytest.raises(ClientError, match="CLUSTER_AUTHORIZATION_FAILED"):
+        with pytest.raises(AuthorizationError, match="CLUSTER_AUTHORIZATION_FAILED"):
             alice.create_acls(Acl("TOPIC", SECRET, principal="User:alice", operation="READ"))
-        with pytest.raises(ClientError, match="CLUSTER_AUTHORIZATION_FAILED"):
+        with pytest.raises(AuthorizationError, match="CLUSTER_AUTHORIZATION_FAILED"):
             alice.describe_acls()  # not an empty list (librdkafka drops this error itself)
     with Admin(brokers=bootstrap, settings=rdk("admin")) as admin:
         mine = admin.describe_acls(AclFilter(principal="User:alice"))

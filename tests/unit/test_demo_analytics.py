@@ -66,3 +66,22 @@ def test_simulator_is_seeded_and_marks_malformed_events() -> None:
     for e in a:
         if e.valid:
             (PageView if e.topic == "page_views" else Click).model_validate_json(e.value)
+
+
+def test_streams_fed_buckets_find_the_same_spike_and_windows_make_the_top_pages() -> None:
+    """The Kafka demo's path: kafkito.streams emits each page's bucket as it fills
+    (page_window) and once more when it closes (bucket_closed)."""
+    analytics = Analytics(bucket_s=5)
+    t0 = 1_700_000_000_000
+    for bucket in range(12):
+        per_page = {"/": 40, "/docs": 90 if bucket == 8 else 10}
+        for page, views in per_page.items():
+            start = t0 + bucket * 5000
+            analytics.page_window(page, start, views, views // 10)
+            analytics.bucket_closed(page, start, views)
+    assert [(a.page, a.views) for a in analytics.anomalies] == [("/docs", 90)]
+    top = analytics.snapshot()["top_pages"]  # the last 60 s of event time: 12 buckets
+    assert top[0] == {"page": "/", "views": 480, "clicks": 48, "ctr": 0.1}
+    assert top[1]["views"] == 11 * 10 + 90
+    analytics.page_window("/", t0 + 12 * 5000, 1, 0)  # a new bucket: the oldest leaves
+    assert analytics.snapshot()["top_pages"][0]["views"] == 480 - 40 + 1

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kafkito.broker.broker_keys_kafka import STORED_BROKER_KEYS
 from kafkito.broker.settings import BrokerSettings
 from kafkito.storage.log import LogConfig
 
@@ -803,8 +804,9 @@ def describe_broker_configs(
                 synonyms,
             )
         )
+    described += _describe_stored(layers)
     for name, value in sorted(settings.extra.items()):
-        if name in BROKER_CONFIGS:
+        if name in BROKER_CONFIGS or any(c.name == name for c in described):
             continue
         sensitive = any(word in name.lower() for word in _SECRET_WORDS)
         described.append(
@@ -822,21 +824,56 @@ def describe_broker_configs(
     return described
 
 
+def _describe_stored(layers: Layers) -> list[ConfigValue]:
+    """Kafka's dynamic keys that kafkito only stores (broker_keys_kafka.py): listed once set,
+    with their source and synonyms (node, cluster-wide, Kafka's default), as Kafka lists them."""
+    set_names = {name for _, values in layers[:2] for name in values}
+    described = []
+    for name in sorted(set_names & STORED_BROKER_KEYS.keys()):
+        key = STORED_BROKER_KEYS[name]
+        synonyms = [(name, values[name], src) for src, values in layers[:2] if name in values]
+        if key.default is not None:
+            synonyms.append((name, key.default, SOURCE_DEFAULT))
+        sensitive = key.type == "password"
+        described.append(
+            ConfigValue(
+                name,
+                synonyms[0][1],
+                synonyms[0][2],
+                False,
+                sensitive,
+                key.type,
+                _STORED_DOC,
+                tuple(synonyms),
+            )
+        )
+    return described
+
+
+_STORED_DOC = "One of Kafka's dynamic broker configs; kafkito stores it and does not act on it."
+
+
 def describe_cluster_defaults(dynamic: DynamicBrokerConfigs) -> list[ConfigValue]:
     """The cluster-wide dynamic defaults (resource name ""): only what was set, as Kafka."""
-    return [
-        ConfigValue(
-            name,
-            value,
-            SOURCE_DYNAMIC_DEFAULT_BROKER,
-            False,
-            BROKER_CONFIGS[name].sensitive,
-            BROKER_CONFIGS[name].type,
-            BROKER_CONFIGS[name].doc,
-            ((name, value, SOURCE_DYNAMIC_DEFAULT_BROKER),),
+    described = []
+    for name, value in sorted(dynamic.cluster.items()):
+        row = BROKER_CONFIGS.get(name)
+        stored = STORED_BROKER_KEYS.get(name)
+        described.append(
+            ConfigValue(
+                name,
+                value,
+                SOURCE_DYNAMIC_DEFAULT_BROKER,
+                False,
+                row.sensitive
+                if row is not None
+                else stored is not None and stored.type == "password",
+                row.type if row is not None else stored.type if stored is not None else "string",
+                row.doc if row is not None else _STORED_DOC,
+                ((name, value, SOURCE_DYNAMIC_DEFAULT_BROKER),),
+            )
         )
-        for name, value in sorted(dynamic.cluster.items())
-    ]
+    return described
 
 
 def topic_defaults(

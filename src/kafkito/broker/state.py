@@ -320,12 +320,18 @@ class TopicRegistry:
     async def set_configs(self, name: str, configs: dict[str, str]) -> None:
         """Make `configs` the topic's overrides once their record is durable."""
         async with self.admin_lock:
-            topic = self.by_name[name]
-            record = self._topic_record(topic)
-            record["configs"] = dict(configs)
-            await self.metalog.append_durable([record])
-            topic.configs = dict(configs)
-            self._apply_log_config(topic)
+            await self.set_configs_locked(name, configs)
+
+    async def set_configs_locked(self, name: str, configs: dict[str, str]) -> None:
+        """`set_configs` for a caller holding `admin_lock` (a read-modify-write of the configs
+        must read them under the same lock, or two concurrent alters lose one's change)."""
+        assert self.admin_lock.locked()
+        topic = self.by_name[name]
+        record = self._topic_record(topic)
+        record["configs"] = dict(configs)
+        await self.metalog.append_durable([record])
+        topic.configs = dict(configs)
+        self._apply_log_config(topic)
 
     def _apply_log_config(self, topic: Topic) -> None:
         new = self._log_config(topic)
@@ -335,12 +341,17 @@ class TopicRegistry:
     async def set_broker_configs(self, node: int | None, configs: dict[str, str]) -> None:
         """Make `configs` the dynamic broker configs of one scope (None: cluster-wide), persist
         them, and give every partition log its new effective config at once."""
-        assert node is None or node == self.settings.node_id
         async with self.admin_lock:
-            # persisted first: a failed append (OSError) leaves the old configs in force
-            record = {"type": "broker_configs", "node": node, "configs": dict(configs)}
-            await self.metalog.append_durable([record])
-            self._apply_broker_configs(node, configs)
+            await self.set_broker_configs_locked(node, configs)
+
+    async def set_broker_configs_locked(self, node: int | None, configs: dict[str, str]) -> None:
+        """`set_broker_configs` for a caller holding `admin_lock`."""
+        assert node is None or node == self.settings.node_id
+        assert self.admin_lock.locked()
+        # persisted first: a failed append (OSError) leaves the old configs in force
+        record = {"type": "broker_configs", "node": node, "configs": dict(configs)}
+        await self.metalog.append_durable([record])
+        self._apply_broker_configs(node, configs)
 
     def _apply_broker_configs(self, node: int | None, configs: dict[str, str]) -> None:
         if node is None:

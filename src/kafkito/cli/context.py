@@ -37,6 +37,7 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_NOT_FOUND = 4
 EXIT_AUTH = 5
+EXIT_DENIED = 6
 EXIT_INTERRUPTED = 130
 
 ADMIN_TIMEOUT_S = 15.0
@@ -252,6 +253,7 @@ def classify(exc: BaseException) -> CliError:
     # Imported here: `kafkito --help` need not load librdkafka.
     from kafkito.client.errors import (
         AuthenticationError,
+        AuthorizationError,
         BrokerUnreachableError,
         ConfigError,
         DeliveryError,
@@ -266,6 +268,8 @@ def classify(exc: BaseException) -> CliError:
     text = str(exc) or exc.__class__.__name__
     if isinstance(exc, AuthenticationError):
         return CliError(f"authentication failed: {text}", EXIT_AUTH)
+    if isinstance(exc, AuthorizationError):
+        return CliError(f"not authorized: {text}", EXIT_DENIED)
     if isinstance(exc, UnknownTopicError | UnknownGroupError):
         return CliError(text, EXIT_NOT_FOUND)
     if isinstance(exc, BrokerUnreachableError):
@@ -284,6 +288,8 @@ def classify(exc: BaseException) -> CliError:
     if isinstance(exc, DeliveryError) and exc.reason in ("_MSG_TIMED_OUT", "_TIMED_OUT"):
         return CliError(f"broker unreachable: {text}", EXIT_UNREACHABLE)
     lowered = text.lower()
+    if "authorization_failed" in lowered:
+        return CliError(f"not authorized: {text}", EXIT_DENIED)
     if any(s in lowered for s in ("authentication", "sasl", "_authentication")):
         return CliError(f"authentication failed: {text}", EXIT_AUTH)
     if any(

@@ -8,7 +8,13 @@ import click
 
 from kafkito.cli.context import EXIT_USAGE, CliContext, CliError, check_port_free, handle_errors
 
-DEMO_MODULES = {"pyarrow": "demo", "duckdb": "demo", "starlette": "console", "uvicorn": "console"}
+DEMO_MODULES = {
+    "pyarrow": "demo",
+    "duckdb": "demo",
+    "lmdb": "streams",
+    "starlette": "console",
+    "uvicorn": "console",
+}
 """Modules the demo needs beyond kafkito's core, with the extra that installs each."""
 
 

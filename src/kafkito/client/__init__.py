@@ -23,6 +23,7 @@ from kafkito.client.config import ClientConfig, ReaderConfig, TLSConfig, WriterC
 from kafkito.client.errors import (
     AdminError,
     AuthenticationError,
+    AuthorizationError,
     BrokerUnreachableError,
     ClientError,
     ConfigError,
@@ -56,6 +57,7 @@ __all__ = [
     "AdminConfig",
     "AdminError",
     "AuthenticationError",
+    "AuthorizationError",
     "BrokerUnreachableError",
     "ClientConfig",
     "ClientError",

@@ -52,7 +52,7 @@ from kafkito.client import txn_admin
 from kafkito.client.config import _Common
 from kafkito.client.connect import ErrorTracker, connect_with_retry, connection_settings
 from kafkito.client.errors import (
-    AdminError,
+    AuthorizationError,
     BrokerUnreachableError,
     ClientError,
     ConfigError,
@@ -909,7 +909,7 @@ class Admin:
 
     def describe_acls(self, wanted: AclFilter | None = None) -> list[Acl]:
         """The ACLs that match `wanted` (every ACL by default). Needs DESCRIBE on the cluster:
-        AdminError(CLUSTER_AUTHORIZATION_FAILED) without it.
+        AuthorizationError(CLUSTER_AUTHORIZATION_FAILED) without it.
 
         librdkafka answers a refused DescribeAcls with an empty list instead of its error
         (CLUSTER_AUTHORIZATION_FAILED, or SECURITY_DISABLED on a broker without an
@@ -926,7 +926,7 @@ class Admin:
             "describe ACLs",
         )
         if "DESCRIBE" not in {_enum_name(op) for op in cluster.authorized_operations or ()}:
-            raise AdminError(
+            raise AuthorizationError(
                 "describe ACLs failed (CLUSTER_AUTHORIZATION_FAILED: this principal may not "
                 "describe the cluster); a super user, or an ACL allowing DESCRIBE on the "
                 "cluster, may list ACLs",

@@ -7,6 +7,7 @@ KafkitoError
             UnknownTopicError        the topic does not exist and is not auto-created
             MessageTooLargeError     the record exceeds message.max.bytes (client or broker)
         AuthenticationError      SASL/TLS credentials were refused
+        AuthorizationError       the broker's ACLs do not allow this principal the operation
         BrokerUnreachableError   no broker answered after every connect retry
         AdminError               an admin request was refused; carries the broker's reason
             TopicExistsError         create: the topic is there already
@@ -33,6 +34,7 @@ from kafkito.errors import KafkitoError
 __all__ = [
     "AdminError",
     "AuthenticationError",
+    "AuthorizationError",
     "BrokerUnreachableError",
     "ClientError",
     "ConfigError",
@@ -89,6 +91,16 @@ class MessageTooLargeError(DeliveryError):
 
 class AuthenticationError(ClientError):
     """The broker refused the credentials (SASL) or the TLS handshake failed."""
+
+
+class AuthorizationError(ClientError):
+    """The broker knows who we are, and its ACLs do not allow us this operation
+    (TOPIC_, GROUP_, CLUSTER_ or TRANSACTIONAL_ID_AUTHORIZATION_FAILED): different credentials
+    will not help unless they are another principal's; an ACL will. `reason` is the code."""
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class BrokerUnreachableError(ClientError):
@@ -196,12 +208,20 @@ _AUTH = {
     "_AUTHENTICATION",
     "SASL_AUTHENTICATION_FAILED",
     "_SSL",
-    "TOPIC_AUTHORIZATION_FAILED",
-    "CLUSTER_AUTHORIZATION_FAILED",
-    "GROUP_AUTHORIZATION_FAILED",
     "ILLEGAL_SASL_STATE",
     "UNSUPPORTED_SASL_MECHANISM",
 }
+_DENIED = {
+    "TOPIC_AUTHORIZATION_FAILED",
+    "CLUSTER_AUTHORIZATION_FAILED",
+    "GROUP_AUTHORIZATION_FAILED",
+    "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+    "DELEGATION_TOKEN_AUTHORIZATION_FAILED",
+}
+_DENIED_HINT = (
+    "the broker's ACLs do not allow this principal (client.username) the operation: ask its "
+    "admin for an ACL (kafkito acls add), or connect as a principal that has one"
+)
 _UNREACHABLE = {"_TRANSPORT", "_ALL_BROKERS_DOWN", "_RESOLVE", "_TIMED_OUT", "_MSG_TIMED_OUT"}
 
 
@@ -232,6 +252,10 @@ def from_kafka_error(
         return AuthenticationError(
             f"the broker refused our credentials{where} ({name}: {text}); check "
             "client.username, client.password, client.algorithm and client.tls"
+        )
+    if name in _DENIED:
+        return AuthorizationError(
+            f"not allowed{where} ({name}: {text}); {_DENIED_HINT}", reason=name
         )
     if name in _UNREACHABLE:
         return DeliveryError(
@@ -295,6 +319,8 @@ def from_admin_error(
         return AuthenticationError(
             f"{why}; check client.username, client.password, client.algorithm and client.tls"
         )
+    if name in _DENIED:
+        return AuthorizationError(f"{why}; {_DENIED_HINT}", reason=name)
     if name in _UNREACHABLE:
         return BrokerUnreachableError(
             f"{why}; no broker at {bootstrap} answered in time: check brokers and that they "

@@ -33,8 +33,8 @@ from kafkito.client.errors import (
     ConfigError,
     from_admin_error,
     from_kafka_error,
-    from_transaction_error,
 )
+from kafkito.client.transaction import call_transactional
 
 log = logging.getLogger(__name__)
 
@@ -158,17 +158,19 @@ class RawProducer:
 
     # -- transactions (settings must carry transactional.id) ------------------------------
 
-    def _txn(self, action: str, call: Callable[[], Any]) -> Any:
-        try:
-            return call()
-        except confluent_kafka.KafkaException as exc:
-            raise from_transaction_error(exc.args[0], action=action) from None
+    @staticmethod
+    def _txn(action: str, call: Callable[[], Any], *, resumable: bool = False) -> Any:
+        """A transactional call (client/transaction.call_transactional: typed errors, a
+        resumable call made again while librdkafka answers retriable)."""
+        return call_transactional(action, call, resumable=resumable)
 
     def init_transactions(self, timeout_s: float | None = None) -> None:
         """Register the transactional.id (fencing any older producer with it, and completing
         or aborting its open transaction). Once, before the first transaction."""
         wait = self.timeout_s if timeout_s is None else timeout_s
-        self._txn("init transactions", lambda: self._producer.init_transactions(wait))
+        self._txn(
+            "init transactions", lambda: self._producer.init_transactions(wait), resumable=True
+        )
 
     def begin_transaction(self) -> None:
         """Start a transaction: records produced until commit/abort belong to it."""
@@ -184,18 +186,23 @@ class RawProducer:
         self._txn(
             "send offsets to transaction",
             lambda: self._producer.send_offsets_to_transaction(offsets, group_metadata, wait),
+            resumable=True,
         )
 
     def commit_transaction(self, timeout_s: float | None = None) -> None:
         """Flush, then commit: every record and offset of the transaction becomes visible."""
         wait = self.timeout_s if timeout_s is None else timeout_s
-        self._txn("commit transaction", lambda: self._producer.commit_transaction(wait))
+        self._txn(
+            "commit transaction", lambda: self._producer.commit_transaction(wait), resumable=True
+        )
 
     def abort_transaction(self, timeout_s: float | None = None) -> None:
         """Abort: read_committed consumers never see the transaction's records, and its
         offsets are dropped."""
         wait = self.timeout_s if timeout_s is None else timeout_s
-        self._txn("abort transaction", lambda: self._producer.abort_transaction(wait))
+        self._txn(
+            "abort transaction", lambda: self._producer.abort_transaction(wait), resumable=True
+        )
 
     def close(self, timeout_s: float | None = None) -> int:
         """Flush (up to `timeout_s`), then release the producer; returns the records left

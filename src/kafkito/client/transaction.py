@@ -32,6 +32,7 @@ never leaves its predecessor's transaction hanging.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from types import TracebackType
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import confluent_kafka
 
+from kafkito.client.delivered import offset_of
 from kafkito.client.errors import (
     ClientError,
     ConfigError,
@@ -51,7 +53,9 @@ from kafkito.client.errors import (
 if TYPE_CHECKING:
     from kafkito.client.writer import ProducerCore
 
-__all__ = ["AsyncTransaction", "Transaction", "TransactionDelivery"]
+__all__ = ["AsyncTransaction", "Transaction", "TransactionDelivery", "call_transactional"]
+
+log = logging.getLogger(__name__)
 
 
 class TransactionDelivery(NamedTuple):
@@ -77,24 +81,47 @@ class TransactionState:
         with self._lock:
             if error is None:
                 self.deliveries.append(
-                    TransactionDelivery(message.topic(), message.partition(), message.offset())
+                    TransactionDelivery(message.topic(), message.partition(), offset_of(message))
                 )
             else:
                 self.failures.append((error, message.topic(), len(message.value() or b"")))
 
 
-def _call(action: str, fn: Any, *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except confluent_kafka.KafkaException as exc:
-        raise from_transaction_error(exc.args[0], action=action) from None
+TXN_ATTEMPTS = 5
+"""How often a resumable transactional call is made while librdkafka answers retriable."""
+
+
+def call_transactional(action: str, fn: Any, *args: Any, resumable: bool = False) -> Any:
+    """`fn(*args)`, a librdkafka transactional call, with its errors typed.
+
+    A `resumable` call (init, send offsets, commit, abort) is made again while librdkafka
+    answers retriable (a timeout under load): the call is then still in progress, librdkafka's
+    contract is that the same call resumes it, and every other transactional call fails with
+    _CONFLICT until it does, so giving up early wedges the producer (seen: a flow whose commit
+    timed out met only conflicts after)."""
+    for attempt in range(1, TXN_ATTEMPTS + 1):
+        try:
+            return fn(*args)
+        except confluent_kafka.KafkaException as exc:
+            error = from_transaction_error(exc.args[0], action=action)
+            if not (resumable and error.retriable) or error.abortable or error.fatal:
+                raise error from None
+            if attempt == TXN_ATTEMPTS:
+                raise error from None
+            log.warning("%s; calling it again to resume it (%d)", error, attempt)
+    raise AssertionError("unreachable")
 
 
 def init_transactions(core: ProducerCore) -> None:
     """Once per writer, at connect: register the transactional id (fencing older producers)."""
     if core.config.transactional_id is None or core.txn_ready:
         return
-    _call("init transactions", core.producer.init_transactions, core.config.client.timeout)
+    call_transactional(
+        "init transactions",
+        core.producer.init_transactions,
+        core.config.client.timeout,
+        resumable=True,
+    )
     core.txn_ready = True
 
 
@@ -111,7 +138,7 @@ def begin(core: ProducerCore) -> TransactionState:
     if core.txn is not None:
         raise ClientError("a transaction is already open on this writer (they do not nest)")
     init_transactions(core)
-    _call("begin transaction", core.producer.begin_transaction)
+    call_transactional("begin transaction", core.producer.begin_transaction)
     state = core.txn = TransactionState()
     return state
 
@@ -130,7 +157,9 @@ def commit(core: ProducerCore, state: TransactionState) -> None:
                 _abort_quietly(core)
                 raise _as_abortable(failure, len(state.failures)) from None
             try:
-                _call("commit transaction", core.producer.commit_transaction, remaining)
+                call_transactional(
+                    "commit transaction", core.producer.commit_transaction, remaining
+                )
                 return
             except TransactionError as exc:
                 if exc.retriable and not exc.abortable and time.monotonic() < deadline:
@@ -145,7 +174,12 @@ def commit(core: ProducerCore, state: TransactionState) -> None:
 def abort(core: ProducerCore, block_error: BaseException) -> None:
     """The block raised: abort. A fenced or fatal producer's error wins over the block's."""
     try:
-        _call("abort transaction", core.producer.abort_transaction, core.config.client.timeout)
+        call_transactional(
+            "abort transaction",
+            core.producer.abort_transaction,
+            core.config.client.timeout,
+            resumable=True,
+        )
     except TransactionError as exc:
         if isinstance(block_error, TransactionError) and block_error.fatal:
             return  # the block already says the producer is gone
@@ -159,7 +193,12 @@ def abort(core: ProducerCore, block_error: BaseException) -> None:
 def _abort_quietly(core: ProducerCore) -> None:
     # the caller raises the reason the transaction failed, not the abort's
     with contextlib.suppress(TransactionError):
-        _call("abort transaction", core.producer.abort_transaction, core.config.client.timeout)
+        call_transactional(
+            "abort transaction",
+            core.producer.abort_transaction,
+            core.config.client.timeout,
+            resumable=True,
+        )
 
 
 def _as_abortable(failure: ClientError, count: int) -> TransactionError:

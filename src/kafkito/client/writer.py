@@ -27,6 +27,7 @@ import confluent_kafka
 
 from kafkito.client.config import WriterConfig
 from kafkito.client.connect import RDKAFKA_LOG, ErrorTracker, connect_with_retry
+from kafkito.client.delivered import offset_of
 from kafkito.client.embedded import resolve_bootstrap
 from kafkito.client.errors import (
     ClientError,
@@ -263,7 +264,7 @@ def _delivery(core: ProducerCore, outcome: _Outcome, topic: str, size_bytes: int
     if outcome.error is not None:
         raise core.failure(outcome.error, topic, size_bytes)
     message = outcome.message
-    return Delivery(message.topic(), message.partition(), message.offset())
+    return Delivery(message.topic(), message.partition(), offset_of(message))
 
 
 class Batch:
@@ -286,7 +287,8 @@ class Batch:
     def _report(self, error: Any, message: Any) -> None:
         if error is None:
             self.partitions.append(message.partition())
-            self.offsets.append(message.offset())
+            # an array takes no None: a TypeError here lost the report (and broke flush)
+            self.offsets.append(offset_of(message))
         else:
             self.failed.append((error, len(message.value() or b"")))
 
@@ -301,6 +303,13 @@ class Batch:
             exc = core.failure(error, topic, size)
             exc.args = (f"{len(self.failed)} of {count} records failed; first: {exc}",)
             raise exc
+        if self.reported < count:  # a report lost with a failed callback: not known delivered
+            raise DeliveryError(
+                f"{count - self.reported} of {count} records to {topic!r} have no delivery "
+                "report (a client callback failed); they may or may not be written",
+                reason="_NO_REPORT",
+                topic=topic,
+            )
         return Deliveries(topic, self.partitions, self.offsets)
 
 
@@ -382,8 +391,31 @@ def write_many_sync(core: ProducerCore, topic: str, items: Iterable[Record | Val
         return pending_deliveries(topic, enqueue_many(core, topic, items, core.txn.report))
     batch = Batch()
     count = enqueue_many(core, topic, items, core.on_delivery(topic, batch.report))
-    core.producer.flush()
+    flush_through_callback_failures(core.producer)
     return batch.result(core, topic, count)
+
+
+FLUSH_ATTEMPTS = 100
+"""Each failed flush serves at least the failing callback: a bound, not a budget."""
+
+
+def flush_through_callback_failures(producer: Any) -> None:
+    """producer.flush() until it returns.
+
+    A callback that fails inside flush (a log line, a delivery report) stops it early, and
+    confluent-kafka 2.16 on Python 3.11 re-raises a C-level error there as SystemError
+    ("exception <class 'str'> is not a BaseException subclass": it restores an unnormalized
+    exception); seen once, in the failover test's writer while a node was killed. The
+    failure itself is gone by then; flushing on serves the other reports, and the caller
+    counts them (`Batch.result` refuses a batch with reports missing)."""
+    for attempt in range(1, FLUSH_ATTEMPTS + 1):
+        try:
+            producer.flush()
+            return
+        except SystemError as exc:
+            if attempt == FLUSH_ATTEMPTS:
+                raise
+            log.warning("a librdkafka callback failed during flush (%s); flushing on", exc)
 
 
 class _SyncWriting:

@@ -2,10 +2,11 @@
 
     simulated web + mobile users ──► page_views, clicks (keyed by user, JSON, with headers)
          │ TopicWriter.write_many, every delivery confirmed
-         ├──► group `analytics` (consume flow): sliding-window counts, top pages, click-through,
-         │        spike detection; malformed events to page_views.dlq / clicks.dlq
+         ├──► group `analytics` (a kafkito.streams app, demo/analytics.py): windowed counts
+         │        per page, top pages, click-through, spike detection
          ├──► group `lake` (consume flow, batches): Parquet files by topic and hour, committed
-         │        only once the file is durable; DuckDB reads them
+         │        only once the file is durable; DuckDB reads them; malformed events to
+         │        page_views.dlq / clicks.dlq
          └──► web dashboard + console on http://127.0.0.1:8080 (live charts, topics, messages,
                   groups and lag)
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kafkito.demo.analytics import Analytics
+from kafkito.demo.analytics import Analytics, analytics_app
 from kafkito.demo.events import PAGE_VIEWS, TOPICS, Click, PageView, Simulator
 from kafkito.demo.lake import write_batch
 
@@ -104,6 +105,8 @@ class Demo:
         self._broker: Any = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._flows: list[Any] = []
+        self._streams: Any = None
+        self._state_tmp: tempfile.TemporaryDirectory[str] | None = None
         self._server: Any = None
         self._lag: dict[str, int] = {}
         self._dead_lettered = 0
@@ -141,16 +144,17 @@ class Demo:
         self.report = DemoReport(bootstrap, "", lake)
         self.report.cleared_files = cleared
 
-        analytics = Flow(
-            list(TOPICS),
-            self._count,
-            group_id=ANALYTICS_GROUP,
+        if options.data_dir is not None:
+            state_dir = str(Path(options.data_dir) / "streams")
+        else:
+            self._state_tmp = tempfile.TemporaryDirectory(prefix="kafkito-demo-streams-")
+            state_dir = self._state_tmp.name
+        self._streams = analytics_app(
+            self.analytics,
             brokers=bootstrap,
+            state_dir=state_dir,
             settings=options.client_settings,
-            concurrency=8,
-            retry=RetryPolicy.delays([0.2, 1.0]),
-            commit_interval_s=0.5,
-            name="analytics",
+            name=ANALYTICS_GROUP,
         )
         lake_flow = Flow(
             list(TOPICS),
@@ -164,13 +168,12 @@ class Demo:
             batch_size=5_000,
             batch_timeout_s=5.0,
             retry=RetryPolicy.delays([0.5, 2]),
-            dead_letter_topic=lambda topic: f"{topic}.lake-dlq",
             commit_interval_s=0.5,
             name="lake",
         )
-        self._flows = [analytics, lake_flow]
-        for flow in self._flows:
-            self._spawn(flow.run, f"kafkito-demo-{flow.name}")
+        self._flows = [lake_flow]
+        self._spawn(self._streams.run, "kafkito-demo-analytics")
+        self._spawn(lake_flow.run, "kafkito-demo-lake")
         self._spawn(lambda: self._produce(bootstrap), "kafkito-demo-producers")
         self._spawn(lambda: self._sample(settings), "kafkito-demo-sampler")
         self.report.url = self._serve(settings)
@@ -234,7 +237,8 @@ class Demo:
                 self._stop.wait(max(0.0, next_tick - time.monotonic()))
 
     def _count(self, record: Any) -> None:
-        """Analytics handler: one valid event (Record of a decoded JSON dict)."""
+        """Analytics handler of the Pub/Sub demo: one valid event (Record of a decoded JSON
+        dict); on Kafka the streams app feeds `self.analytics` instead."""
         event = parse_event(record.topic, record.value)
         if isinstance(event, PageView):
             self.analytics.handle_view(event)
@@ -347,6 +351,8 @@ class Demo:
     def _halt(self) -> None:
         """Stop whatever was started, in reverse order (also after a failed start)."""
         self._stop.set()
+        if self._streams is not None:
+            self._streams.stop()
         for flow in self._flows:
             flow.stop()
         if self._server is not None:
@@ -357,6 +363,8 @@ class Demo:
             self._broker.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
+        if self._state_tmp is not None:
+            self._state_tmp.cleanup()
 
 
 def clear_lake(lake: Path) -> int:

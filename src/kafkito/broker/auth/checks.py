@@ -147,15 +147,18 @@ def cluster_ops(ctx: RequestContext, asked: bool) -> int:
     return authorized_ops(ctx, CLUSTER, CLUSTER_NAME, asked)
 
 
-_CONFIG_TOPIC, _CONFIG_BROKER, _CONFIG_BROKER_LOGGER = 2, 4, 8
+_CONFIG_TOPIC, _CONFIG_BROKER, _CONFIG_BROKER_LOGGER, _CONFIG_GROUP = 2, 4, 8, 32
 """Config resource types of Describe/AlterConfigs (Kafka's ConfigResource.Type)."""
 
 
 def require_config(ctx: RequestContext, operation: AclOperation, rtype: int, name: str) -> None:
     """Describe/AlterConfigs: the operation on the topic, or on the cluster for broker
-    resources; raises BrokerError(TOPIC_ or CLUSTER_AUTHORIZATION_FAILED) with Kafka's message."""
+    resources, on the group for group resources (KIP-848 group configs); raises
+    BrokerError(TOPIC_, CLUSTER_ or GROUP_AUTHORIZATION_FAILED) with Kafka's message."""
     if rtype == _CONFIG_TOPIC:
         denied = topic_denied(ctx, operation, name)
+    elif rtype == _CONFIG_GROUP:
+        denied = group_denied(ctx, operation, name)
     elif rtype in (_CONFIG_BROKER, _CONFIG_BROKER_LOGGER):
         denied = cluster_denied(ctx, operation)
     else:

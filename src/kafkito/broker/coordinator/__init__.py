@@ -3,12 +3,14 @@
 * states.py       the classic group state machine, as a transition table
 * group.py        a group's members and the pure rules on them (protocol choice)
 * journal.py      group commit of coordinator records into the metadata log (fsync, then ack)
-* coordinator.py  the Coordinator: lifecycle, timers' ticker, group admin, DescribeGroups;
+* coordinator.py  the Coordinator: lifecycle, the offsets' ticker, group admin, DescribeGroups;
                   assembled from the parts below (base.py: the state they share)
 * membership.py   classic groups: JoinGroup/SyncGroup/Heartbeat/LeaveGroup, rebalances
 * offsets.py      OffsetCommit/OffsetFetch/OffsetDelete, offset expiry
 * persistence.py  replay from and records for the metadata log, compaction
-* consumer_group.py  KIP-848 groups (ConsumerGroupHeartbeat): epochs, reconciliation table
+* consumer_group.py  KIP-848 groups (ConsumerGroupHeartbeat): epochs, reconciliation, sessions
+* consumer_model.py  their data and member state table; consumer_rules.py the request checks;
+                  consumer_records.py the `cgroup` record and the wire's assignment shape
 * assignors.py    the server-side assignors of KIP-848 groups: uniform and range
 
 kafkito.broker.assembly attaches the coordinator to a new BrokerCore with `install`.

@@ -43,6 +43,7 @@ class CoordinatorBase:
     wall_ms: Callable[[], int]
     groups: dict[str, Group]
     offsets: dict[str, dict[tuple[str, int], Committed]]
+    group_configs: dict[str, dict[str, str]]
     journal: Journal
     consumer: ConsumerGroups
     min_session_timeout_ms: int
@@ -64,7 +65,7 @@ class CoordinatorBase:
 
     if TYPE_CHECKING:
         # Implemented by one part, called by another.
-        def _touch(self, member: Member) -> None: ...
+        def _touch(self, group: Group, member: Member) -> None: ...
 
         def _validate_member(
             self, group: Group, member_id: str, instance_id: str | None

@@ -14,6 +14,9 @@ CurrentAssignmentBuilder, in the small):
   partitions gone, it takes the new epoch and whichever of its new partitions nobody else owns;
   the rest arrive on later heartbeats as their previous owners revoke them. So a partition is
   never owned by two members, and members whose assignment did not change keep consuming.
+* Sessions. Each member has one timer (`_arm`), due at its session's end or, while it must
+  revoke partitions, at its rebalance timeout if that comes first: it is removed exactly at
+  its deadline, as Kafka's timers do (a 100 ms sweep did it up to 0.1 s late).
 * Membership. A member joins with epoch 0 (and, from v1, its own member id), leaves with -1; a
   static member (instance id, KIP-345) leaves with -2 and keeps its partitions for one session
   timeout, so that its restart moves nothing: the new member id that comes back with the same
@@ -30,26 +33,51 @@ CurrentAssignmentBuilder, in the small):
   members with their epochs and assignments) through the journal, and the heartbeat is
   answered after its fsync; `cgroup_deleted` removes it. After a restart members come back
   with their epochs and carry on, their sessions counted from the restart.
+
+The parts: consumer_model.py (the group and member data, the member state table, Refused),
+consumer_rules.py (request, epoch and regex checks), consumer_records.py (the `cgroup` record
+and the wire's assignment shape); this module is the coordinator's logic on them (the
+heartbeat, reconciliation, sessions, admin and describe).
 """
 
 from __future__ import annotations
 
-import enum
-import importlib
 import logging
-import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kafkito.broker.coordinator.assignors import ASSIGNORS, Assignment, TopicPartition, assign
+from kafkito.broker.coordinator.assignors import ASSIGNORS, Assignment, assign
+from kafkito.broker.coordinator.consumer_model import (
+    LEAVE_EPOCH,
+    STATIC_LEAVE_EPOCH,
+    ConsumerGroup,
+    ConsumerMember,
+    GroupState,
+    MemberEvent,
+    MemberState,
+    Refused,
+)
+from kafkito.broker.coordinator.consumer_records import (
+    group_from_record,
+    group_record,
+    named_assignment,
+    wire_assignment,
+)
+from kafkito.broker.coordinator.consumer_rules import (
+    REGEX_MATCHES_MAX,
+    check_epoch,
+    valid_regex,
+    validate_heartbeat,
+)
 from kafkito.broker.coordinator.journal import Record
-from kafkito.errors import ErrorCode, InvalidTransition, KafkitoError
+from kafkito.errors import ErrorCode
 
 if TYPE_CHECKING:
     from kafkito.broker.coordinator.coordinator import Coordinator
+
+__all__ = ["ConsumerGroups", "GroupState", "Refused"]
 
 log = logging.getLogger(__name__)
 
@@ -59,185 +87,8 @@ HEARTBEAT_INTERVAL_MS = 5_000
 """group.consumer.heartbeat.interval.ms, Kafka's default (extra[...] overrides)."""
 MAX_GROUP_SIZE = 2**31 - 1
 """group.consumer.max.size, as in Kafka."""
-LEAVE_EPOCH = -1
-STATIC_LEAVE_EPOCH = -2
 MEMBER_TYPE_CONSUMER = 1
 """ConsumerGroupDescribe v1 member_type: 1 for a member of the consumer protocol."""
-
-
-class GroupState(enum.Enum):
-    """Kafka's names for a consumer group's (derived) state."""
-
-    EMPTY = "Empty"
-    ASSIGNING = "Assigning"
-    RECONCILING = "Reconciling"
-    STABLE = "Stable"
-    DEAD = "Dead"
-
-
-class MemberState(enum.Enum):
-    STABLE = "the member owns its whole target at the target epoch"
-    UNREVOKED_PARTITIONS = "the member must give up partitions before its epoch advances"
-    UNRELEASED_PARTITIONS = "at the target epoch; some target partitions are still owned by others"
-
-
-class MemberEvent(enum.Enum):
-    REVOKE = "the target drops partitions the member owns"
-    CATCH_UP = "the member takes the target epoch and all of its target"
-    WAIT_RELEASE = "the member takes the target epoch; some partitions are still held elsewhere"
-
-
-M, V = MemberState, MemberEvent
-TRANSITIONS: dict[tuple[MemberState, MemberEvent], MemberState] = {
-    (M.STABLE, V.REVOKE): M.UNREVOKED_PARTITIONS,
-    (M.STABLE, V.CATCH_UP): M.STABLE,
-    (M.STABLE, V.WAIT_RELEASE): M.UNRELEASED_PARTITIONS,
-    # revocation is only left once the member reported the revoked partitions gone
-    (M.UNREVOKED_PARTITIONS, V.CATCH_UP): M.STABLE,
-    (M.UNREVOKED_PARTITIONS, V.WAIT_RELEASE): M.UNRELEASED_PARTITIONS,
-    (M.UNREVOKED_PARTITIONS, V.REVOKE): M.UNREVOKED_PARTITIONS,
-    (M.UNRELEASED_PARTITIONS, V.CATCH_UP): M.STABLE,
-    (M.UNRELEASED_PARTITIONS, V.WAIT_RELEASE): M.UNRELEASED_PARTITIONS,
-    (M.UNRELEASED_PARTITIONS, V.REVOKE): M.UNREVOKED_PARTITIONS,
-}
-del M, V
-
-
-def next_member_state(state: MemberState, event: MemberEvent) -> MemberState:
-    """The member's state after `event`; raises InvalidTransition if the table has no entry."""
-    try:
-        return TRANSITIONS[(state, event)]
-    except KeyError:
-        raise InvalidTransition(f"no transition from {state.name} on {event.name}") from None
-
-
-class Refused(KafkitoError):
-    """A heartbeat (or commit) answered with an error code and Kafka's message."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass(slots=True, eq=False)
-class ConsumerMember:
-    member_id: str
-    instance_id: str | None = None
-    rack_id: str | None = None
-    client_id: str = ""
-    client_host: str = ""
-    subscribed: tuple[str, ...] = ()
-    regex: str | None = None
-    server_assignor: str | None = None
-    rebalance_timeout_ms: int = 300_000
-    epoch: int = 0
-    previous_epoch: int = -1
-    epoch_before_leave: int = 0
-    """A static member's epoch when it left with -2; the instance's next member resumes it."""
-    state: MemberState = MemberState.STABLE
-    assigned: Assignment = frozenset()
-    revoking: Assignment = frozenset()
-    session_deadline: float | None = None
-    """Loop time when the session ends (None: set by the next check, e.g. after a restart)."""
-    revoke_deadline: float | None = None
-
-    def transition(self, event: MemberEvent) -> None:
-        self.state = next_member_state(self.state, event)
-
-
-@dataclass(slots=True, eq=False)
-class ConsumerGroup:
-    group_id: str
-    epoch: int = 0
-    assignment_epoch: int = 0
-    assignor: str = ASSIGNORS[0]
-    members: dict[str, ConsumerMember] = field(default_factory=dict)
-    static_members: dict[str, str] = field(default_factory=dict)
-    target: dict[str, Assignment] = field(default_factory=dict)
-    topics: dict[str, tuple[str, int]] = field(default_factory=dict)
-    """Subscribed topic name -> (topic id, partitions) when the target was last computed."""
-    empty_since_ms: int = 0
-    """Wall-clock ms when the last member went (offset retention counts from here)."""
-
-    def state(self) -> GroupState:
-        if not self.members:
-            return GroupState.EMPTY
-        if self.epoch != self.assignment_epoch:
-            return GroupState.ASSIGNING
-        if any(
-            m.epoch != self.assignment_epoch or m.state is not MemberState.STABLE
-            for m in self.members.values()
-        ):
-            return GroupState.RECONCILING
-        return GroupState.STABLE
-
-    def owned_by_others(self, member_id: str) -> set[TopicPartition]:
-        held: set[TopicPartition] = set()
-        for other in self.members.values():
-            if other.member_id != member_id:
-                held |= other.assigned
-                held |= other.revoking
-        return held
-
-
-MAX_REGEX_CHARS = 1000
-"""A bound on subscribed_topic_regex (Kafka has none; RE2/J runs in linear time anyway)."""
-_REGEX_MATCHES_MAX = 100_000
-"""Entries of the (pattern, topic) -> matched cache before it is cleared."""
-
-
-def _valid_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a subscription regex, refusing what could stall the event loop.
-
-    Kafka matches with RE2/J, which runs in linear time and refuses backreferences and
-    lookaround; Python's `re` backtracks, so a hostile pattern such as `(a+)+$` would take
-    exponential time on one topic name. Refused with INVALID_REGULAR_EXPRESSION, as RE2/J does
-    for its own refusals: backreferences, lookaround, conditionals, and (kafkito only) a
-    repeat inside a repeat, the shape of exponential backtracking.
-    """
-    # the parser's own tree: no public API has it (stdlib, CPython 3.11+; untyped)
-    sre_constants: Any = importlib.import_module("re._constants")
-    sre_parser: Any = importlib.import_module("re._parser")
-
-    refused = {
-        sre_constants.GROUPREF,
-        sre_constants.GROUPREF_EXISTS,
-        sre_constants.ASSERT,
-        sre_constants.ASSERT_NOT,
-    }
-    repeats = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT}
-
-    def invalid(reason: str) -> Refused:
-        return Refused(
-            ErrorCode.invalid_regular_expression,
-            f"SubscribedTopicRegex {pattern} is invalid: {reason}",
-        )
-
-    def walk(tree: Any, in_repeat: bool) -> None:
-        for op, av in tree:
-            if op in refused:
-                raise invalid("backreferences, lookaround and conditionals are not supported")
-            if op in repeats:
-                if in_repeat:
-                    raise invalid("a repeat inside a repeat may backtrack without end")
-                walk(av[2], True)
-            elif op is sre_constants.SUBPATTERN:
-                walk(av[3], in_repeat)
-            elif op is sre_constants.BRANCH:
-                for branch in av[1]:
-                    walk(branch, in_repeat)
-            elif op is sre_constants.ATOMIC_GROUP:
-                walk(av, in_repeat)
-
-    if len(pattern) > MAX_REGEX_CHARS:
-        raise invalid(f"longer than {MAX_REGEX_CHARS} characters")
-    try:
-        compiled = re.compile(pattern)
-        walk(sre_parser.parse(pattern), False)
-    except re.error as exc:
-        raise invalid(str(exc)) from exc
-    return compiled
 
 
 class ConsumerGroups:
@@ -249,11 +100,23 @@ class ConsumerGroups:
         self.session_timeout_ms = int(
             extra.get("group.consumer.session.timeout.ms", SESSION_TIMEOUT_MS)
         )
+        """The broker's value; a group's `consumer.session.timeout.ms` config overrides it."""
         self.heartbeat_interval_ms = int(
             extra.get("group.consumer.heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS)
         )
         self.groups: dict[str, ConsumerGroup] = {}
         self._regex_matches: dict[tuple[str, str], bool] = {}
+
+    def session_timeout_ms_of(self, group_id: str) -> int:
+        """The group's `consumer.session.timeout.ms` config, else the broker's."""
+        value = self.coordinator.group_configs.get(group_id, {}).get("consumer.session.timeout.ms")
+        return self.session_timeout_ms if value is None else int(value.strip())
+
+    def heartbeat_interval_ms_of(self, group_id: str) -> int:
+        """The group's `consumer.heartbeat.interval.ms` config, else the broker's."""
+        configs = self.coordinator.group_configs.get(group_id, {})
+        value = configs.get("consumer.heartbeat.interval.ms")
+        return self.heartbeat_interval_ms if value is None else int(value.strip())
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -263,7 +126,7 @@ class ConsumerGroups:
     def replay(self, record: Record) -> bool:
         kind = record.get("type")
         if kind == "cgroup":
-            group = _group_from_record(record)
+            group = group_from_record(record)
             self.groups[group.group_id] = group
         elif kind == "cgroup_deleted":
             self.groups.pop(record["g"], None)
@@ -273,14 +136,14 @@ class ConsumerGroups:
 
     def live_records(self) -> Iterator[Record]:
         for group in self.groups.values():
-            yield _group_record(group)
+            yield group_record(group)
 
     async def _persist(self, group: ConsumerGroup) -> None:
         """Write the group and wait for its fsync: the answer never runs ahead of the disk."""
-        await self.coordinator.journal.write([_group_record(group)], lambda: None, group.group_id)
+        await self.coordinator.journal.write([group_record(group)], lambda: None, group.group_id)
 
     def _persist_nowait(self, group: ConsumerGroup) -> None:
-        self.coordinator.broker.metalog.append([_group_record(group)], sync=False)
+        self.coordinator.broker.metalog.append([group_record(group)], sync=False)
         self.coordinator.journal.records_since_compaction += 1
 
     # -- the heartbeat -------------------------------------------------------------------
@@ -304,21 +167,24 @@ class ConsumerGroups:
     ) -> dict[str, Any]:
         """Answer one ConsumerGroupHeartbeat (a dict for the response, errors included)."""
         try:
-            _validate(
+            validate_heartbeat(
                 api_version, group_id, member_id, member_epoch, instance_id, rack_id,
                 rebalance_timeout_ms, subscribed, regex, server_assignor, owned,
             )  # fmt: skip
             if member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
                 return await self._leave(group_id, member_id, member_epoch, instance_id)
             group = self._group_for(group_id, create=member_epoch == 0)
-            before = _group_record(group)
+            before = group_record(group)
             if member_epoch == 0:
                 if not member_id:  # v0: the coordinator names the member
                     member_id = str(uuid.uuid4())
                 member = self._join(group, member_id, instance_id)
             else:
                 member = self._known_member(group, member_id, instance_id)
-                _check_epoch(member, member_epoch, owned)
+                check_epoch(member, member_epoch, owned)
+            loop_now = self.coordinator.clock.monotonic()
+            member.session_deadline = loop_now + self.session_timeout_ms_of(group_id) / 1000
+            self._arm(group, member)
             joined = member.member_id not in group.target and member_epoch == 0
             changed = self._update(member, rack_id, rebalance_timeout_ms, subscribed, regex)
             if self._refresh_topics(group) or changed or joined:
@@ -326,12 +192,11 @@ class ConsumerGroups:
             member.client_id, member.client_host = client_id, client_host
             if server_assignor is not None:
                 member.server_assignor = server_assignor
-            loop_now = self.coordinator.clock.monotonic()
-            member.session_deadline = loop_now + self.session_timeout_ms / 1000
             self._maybe_assign(group)
             assigned_before = member.assigned
             self._reconcile(group, member, owned, loop_now)
-            if _group_record(group) != before:
+            self._arm(group, member)  # a revocation's deadline may come first
+            if group_record(group) != before:
                 await self._persist(group)
         except Refused as exc:
             return {
@@ -351,8 +216,8 @@ class ConsumerGroups:
             "error_message": None,
             "member_id": member.member_id,
             "member_epoch": member.epoch,
-            "heartbeat_interval": self.heartbeat_interval_ms,
-            "assignment": _wire_assignment(member.assigned) if send_assignment else None,
+            "heartbeat_interval": self.heartbeat_interval_ms_of(group_id),
+            "assignment": wire_assignment(member.assigned) if send_assignment else None,
         }
 
     def _group_for(self, group_id: str, *, create: bool) -> ConsumerGroup:
@@ -478,9 +343,9 @@ class ConsumerGroups:
             if topic is not None:
                 ids.add(topic.topic_id)
         if member.regex:
-            pattern = _valid_regex(member.regex)
+            pattern = valid_regex(member.regex)
             matches = self._regex_matches
-            if len(matches) > _REGEX_MATCHES_MAX:
+            if len(matches) > REGEX_MATCHES_MAX:
                 matches.clear()
             for topic in list(registry.by_name.values()):
                 key = (member.regex, topic.name)
@@ -573,6 +438,9 @@ class ConsumerGroups:
         }
 
     def _remove(self, group: ConsumerGroup, member: ConsumerMember) -> None:
+        if member.timer is not None:
+            member.timer.cancel()
+            member.timer = None
         group.members.pop(member.member_id, None)
         group.target.pop(member.member_id, None)
         instance_id = member.instance_id
@@ -584,27 +452,60 @@ class ConsumerGroups:
 
     # -- timers, offsets, admin ------------------------------------------------------------
 
-    def check_sessions(self, now: float) -> None:
-        """Remove members past their session, or past their rebalance timeout while revoking."""
-        for group in list(self.groups.values()):
-            changed = False
-            for member in list(group.members.values()):
+    def start_sessions(self) -> None:
+        """At start-up: every member (replayed from the metadata log) gets a full session from
+        now, as Kafka does after a coordinator moves, and its timer."""
+        now = self.coordinator.clock.monotonic()
+        for group in self.groups.values():
+            session_ms = self.session_timeout_ms_of(group.group_id)
+            for member in group.members.values():
                 if member.session_deadline is None:
-                    member.session_deadline = now + self.session_timeout_ms / 1000
-                    continue
-                if now > member.session_deadline:
-                    reason = f"missed its {self.session_timeout_ms} ms session"
-                elif member.revoke_deadline is not None and now > member.revoke_deadline:
-                    reason = f"did not revoke within {member.rebalance_timeout_ms} ms"
-                else:
-                    continue
-                log.info(
-                    "group %s: member %s %s, removing it", group.group_id, member.member_id, reason
-                )
-                self._remove(group, member)
-                changed = True
-            if changed:
-                self._persist_nowait(group)
+                    member.session_deadline = now + session_ms / 1000
+                self._arm(group, member)
+
+    def stop_sessions(self) -> None:
+        for group in self.groups.values():
+            for member in group.members.values():
+                if member.timer is not None:
+                    member.timer.cancel()
+                    member.timer = None
+
+    def _arm(self, group: ConsumerGroup, member: ConsumerMember) -> None:
+        """Make sure the member's timer fires by its nearer deadline (session, or revocation's
+        rebalance timeout). A heartbeat only moves the deadline: the one timer re-arms itself
+        for the rest when it fires early, so heartbeats cost no timer churn."""
+        deadlines = [d for d in (member.session_deadline, member.revoke_deadline) if d is not None]
+        if not deadlines:
+            return
+        due = min(deadlines)
+        if member.timer is not None:
+            if member.timer_due <= due:
+                return
+            member.timer.cancel()
+        clock = self.coordinator.clock
+        member.timer_due = due
+        member.timer = clock.call_later(max(0.0, due - clock.monotonic()), self._due, group, member)
+
+    def _due(self, group: ConsumerGroup, member: ConsumerMember) -> None:
+        """A member's timer fired: remove it if past its session, or past its rebalance timeout
+        while revoking (Kafka's session and rebalance timers), else re-arm."""
+        member.timer = None
+        if self.groups.get(group.group_id) is not group:
+            return
+        if group.members.get(member.member_id) is not member:
+            return  # left or removed meanwhile
+        now = self.coordinator.clock.monotonic()
+        session_ms = self.session_timeout_ms_of(group.group_id)
+        if member.session_deadline is not None and now >= member.session_deadline:
+            reason = f"missed its {session_ms} ms session"
+        elif member.revoke_deadline is not None and now >= member.revoke_deadline:
+            reason = f"did not revoke within {member.rebalance_timeout_ms} ms"
+        else:
+            self._arm(group, member)
+            return
+        log.info("group %s: member %s %s, removing it", group.group_id, member.member_id, reason)
+        self._remove(group, member)
+        self._persist_nowait(group)
 
     def validate_commit(
         self, group: ConsumerGroup, member_id: str, member_epoch: int, api_version: int
@@ -729,9 +630,9 @@ class ConsumerGroups:
                     "client_host": m.client_host,
                     "subscribed_topic_names": list(m.subscribed),
                     "subscribed_topic_regex": m.regex,
-                    "assignment": {"topic_partitions": _named(m.assigned, names)},
+                    "assignment": {"topic_partitions": named_assignment(m.assigned, names)},
                     "target_assignment": {
-                        "topic_partitions": _named(
+                        "topic_partitions": named_assignment(
                             group.target.get(m.member_id, frozenset()), names
                         )
                     },
@@ -741,168 +642,3 @@ class ConsumerGroups:
             ],
             "authorized_operations": operations if include_operations else -(2**31),
         }
-
-
-def _validate(
-    api_version: int,
-    group_id: str,
-    member_id: str,
-    member_epoch: int,
-    instance_id: str | None,
-    rack_id: str | None,
-    rebalance_timeout_ms: int,
-    subscribed: tuple[str, ...] | None,
-    regex: str | None,
-    server_assignor: str | None,
-    owned: Assignment | None,
-) -> None:
-    """Kafka's throwIfConsumerGroupHeartbeatRequestIsInvalid, with its messages."""
-
-    def bad(message: str) -> Refused:
-        return Refused(ErrorCode.invalid_request, message)
-
-    if not group_id:
-        raise bad("GroupId can't be empty.")
-    if instance_id is not None and not instance_id:
-        raise bad("InstanceId can't be empty.")
-    if rack_id is not None and not rack_id:
-        raise bad("RackId can't be empty.")
-    if api_version >= 1 and not member_id:
-        raise bad("MemberId can't be empty.")
-    if member_epoch > 0 or member_epoch == LEAVE_EPOCH:
-        if not member_id:
-            raise bad("MemberId can't be empty.")
-    elif member_epoch == 0:
-        if rebalance_timeout_ms == -1:
-            raise bad("RebalanceTimeoutMs must be provided in first request.")
-        if owned is None or owned:
-            raise bad("TopicPartitions must be empty when (re-)joining.")
-        if subscribed is None and regex is None:
-            raise bad(
-                "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when "
-                "(re-)joining."
-            )
-    elif member_epoch == STATIC_LEAVE_EPOCH:
-        if instance_id is None:
-            raise bad("InstanceId can't be null.")
-    else:
-        raise bad("MemberEpoch is invalid.")
-    if server_assignor is not None and server_assignor not in ASSIGNORS:
-        raise Refused(
-            ErrorCode.unsupported_assignor,
-            f"ServerAssignor {server_assignor} is not supported. "
-            f"Supported assignors: {', '.join(ASSIGNORS)}.",
-        )
-    if regex:
-        _valid_regex(regex)
-
-
-def _check_epoch(member: ConsumerMember, received: int, owned: Assignment | None) -> None:
-    """Kafka's throwIfMemberEpochIsInvalid. The previous epoch is accepted when the member
-    owns a subset of its assignment: the answer that bumped its epoch may have been lost."""
-    if received > member.epoch or (
-        received < member.epoch
-        and (received != member.previous_epoch or owned is None or not owned <= member.assigned)
-    ):
-        raise Refused(
-            ErrorCode.fenced_member_epoch,
-            f"The consumer group member has a greater member epoch ({received}) than the one "
-            f"known by the group coordinator ({member.epoch}). The member must abandon all its "
-            "partitions and rejoin."
-            if received > member.epoch
-            else f"The consumer group member has a smaller member epoch ({received}) than the "
-            f"one known by the group coordinator ({member.epoch}). The member must abandon all "
-            "its partitions and rejoin.",
-        )
-
-
-def _wire_assignment(assigned: Assignment) -> dict[str, Any]:
-    by_topic: dict[uuid.UUID, list[int]] = {}
-    for topic_id, partition in assigned:
-        by_topic.setdefault(topic_id, []).append(partition)
-    return {
-        "topic_partitions": [
-            {"topic_id": t, "partitions": sorted(ps)}
-            for t, ps in sorted(by_topic.items(), key=lambda kv: str(kv[0]))
-        ]
-    }
-
-
-def _named(assigned: Assignment, names: dict[uuid.UUID, str]) -> list[dict[str, Any]]:
-    rows = _wire_assignment(assigned)["topic_partitions"]
-    return [{**row, "topic_name": names.get(row["topic_id"], "")} for row in rows]
-
-
-def _tps(assigned: Assignment) -> list[list[Any]]:
-    return sorted([str(t), p] for t, p in assigned)
-
-
-def _from_tps(rows: list[list[Any]]) -> Assignment:
-    return frozenset((uuid.UUID(t), int(p)) for t, p in rows)
-
-
-def _group_record(group: ConsumerGroup) -> Record:
-    return {
-        "type": "cgroup",
-        "g": group.group_id,
-        "epoch": group.epoch,
-        "aepoch": group.assignment_epoch,
-        "assignor": group.assignor,
-        "topics": {name: list(v) for name, v in sorted(group.topics.items())},
-        "since": group.empty_since_ms,
-        "members": [
-            {
-                "id": m.member_id,
-                "inst": m.instance_id,
-                "rack": m.rack_id,
-                "client": m.client_id,
-                "host": m.client_host,
-                "subs": list(m.subscribed),
-                "regex": m.regex,
-                "assignor": m.server_assignor,
-                "rto": m.rebalance_timeout_ms,
-                "epoch": m.epoch,
-                "prev": m.previous_epoch,
-                "before_leave": m.epoch_before_leave,
-                "state": m.state.name,
-                "assigned": _tps(m.assigned),
-                "revoking": _tps(m.revoking),
-                "target": _tps(group.target.get(m.member_id, frozenset())),
-            }
-            for m in group.members.values()
-        ],
-    }
-
-
-def _group_from_record(record: Record) -> ConsumerGroup:
-    group = ConsumerGroup(
-        record["g"],
-        epoch=int(record["epoch"]),
-        assignment_epoch=int(record["aepoch"]),
-        assignor=record["assignor"],
-        topics={name: (v[0], int(v[1])) for name, v in record["topics"].items()},
-        empty_since_ms=int(record.get("since", 0)),
-    )
-    for row in record["members"]:
-        member = ConsumerMember(
-            row["id"],
-            row["inst"],
-            row["rack"],
-            row["client"],
-            row["host"],
-            tuple(row["subs"]),
-            row["regex"],
-            row["assignor"],
-            int(row["rto"]),
-            int(row["epoch"]),
-            int(row["prev"]),
-            int(row["before_leave"]),
-            MemberState[row["state"]],
-            _from_tps(row["assigned"]),
-            _from_tps(row["revoking"]),
-        )
-        group.members[member.member_id] = member
-        group.target[member.member_id] = _from_tps(row["target"])
-        if member.instance_id is not None:
-            group.static_members[member.instance_id] = member.member_id
-    return group

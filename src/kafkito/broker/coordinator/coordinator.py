@@ -7,7 +7,8 @@ It is assembled from parts, each with one job:
 * persistence.py  replay from and records for the metadata log, compaction
 * consumer_group.py  KIP-848 groups (`self.consumer`)
 
-This module adds the lifecycle (start/stop, the ticker that expires sessions and offsets), the
+This module adds the lifecycle (start/stop, the ticker that expires offsets; each member's
+session has its own timer, in membership.py and consumer_group.py), the
 group admin operations (list, delete) and DescribeGroups' view of a group.
 """
 
@@ -50,8 +51,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SESSION_CHECK_INTERVAL_S = 0.1
-"""How often member sessions are checked; expiry is at most this late."""
 GROUP_AUTHORIZED_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
 """READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS and ALTER_CONFIGS: what a group allows when there
 is no authorizer (Apache Kafka 4's AclEntry.supportedOperations for GROUP, which gained the two
@@ -82,6 +81,9 @@ class Coordinator(Membership, OffsetStore, GroupPersistence):
         """Transactions hook: True while a transaction holds pending offsets (require_stable)."""
         self._ticker: asyncio.Task[None] | None = None
         self._stopping = False
+        self.group_configs: dict[str, dict[str, str]] = {}
+        """Group id -> its group configs (GROUP config resource, group_configs.py): kept apart
+        from the group, as Kafka does (set before the group exists, kept after DeleteGroups)."""
         self.consumer = ConsumerGroups(self)
         """KIP-848 groups (consumer_group.py); a group id is in `groups` or here, never both."""
 
@@ -89,6 +91,7 @@ class Coordinator(Membership, OffsetStore, GroupPersistence):
 
     async def start(self) -> None:
         await self.journal.start()
+        self.consumer.start_sessions()
         self._ticker = asyncio.create_task(self._tick(), name="kafkito-group-timers")
 
     async def stop(self) -> None:
@@ -98,6 +101,7 @@ class Coordinator(Membership, OffsetStore, GroupPersistence):
             with contextlib.suppress(BaseException):
                 await self._ticker
             self._ticker = None
+        self.consumer.stop_sessions()
         for group in self.groups.values():
             self._cancel_timers(group)
             for member in group.members.values():
@@ -110,32 +114,31 @@ class Coordinator(Membership, OffsetStore, GroupPersistence):
             if handle is not None:
                 handle.cancel()
         group.join_timer = group.sync_timer = None
+        for member in group.members.values():
+            if member.session_timer is not None:
+                member.session_timer.cancel()
+                member.session_timer = None
 
     async def _tick(self) -> None:
         clock = self.clock
         retention_check_s = min(60.0, max(0.1, self.settings.offsets_retention_ms / 4000))
-        next_retention = clock.monotonic() + retention_check_s
         while True:
-            await clock.sleep(SESSION_CHECK_INTERVAL_S)
-            now = clock.monotonic()
-            for group in list(self.groups.values()):
-                for member in list(group.members.values()):
-                    if member.awaiting_join() or member.awaiting_sync():
-                        continue
-                    if now > member.heartbeat_deadline and member.member_id in group.members:
-                        log.info(
-                            "group %s: member %s missed its %d ms session, removing it",
-                            group.group_id,
-                            member.member_id,
-                            member.session_timeout_ms,
-                        )
-                        self._remove_member(group, member)
-            self.consumer.check_sessions(now)
-            if now >= next_retention:
-                next_retention = now + retention_check_s
-                self.expire_offsets()
+            await clock.sleep(retention_check_s)
+            self.expire_offsets()
 
     # -- admin -------------------------------------------------------------------------------
+
+    async def set_group_configs_locked(self, group_id: str, configs: dict[str, str]) -> None:
+        """Make `configs` the group's configs once their record is durable; the caller holds
+        `topics.admin_lock` (admin changes one at a time, read-modify-write under it). A KIP-848
+        member gets the new session timeout and heartbeat interval at its next heartbeat."""
+        assert self.broker.topics.admin_lock.locked()
+        await self.broker.metalog.append_durable([_group_configs_record(group_id, configs)])
+        if configs:
+            self.group_configs[group_id] = dict(configs)
+        else:
+            self.group_configs.pop(group_id, None)
+        log.info("group %s: group configs now %s", group_id, sorted(configs.items()))
 
     def drop_classic(self, group_id: str) -> None:
         """Forget an empty classic group that becomes a consumer group (offsets stay)."""
@@ -171,6 +174,10 @@ class Coordinator(Membership, OffsetStore, GroupPersistence):
         await self.journal.write([{"type": "group_deleted", "g": group_id}], lambda: None, group_id)
         log.info("group %s deleted", group_id)
         return ErrorCode.none
+
+
+def _group_configs_record(group_id: str, configs: dict[str, str]) -> dict[str, Any]:
+    return {"type": "group_configs", "g": group_id, "configs": dict(configs)}
 
 
 def describe(

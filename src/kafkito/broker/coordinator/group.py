@@ -35,7 +35,10 @@ class Member:
     join_waiter: asyncio.Future[dict[str, Any]] | None = None
     sync_waiter: asyncio.Future[dict[str, Any]] | None = None
     heartbeat_deadline: float = 0.0
-    """Loop time after which the member is expired, unless it awaits a join or sync answer."""
+    """Clock time after which the member is expired, unless it awaits a join or sync answer."""
+    session_timer: Timer | None = None
+    """The member's own expiry timer (Membership._touch); fires at or before the deadline."""
+    session_timer_due: float = 0.0
 
     def metadata_for(self, protocol: str | None) -> bytes:
         for name, metadata in self.protocols:

@@ -19,6 +19,12 @@ Kafka's classic protocol, following GroupCoordinator/ClassicGroup in Apache Kafk
   does not send SyncGroup within the rebalance timeout is dropped.
 * Heartbeats keep members alive; a member silent for its session timeout is removed (aiokafka
   may never send LeaveGroup). While rebalancing, Heartbeat answers REBALANCE_IN_PROGRESS.
+* Each member has its own session timer, as in Kafka (its heartbeat expiration operation), so
+  it is removed exactly at its deadline; a sweep every 100 ms removed it up to 0.1 s late,
+  which lost librdkafka's 0081 test a race (DeleteGroups exactly one session after a close). A
+  heartbeat only moves the deadline; the one timer re-arms itself for the rest when it fires
+  early, so heartbeats cost no timer churn. A member waiting for its join or sync answer is
+  never expired (Kafka's hasSatisfiedHeartbeat); the answer restarts its session.
 """
 
 from __future__ import annotations
@@ -73,8 +79,45 @@ class Membership(CoordinatorBase):
     def _loop() -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()  # futures only; time and timers are self.clock's
 
-    def _touch(self, member: Member) -> None:
-        member.heartbeat_deadline = self.clock.monotonic() + member.session_timeout_ms / 1000
+    def _touch(self, group: Group, member: Member) -> None:
+        """A sign of life: the member's session restarts now."""
+        deadline = self.clock.monotonic() + member.session_timeout_ms / 1000
+        member.heartbeat_deadline = deadline
+        if member.session_timer is not None and member.session_timer_due <= deadline:
+            return  # it fires first and re-arms for the rest
+        self._arm_session(group, member, deadline)
+
+    def _arm_session(self, group: Group, member: Member, due: float) -> None:
+        if member.session_timer is not None:
+            member.session_timer.cancel()
+        member.session_timer_due = due
+        member.session_timer = self.clock.call_later(
+            max(0.0, due - self.clock.monotonic()), self._session_due, group, member
+        )
+
+    def _session_due(self, group: Group, member: Member) -> None:
+        """The member's timer fired: expire it if its deadline has passed."""
+        member.session_timer = None
+        if self.groups.get(group.group_id) is not group:
+            return
+        if group.members.get(member.member_id) is not member:
+            return  # left, expired or replaced meanwhile
+        now = self.clock.monotonic()
+        if member.awaiting_join() or member.awaiting_sync():
+            # its session restarts with the answer (_touch); look again a session from now
+            # in case the answer never comes (the request was dropped with its connection)
+            self._arm_session(group, member, now + member.session_timeout_ms / 1000)
+            return
+        if now < member.heartbeat_deadline:
+            self._arm_session(group, member, member.heartbeat_deadline)
+            return
+        log.info(
+            "group %s: member %s missed its %d ms session, removing it",
+            group.group_id,
+            member.member_id,
+            member.session_timeout_ms,
+        )
+        self._remove_member(group, member)
 
     @staticmethod
     def _answer_join(member: Member, answer: dict[str, Any]) -> None:
@@ -185,6 +228,9 @@ class Membership(CoordinatorBase):
         )
         self._answer_join(old, _empty_join(old.member_id, ErrorCode.fenced_instance_id))
         self._answer_sync(old, _sync_answer(ErrorCode.fenced_instance_id))
+        if old.session_timer is not None:
+            old.session_timer.cancel()
+            old.session_timer = None
         old_protocol = group.protocol_name
         old_leader = group.leader_id
         members = {}
@@ -197,7 +243,7 @@ class Membership(CoordinatorBase):
         member.assignment = old.assignment
         if group.leader_id == old.member_id:
             group.leader_id = member.member_id
-        self._touch(member)
+        self._touch(group, member)
         if group.state is GroupState.STABLE and group.select_protocol() == old_protocol:
             # No rebalance: the member gets the current generation and keeps its assignment.
             # Below JoinGroup v9 (all we serve; KIP-814's skip_assignment is v9+) Apache Kafka
@@ -226,6 +272,7 @@ class Membership(CoordinatorBase):
             group.leader_id = member.member_id
         if group.state is GroupState.PREPARING_REBALANCE and group.in_initial_delay:
             group.new_member_added = True
+        self._touch(group, member)  # arms its timer (not expired while it awaits the join)
         return await self._await_join(group, member)
 
     async def _rejoin(self, group: Group, current: Member, update: Member) -> dict[str, Any]:
@@ -235,7 +282,7 @@ class Membership(CoordinatorBase):
         current.session_timeout_ms = update.session_timeout_ms
         current.rebalance_timeout_ms = update.rebalance_timeout_ms
         current.client_id, current.client_host = update.client_id, update.client_host
-        self._touch(current)
+        self._touch(group, current)
         is_leader = group.leader_id == current.member_id
         if group.state is GroupState.COMPLETING_REBALANCE and unchanged:
             return self._join_answer(group, current)
@@ -361,7 +408,7 @@ class Membership(CoordinatorBase):
             group.leader_id,
         )
         for member in joined:
-            self._touch(member)
+            self._touch(group, member)
             self._answer_join(member, self._join_answer(group, member))
         group.sync_timer = self.clock.call_later(
             group.max_rebalance_timeout_ms() / 1000, self._sync_expired, group, group.generation
@@ -377,6 +424,9 @@ class Membership(CoordinatorBase):
         self._answer_sync(member, _sync_answer(ErrorCode.unknown_member_id))
         group.members.pop(member.member_id, None)
         self._drop_static(group, member)
+        if member.session_timer is not None:
+            member.session_timer.cancel()
+            member.session_timer = None
         if group.leader_id == member.member_id:
             group.leader_id = next(iter(group.members), None)
 
@@ -443,7 +493,7 @@ class Membership(CoordinatorBase):
             return _sync_answer(ErrorCode.unknown_member_id)
         if group.state is GroupState.PREPARING_REBALANCE:
             return _sync_answer(ErrorCode.rebalance_in_progress)
-        self._touch(member)
+        self._touch(group, member)
         if group.state is GroupState.STABLE:
             return _sync_answer(ErrorCode.none, group, member.assignment)
         assert group.state is GroupState.COMPLETING_REBALANCE
@@ -458,7 +508,7 @@ class Membership(CoordinatorBase):
                 group.sync_timer.cancel()
                 group.sync_timer = None
             for m in group.members.values():
-                self._touch(m)
+                self._touch(group, m)
                 self._answer_sync(m, _sync_answer(ErrorCode.none, group, m.assignment))
         return await waiter
 
@@ -479,11 +529,11 @@ class Membership(CoordinatorBase):
             return ErrorCode.unknown_member_id
         member = group.members[member_id]
         if group.state is GroupState.PREPARING_REBALANCE:
-            self._touch(member)
+            self._touch(group, member)
             return ErrorCode.rebalance_in_progress
         if generation_id != group.generation:
             return ErrorCode.illegal_generation
-        self._touch(member)
+        self._touch(group, member)
         return ErrorCode.none
 
     def leave(

@@ -90,7 +90,7 @@ class OffsetStore(CoordinatorBase):
             group = self.groups[group_id] = Group(group_id, empty_since_ms=self.wall_ms())
             self._persist_group(group)
         if group is not None and member_id in group.members:
-            self._touch(group.members[member_id])
+            self._touch(group, group.members[member_id])
         now = self.wall_ms()
         accepted: list[tuple[tuple[str, int], Committed]] = []
         for topic, partition, offset, epoch, metadata in offsets:

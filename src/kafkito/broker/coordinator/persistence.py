@@ -4,7 +4,8 @@ compaction, and the records it appends.
 Persistence, as records of the metadata log: `group` (generation and protocol type, so that
 generations never repeat after a restart; members are not persisted: after a restart they get
 UNKNOWN_MEMBER_ID and rejoin on their own), `offset` (one committed offset), `offset_expired`
-and `group_deleted` (tombstones).
+and `group_deleted` (tombstones); `group_configs` (a group's GROUP-resource configs, the whole
+set; kept apart from the group, so `group_deleted` leaves them).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class GroupPersistence(CoordinatorBase):
     def begin_replay(self) -> None:
         self.groups.clear()
         self.offsets.clear()
+        self.group_configs.clear()
         self.consumer.begin_replay()
 
     def replay(self, record: dict[str, Any]) -> bool:
@@ -49,6 +51,12 @@ class GroupPersistence(CoordinatorBase):
         elif kind == "group_deleted":
             self.groups.pop(record["g"], None)
             self.offsets.pop(record["g"], None)
+        elif kind == "group_configs":
+            configs = {str(k): str(v) for k, v in record["configs"].items()}
+            if configs:
+                self.group_configs[record["g"]] = configs
+            else:
+                self.group_configs.pop(record["g"], None)
         else:
             return self.consumer.replay(record)
         return True
@@ -72,6 +80,8 @@ class GroupPersistence(CoordinatorBase):
         for group_id, offsets in self.offsets.items():
             for (topic, partition), c in offsets.items():
                 yield self._offset_record(group_id, topic, partition, c)
+        for group_id, configs in self.group_configs.items():
+            yield {"type": "group_configs", "g": group_id, "configs": dict(configs)}
         yield from self.consumer.live_records()
         yield from self.journal.pending_records()
 

@@ -15,10 +15,19 @@ metadata log, so it survives a restart.
 A BROKER resource names the cluster-wide defaults ("") or this node (its id); its configs replace
 that scope's dynamic broker configs (configs.py), which take effect at once on every partition
 log and persist in the metadata log. As in Kafka, a key that cannot change at run time, a bad
-value, or another broker id is INVALID_REQUEST (42); unlike Kafka, which stores unknown broker
+value, or another broker id is INVALID_REQUEST (42); Kafka's dynamic keys that kafkito has no
+mechanism for (Kerberos, SSL engine details, thread pools: broker_keys_kafka.py) are checked
+for their type, stored and described, without effect; unlike Kafka, which stores unknown broker
 keys for plugins, an unknown key is INVALID_CONFIG naming it (kafkito has no plugins, and a typo
 must not pass for a change; docs/broker.md). The helpers here are shared with
 IncrementalAlterConfigs.
+
+A GROUP resource (KIP-848 group configs, group_configs.py) replaces that group's configs: an
+unknown key or a bad value is INVALID_CONFIG with Kafka's message, the default group ""
+INVALID_REQUEST.
+
+Each resource is checked and changed under `topics.admin_lock`, so admin changes apply one at a
+time, in order (Kafka's controller serializes them too).
 """
 
 from __future__ import annotations
@@ -28,6 +37,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kafkito.broker.auth.checks import ALTER_CONFIGS, require_config
+from kafkito.broker.broker_keys_kafka import (
+    KAFKA_STATIC_BROKER_KEYS,
+    STORED_BROKER_KEYS,
+    stored_value_error,
+)
 from kafkito.broker.configs import (
     BROKER_CONFIGS,
     DYNAMIC_BROKER_CONFIGS,
@@ -37,7 +51,13 @@ from kafkito.broker.configs import (
     validate_broker_config,
     validate_topic_config,
 )
+from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.broker.group_configs import (
+    RESOURCE_GROUP,
+    group_config_error,
+    group_resource_error,
+)
 from kafkito.broker.handlers.describe_configs import broker_resource_error
 from kafkito.broker.state import Topic, topic_name_error
 from kafkito.errors import BrokerError, ErrorCode
@@ -67,17 +87,40 @@ def broker_scope(broker: BrokerCore, name: str) -> int | None:
 
 def check_broker_keys(keys: list[str]) -> None:
     """Refuse unknown and read-only broker keys (raises BrokerError)."""
-    unknown = sorted(key for key in keys if key not in BROKER_CONFIGS)
+    known = BROKER_CONFIGS.keys() | STORED_BROKER_KEYS.keys() | KAFKA_STATIC_BROKER_KEYS
+    unknown = sorted(key for key in keys if key not in known)
     if unknown:
         raise BrokerError(
             ErrorCode.invalid_config, f"unknown broker config {', '.join(map(repr, unknown))}"
         )
-    static = sorted(key for key in keys if key not in DYNAMIC_BROKER_CONFIGS)
+    static = sorted(
+        key for key in keys if key not in DYNAMIC_BROKER_CONFIGS and key not in STORED_BROKER_KEYS
+    )
+    # Kafka's words (DynamicBrokerConfig.validateConfigs), so searches find them
     if static:
-        # Kafka's words (DynamicBrokerConfig.validateConfigs), so searches find them
         raise BrokerError(
             ErrorCode.invalid_request,
             f"Cannot update these configs dynamically: Set({', '.join(static)})",
+        )
+
+
+def check_broker_scopes(keys: list[str], node: int | None) -> None:
+    """Refuse Kafka's keys that cannot be set at this scope (`node` None: cluster-wide), after
+    their values were checked, as Kafka orders it. `keys` are those of the resulting set: Kafka
+    checks where a key is *set*, so removing one is allowed anywhere. Raises BrokerError."""
+    where = {key: STORED_BROKER_KEYS[key].scope for key in keys if key in STORED_BROKER_KEYS}
+    if listener := sorted(key for key, scope in where.items() if scope == "listener"):
+        raise BrokerError(
+            ErrorCode.invalid_request,
+            "These security configs can be dynamically updated only per-listener using the "
+            f"listener prefix: HashSet({', '.join(listener)})",
+        )
+    per_node = sorted(key for key, scope in where.items() if scope == "node")
+    if per_node and node is None:
+        raise BrokerError(
+            ErrorCode.invalid_request,
+            "Cannot update these configs at default cluster level, broker id must be "
+            f"specified: Set({', '.join(per_node)})",
         )
 
 
@@ -85,18 +128,24 @@ async def replace_broker_configs(
     broker: BrokerCore, node: int | None, configs: Mapping[str, str], *, validate_only: bool
 ) -> None:
     """Validate every key, then (unless validate_only) make `configs` the dynamic broker
-    configs of one scope (None: cluster-wide)."""
+    configs of one scope (None: cluster-wide). The caller holds `topics.admin_lock`."""
     check_broker_keys(list(configs))
     retention_ms = topic_default_values(broker.settings, broker.topics.dynamic)["retention.ms"]
     for key, value in configs.items():
-        if (reason := validate_broker_config(key, value, retention_ms)) is not None:
+        stored = STORED_BROKER_KEYS.get(key)
+        if stored is not None:
+            reason = stored_value_error(stored, value)
+        else:
+            reason = validate_broker_config(key, value, retention_ms)
+        if reason is not None:
             raise BrokerError(ErrorCode.invalid_request, reason)
+    check_broker_scopes(list(configs), node)
     if validate_only:
         return
     dynamic = broker.topics.dynamic
     current = dynamic.cluster if node is None else dynamic.node
     if dict(configs) != current:
-        await broker.topics.set_broker_configs(node, dict(configs))
+        await broker.topics.set_broker_configs_locked(node, dict(configs))
         log.info(
             "dynamic broker configs (%s) now %s",
             "cluster-wide" if node is None else f"node {node}",
@@ -107,15 +156,39 @@ async def replace_broker_configs(
 async def replace_topic_configs(
     broker: BrokerCore, topic: Topic, configs: Mapping[str, str], *, validate_only: bool
 ) -> None:
-    """Validate every key, then (unless validate_only) make `configs` the topic's overrides."""
+    """Validate every key, then (unless validate_only) make `configs` the topic's overrides.
+    The caller holds `topics.admin_lock`."""
     for key, value in configs.items():
         if (reason := validate_topic_config(key, value)) is not None:
             raise BrokerError(ErrorCode.invalid_config, reason)
     if validate_only:
         return
     if dict(configs) != topic.configs:
-        await broker.topics.set_configs(topic.name, dict(configs))
+        await broker.topics.set_configs_locked(topic.name, dict(configs))
         log.info("topic %s: configs now %s", topic.name, sorted(configs.items()))
+
+
+def group_name(name: str) -> str:
+    """The group a GROUP resource names; raises BrokerError for the default resource ""."""
+    if (reason := group_resource_error(name)) is not None:
+        raise BrokerError(ErrorCode.invalid_request, reason)
+    return name
+
+
+async def replace_group_configs(
+    broker: BrokerCore, group_id: str, configs: Mapping[str, str], *, validate_only: bool
+) -> None:
+    """Validate every key (Kafka's GroupConfig.validate), then (unless validate_only) make
+    `configs` the group's configs. The caller holds `topics.admin_lock`."""
+    extra = broker.settings.extra
+    for key, value in configs.items():
+        if (reason := group_config_error(key, value, extra)) is not None:
+            raise BrokerError(ErrorCode.invalid_config, reason)
+    if validate_only:
+        return
+    coordinator = coordinator_of(broker)
+    if dict(configs) != coordinator.group_configs.get(group_id, {}):
+        await coordinator.set_group_configs_locked(group_id, dict(configs))
 
 
 def resource_answer(rtype: int, name: str, error: BrokerError | None = None) -> dict[str, Any]:
@@ -125,6 +198,24 @@ def resource_answer(rtype: int, name: str, error: BrokerError | None = None) -> 
         "resource_type": rtype,
         "resource_name": name,
     }
+
+
+async def _replace(
+    broker: BrokerCore, rtype: int, name: str, wanted: dict[str, str], validate_only: bool
+) -> None:
+    if rtype == RESOURCE_TOPIC:
+        topic = find_topic(broker, name)
+        await replace_topic_configs(broker, topic, wanted, validate_only=validate_only)
+    elif rtype == RESOURCE_BROKER:
+        node = broker_scope(broker, name)
+        await replace_broker_configs(broker, node, wanted, validate_only=validate_only)
+    elif rtype == RESOURCE_GROUP:
+        group_id = group_name(name)
+        await replace_group_configs(broker, group_id, wanted, validate_only=validate_only)
+    else:
+        raise BrokerError(
+            ErrorCode.invalid_request, f"config resource type {rtype} is not supported"
+        )
 
 
 @handler(33, versions=range(0, 3))
@@ -140,16 +231,8 @@ async def alter_configs(request: Any, ctx: RequestContext) -> dict[str, Any]:
             require_config(ctx, ALTER_CONFIGS, rtype, name)  # raises *_AUTHORIZATION_FAILED
             if nulls := sorted(c.name for c in resource.configs if c.value is None):
                 raise BrokerError(ErrorCode.invalid_request, f"null value for {', '.join(nulls)}")
-            if rtype == RESOURCE_TOPIC:
-                topic = find_topic(broker, name)
-                await replace_topic_configs(broker, topic, wanted, validate_only=validate_only)
-            elif rtype == RESOURCE_BROKER:
-                node = broker_scope(broker, name)
-                await replace_broker_configs(broker, node, wanted, validate_only=validate_only)
-            else:
-                raise BrokerError(
-                    ErrorCode.invalid_request, f"config resource type {rtype} is not supported"
-                )
+            async with broker.topics.admin_lock:
+                await _replace(broker, rtype, name, wanted, validate_only)
         except BrokerError as exc:
             answers.append(resource_answer(rtype, name, exc))
             continue

@@ -3,13 +3,14 @@
 v1: include_synonyms, config_source (replaces is_default), synonyms. v2: same as v1. v3:
 include_documentation, config_type and documentation per config. v4: flexible.
 
-Resources are TOPIC (2) and BROKER (4). A topic lists **every** topic key (KAFKA-NOTES §6 P12:
-kafka-python's alter_configs checks names against this list) with its effective value, source,
-read-only and sensitive flags; a broker (its id) lists every broker key, read-only unless it is a
-dynamic one (configs.py), and "" lists the cluster-wide dynamic defaults set. Naming keys
-returns just those (unknown names are left out; null or empty means all, as in Kafka).
-Synonyms are sent only when asked for, documentation only when asked for; config_type always
-(v3+).
+Resources are TOPIC (2), BROKER (4) and GROUP (32, KIP-848 group configs: every key of
+group_configs.py, the group's value or the broker's). A topic lists **every** topic key
+(KAFKA-NOTES §6 P12: kafka-python's alter_configs checks names against this list) with its
+effective value, source, read-only and sensitive flags; a broker (its id) lists every broker
+key, read-only unless it is a dynamic one (configs.py), and "" lists the cluster-wide dynamic
+defaults set. Naming keys returns just those (unknown names are left out; null or empty means
+all, as in Kafka). Synonyms are sent only when asked for, documentation only when asked for;
+config_type always (v3+).
 
 Errors per resource: an unknown topic is UNKNOWN_TOPIC_OR_PARTITION, a bad topic name
 INVALID_TOPIC_EXCEPTION; a broker name other than this node's id or "" INVALID_REQUEST; any
@@ -29,7 +30,13 @@ from kafkito.broker.configs import (
     describe_cluster_defaults,
     describe_topic_configs,
 )
+from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.broker.group_configs import (
+    RESOURCE_GROUP,
+    describe_group_configs,
+    group_resource_error,
+)
 from kafkito.broker.state import topic_name_error
 from kafkito.errors import BrokerError, ErrorCode
 
@@ -65,6 +72,11 @@ def _describe(broker: BrokerCore, resource_type: int, name: str) -> list[ConfigV
         if name == "":
             return describe_cluster_defaults(broker.topics.dynamic)
         return describe_broker_configs(broker.settings, broker.port, broker.topics.dynamic)
+    if resource_type == RESOURCE_GROUP:
+        if (reason := group_resource_error(name)) is not None:
+            raise BrokerError(ErrorCode.invalid_request, reason)
+        overrides = coordinator_of(broker).group_configs.get(name, {})
+        return describe_group_configs(overrides, broker.settings.extra)
     raise BrokerError(
         ErrorCode.invalid_request, f"config resource type {resource_type} is not supported"
     )

@@ -136,23 +136,26 @@ async def fetch(request: Any, ctx: RequestContext) -> RawBody:
     wanted = _resolve(request, ctx)
     max_bytes = fetch_max_bytes(ctx, int(request.max_bytes))  # within the client's quota
     min_bytes = min(int(request.min_bytes), max_bytes)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + ms(request.max_wait) / 1000
+    clock = ctx.broker.clock  # kafkito.clock: a FakeClock test drives max_wait
+    deadline = clock.monotonic() + ms(request.max_wait) / 1000
     txns = ctx.broker.transactions
     read_committed = int(request.isolation_level) == 1
     answers, total = _collect(wanted, max_bytes, txns, read_committed)
     while total < max(min_bytes, 1) and not any(code != ErrorCode.none for _, code, _ in answers):
-        remaining = deadline - loop.time()
+        remaining = deadline - clock.monotonic()
         if remaining <= 0:
             break
         logs = {id(w.plog): w.plog for w in wanted if w.plog is not None}
         if not logs:
             break
         waiters = [plog.wait_for_append() for plog in logs.values()]
+        timed_out: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        timer = clock.call_later(remaining, _wake, timed_out)  # what wait(timeout=) would do
         try:
-            await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([*waiters, timed_out], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for fut in waiters:
+            timer.cancel()
+            for fut in (*waiters, timed_out):
                 if not fut.done():
                     fut.cancel()
         answers, total = _collect(wanted, max_bytes, txns, read_committed)
@@ -160,6 +163,11 @@ async def fetch(request: Any, ctx: RequestContext) -> RawBody:
     if throttle:
         return RawBody(encode_fetch_response(ctx.api_version, [], throttle_time_ms=throttle))
     return _response(answers, ctx.api_version, read_committed=read_committed, txns=txns)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _response(

@@ -12,6 +12,13 @@ checked before anything changes.
 A BROKER resource ("" cluster-wide, or this node's id) changes that scope's dynamic broker
 configs (see AlterConfigs for the errors); APPEND and SUBTRACT start from the scope's dynamic
 value, else Kafka's default (Kafka's ConfigurationControlManager does the same).
+
+A GROUP resource (KIP-848 group configs, group_configs.py) changes that group's configs.
+
+Each resource reads its current configs, applies the operations and writes the result under
+`topics.admin_lock`: two concurrent alters of one resource both take effect, one after the
+other (read outside the lock, the second would write back the configs it read before the first
+one's change, losing it).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kafkito.broker.auth.checks import ALTER_CONFIGS, require_config
+from kafkito.broker.broker_keys_kafka import STORED_BROKER_KEYS
 from kafkito.broker.configs import (
     BROKER_TO_TOPIC,
     LIST_SEPARATOR,
@@ -31,12 +39,16 @@ from kafkito.broker.configs import (
     split_list,
     topic_default_values,
 )
+from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.broker.group_configs import RESOURCE_GROUP, as_config_keys
 from kafkito.broker.handlers.alter_configs import (
     broker_scope,
     check_broker_keys,
     find_topic,
+    group_name,
     replace_broker_configs,
+    replace_group_configs,
     replace_topic_configs,
     resource_answer,
 )
@@ -81,7 +93,8 @@ def apply_operations(
         if key.type != "list":
             raise BrokerError(
                 ErrorCode.invalid_config,
-                f"{_OPERATION_NAMES[op]} is only for list configs, and {name!r} is a {key.type}",
+                # Kafka's words (ConfigurationControlManager, and GroupConfigManager alike)
+                f"Can't {_OPERATION_NAMES[op]} to key {name} because its type is not LIST.",
             )
         base = result.get(name, defaults.get(name)) or ""
         items = split_list(base)
@@ -92,6 +105,26 @@ def apply_operations(
             items = [item for item in items if item not in given]
         result[name] = LIST_SEPARATOR.join(dict.fromkeys(items))  # each item once, in order
     return result
+
+
+_GROUP_KEYS = as_config_keys()
+_BROKER_KEYS: dict[str, ConfigKey] = {
+    **BROKER_TO_TOPIC,
+    **{k.name: ConfigKey(k.name, k.default, k.type, "") for k in STORED_BROKER_KEYS.values()},
+}
+"""Every broker key a client may change, with its type (APPEND and SUBTRACT need it)."""
+
+
+async def _alter_group(
+    broker: BrokerCore, name: str, operations: list[tuple[str, int, Any]], validate_only: bool
+) -> None:
+    group_id = group_name(name)
+    unknown = sorted({n for n, _, _ in operations} - set(_GROUP_KEYS))
+    if unknown:
+        raise BrokerError(ErrorCode.invalid_config, f"Unknown group config name: {unknown[0]}")
+    current = coordinator_of(broker).group_configs.get(group_id, {})
+    wanted = apply_operations(current, {}, operations, _GROUP_KEYS)
+    await replace_group_configs(broker, group_id, wanted, validate_only=validate_only)
 
 
 async def _alter_topic(
@@ -109,8 +142,8 @@ async def _alter_broker(
     check_broker_keys([n for n, _, _ in operations])
     dynamic = broker.topics.dynamic
     current = dynamic.cluster if node is None else dynamic.node
-    defaults = {name: key.default for name, key in BROKER_TO_TOPIC.items()}
-    wanted = apply_operations(current, defaults, operations, BROKER_TO_TOPIC)
+    defaults = {name: key.default for name, key in _BROKER_KEYS.items()}
+    wanted = apply_operations(current, defaults, operations, _BROKER_KEYS)
     await replace_broker_configs(broker, node, wanted, validate_only=validate_only)
 
 
@@ -125,14 +158,17 @@ async def incremental_alter_configs(request: Any, ctx: RequestContext) -> dict[s
         operations = [(c.name, int(c.config_operation), c.value) for c in resource.configs]
         try:
             require_config(ctx, ALTER_CONFIGS, rtype, name)  # raises *_AUTHORIZATION_FAILED
-            if rtype == RESOURCE_TOPIC:
-                await _alter_topic(broker, find_topic(broker, name), operations, validate_only)
-            elif rtype == RESOURCE_BROKER:
-                await _alter_broker(broker, name, operations, validate_only)
-            else:
-                raise BrokerError(
-                    ErrorCode.invalid_request, f"config resource type {rtype} is not supported"
-                )
+            async with broker.topics.admin_lock:  # read, apply and write as one change
+                if rtype == RESOURCE_TOPIC:
+                    await _alter_topic(broker, find_topic(broker, name), operations, validate_only)
+                elif rtype == RESOURCE_BROKER:
+                    await _alter_broker(broker, name, operations, validate_only)
+                elif rtype == RESOURCE_GROUP:
+                    await _alter_group(broker, name, operations, validate_only)
+                else:
+                    raise BrokerError(
+                        ErrorCode.invalid_request, f"config resource type {rtype} is not supported"
+                    )
         except BrokerError as exc:
             answers.append(resource_answer(rtype, name, exc))
             continue

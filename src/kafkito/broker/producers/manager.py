@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -45,10 +44,6 @@ CRASH_ENV = "KAFKITO_TEST_CRASH_AFTER_APPENDS"
 CRASH_EXIT_CODE = 77
 
 
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class ProducerStateManager:
     """`broker.producers`: the pid allocator and the state of every partition.
 
@@ -58,6 +53,9 @@ class ProducerStateManager:
 
     def __init__(self, broker: BrokerCore) -> None:
         self.broker = broker
+        self.clock = broker.clock
+        """Wall time for `producer.id.expiration.ms` and the snapshot loop's sleep
+        (kafkito.clock; a FakeClock in tests)."""
         self.next_pid = 0
         self.reserved_until = 0
         """Every pid below this is reserved in the metadata log; none is ever reissued."""
@@ -237,7 +235,7 @@ class ProducerStateManager:
             pass
         except OSError as exc:
             log.warning("%s: cannot read producer-state snapshot: %s", path, exc)
-        state, how = rebuild(plog, snapshot, _wall_ms())
+        state, how = rebuild(plog, snapshot, self.clock.wall_ms())
         if state.entries or snapshot is not None:
             log.info(
                 "%s-%d: producer state of %d producer ids loaded (%s)",
@@ -289,7 +287,7 @@ class ProducerStateManager:
 
     def _pending_snapshots(self, only_dirty: bool) -> list[tuple[PartitionLog, str, bytes]]:
         out = []
-        now_ms = _wall_ms()
+        now_ms = self.clock.wall_ms()
         # Every partition, also those created since start-up that never saw an idempotent
         # batch (their state is made here, from at most one interval of log).
         logs = [p for topic in self.broker.topics.by_name.values() for p in topic.partitions]
@@ -337,7 +335,7 @@ class ProducerStateManager:
 
     async def _snapshot_loop(self) -> None:
         while True:
-            await asyncio.sleep(SNAPSHOT_INTERVAL_S)
+            await self.clock.sleep(SNAPSHOT_INTERVAL_S)
             # encode on the loop (consistent), write and fsync off it; shielded so that stop()
             # can wait for a write in progress instead of racing it on the same file
             for plog, path, data in self._pending_snapshots(only_dirty=True):

@@ -62,7 +62,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -107,10 +106,6 @@ one comparison per EndTxn."""
 CRASH_EXIT_CODE = 78
 
 Partition = tuple[str, int]
-
-
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(slots=True)
@@ -216,9 +211,13 @@ def fenced(api_version: int, first_fenced_version: int) -> ErrorCode:
 class TxnCoordinator:
     """`broker.transactions`: owner of every transactional id and partition's transactions."""
 
-    def __init__(self, broker: BrokerCore, *, wall_ms: Callable[[], int] = _wall_ms) -> None:
+    def __init__(self, broker: BrokerCore, *, wall_ms: Callable[[], int] | None = None) -> None:
         self.broker = broker
-        self.wall_ms = wall_ms
+        self.clock = broker.clock
+        """The ticker's sleep and interval (kafkito.clock): a FakeClock test drives the
+        transaction timeouts and id expiry without sleeping."""
+        self.wall_ms = wall_ms or self.clock.wall_ms
+        """Transaction start and update times (persisted, so wall time), read from the clock."""
         extra = broker.settings.extra
         self.max_timeout_ms = int(extra.get("transaction.max.timeout.ms", DEFAULT_MAX_TIMEOUT_MS))
         self.id_expiration_ms = int(
@@ -907,18 +906,18 @@ class TxnCoordinator:
     # -- timers ------------------------------------------------------------------------------
 
     async def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_index_sync = loop.time() + INDEX_SYNC_INTERVAL_S
+        clock = self.clock
+        next_index_sync = clock.monotonic() + INDEX_SYNC_INTERVAL_S
         while True:
-            await asyncio.sleep(max(self.abort_check_ms, 10) / 1000)
+            await clock.sleep(max(self.abort_check_ms, 10) / 1000)
             try:
                 await self.abort_expired()
                 await self.retry_prepared()
                 self.expire_ids()
             except BrokerError as exc:  # a journal fsync failed: logged there; next round
                 log.warning("transaction timers: %s", exc)
-            if loop.time() >= next_index_sync:
-                next_index_sync = loop.time() + INDEX_SYNC_INTERVAL_S
+            if clock.monotonic() >= next_index_sync:
+                next_index_sync = clock.monotonic() + INDEX_SYNC_INTERVAL_S
                 await self.sync_indexes_off_loop()
                 await self.write_snapshots_off_loop()
 
