@@ -13,14 +13,19 @@
    (IncrementalAlterConfigs), so the broker's cleaner starts. Synchronous produces (acks=all,
    one at a time) of 100-byte records to another topic are timed while the cleaner is idle,
    then while it cleans. Printed: p50/p99 of each, and their ratio (issue #14's goal: at most
-   20% worse). `--rate` throttles the cleaner (log_cleaner_io_max_bytes_per_second). Run twice,
-   side by side: the cleaner in its child process (the default), then in a worker thread.
+   20% worse). `--rate` throttles the cleaner (log_cleaner_io_max_bytes_per_second).
+   `--priorities` runs it once per scheduling of the cleaner's child process, side by side
+   (default "idle,normal": SCHED_IDLE, the default, against the broker's own priority; add
+   "thread" for the cleaner in a worker thread), `--rounds` times, alternating:
+
+       python bench/bench_compaction.py --size 64 --skip-throughput --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import statistics
 import sys
@@ -40,6 +45,7 @@ from confluent_kafka.admin import (
 from kafkito import Broker
 from kafkito.protocol.records import build_batch, read_batch_header
 from kafkito.storage.cleaner import CleanerState, Throttler, clean_now
+from kafkito.storage.cleaner_process import PRIORITY_ENV
 from kafkito.storage.fs import OsFileSystem
 from kafkito.storage.log import LogConfig, PartitionLog
 
@@ -185,13 +191,30 @@ def main() -> None:
         "--rate", type=float, default=math.inf, help="cleaner I/O bytes/s (default unthrottled)"
     )
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument(
+        "--priorities",
+        default="idle,normal",
+        help="the cleaner child's scheduling, side by side (KAFKITO_CLEANER_PRIORITY: "
+        "idle, batch, normal); 'thread' runs the cleaner in a worker thread instead",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds of each")
     args = parser.parse_args()
-    throughput(args.size, args.keys, args.value_bytes, args.rate)
+    if not args.skip_throughput:
+        throughput(args.size, args.keys, args.value_bytes, args.rate)
     if not args.skip_latency:
-        for in_process in (True, False):  # side by side: the default, then the old way
-            produce_latency(
-                args.size, args.keys, args.value_bytes, args.rate, in_process=in_process
-            )
+        print(f"load average {os.getloadavg()[0]:.1f}")
+        for _ in range(args.rounds):
+            for priority in args.priorities.split(","):  # side by side, alternating
+                os.environ[PRIORITY_ENV] = priority if priority != "thread" else "normal"
+                print(f"-- priority {priority}, load average {os.getloadavg()[0]:.1f}")
+                produce_latency(
+                    args.size,
+                    args.keys,
+                    args.value_bytes,
+                    args.rate,
+                    in_process=priority != "thread",
+                )
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Iterator
 from multiprocessing.queues import Queue
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -104,13 +105,19 @@ def latency_run(
         raise RuntimeError("latency reader did not start")
     time.sleep(0.5)
     interval = 1 / rate
+    acks: list[float] = []
+
+    def acked(err: object, msg: Any) -> None:
+        if err is None:
+            acks.append((time.time_ns() - int(msg.value()[:20])) / 1e6)
+
     start = time.perf_counter()
     for i in range(total):
         delay = start + i * interval - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
         value = str(time.time_ns()).encode().zfill(20) + b"x" * 80
-        producer.produce(topic, value, partition=i % partitions)
+        producer.produce(topic, value, partition=i % partitions, on_delivery=acked)
         producer.poll(0)
     producer.flush(30)
     latencies = results.get(timeout=120 + seconds)
@@ -119,6 +126,13 @@ def latency_run(
     if len(latencies) < total:
         raise RuntimeError(f"only {len(latencies)} of {total} messages arrived")
     cuts = statistics.quantiles(latencies, n=100)
+    if acks:
+        ack_cuts = statistics.quantiles(acks, n=100)
+        print(
+            f"    produce acknowledgement: p50 {statistics.median(acks):.2f} ms, "
+            f"p99 {ack_cuts[98]:.2f} ms",
+            file=sys.stderr,
+        )
     return statistics.median(latencies), cuts[98], max(latencies)
 
 

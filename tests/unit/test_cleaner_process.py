@@ -54,3 +54,29 @@ def test_without_a_child_process_the_pass_runs_in_a_thread(
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
     assert _clean_once(_dirty_log(tmp_path / "fallback"), isolated=True) == expected
     assert "cannot start the cleaner's child process" in caplog.text
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux scheduling classes")
+@pytest.mark.parametrize(
+    ("kind", "policy", "niceness"),
+    [("idle", "SCHED_IDLE", 0), ("batch", "SCHED_BATCH", 19), ("normal", "SCHED_OTHER", 0)],
+)
+def test_the_child_lowers_its_cpu_and_io_priority(kind: str, policy: str, niceness: int) -> None:
+    """What the cleaner's child applies to itself before a pass (KAFKITO_CLEANER_PRIORITY),
+    checked in a process of its own: the kernel's view of its policy, nice value and ioprio."""
+    import os
+    import subprocess
+
+    probe = (
+        "import os, sys\n"
+        "from kafkito.storage.cleaner_process import _lower_priority\n"
+        f"applied = _lower_priority({kind!r})\n"
+        "print(applied, os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.split()
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    assert int(out[1]) == getattr(os, policy)
+    assert int(out[2]) == (19 if niceness else base)
+    assert ("io-be7" in out[0]) == (kind != "normal")

@@ -1,5 +1,5 @@
 """The storage layer's hot paths: Fetch reads (views instead of copies, read hints, CRC
-checks) and group commit with two fsyncs of a log in flight.
+checks) and group commit (rounds of fsyncs across logs, two rounds in flight).
 
 `PartitionLog.read_view` must serve exactly what `read` serves (whole, CRC-checked batches
 below the high watermark, the first batch whole even above max_bytes), and the per-segment
@@ -18,7 +18,7 @@ import pytest
 from test_storage_formats import make_batch
 
 from kafkito.broker.server import write_chunks
-from kafkito.errors import CorruptLog
+from kafkito.errors import CorruptLog, StorageError
 from kafkito.protocol.records import iter_batch_headers, read_batch_header
 from kafkito.storage.durability import GroupCommitter
 from kafkito.storage.fs import OsFileSystem
@@ -219,3 +219,58 @@ async def test_at_most_two_fsyncs_of_a_log_run_at_once() -> None:
     fs.gate.set()
     await asyncio.wait_for(asyncio.gather(*waits), 10)
     assert plog.durable_offset == 5
+
+
+def _append_one(plog: PartitionLog, timestamp: int) -> int:
+    batch = bytearray(make_batch([timestamp], value_size=10))
+    plog.append(batch, read_batch_header(batch))
+    return plog.log_end_offset - 1
+
+
+async def test_one_round_fsyncs_every_waiting_log_and_marks_after_the_round_before() -> None:
+    """Logs waiting while a round runs join one next round (all fsynced before it ends), and
+    at most two rounds run: a log that comes later waits for one of them to end. The second
+    round marks nothing durable before the first has ended, even for logs not in the first."""
+    fs = GatedFs()
+    logs = [PartitionLog.open(fs, f"/d/t-{i}", "t", i, LogConfig()) for i in range(4)]
+    committer = GroupCommitter()
+    first = asyncio.ensure_future(committer.wait_durable(logs[0], _append_one(logs[0], 1000)))
+    assert await asyncio.to_thread(fs.entered.wait, 10)  # round 1 (log 0) held in its fsync
+    second = [
+        asyncio.ensure_future(committer.wait_durable(plog, _append_one(plog, 1001)))
+        for plog in logs[:3]
+    ]
+    for _ in range(200):  # round 2 (logs 0, 1, 2) runs to its end while round 1 is held
+        await asyncio.sleep(0.005)
+        if fs.calls >= 4:
+            break
+    await asyncio.sleep(0.05)
+    assert fs.calls == 4, fs.calls  # one fsync in round 1, three in round 2
+    third = asyncio.ensure_future(committer.wait_durable(logs[3], _append_one(logs[3], 1002)))
+    await asyncio.sleep(0.1)
+    assert fs.calls == 4  # two rounds run already: log 3 waits for the next
+    assert [p.durable_offset for p in logs] == [0, 0, 0, 0]
+    assert not any(w.done() for w in (first, *second, third))
+    fs.gate.set()
+    await asyncio.wait_for(asyncio.gather(first, *second, third), 10)
+    assert [p.durable_offset for p in logs] == [2, 1, 1, 1]
+    assert fs.calls == 5
+
+
+async def test_a_failed_fsync_in_a_round_fails_only_its_own_log() -> None:
+    fs = FaultyFileSystem()
+    good = PartitionLog.open(fs, "/d/good-0", "good", 0, LogConfig())
+    bad = PartitionLog.open(fs, "/d/bad-0", "bad", 0, LogConfig())
+    fs.fail_fsyncs(lambda path: "/bad-0/" in path)
+    committer = GroupCommitter()
+    outcomes = await asyncio.gather(
+        committer.wait_durable(good, _append_one(good, 1000)),
+        committer.wait_durable(bad, _append_one(bad, 1000)),
+        return_exceptions=True,
+    )
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], StorageError)
+    assert good.durable_offset == 1 and good.failed is None
+    assert bad.durable_offset == 0 and bad.failed is not None
+    await committer.wait_durable(good, _append_one(good, 1001))  # the good log goes on
+    assert good.durable_offset == 2

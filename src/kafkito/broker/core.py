@@ -231,6 +231,7 @@ class BrokerCore:
             except OSError as exc:
                 clean = False
                 log.error("recovery-point checkpoint at shutdown failed: %s", exc)
+            await self.topics.settle()  # log starts moved by retention, fsynced off the loop
             self.topics.close()
             try:
                 self.compact_metadata()

@@ -726,7 +726,7 @@ def _clean_group(
         fs.rename(swap_path, log_path)
         new.path = log_path
         new.add_final_time_entry()
-        new._open_indexes(fresh=True)
+        new.reset_index_files()
         new.persist_indexes()
         new.sync_indexes()
         fs.fsync_dir(directory)

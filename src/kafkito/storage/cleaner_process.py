@@ -88,6 +88,45 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+PRIORITY_ENV = "KAFKITO_CLEANER_PRIORITY"
+"""The child's scheduling: "idle" (the default), "batch" or "normal" (as the broker)."""
+
+_SYS_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}
+_IOPRIO_WHO_PROCESS = 1
+_IOPRIO_BEST_EFFORT_LOWEST = (2 << 13) | 7  # class best-effort (2), level 7
+
+
+def _lower_priority(kind: str) -> str:
+    """In the child: yield the CPUs and the disk to the broker; returns what was applied.
+
+    A pass is background work: with "idle" the child runs under SCHED_IDLE, which the kernel
+    schedules only when no normal thread of any process wants the CPU (CFS weight 3 against
+    1,024 for nice 0, so a busy broker loop preempts it at once, and it still progresses on a
+    loaded machine). "batch" is SCHED_BATCH at nice 19 (no wake-up preemption of others).
+    Its I/O gets the lowest best-effort priority (honoured by the BFQ and mq-deadline
+    schedulers), not the idle class: the cleaner fsyncs, and an idle-class writer inside an
+    ext4 journal commit would hold the broker's own fsyncs back (priority inversion).
+    """
+    applied = []
+    if kind in ("idle", "batch"):
+        with contextlib.suppress(OSError, AttributeError):
+            if kind == "idle":
+                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            else:
+                os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+                os.nice(19)
+            applied.append(kind)
+        number = _SYS_IOPRIO_SET.get(os.uname().machine)
+        if sys.platform.startswith("linux") and number is not None:
+            import ctypes
+
+            with contextlib.suppress(OSError, AttributeError):
+                libc = ctypes.CDLL(None, use_errno=True)
+                if libc.syscall(number, _IOPRIO_WHO_PROCESS, 0, _IOPRIO_BEST_EFFORT_LOWEST) == 0:
+                    applied.append("io-be7")
+    return "+".join(applied) or "normal"
+
+
 def _clean_in_child(job: _ChildJob) -> _ChildResult:
     """The child's side: rebuild the job around descriptor-less segments, clean, report."""
     fs = OsFileSystem()
@@ -237,6 +276,7 @@ def _main() -> None:
     if not isinstance(job, _ChildJob):
         raise SystemExit("kafkito.storage.cleaner_process: expected a cleaning job on stdin")
     _die_with_parent(job.parent_pid)
+    _lower_priority(os.environ.get(PRIORITY_ENV, "idle"))
     sys.stdout.buffer.write(pickle.dumps(_clean_in_child(job)))
     sys.stdout.buffer.flush()
 

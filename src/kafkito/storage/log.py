@@ -155,15 +155,20 @@ class PartitionLog:
         self = cls(
             fs, directory, topic, partition, config, leader_epoch=leader_epoch, clock_ms=clock_ms
         )
-        fs.makedirs(directory)
+        if not fs.exists(directory):  # one stat; makedirs on an existing one raises inside
+            fs.makedirs(directory)
         plan = recovery or RecoveryPlan(clean=False)
         now = clock_ms()
         self.segments = open_segments(
             fs, directory, f"{topic}-{partition}", plan.point_for(directory), now
         )
         if not self.segments:
+            # No fsync of the directory here: the first sync of this log does it
+            # (`_dir_unsynced`) before any offset counts as durable. An empty log lost to a
+            # power cut before then is made again, empty, at the next start (its topic record
+            # is in the metadata log), so creating a topic costs no fsync per partition.
             self.segments.append(Segment.create(fs, directory, log_start_offset, now))
-            fs.fsync_dir(directory)
+            self._dir_unsynced = True
         self.log_start_offset = max(log_start_offset, self.segments[0].base_offset)
         self.durable_offset = self.log_end_offset
         return self

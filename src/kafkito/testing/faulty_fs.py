@@ -22,6 +22,7 @@ cannot write to the new disk. Randomness comes from a seeded `random.Random`.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import random
 from collections.abc import Callable
@@ -65,7 +66,7 @@ class FaultyFileSystem:
         self._dirs: set[str] = {"/"}
         self._durable_entries: dict[str, dict[str, _File]] = {}
         self._fds: dict[int, tuple[_File, str]] = {}
-        self._next_fd = 3
+        self._fd_numbers = itertools.count(3)  # next() is atomic: threads open files too
         self._off = False
         self._write_budget: int | None = None
         self._write_filter: PathFilter | None = None
@@ -157,8 +158,7 @@ class FaultyFileSystem:
             if os.path.dirname(path) not in self._dirs:
                 raise FileNotFoundError(errno.ENOENT, "no such directory", path)
             f = self._files[path] = _File()
-        fd = self._next_fd
-        self._next_fd += 1
+        fd = next(self._fd_numbers)
         self._fds[fd] = (f, path)
         return fd
 

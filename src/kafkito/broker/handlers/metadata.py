@@ -23,9 +23,10 @@ from typing import Any
 
 from kafkito.broker.auth import checks
 from kafkito.broker.auth.checks import authorized_ops, cluster_ops, create_topic_denied
-from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.broker.dispatch import RawBody, RequestContext, handler
 from kafkito.broker.state import LEADER_EPOCH, Topic, topic_name_error
 from kafkito.errors import BrokerError, ErrorCode
+from kafkito.protocol.hot.metadata import METADATA_VERSIONS, encode_metadata_response
 
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 ZERO_UUID = uuid.UUID(int=0)
@@ -57,24 +58,14 @@ GROUP_OPERATIONS = operations_mask(READ, DESCRIBE, DELETE)
 def topic_metadata(
     topic: Topic, node_id: int, authorized_operations: int = AUTHORIZED_OPERATIONS_OMITTED
 ) -> dict[str, Any]:
-    partitions = [
-        {
-            "error_code": ErrorCode.none,
-            "partition_index": p,
-            "leader_id": node_id,
-            "leader_epoch": LEADER_EPOCH,
-            "replica_nodes": [node_id],
-            "isr_nodes": [node_id],
-            "offline_replicas": [],
-        }
-        for p in range(len(topic.partitions))
-    ]
+    """A topic's entry: its partitions as a count (protocol/hot/metadata.py writes them)."""
     return {
         "error_code": ErrorCode.none,
         "name": topic.name,
         "topic_id": topic.topic_id,
         "is_internal": topic.internal,
-        "partitions": partitions,
+        "partition_count": len(topic.partitions),
+        "leader_epoch": LEADER_EPOCH,
         "topic_authorized_operations": authorized_operations,
     }
 
@@ -87,7 +78,8 @@ def missing_topic(
         "name": name,
         "topic_id": topic_id,
         "is_internal": False,
-        "partitions": [],
+        "partition_count": 0,
+        "leader_epoch": LEADER_EPOCH,
         "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
     }
 
@@ -96,8 +88,8 @@ def _describable(ctx: RequestContext, name: str) -> bool:
     return checks.allowed(ctx, checks.DESCRIBE, checks.TOPIC, name)
 
 
-@handler(3, versions=range(0, 13))
-async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
+@handler(3, versions=METADATA_VERSIONS)
+async def metadata(request: Any, ctx: RequestContext) -> RawBody:
     broker = ctx.broker
     node = broker.settings.node_id
     registry = broker.topics
@@ -157,7 +149,8 @@ async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
             topics.append(
                 shown(topic) if topic else missing_topic(name, ErrorCode.unknown_topic_or_partition)
             )
-    return {
+    # Encoded by hand: kio's generic writer took ~0.4 s for a 10,000-partition topic.
+    body = {
         "throttle_time": 0,
         "brokers": [{"node_id": node, "host": broker.host, "port": broker.port, "rack": None}],
         "cluster_id": broker.cluster_id,
@@ -167,3 +160,4 @@ async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
             ctx, bool(getattr(request, "include_cluster_authorized_operations", False))
         ),
     }
+    return RawBody([encode_metadata_response(ctx.api_version, body)])

@@ -541,6 +541,11 @@ class TxnCoordinator:
                 f"1..{self.max_timeout_ms} ms (transaction.max.timeout.ms)",
             )
         meta = self.txns.get(transactional_id)
+        if meta is None or meta.epoch + 1 >= MAX_EPOCH:
+            # the id's reservation fsynced off the loop first, so allocate_pid below (here or
+            # in _bump) finds it in hand; then look again, the id may have come meanwhile
+            await self.broker.producers.ensure_pid_reserved()
+            meta = self.txns.get(transactional_id)
         if meta is None:
             pid = self.broker.producers.allocate_pid()
             fresh = TxnMetadata(transactional_id, pid, 0, timeout_ms)
