@@ -26,6 +26,11 @@ from kafkito.broker.auth.checks import authorized_ops, cluster_ops, create_topic
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.state import LEADER_EPOCH, Topic, topic_name_error
 from kafkito.errors import BrokerError, ErrorCode
+from kafkito.protocol.responses import (
+    MetadataResponse,
+    MetadataResponsePartition,
+    MetadataResponseTopic,
+)
 
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 ZERO_UUID = uuid.UUID(int=0)
@@ -56,8 +61,8 @@ GROUP_OPERATIONS = operations_mask(READ, DESCRIBE, DELETE)
 
 def topic_metadata(
     topic: Topic, node_id: int, authorized_operations: int = AUTHORIZED_OPERATIONS_OMITTED
-) -> dict[str, Any]:
-    partitions = [
+) -> MetadataResponseTopic:
+    partitions: list[MetadataResponsePartition] = [
         {
             "error_code": ErrorCode.none,
             "partition_index": p,
@@ -81,7 +86,7 @@ def topic_metadata(
 
 def missing_topic(
     name: str | None, code: ErrorCode, topic_id: uuid.UUID = ZERO_UUID
-) -> dict[str, Any]:
+) -> MetadataResponseTopic:
     return {
         "error_code": code,
         "name": name,
@@ -97,7 +102,7 @@ def _describable(ctx: RequestContext, name: str) -> bool:
 
 
 @handler(3, versions=range(0, 13))
-async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def metadata(request: Any, ctx: RequestContext) -> MetadataResponse:
     broker = ctx.broker
     node = broker.settings.node_id
     registry = broker.topics
@@ -106,10 +111,11 @@ async def metadata(request: Any, ctx: RequestContext) -> dict[str, Any]:
     allow_create = allow_create and broker.settings.auto_create_topics
     ops_asked = bool(getattr(request, "include_topic_authorized_operations", False))
 
-    def shown(topic: Topic) -> dict[str, Any]:
+    def shown(topic: Topic) -> MetadataResponseTopic:
         return topic_metadata(topic, node, authorized_ops(ctx, checks.TOPIC, topic.name, ops_asked))
 
     requested = request.topics
+    topics: list[MetadataResponseTopic]
     if requested is None or (ctx.api_version == 0 and not requested):
         topics = [shown(t) for t in registry.by_name.values() if _describable(ctx, t.name)]
     else:
