@@ -15,10 +15,11 @@ from kafkito.broker.auth.checks import READ, WRITE, require_group, require_txn
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import transactions_of
 from kafkito.errors import BrokerError, ErrorCode
+from kafkito.protocol.responses import AddOffsetsToTxnResponse
 
 
 @handler(25, versions=range(0, 4))
-async def add_offsets_to_txn(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def add_offsets_to_txn(request: Any, ctx: RequestContext) -> AddOffsetsToTxnResponse:
     code = ErrorCode.none
     try:
         require_txn(ctx, WRITE, request.transactional_id)  # raises *_AUTHORIZATION_FAILED

@@ -18,10 +18,11 @@ from kafkito.broker.auth.checks import WRITE, require_txn, txn_topic_refusals
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import transactions_of
 from kafkito.errors import BrokerError, ErrorCode
+from kafkito.protocol.responses import AddPartitionsToTxnResponse
 
 
 @handler(24, versions=range(0, 4))
-async def add_partitions_to_txn(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def add_partitions_to_txn(request: Any, ctx: RequestContext) -> AddPartitionsToTxnResponse:
     wanted = [
         (topic.name, int(p)) for topic in request.v3_and_below_topics for p in topic.partitions
     ]

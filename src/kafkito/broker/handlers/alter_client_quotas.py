@@ -14,10 +14,11 @@ from kafkito.broker.auth.checks import ALTER_CONFIGS, cluster_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.quotas import entity_of, quotas_of
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import AlterClientQuotasResponse
 
 
 @handler(49, versions=range(0, 2))
-async def alter_client_quotas(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def alter_client_quotas(request: Any, ctx: RequestContext) -> AlterClientQuotasResponse:
     manager = quotas_of(ctx.broker)
     assert manager is not None, "the quota manager installs itself with its module"
     entries = [

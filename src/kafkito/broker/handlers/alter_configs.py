@@ -61,6 +61,10 @@ from kafkito.broker.group_configs import (
 from kafkito.broker.handlers.describe_configs import broker_resource_error
 from kafkito.broker.state import Topic, topic_name_error
 from kafkito.errors import BrokerError, ErrorCode
+from kafkito.protocol.responses import (
+    AlterConfigsResourceResponse,
+    AlterConfigsResponse,
+)
 
 if TYPE_CHECKING:
     from kafkito.broker.core import BrokerCore
@@ -191,7 +195,10 @@ async def replace_group_configs(
         await coordinator.set_group_configs_locked(group_id, dict(configs))
 
 
-def resource_answer(rtype: int, name: str, error: BrokerError | None = None) -> dict[str, Any]:
+def resource_answer(
+    rtype: int, name: str, error: BrokerError | None = None
+) -> AlterConfigsResourceResponse:
+    """One resource's answer; IncrementalAlterConfigs' entity has the same fields."""
     return {
         "error_code": ErrorCode.none if error is None else error.code,
         "error_message": None if error is None else str(error),
@@ -219,11 +226,11 @@ async def _replace(
 
 
 @handler(33, versions=range(0, 3))
-async def alter_configs(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def alter_configs(request: Any, ctx: RequestContext) -> AlterConfigsResponse:
     """Each resource on its own: one refused resource never fails its siblings."""
     broker = ctx.broker
     validate_only = bool(request.validate_only)
-    answers = []
+    answers: list[AlterConfigsResourceResponse] = []
     for resource in request.resources:
         rtype, name = int(resource.resource_type), resource.resource_name
         wanted = {c.name: c.value for c in resource.configs if c.value is not None}

@@ -31,6 +31,9 @@ from kafkito.broker.auth.store import UserStoreError
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.handlers.describe_user_scram_credentials import MECHANISM_NAMES, load_users
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import (
+    AlterUserScramCredentialsResponse,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,9 @@ def _upsertion_error(up: Any) -> tuple[ErrorCode, str] | None:
 
 
 @handler(51, versions=range(0, 1))
-async def alter_user_scram_credentials(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def alter_user_scram_credentials(
+    request: Any, ctx: RequestContext
+) -> AlterUserScramCredentialsResponse:
     users_in_order = list(
         dict.fromkeys([d.name for d in request.deletions] + [u.name for u in request.upsertions])
     )
@@ -139,7 +144,9 @@ async def alter_user_scram_credentials(request: Any, ctx: RequestContext) -> dic
     return _answer(users_in_order, errors)
 
 
-def _answer(users: list[str], errors: dict[str, tuple[ErrorCode, str | None]]) -> dict[str, Any]:
+def _answer(
+    users: list[str], errors: dict[str, tuple[ErrorCode, str | None]]
+) -> AlterUserScramCredentialsResponse:
     return {
         "throttle_time": 0,
         "results": [

@@ -12,11 +12,12 @@ from typing import Any
 
 from kafkito.broker.dispatch import RequestContext, advertised_versions, handler
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import ApiVersionsResponse, ApiVersionsResponseApiVersion
 
 
 @handler(18, versions=range(0, 5))
-async def api_versions(request: Any, ctx: RequestContext) -> dict[str, Any]:
-    keys = [
+async def api_versions(request: Any, ctx: RequestContext) -> ApiVersionsResponse:
+    keys: list[ApiVersionsResponseApiVersion] = [
         {"api_key": k, "min_version": lo, "max_version": hi} for k, lo, hi in advertised_versions()
     ]
     return {

@@ -16,12 +16,13 @@ from kafkito.broker.auth.authorizer import authorizer_of
 from kafkito.broker.auth.checks import ALTER, DENIED_MESSAGES, cluster_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode, StorageError
+from kafkito.protocol.responses import CreateAclsResponse
 
 NO_AUTHORIZER = "No Authorizer is configured on the broker"
 
 
 @handler(30, versions=range(1, 4))
-async def create_acls(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def create_acls(request: Any, ctx: RequestContext) -> CreateAclsResponse:
     authorizer = authorizer_of(ctx.broker)
     results: list[tuple[ErrorCode, str | None]] = []
     if authorizer is None or not authorizer.enabled:

@@ -20,11 +20,15 @@ from kafkito.broker.auth.checks import ALTER, topic_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.handlers.create_topics import MAX_PARTITIONS_PER_TOPIC
 from kafkito.errors import BrokerError, ErrorCode
+from kafkito.protocol.responses import (
+    CreatePartitionsResponse,
+    CreatePartitionsTopicResult,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _answer(name: str, code: ErrorCode, message: str | None = None) -> dict[str, Any]:
+def _answer(name: str, code: ErrorCode, message: str | None = None) -> CreatePartitionsTopicResult:
     return {"name": name, "error_code": code, "error_message": message}
 
 
@@ -57,12 +61,12 @@ def _check(request_topic: Any, current: int, node: int) -> tuple[ErrorCode, str]
 
 
 @handler(37, versions=range(0, 4))
-async def create_partitions(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def create_partitions(request: Any, ctx: RequestContext) -> CreatePartitionsResponse:
     """Each topic on its own; the answer names every topic of the request."""
     broker = ctx.broker
     registry = broker.topics
     counts = collections.Counter(t.name for t in request.topics)
-    answers = []
+    answers: list[CreatePartitionsTopicResult] = []
     answered: set[str] = set()
     for wanted in request.topics:
         name = wanted.name

@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import collections
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from kafkito.broker.auth.checks import create_topic_denied
 from kafkito.broker.configs import describe_topic_configs, validate_topic_config
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import BrokerError, ErrorCode
+from kafkito.protocol.responses import (
+    CreateTopicsResponse,
+    CreateTopicsResponseCreatableTopicConfigs,
+    CreateTopicsResponseCreatableTopicResult,
+)
 
 MAX_PARTITIONS_PER_TOPIC = 10_000
 """Each partition is a directory of open files: a bound, checked where the request enters."""
@@ -29,7 +34,7 @@ _CONFIG_FIELDS = ("name", "value", "read_only", "config_source", "is_sensitive")
 """What CreateTopics' config rows hold of DescribeConfigs' (no synonyms, type or doc)."""
 
 
-def _failed(name: str, code: ErrorCode, message: str) -> dict[str, Any]:
+def _failed(name: str, code: ErrorCode, message: str) -> CreateTopicsResponseCreatableTopicResult:
     return {
         "name": name,
         "topic_id": uuid.UUID(int=0),
@@ -42,11 +47,11 @@ def _failed(name: str, code: ErrorCode, message: str) -> dict[str, Any]:
 
 
 @handler(19, versions=range(2, 8))
-async def create_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def create_topics(request: Any, ctx: RequestContext) -> CreateTopicsResponse:
     """Each topic on its own: one refused topic never fails its siblings."""
     broker = ctx.broker
     node = broker.settings.node_id
-    answers = []
+    answers: list[CreateTopicsResponseCreatableTopicResult] = []
     counts = collections.Counter(wanted.name for wanted in request.topics)
     answered: set[str] = set()
     for wanted in request.topics:
@@ -138,8 +143,12 @@ async def create_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
         except BrokerError as exc:
             answers.append(_failed(name, exc.code, str(exc)))
             continue
+        # DescribeConfigs' rows cut to _CONFIG_FIELDS: keys chosen at run time (checked there by
+        # codec.build), so mypy takes them on trust.
         described = [
-            {key: row[key] for key in _CONFIG_FIELDS}
+            cast(
+                CreateTopicsResponseCreatableTopicConfigs, {key: row[key] for key in _CONFIG_FIELDS}
+            )
             for row in (
                 entry.as_dict(synonyms=False, documentation=False)
                 for entry in describe_topic_configs(configs, broker.settings, broker.topics.dynamic)

@@ -15,16 +15,24 @@ from kafkito.broker.auth.checks import ALTER, DENIED_MESSAGES, cluster_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.handlers.create_acls import NO_AUTHORIZER
 from kafkito.errors import ErrorCode, StorageError
+from kafkito.protocol.responses import (
+    DeleteAclsFilterResult,
+    DeleteAclsMatchingAcl,
+    DeleteAclsResponse,
+)
 
 
-def _result(code: ErrorCode, message: str | None, acls: list[Any] | None = None) -> dict[str, Any]:
+def _result(
+    code: ErrorCode, message: str | None, acls: list[DeleteAclsMatchingAcl] | None = None
+) -> DeleteAclsFilterResult:
     return {"error_code": code, "error_message": message, "matching_acls": acls or []}
 
 
 @handler(31, versions=range(1, 4))
-async def delete_acls(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def delete_acls(request: Any, ctx: RequestContext) -> DeleteAclsResponse:
     authorizer = authorizer_of(ctx.broker)
     n = len(request.filters)
+    results: list[DeleteAclsFilterResult]
     if authorizer is None or not authorizer.enabled:
         results = [_result(ErrorCode.security_disabled, NO_AUTHORIZER)] * n
     elif (denied := cluster_denied(ctx, ALTER)) is not None:
@@ -59,7 +67,7 @@ async def delete_acls(request: Any, ctx: RequestContext) -> dict[str, Any]:
             if isinstance(f, str):
                 results.append(_result(ErrorCode.invalid_request, f))
                 continue
-            matching = [
+            matching: list[DeleteAclsMatchingAcl] = [
                 {
                     "error_code": ErrorCode.none,
                     "error_message": None,

@@ -13,12 +13,16 @@ from kafkito.broker.auth.checks import DELETE, group_denied
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import BrokerError
+from kafkito.protocol.responses import (
+    DeleteGroupsResponse,
+    DeleteGroupsResponseDeletableGroupResult,
+)
 
 
 @handler(42, versions=range(0, 3))
-async def delete_groups(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def delete_groups(request: Any, ctx: RequestContext) -> DeleteGroupsResponse:
     coordinator = coordinator_of(ctx.broker)
-    results = []
+    results: list[DeleteGroupsResponseDeletableGroupResult] = []
     for group_id in request.groups_names:
         if denied := group_denied(ctx, DELETE, group_id):
             results.append({"group_id": group_id, "error_code": denied})

@@ -19,23 +19,28 @@ from typing import Any
 from kafkito.broker.auth.checks import DELETE, topic_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import (
+    DeleteRecordsPartitionResult,
+    DeleteRecordsResponse,
+    DeleteRecordsTopicResult,
+)
 
 log = logging.getLogger(__name__)
 
 HIGH_WATERMARK = -1
 
 
-def _answer(index: int, code: ErrorCode, low_watermark: int = -1) -> dict[str, Any]:
+def _answer(index: int, code: ErrorCode, low_watermark: int = -1) -> DeleteRecordsPartitionResult:
     return {"partition_index": index, "error_code": code, "low_watermark": low_watermark}
 
 
 @handler(21, versions=range(0, 3))
-async def delete_records(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def delete_records(request: Any, ctx: RequestContext) -> DeleteRecordsResponse:
     """Each partition on its own: one unknown partition never fails its siblings."""
     registry = ctx.broker.topics
-    topics = []
+    topics: list[DeleteRecordsTopicResult] = []
     for topic in request.topics:
-        answers = []
+        answers: list[DeleteRecordsPartitionResult] = []
         for wanted in topic.partitions:
             index = int(wanted.partition_index)
             plog = registry.partition(topic.name, index)

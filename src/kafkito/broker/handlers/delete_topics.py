@@ -18,6 +18,10 @@ from typing import Any
 from kafkito.broker.auth.checks import DELETE, DESCRIBE, topic_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import BrokerError, ErrorCode
+from kafkito.protocol.responses import (
+    DeleteTopicsResponse,
+    DeleteTopicsResponseDeletableTopicResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +30,19 @@ ZERO_UUID = uuid.UUID(int=0)
 
 def _answer(
     name: str | None, topic_id: uuid.UUID, code: ErrorCode, message: str | None = None
-) -> dict[str, Any]:
+) -> DeleteTopicsResponseDeletableTopicResult:
     return {"name": name, "topic_id": topic_id, "error_code": code, "error_message": message}
 
 
 @handler(20, versions=range(1, 7))
-async def delete_topics(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def delete_topics(request: Any, ctx: RequestContext) -> DeleteTopicsResponse:
     """Delete each topic on its own: one unknown topic never fails its siblings."""
     registry = ctx.broker.topics
     if ctx.api_version >= 6:
         wanted = [(t.name, t.topic_id or ZERO_UUID) for t in request.topics]
     else:
         wanted = [(name, ZERO_UUID) for name in request.topic_names]
-    answers = []
+    answers: list[DeleteTopicsResponseDeletableTopicResult] = []
     for name, topic_id in wanted:
         if name is not None and topic_id != ZERO_UUID:
             answers.append(

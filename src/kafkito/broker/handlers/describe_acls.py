@@ -15,14 +15,18 @@ from kafkito.broker.auth.checks import DENIED_MESSAGES, DESCRIBE, cluster_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.handlers.create_acls import NO_AUTHORIZER
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import (
+    DescribeAclsResponse,
+    DescribeAclsResponseAclDescription,
+)
 
 
-def _failed(code: ErrorCode, message: str | None) -> dict[str, Any]:
+def _failed(code: ErrorCode, message: str | None) -> DescribeAclsResponse:
     return {"throttle_time": 0, "error_code": code, "error_message": message, "resources": []}
 
 
 @handler(29, versions=range(1, 4))
-async def describe_acls(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def describe_acls(request: Any, ctx: RequestContext) -> DescribeAclsResponse:
     authorizer = authorizer_of(ctx.broker)
     if authorizer is None or not authorizer.enabled:
         return _failed(ErrorCode.security_disabled, NO_AUTHORIZER)
@@ -40,7 +44,7 @@ async def describe_acls(request: Any, ctx: RequestContext) -> dict[str, Any]:
         )
     except InvalidAcl as exc:
         return _failed(ErrorCode.invalid_request, str(exc))
-    resources: dict[tuple[int, str, int], list[dict[str, Any]]] = {}
+    resources: dict[tuple[int, str, int], list[DescribeAclsResponseAclDescription]] = {}
     for acl in authorizer.describe(wanted):
         key = (int(acl.resource_type), acl.name, int(acl.pattern_type))
         resources.setdefault(key, []).append(

@@ -12,10 +12,11 @@ from kafkito.broker.auth.checks import DENIED_MESSAGES, DESCRIBE_CONFIGS, cluste
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.quotas import QuotaError, quotas_of
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import DescribeClientQuotasResponse
 
 
 @handler(48, versions=range(0, 2))
-async def describe_client_quotas(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def describe_client_quotas(request: Any, ctx: RequestContext) -> DescribeClientQuotasResponse:
     manager = quotas_of(ctx.broker)
     assert manager is not None, "the quota manager installs itself with its module"
     components = [(c.entity_type, int(c.match_type), c.match) for c in request.components]

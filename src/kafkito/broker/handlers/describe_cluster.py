@@ -17,16 +17,17 @@ from typing import Any
 from kafkito.broker.auth.checks import cluster_ops
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import DescribeClusterResponse
 
 ENDPOINT_BROKERS = 1
 
 
 @handler(60, versions=range(0, 3))
-async def describe_cluster(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def describe_cluster(request: Any, ctx: RequestContext) -> DescribeClusterResponse:
     broker = ctx.broker
     node = broker.settings.node_id
     endpoint_type = int(getattr(request, "endpoint_type", ENDPOINT_BROKERS))
-    answer: dict[str, Any] = {
+    answer: DescribeClusterResponse = {
         "throttle_time": 0,
         "error_code": ErrorCode.none,
         "error_message": None,

@@ -19,7 +19,7 @@ other resource type INVALID_REQUEST.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from kafkito.broker.auth.checks import DESCRIBE_CONFIGS, require_config
 from kafkito.broker.configs import (
@@ -39,6 +39,11 @@ from kafkito.broker.group_configs import (
 )
 from kafkito.broker.state import topic_name_error
 from kafkito.errors import BrokerError, ErrorCode
+from kafkito.protocol.responses import (
+    DescribeConfigsResourceResult,
+    DescribeConfigsResponse,
+    DescribeConfigsResult,
+)
 
 if TYPE_CHECKING:
     from kafkito.broker.core import BrokerCore
@@ -83,11 +88,11 @@ def _describe(broker: BrokerCore, resource_type: int, name: str) -> list[ConfigV
 
 
 @handler(32, versions=range(1, 5))
-async def describe_configs(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def describe_configs(request: Any, ctx: RequestContext) -> DescribeConfigsResponse:
     """Each resource on its own: one unknown topic never fails its siblings."""
     synonyms = bool(request.include_synonyms)
     documentation = bool(getattr(request, "include_documentation", False))
-    results = []
+    results: list[DescribeConfigsResult] = []
     for resource in request.resources:
         rtype, name = int(resource.resource_type), resource.resource_name
         try:
@@ -114,8 +119,14 @@ async def describe_configs(request: Any, ctx: RequestContext) -> dict[str, Any]:
                 "error_message": None,
                 "resource_type": rtype,
                 "resource_name": name,
+                # ConfigEntry.as_dict (broker/configs.py) is plain data of its own: its keys are
+                # checked by codec.build at run time, not by mypy.
                 "configs": [
-                    c.as_dict(synonyms=synonyms, documentation=documentation) for c in described
+                    cast(
+                        DescribeConfigsResourceResult,
+                        c.as_dict(synonyms=synonyms, documentation=documentation),
+                    )
+                    for c in described
                 ],
             }
         )

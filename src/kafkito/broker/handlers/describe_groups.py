@@ -9,7 +9,7 @@ Member metadata is shown only while the group is Stable; assignments always (Kaf
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from kafkito.broker.auth.checks import (
     DESCRIBE,
@@ -21,18 +21,26 @@ from kafkito.broker.auth.checks import (
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.coordinator.coordinator import describe
 from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.protocol.responses import (
+    DescribeGroupsResponse,
+    DescribeGroupsResponseDescribedGroup,
+)
 
 
 @handler(15, versions=range(0, 6))
-async def describe_groups(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def describe_groups(request: Any, ctx: RequestContext) -> DescribeGroupsResponse:
     coordinator = coordinator_of(ctx.broker)
     include_ops = bool(getattr(request, "include_authorized_operations", False))
-    groups = []
+    # describe() (coordinator/) and describe_denied() (auth/checks) build plain dicts of their
+    # own: their keys are checked by codec.build at run time, not by mypy.
+    groups: list[DescribeGroupsResponseDescribedGroup] = []
     for group_id in request.groups:
         if denied := group_denied(ctx, DESCRIBE, group_id):
-            groups.append(describe_denied(group_id, denied))
+            groups.append(
+                cast(DescribeGroupsResponseDescribedGroup, describe_denied(group_id, denied))
+            )
             continue
         described = describe(coordinator.groups.get(group_id), group_id, include_ops)
         described["authorized_operations"] = authorized_ops(ctx, GROUP, group_id, include_ops)
-        groups.append(described)
+        groups.append(cast(DescribeGroupsResponseDescribedGroup, described))
     return {"throttle_time": 0, "groups": groups}

@@ -23,6 +23,11 @@ from typing import Any
 from kafkito.broker.auth.checks import DESCRIBE, cluster_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import (
+    DescribeLogDirsPartition,
+    DescribeLogDirsResponse,
+    DescribeLogDirsTopic,
+)
 
 
 def _disk_bytes(path: str) -> tuple[int, int]:
@@ -37,16 +42,16 @@ def _disk_bytes(path: str) -> tuple[int, int]:
 
 
 @handler(35, versions=range(1, 5))
-async def describe_log_dirs(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def describe_log_dirs(request: Any, ctx: RequestContext) -> DescribeLogDirsResponse:
     registry = ctx.broker.topics
     if denied := cluster_denied(ctx, DESCRIBE):
         return {"throttle_time": 0, "error_code": denied, "results": []}
     wanted: set[tuple[str, int]] | None = None
     if request.topics is not None:
         wanted = {(t.topic, int(p)) for t in request.topics for p in t.partitions}
-    topics = []
+    topics: list[DescribeLogDirsTopic] = []
     for name, topic in registry.by_name.items():
-        partitions = [
+        partitions: list[DescribeLogDirsPartition] = [
             {
                 "partition_index": index,
                 "partition_size": plog.size_bytes,

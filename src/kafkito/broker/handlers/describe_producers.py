@@ -14,14 +14,20 @@ from typing import Any
 from kafkito.broker.auth.checks import READ, topic_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import (
+    DescribeProducersResponse,
+    DescribeProducersResponsePartitionResponse,
+    DescribeProducersResponseProducerState,
+    DescribeProducersResponseTopicResponse,
+)
 
 
 @handler(61, versions=range(0, 1))
-async def describe_producers(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def describe_producers(request: Any, ctx: RequestContext) -> DescribeProducersResponse:
     broker = ctx.broker
-    topics = []
+    topics: list[DescribeProducersResponseTopicResponse] = []
     for topic in request.topics:
-        partitions: list[dict[str, Any]] = []
+        partitions: list[DescribeProducersResponsePartitionResponse] = []
         for index in topic.partition_indexes:
             plog = broker.topics.partition(topic.name, int(index))
             denied = topic_denied(ctx, READ, topic.name)
@@ -36,7 +42,7 @@ async def describe_producers(request: Any, ctx: RequestContext) -> dict[str, Any
                 )
                 continue
             txns = broker.transactions.state_for(plog) if broker.transactions else None
-            rows = []
+            rows: list[DescribeProducersResponseProducerState] = []
             if broker.producers is not None:
                 for pid, entry in sorted(broker.producers.state_for(plog).entries.items()):
                     rows.append(

@@ -17,6 +17,10 @@ from kafkito.broker.auth.checks import DESCRIBE, txn_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import transactions_of
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import (
+    DescribeTransactionsResponse,
+    DescribeTransactionsResponseTransactionState,
+)
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
@@ -28,9 +32,9 @@ def _start_time(ms: int) -> datetime.datetime:
 
 
 @handler(65, versions=range(0, 1))
-async def describe_transactions(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def describe_transactions(request: Any, ctx: RequestContext) -> DescribeTransactionsResponse:
     coordinator = transactions_of(ctx.broker)
-    answers = []
+    answers: list[DescribeTransactionsResponseTransactionState] = []
     for txn_id in request.transactional_ids:
         meta = coordinator.txns.get(txn_id)
         denied = txn_denied(ctx, DESCRIBE, txn_id)

@@ -22,6 +22,11 @@ from kafkito.broker.auth.checks import DESCRIBE, cluster_denied
 from kafkito.broker.auth.store import UserStore, UserStoreError
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import (
+    DescribeUserScramCredentialsResponse,
+    DescribeUserScramCredentialsResponseCredentialInfo,
+    DescribeUserScramCredentialsResult,
+)
 
 if TYPE_CHECKING:
     from kafkito.broker.settings import BrokerSettings
@@ -41,13 +46,23 @@ async def load_users(settings: BrokerSettings) -> UserStore:
     return await asyncio.to_thread(UserStore.load, users_path(settings), missing_ok=True)
 
 
-def _result(user: str, code: ErrorCode, message: str, infos: list[dict[str, int]]) -> Any:
+def _result(
+    user: str,
+    code: ErrorCode,
+    message: str,
+    infos: list[DescribeUserScramCredentialsResponseCredentialInfo],
+) -> DescribeUserScramCredentialsResult:
     return {"user": user, "error_code": code, "error_message": message, "credential_infos": infos}
 
 
 @handler(50, versions=range(0, 1))
-async def describe_user_scram_credentials(request: Any, ctx: RequestContext) -> dict[str, Any]:
-    answer: dict[str, Any] = {"throttle_time": 0, "error_code": ErrorCode.none}
+async def describe_user_scram_credentials(
+    request: Any, ctx: RequestContext
+) -> DescribeUserScramCredentialsResponse:
+    answer: DescribeUserScramCredentialsResponse = {
+        "throttle_time": 0,
+        "error_code": ErrorCode.none,
+    }
     if (denied := cluster_denied(ctx, DESCRIBE)) is not None:
         return {**answer, "error_code": denied, "error_message": None, "results": []}
     try:
@@ -57,7 +72,7 @@ async def describe_user_scram_credentials(request: Any, ctx: RequestContext) -> 
         return {**answer, "error_code": ErrorCode.unknown_server_error, "error_message": message,
                 "results": []}  # fmt: skip
     named = [u.name for u in request.users] if request.users else sorted(store.users)
-    results = []
+    results: list[DescribeUserScramCredentialsResult] = []
     seen: set[str] = set()
     for user in named:
         if user in seen:
@@ -79,7 +94,7 @@ async def describe_user_scram_credentials(request: Any, ctx: RequestContext) -> 
             message = f"Attempt to describe a user credential that does not exist: {user}"
             results.append(_result(user, ErrorCode.resource_not_found, message, []))
             continue
-        infos = [
+        infos: list[DescribeUserScramCredentialsResponseCredentialInfo] = [
             {"mechanism": MECHANISM_IDS[m], "iterations": c.iterations}
             for m, c in sorted(credentials.items(), key=lambda mc: MECHANISM_IDS[mc[0]])
         ]

@@ -19,10 +19,11 @@ from kafkito.broker.auth.checks import WRITE, require_txn
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import transactions_of
 from kafkito.errors import BrokerError, ErrorCode
+from kafkito.protocol.responses import EndTxnResponse
 
 
 @handler(26, versions=range(0, 4))
-async def end_txn(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def end_txn(request: Any, ctx: RequestContext) -> EndTxnResponse:
     code = ErrorCode.none
     try:
         require_txn(ctx, WRITE, request.transactional_id)  # raises *_AUTHORIZATION_FAILED

@@ -15,11 +15,15 @@ import kafkito.broker.coordinator  # noqa: F401 - registers the coordinator inst
 from kafkito.broker.auth.checks import DENIED_MESSAGES, coordinator_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import (
+    FindCoordinatorResponse,
+    FindCoordinatorResponseCoordinator,
+)
 
 GROUP_KEY, TRANSACTION_KEY = 0, 1
 
 
-def _answer(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
+def _answer(ctx: RequestContext, key: str, key_type: int) -> FindCoordinatorResponseCoordinator:
     if key_type not in (GROUP_KEY, TRANSACTION_KEY):
         return {
             "key": key,
@@ -49,12 +53,18 @@ def _answer(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
 
 
 @handler(10, versions=range(0, 7))
-async def find_coordinator(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def find_coordinator(request: Any, ctx: RequestContext) -> FindCoordinatorResponse:
     key_type = int(getattr(request, "key_type", GROUP_KEY))
     if ctx.api_version >= 4:
         coordinators = [_answer(ctx, key, key_type) for key in request.coordinator_keys]
         return {"throttle_time": 0, "coordinators": coordinators}
     # v0-3 answer one key at the top level, where the response has no `key` field
     single = _answer(ctx, request.key, key_type)
-    del single["key"]
-    return {"throttle_time": 0, **single}
+    return {
+        "throttle_time": 0,
+        "error_code": single["error_code"],
+        "error_message": single["error_message"],
+        "node_id": single["node_id"],
+        "host": single["host"],
+        "port": single["port"],
+    }

@@ -11,10 +11,11 @@ from typing import Any
 from kafkito.broker.auth.checks import READ, group_denied
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.protocol.responses import HeartbeatResponse
 
 
 @handler(12, versions=range(0, 5))
-async def heartbeat(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def heartbeat(request: Any, ctx: RequestContext) -> HeartbeatResponse:
     if denied := group_denied(ctx, READ, request.group_id):
         return {"throttle_time": 0, "error_code": denied}
     code = coordinator_of(ctx.broker).heartbeat(

@@ -54,6 +54,10 @@ from kafkito.broker.handlers.alter_configs import (
 )
 from kafkito.broker.state import Topic
 from kafkito.errors import BrokerError, ErrorCode
+from kafkito.protocol.responses import (
+    IncrementalAlterConfigsResponse,
+    IncrementalAlterConfigsResponseAlterConfigsResourceResponse,
+)
 
 if TYPE_CHECKING:
     from kafkito.broker.core import BrokerCore
@@ -148,11 +152,13 @@ async def _alter_broker(
 
 
 @handler(44, versions=range(0, 2))
-async def incremental_alter_configs(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def incremental_alter_configs(
+    request: Any, ctx: RequestContext
+) -> IncrementalAlterConfigsResponse:
     """Each resource on its own: one refused resource never fails its siblings."""
     broker = ctx.broker
     validate_only = bool(request.validate_only)
-    answers = []
+    answers: list[IncrementalAlterConfigsResponseAlterConfigsResourceResponse] = []
     for resource in request.resources:
         rtype, name = int(resource.resource_type), resource.resource_name
         operations = [(c.name, int(c.config_operation), c.value) for c in resource.configs]

@@ -33,11 +33,12 @@ from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import transactions_of
 from kafkito.errors import BrokerError, ErrorCode
 from kafkito.protocol.codec import ms
+from kafkito.protocol.responses import InitProducerIdResponse
 
 log = logging.getLogger(__name__)
 
 
-def _answer(code: ErrorCode, producer_id: int = -1, epoch: int = -1) -> dict[str, Any]:
+def _answer(code: ErrorCode, producer_id: int = -1, epoch: int = -1) -> InitProducerIdResponse:
     return {
         "throttle_time": 0,
         "error_code": code,
@@ -47,7 +48,7 @@ def _answer(code: ErrorCode, producer_id: int = -1, epoch: int = -1) -> dict[str
 
 
 @handler(22, versions=range(0, 5))
-async def init_producer_id(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def init_producer_id(request: Any, ctx: RequestContext) -> InitProducerIdResponse:
     manager = ctx.broker.producers
     if request.transactional_id is not None:
         return await _transactional(request, ctx)
@@ -65,7 +66,7 @@ async def init_producer_id(request: Any, ctx: RequestContext) -> dict[str, Any]:
     return _answer(ErrorCode.none, pid, new_epoch)
 
 
-async def _transactional(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def _transactional(request: Any, ctx: RequestContext) -> InitProducerIdResponse:
     """A transactional producer: the transaction coordinator gives (and fences) its id."""
     try:
         require_txn(ctx, WRITE, request.transactional_id)  # raises *_AUTHORIZATION_FAILED

@@ -12,10 +12,14 @@ from typing import Any
 from kafkito.broker.auth.checks import READ, group_denied
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
+from kafkito.protocol.responses import (
+    LeaveGroupResponse,
+    LeaveGroupResponseMemberResponse,
+)
 
 
 @handler(13, versions=range(0, 6))
-async def leave_group(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def leave_group(request: Any, ctx: RequestContext) -> LeaveGroupResponse:
     if denied := group_denied(ctx, READ, request.group_id):
         return {"throttle_time": 0, "error_code": denied, "members": []}
     coordinator = coordinator_of(ctx.broker)
@@ -24,7 +28,7 @@ async def leave_group(request: Any, ctx: RequestContext) -> dict[str, Any]:
         return {"throttle_time": 0, "error_code": errors[0]}
     leaving = [(m.member_id, m.group_instance_id) for m in request.members]
     code, errors = coordinator.leave(request.group_id, leaving)
-    members = [
+    members: list[LeaveGroupResponseMemberResponse] = [
         {"member_id": member_id, "group_instance_id": instance_id, "error_code": error}
         for (member_id, instance_id), error in zip(leaving, errors, strict=True)
     ]

@@ -8,22 +8,26 @@ Filters compare case-insensitively, as Kafka does.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from kafkito.broker.auth.checks import listed_groups
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import (
+    ListGroupsResponse,
+    ListGroupsResponseListedGroup,
+)
 
 GROUP_TYPE = "classic"
 CONSUMER_GROUP_TYPE = "consumer"
 
 
 @handler(16, versions=range(0, 6))
-async def list_groups(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def list_groups(request: Any, ctx: RequestContext) -> ListGroupsResponse:
     states = {s.lower() for s in getattr(request, "states_filter", ())}
     types = {t.lower() for t in getattr(request, "types_filter", ())}
-    groups = []
+    groups: list[ListGroupsResponseListedGroup] = []
     if not types or GROUP_TYPE in types:
         for group in coordinator_of(ctx.broker).list_groups():
             if states and group.state.value.lower() not in states:
@@ -49,5 +53,7 @@ async def list_groups(request: Any, ctx: RequestContext) -> dict[str, Any]:
                     "group_type": CONSUMER_GROUP_TYPE,
                 }
             )
-    groups = listed_groups(ctx, groups)  # all with DESCRIBE on the cluster, else per group
+    # all with DESCRIBE on the cluster, else per group (auth/checks filters plain dicts)
+    visible = listed_groups(ctx, cast(list[dict[str, Any]], groups))
+    groups = cast(list[ListGroupsResponseListedGroup], visible)
     return {"throttle_time": 0, "error_code": ErrorCode.none, "groups": groups}

@@ -21,13 +21,20 @@ from kafkito.broker.auth.checks import DESCRIBE, topic_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.state import LEADER_EPOCH
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import (
+    ListOffsetsPartitionResponse,
+    ListOffsetsResponse,
+    ListOffsetsTopicResponse,
+)
 
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
 _SINCE_VERSION = {MAX_TIMESTAMP: 7, EARLIEST_LOCAL: 8, LATEST_TIERED: 9}
 """The first ListOffsets version that knows each special timestamp (Kafka's ListOffsetsRequest)."""
 
 
-def _answer(index: int, code: ErrorCode, timestamp: int = -1, offset: int = -1) -> dict[str, Any]:
+def _answer(
+    index: int, code: ErrorCode, timestamp: int = -1, offset: int = -1
+) -> ListOffsetsPartitionResponse:
     found = code == ErrorCode.none and offset >= 0
     return {
         "partition_index": index,
@@ -39,13 +46,13 @@ def _answer(index: int, code: ErrorCode, timestamp: int = -1, offset: int = -1) 
 
 
 @handler(2, versions=range(1, 10))
-async def list_offsets(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def list_offsets(request: Any, ctx: RequestContext) -> ListOffsetsResponse:
     registry = ctx.broker.topics
     txns = ctx.broker.transactions
     read_committed = int(getattr(request, "isolation_level", 0)) == 1
-    topics = []
+    topics: list[ListOffsetsTopicResponse] = []
     for topic in request.topics:
-        answers = []
+        answers: list[ListOffsetsPartitionResponse] = []
         denied = topic_denied(ctx, DESCRIBE, topic.name)
         for wanted in topic.partitions:
             index = int(wanted.partition_index)

@@ -15,18 +15,22 @@ from kafkito.broker.auth.checks import DESCRIBE, txn_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import TxnState, transactions_of
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import (
+    ListTransactionsResponse,
+    ListTransactionsResponseTransactionState,
+)
 
 _STATE_NAMES = {s.value for s in TxnState}
 
 
 @handler(66, versions=range(0, 2))
-async def list_transactions(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def list_transactions(request: Any, ctx: RequestContext) -> ListTransactionsResponse:
     coordinator = transactions_of(ctx.broker)
     states = set(request.state_filters)
     pids = {int(p) for p in request.producer_id_filters}
     duration_ms = int(getattr(request, "duration_filter", -1))
     now = coordinator.wall_ms()
-    rows = []
+    rows: list[ListTransactionsResponseTransactionState] = []
     for meta in coordinator.list():
         if states and meta.state.value not in states:
             continue

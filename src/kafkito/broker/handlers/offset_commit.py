@@ -18,10 +18,14 @@ from kafkito.broker.auth.checks import READ, commit_refusals
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import BrokerError, ErrorCode
+from kafkito.protocol.responses import (
+    OffsetCommitResponse,
+    OffsetCommitResponseTopic,
+)
 
 
 @handler(8, versions=range(2, 10))
-async def offset_commit(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def offset_commit(request: Any, ctx: RequestContext) -> OffsetCommitResponse:
     refused = commit_refusals(ctx, READ, request.group_id, [t.name for t in request.topics])
     rows = [
         (
@@ -50,7 +54,7 @@ async def offset_commit(request: Any, ctx: RequestContext) -> dict[str, Any]:
         )
     except BrokerError as exc:
         errors = {(t, p): exc.code for t, p, *_ in rows}
-    topics = [
+    topics: list[OffsetCommitResponseTopic] = [
         {
             "name": topic.name,
             "partitions": [

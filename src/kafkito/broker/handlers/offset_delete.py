@@ -22,15 +22,19 @@ from kafkito.broker.auth.checks import DELETE, READ, denied_topics, group_denied
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import (
+    OffsetDeleteResponse,
+    OffsetDeleteResponsePartition,
+)
 
 
 @handler(47, versions=range(0, 1))
-async def offset_delete(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def offset_delete(request: Any, ctx: RequestContext) -> OffsetDeleteResponse:
     registry = ctx.broker.topics
     if denied := group_denied(ctx, DELETE, request.group_id):
         return {"error_code": denied, "throttle_time": 0, "topics": []}
     refused = denied_topics(ctx, READ, [t.name for t in request.topics])
-    answered: dict[str, list[dict[str, Any]]] = {}
+    answered: dict[str, list[OffsetDeleteResponsePartition]] = {}
     valid: list[tuple[str, list[int]]] = []
     for topic in request.topics:
         found = registry.get(topic.name)

@@ -20,11 +20,16 @@ from kafkito.broker.auth.checks import DESCRIBE, fetch_visible, group_denied
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import (
+    OffsetFetchResponse,
+    OffsetFetchResponseGroup,
+    OffsetFetchResponseTopics,
+)
 
 
 async def _group(
     ctx: RequestContext, group_id: str, topics: Any, require_stable: bool
-) -> list[dict[str, Any]]:
+) -> list[OffsetFetchResponseTopics]:
     wanted = None
     if topics is not None:
         wanted = [(t.name, list(t.partition_indexes)) for t in topics]
@@ -49,10 +54,10 @@ async def _group(
 
 
 @handler(9, versions=range(1, 10))
-async def offset_fetch(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def offset_fetch(request: Any, ctx: RequestContext) -> OffsetFetchResponse:
     require_stable = bool(getattr(request, "require_stable", False))
     if ctx.api_version >= 8:
-        groups = []
+        groups: list[OffsetFetchResponseGroup] = []
         consumer = coordinator_of(ctx.broker).consumer
         for g in request.groups:
             if denied := group_denied(ctx, DESCRIBE, g.group_id):

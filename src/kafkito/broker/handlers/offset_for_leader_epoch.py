@@ -33,6 +33,11 @@ from kafkito.broker.auth.checks import DESCRIBE, topic_denied
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.state import LEADER_EPOCH
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import (
+    OffsetForLeaderEpochResponse,
+    OffsetForLeaderEpochResponseEpochEndOffset,
+    OffsetForLeaderEpochResponseOffsetForLeaderTopicResult,
+)
 
 UNDEFINED_EPOCH = -1
 UNDEFINED_EPOCH_OFFSET = -1
@@ -52,16 +57,20 @@ def end_offset_for(
     return requested_epoch, log_start_offset
 
 
-def _answer(index: int, code: ErrorCode, epoch: int = -1, end: int = -1) -> dict[str, Any]:
+def _answer(
+    index: int, code: ErrorCode, epoch: int = -1, end: int = -1
+) -> OffsetForLeaderEpochResponseEpochEndOffset:
     return {"error_code": code, "partition": index, "leader_epoch": epoch, "end_offset": end}
 
 
 @handler(23, versions=range(2, 5))
-async def offset_for_leader_epoch(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def offset_for_leader_epoch(
+    request: Any, ctx: RequestContext
+) -> OffsetForLeaderEpochResponse:
     registry = ctx.broker.topics
-    topics = []
+    topics: list[OffsetForLeaderEpochResponseOffsetForLeaderTopicResult] = []
     for topic in request.topics:
-        answers = []
+        answers: list[OffsetForLeaderEpochResponseEpochEndOffset] = []
         for wanted in topic.partitions:
             index = int(wanted.partition)
             plog = registry.partition(topic.topic, index)

@@ -18,10 +18,11 @@ from typing import Any
 from kafkito.broker.auth import SaslFailed, SaslState
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import SaslAuthenticateResponse
 
 
 @handler(36, versions=range(0, 3))
-async def sasl_authenticate(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def sasl_authenticate(request: Any, ctx: RequestContext) -> SaslAuthenticateResponse:
     connection = ctx.connection
     session = getattr(connection, "sasl", None)
     if session is None or session.state is not SaslState.AUTHENTICATE:

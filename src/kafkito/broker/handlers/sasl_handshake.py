@@ -15,10 +15,11 @@ from typing import Any
 
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import SaslHandshakeResponse
 
 
 @handler(17, versions=range(0, 2))
-async def sasl_handshake(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def sasl_handshake(request: Any, ctx: RequestContext) -> SaslHandshakeResponse:
     connection = ctx.connection
     session = getattr(connection, "sasl", None)
     if session is None or not session.can_handshake():

@@ -8,29 +8,26 @@ The leader's request carries every member's assignment; everyone else waits for 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from kafkito.broker.auth.checks import READ, group_denied
 from kafkito.broker.coordinator import coordinator_of
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.errors import ErrorCode
+from kafkito.protocol.responses import SyncGroupResponse
 
 
 @handler(14, versions=range(0, 6))
-async def sync_group(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def sync_group(request: Any, ctx: RequestContext) -> SyncGroupResponse:
     # Kafka's order: v5's mandatory protocol fields first (INCONSISTENT_GROUP_PROTOCOL), then
     # READ on the group.
     missing = ctx.api_version >= 5 and (
         request.protocol_type is None or request.protocol_name is None
     )
-    if missing or (denied := group_denied(ctx, READ, request.group_id)):
-        return {
-            "throttle_time": 0,
-            "error_code": ErrorCode.inconsistent_group_protocol if missing else denied,
-            "protocol_type": None,
-            "protocol_name": None,
-            "assignment": b"",
-        }
+    if missing:
+        return _refused(ErrorCode.inconsistent_group_protocol)
+    if denied := group_denied(ctx, READ, request.group_id):
+        return _refused(denied)
     answer = await coordinator_of(ctx.broker).sync(
         group_id=request.group_id,
         generation_id=request.generation_id,
@@ -40,4 +37,16 @@ async def sync_group(request: Any, ctx: RequestContext) -> dict[str, Any]:
         protocol_name=getattr(request, "protocol_name", None),
         assignments={a.member_id: bytes(a.assignment) for a in request.assignments},
     )
-    return {"throttle_time": 0, **answer}
+    # The coordinator's answer is plain data of its own (coordinator/ returns dict[str, Any]):
+    # its keys are checked by codec.build at run time, not by mypy.
+    return {"throttle_time": 0, **cast(SyncGroupResponse, answer)}
+
+
+def _refused(code: ErrorCode) -> SyncGroupResponse:
+    return {
+        "throttle_time": 0,
+        "error_code": code,
+        "protocol_type": None,
+        "protocol_name": None,
+        "assignment": b"",
+    }

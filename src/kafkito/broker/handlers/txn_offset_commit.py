@@ -18,10 +18,11 @@ from kafkito.broker.auth.checks import READ, WRITE, commit_refusals, require_txn
 from kafkito.broker.dispatch import RequestContext, handler
 from kafkito.broker.txn import transactions_of
 from kafkito.errors import BrokerError, ErrorCode
+from kafkito.protocol.responses import TxnOffsetCommitResponse
 
 
 @handler(28, versions=range(0, 4))
-async def txn_offset_commit(request: Any, ctx: RequestContext) -> dict[str, Any]:
+async def txn_offset_commit(request: Any, ctx: RequestContext) -> TxnOffsetCommitResponse:
     refused = commit_refusals(ctx, READ, request.group_id, [t.name for t in request.topics])
     rows = [
         (
