@@ -108,3 +108,97 @@ async def apply_pauses(self: Flow) -> None:
             self._consumer.resume(resume)
 
     await self._call(apply)
+
+
+UNKNOWN = -1
+"""A high watermark librdkafka has not seen yet (the partition not fetched since assigned)."""
+
+FIRST_RECORDS_S = 2.0
+"""How long a partition fetched with records but none received yet counts as waiting."""
+
+SHARE = "share"
+"""The pause reason of a partition holding its share of `max_in_flight` (`spread`)."""
+
+
+class Spread:
+    """What `spread` remembers between polls: when each partition that has given us nothing
+    yet was first seen fetched with records (keyed by assignment generation)."""
+
+    __slots__ = ("first_seen",)
+
+    def __init__(self) -> None:
+        self.first_seen: dict[tuple[TP, int], float] = {}
+
+
+def spread(self: Flow, highs: dict[TP, int], memo: Spread) -> int:
+    """Share `max_in_flight` between the partitions that have records; returns the next
+    poll's size.
+
+    librdkafka hands out a partition's fetched records in one run, then the next
+    partition's: one poll of the full limit could fill it with a single partition's records
+    (its few keys), and the keys of the other partitions would sit idle until those were
+    worked off. With records waiting in two or more partitions, each partition gets a
+    share, `max_in_flight` / the partitions with records (waiting or in flight); polls take
+    a quarter of a share, and a partition about to pass its share is paused ("share") while
+    another partition with records waiting holds less than half of its own. It resumes at
+    half its share, or when no partition waits for the room. The limit itself is untouched:
+    a pause only chooses whose records fill it. Pausing has a price (librdkafka drops the
+    partition's prefetched records and fetches them again on resume), paid only while some
+    partition would otherwise be kept waiting.
+
+    Records waiting: `highs` (the high watermarks librdkafka saw last) past what we
+    received. A partition that has given us nothing yet has no position to compare with:
+    it counts as waiting until it was fetched and for `FIRST_RECORDS_S` after (its records
+    may be queued behind another partition's; a partition with nothing to read gives none)."""
+    partitions = self._partitions
+    now = self._clock.monotonic()
+    active: list[TP] = []
+    waiting: set[TP] = set()
+    seen = memo.first_seen
+    for tp, state in partitions.items():
+        high = highs.get(tp)  # None: not reported (one partition, or revoked meanwhile)
+        received = state.tracker.next
+        if high is None:
+            is_waiting = False
+        elif received >= 0:
+            is_waiting = high > received
+        elif high == UNKNOWN:
+            is_waiting = True
+        else:
+            since = seen.setdefault((tp, state.generation), now)
+            is_waiting = high > 0 and now - since < FIRST_RECORDS_S
+        if is_waiting:
+            waiting.add(tp)
+            active.append(tp)
+        elif state.tracker.pending:
+            active.append(tp)
+    if len(seen) > 4 * len(partitions) + 16:  # forget old generations
+        memo.first_seen = {k: v for k, v in seen.items() if k[0] in partitions}
+    if len(active) < 2:
+        for tp, state in partitions.items():
+            if SHARE in state.pause_reasons:
+                state.pause_reasons.discard(SHARE)
+                self._pause_changes.add(tp)
+        return self.poll_batch
+    share = max(1, self.max_in_flight // len(active))
+    cap = max(1, min(self.poll_batch, share // 4))
+    low = share // 2
+    for tp, state in partitions.items():
+        if SHARE in state.pause_reasons and state.tracker.pending <= low:
+            state.pause_reasons.discard(SHARE)
+            self._pause_changes.add(tp)
+    hungry = [
+        tp
+        for tp in waiting
+        if not partitions[tp].pause_reasons and partitions[tp].tracker.pending <= low
+    ]
+    for tp, state in partitions.items():
+        others_hungry = any(other != tp for other in hungry)
+        if SHARE in state.pause_reasons:
+            if not others_hungry:
+                state.pause_reasons.discard(SHARE)
+                self._pause_changes.add(tp)
+        elif others_hungry and tp in waiting and state.tracker.pending + cap > share:
+            state.pause_reasons.add(SHARE)
+            self._pause_changes.add(tp)
+    return cap
