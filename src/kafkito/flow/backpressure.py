@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from kafkito.flow.records import COARSE_BELOW_S
 from kafkito.flow.tracker import TP
 
 if TYPE_CHECKING:
@@ -124,10 +125,23 @@ class Spread:
     """What `spread` remembers between polls: when each partition that has given us nothing
     yet was first seen fetched with records (keyed by assignment generation)."""
 
-    __slots__ = ("first_seen",)
+    __slots__ = ("first_seen", "generations")
 
     def __init__(self) -> None:
         self.first_seen: dict[tuple[TP, int], float] = {}
+        self.generations: dict[TP, int] = {}
+        """The assignment of each partition seen last: a new one is resumed once, as a
+        pause librdkafka kept from the partition's last assignment has no reason left."""
+
+
+def spreads(self: Flow) -> bool:
+    """Whether sharing the limit between partitions can pay: not with a fast sync handler
+    (measured under COARSE_BELOW_S a record), which keeps the CPU busy whatever the keys, and
+    whose throughput the smaller polls and the pauses would only cost. Async and batch
+    handlers, and sync ones until measured, share it."""
+    threads = self._threads
+    speed = threads.seconds_per_unit if threads is not None else None
+    return speed is None or speed >= COARSE_BELOW_S
 
 
 def spread(self: Flow, highs: dict[TP, int], memo: Spread) -> int:
@@ -151,6 +165,18 @@ def spread(self: Flow, highs: dict[TP, int], memo: Spread) -> int:
     it counts as waiting until it was fetched and for `FIRST_RECORDS_S` after (its records
     may be queued behind another partition's; a partition with nothing to read gives none)."""
     partitions = self._partitions
+    generations = memo.generations
+    for tp, state in partitions.items():
+        if generations.get(tp) != state.generation:
+            if tp in generations:  # assigned again: no pause of the old assignment stays
+                self._pause_changes.add(tp)
+            generations[tp] = state.generation
+    if not highs:  # one partition, or not spreading (`spreads`): the limit is one pool
+        for tp, state in partitions.items():
+            if SHARE in state.pause_reasons:
+                state.pause_reasons.discard(SHARE)
+                self._pause_changes.add(tp)
+        return self.poll_batch
     now = self._clock.monotonic()
     active: list[TP] = []
     waiting: set[TP] = set()

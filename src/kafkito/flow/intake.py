@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from kafkito.client.reader import POLL_TIMEOUT_S, consume_ready
 from kafkito.flow import letters
-from kafkito.flow.backpressure import UNKNOWN, Spread, spread
+from kafkito.flow.backpressure import UNKNOWN, Spread, spread, spreads
 from kafkito.flow.records import (
     COARSE_BELOW_S,
     FlowError,
@@ -100,11 +100,11 @@ def consume(self: Flow, limit: int) -> tuple[int, list[Any], dict[TP, int]]:
 def high_watermarks(self: Flow) -> dict[TP, int]:
     """Consumer thread: each assigned partition's high watermark librdkafka saw last (no
     request: its cache of the fetch responses), `UNKNOWN` before its first fetch. Only with
-    two or more partitions: spreading is about sharing the limit between them."""
+    two or more partitions and a handler that is not fast (`spreads`), else nothing."""
     from kafkito.client.raw_consumer import TopicPartition
 
     tps = list(self._partitions)  # one step under the GIL: the loop changes the dict
-    if len(tps) < 2:
+    if len(tps) < 2 or not spreads(self):
         return {}
     highs: dict[TP, int] = {}
     for tp in tps:
