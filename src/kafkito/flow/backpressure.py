@@ -6,8 +6,11 @@ is paused (polling goes on, so the group never waits on us) and they resume belo
 Pausing comes second because it is costly: librdkafka drops what it prefetched for a paused
 partition and fetches it again on resume. A record from a retry topic that is not due yet
 pauses its partition and seeks back to it; a timer resumes the partition when it is due. A
-failing dead-letter write pauses its partition too (flow/settling.py). Each partition keeps
-its set of pause reasons; `apply_pauses` applies the changes on the consumer's thread.
+failing dead-letter write pauses its partition too (flow/settling.py). With records waiting
+in several partitions, `spread` shares the limit between them (smaller polls, and a partition
+about to pass its share paused while another waits), so few keys are not left idle behind one
+partition's run of records. Each partition keeps its set of pause reasons; `apply_pauses`
+applies the changes on the consumer's thread.
 
 Functions here are `Flow` methods (bound in flow/runner.py); they share the flow's state.
 """

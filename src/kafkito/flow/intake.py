@@ -1,8 +1,9 @@
 """Intake: the poll loop, and a poll's records cut into chunks and handed on.
 
-The loop polls the records librdkafka has ready, up to `poll_batch` and the room under
-`max_in_flight` (`consume_ready`: no waiting for a full batch; the poll thread returns every
-~100 ms even when idle, so the group never sees a missed poll, whatever the handlers do). It
+The loop polls the records librdkafka has ready, up to `poll_batch`, the room under
+`max_in_flight` and, while partitions share the limit, a quarter of a partition's share
+(`backpressure.spread`). No waiting for a full batch (`consume_ready`); the poll thread returns
+every ~100 ms even when idle, so the group never sees a missed poll, whatever the handlers do. It
 cuts them into chunks (the records of one partition with the same ordering key, in offset
 order; `tracker.Chunk`), notes each chunk in its partition's `PartitionTracker` and submits it
 under its ordering key: sync handlers to the handler threads (flow/threads.py), async ones to
