@@ -147,6 +147,12 @@ def spreads(self: Flow) -> bool:
     return speed is None or speed >= COARSE_BELOW_S
 
 
+def first_poll(self: Flow) -> int:
+    """The size of a poll before `spread` knows the partitions: an eighth of the limit, so
+    that the first partition to arrive cannot take it all before the others are seen."""
+    return max(1, min(self.poll_batch, self.max_in_flight // 8))
+
+
 def spread(self: Flow, highs: dict[TP, int], memo: Spread) -> int:
     """Share `max_in_flight` between the partitions that have records; returns the next
     poll's size.
@@ -174,6 +180,8 @@ def spread(self: Flow, highs: dict[TP, int], memo: Spread) -> int:
             if tp in generations:  # assigned again: no pause of the old assignment stays
                 self._pause_changes.add(tp)
             generations[tp] = state.generation
+    if not partitions:  # nothing assigned yet: the first poll after the assignment takes little
+        return first_poll(self)
     if not highs:  # one partition, or not spreading (`spreads`): the limit is one pool
         for tp, state in partitions.items():
             if SHARE in state.pause_reasons:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from kafkito.client.reader import POLL_TIMEOUT_S, consume_ready
 from kafkito.flow import letters
-from kafkito.flow.backpressure import UNKNOWN, Spread, spread, spreads
+from kafkito.flow.backpressure import UNKNOWN, Spread, first_poll, spread, spreads
 from kafkito.flow.records import (
     COARSE_BELOW_S,
     FlowError,
@@ -43,8 +43,7 @@ async def poll_loop(self: Flow) -> None:
     assert self._scheduler is not None
     next_commit = self._clock.monotonic() + self.commit_interval_s
 
-    # What one poll may take: a fraction of the limit until `spread` knows the partitions.
-    cap = max(1, min(self.poll_batch, self.max_in_flight // 8))
+    cap = first_poll(self)  # what one poll may take (`spread` sets it after each poll)
     memo = Spread()
 
     def poll(room: int) -> asyncio.Future[tuple[int, list[Any], dict[TP, int]]]:
