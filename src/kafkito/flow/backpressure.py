@@ -141,10 +141,13 @@ def spreads(self: Flow) -> bool:
     """Whether sharing the limit between partitions can pay: not with a fast sync handler
     (measured under COARSE_BELOW_S a record), which keeps the CPU busy whatever the keys, and
     whose throughput the smaller polls and the pauses would only cost. Async and batch
-    handlers, and sync ones until measured, share it."""
+    handlers share it; sync ones once measured slower (a pause made while unmeasured, lifted
+    a moment later, would cost a fast handler a refetch: up to `fetch.wait.max.ms`)."""
     threads = self._threads
-    speed = threads.seconds_per_unit if threads is not None else None
-    return speed is None or speed >= COARSE_BELOW_S
+    if threads is None:
+        return True
+    speed = threads.seconds_per_unit
+    return speed is not None and speed >= COARSE_BELOW_S
 
 
 def first_poll(self: Flow) -> int:
@@ -163,9 +166,10 @@ def spread(self: Flow, highs: dict[TP, int], memo: Spread) -> int:
     worked off. With records waiting in two or more partitions, each partition gets a
     share, `max_in_flight` / the partitions with records (waiting or in flight); polls take
     a quarter of a share, and a partition about to pass its share is paused ("share") while
-    another partition with records waiting holds less than half of its own. It resumes at
-    half its share, or when no partition waits for the room. The limit itself is untouched:
-    a pause only chooses whose records fill it. Pausing has a price (librdkafka drops the
+    another partition with records waiting holds less than half of its own, unless every
+    handler slot is busy with more keys waiting (more keys would only wait too). It resumes
+    at half its share, or when no partition waits for the room. The limit itself is
+    untouched: a pause only chooses whose records fill it. Pausing has a price (librdkafka drops the
     partition's prefetched records and fetches them again on resume), paid only while some
     partition would otherwise be kept waiting.
 
@@ -229,13 +233,28 @@ def spread(self: Flow, highs: dict[TP, int], memo: Spread) -> int:
         for tp in waiting
         if not partitions[tp].pause_reasons and partitions[tp].tracker.pending <= low
     ]
+    # Every handler slot busy and keys waiting for one: more keys would only wait too.
+    saturated = saturated_handlers(self)
     for tp, state in partitions.items():
         others_hungry = any(other != tp for other in hungry)
         if SHARE in state.pause_reasons:
             if not others_hungry:
                 state.pause_reasons.discard(SHARE)
                 self._pause_changes.add(tp)
-        elif others_hungry and tp in waiting and state.tracker.pending + cap > share:
+        elif (
+            others_hungry
+            and not saturated
+            and tp in waiting
+            and state.tracker.pending + cap > share
+        ):
             state.pause_reasons.add(SHARE)
             self._pause_changes.add(tp)
-    return cap
+    return self.poll_batch if saturated else cap
+
+
+def saturated_handlers(self: Flow) -> bool:
+    """Every handler slot runs a key and more keys wait for one."""
+    if self._threads is not None:
+        return self._threads.saturated
+    scheduler = self._batch_scheduler if self.batch_size is not None else self._scheduler
+    return scheduler is not None and scheduler.saturated
