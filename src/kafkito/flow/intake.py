@@ -1,8 +1,9 @@
 """Intake: the poll loop, and a poll's records cut into chunks and handed on.
 
-The loop polls the records librdkafka has ready, up to `poll_batch` and the room under
-`max_in_flight` (`consume_ready`: no waiting for a full batch; the poll thread returns every
-~100 ms even when idle, so the group never sees a missed poll, whatever the handlers do). It
+The loop polls the records librdkafka has ready, up to `poll_batch`, the room under
+`max_in_flight` and, while partitions share the limit, a quarter of a partition's share
+(`backpressure.spread`). No waiting for a full batch (`consume_ready`); the poll thread returns
+every ~100 ms even when idle, so the group never sees a missed poll, whatever the handlers do. It
 cuts them into chunks (the records of one partition with the same ordering key, in offset
 order; `tracker.Chunk`), notes each chunk in its partition's `PartitionTracker` and submits it
 under its ordering key: sync handlers to the handler threads (flow/threads.py), async ones to
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from kafkito.client.reader import POLL_TIMEOUT_S, consume_ready
 from kafkito.flow import letters
+from kafkito.flow.backpressure import UNKNOWN, Spread, first_poll, spread, spreads
 from kafkito.flow.records import (
     COARSE_BELOW_S,
     FlowError,
@@ -41,15 +43,18 @@ async def poll_loop(self: Flow) -> None:
     assert self._scheduler is not None
     next_commit = self._clock.monotonic() + self.commit_interval_s
 
-    def poll(room: int) -> asyncio.Future[tuple[int, list[Any]]]:
+    cap = first_poll(self)  # what one poll may take (`spread` sets it after each poll)
+    memo = Spread()
+
+    def poll(room: int) -> asyncio.Future[tuple[int, list[Any], dict[TP, int]]]:
         """The next poll, for at most `room` records (at least one: polls never stop)."""
-        limit = max(1, min(self.poll_batch, room))
+        limit = max(1, min(cap, room))
         return asyncio.ensure_future(self._call(self._consume, limit))
 
-    polling: asyncio.Future[tuple[int, list[Any]]] | None = poll(self.max_in_flight)
+    polling: asyncio.Future[tuple[int, list[Any], dict[TP, int]]] | None = poll(self.max_in_flight)
     while not self._stopping.is_set():
         assert polling is not None
-        began, messages = await polling
+        began, messages, highs = await polling
         if self._rewind_seeks or (self._sought_at and began != self._seek_epoch):
             messages = self._drop_rewound(began, messages)
         self._last_poll = self._clock.monotonic()
@@ -60,8 +65,10 @@ async def poll_loop(self: Flow) -> None:
         self._submit(self._accept(messages))
         if self.batch_size is not None:
             self._flush_due_buffers()
+        cap = spread(self, highs, memo)
         if polling is None:
             await self._catch_up()
+            cap = spread(self, highs, memo)
         self._update_backpressure()
         await self._apply_pauses()
         if polling is None:  # still at the limit: the pause is applied before polling again
@@ -80,11 +87,33 @@ async def poll_loop(self: Flow) -> None:
             await polling
 
 
-def consume(self: Flow, limit: int) -> tuple[int, list[Any]]:
+def consume(self: Flow, limit: int) -> tuple[int, list[Any], dict[TP, int]]:
     """Consumer thread: the records librdkafka has ready, with the rewind epoch at the
-    start (records of a partition sought back after it are stale: `_drop_rewound`)."""
+    start (records of a partition sought back after it are stale: `_drop_rewound`), and
+    the partitions' high watermarks as of the last fetch (which have records waiting:
+    `backpressure.spread`)."""
     epoch = self._seek_epoch
-    return epoch, consume_ready(self._consumer, limit, POLL_TIMEOUT_S)
+    messages = consume_ready(self._consumer, limit, POLL_TIMEOUT_S)
+    return epoch, messages, high_watermarks(self)
+
+
+def high_watermarks(self: Flow) -> dict[TP, int]:
+    """Consumer thread: each assigned partition's high watermark librdkafka saw last (no
+    request: its cache of the fetch responses), `UNKNOWN` before its first fetch. Only with
+    two or more partitions and a handler that is not fast (`spreads`), else nothing."""
+    from kafkito.client.raw_consumer import TopicPartition
+
+    tps = list(self._partitions)  # one step under the GIL: the loop changes the dict
+    if len(tps) < 2 or not spreads(self):
+        return {}
+    highs: dict[TP, int] = {}
+    for tp in tps:
+        try:
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+        except Exception:  # revoked meanwhile
+            continue
+        highs[tp] = max(high, UNKNOWN)
+    return highs
 
 
 def drop_rewound(self: Flow, began: int, messages: list[Any]) -> list[Any]:

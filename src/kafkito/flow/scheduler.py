@@ -154,6 +154,11 @@ class KeyedScheduler(Generic[T]):
         """Items submitted and not finished (queued or running)."""
         return self._queues.size
 
+    @property
+    def saturated(self) -> bool:
+        """Every slot runs a key and more keys wait: more keys to choose from gain nothing."""
+        return len(self._running) >= self._limit and self._queues.has_ready
+
     def submit(self, key: Hashable, item: T) -> None:
         self.submit_many(((key, item),))
 
@@ -263,6 +268,11 @@ class ThreadedKeyedScheduler(Generic[T, H]):
     def size(self) -> int:
         """Items submitted and not finished (queued, running or held)."""
         return self._queues.size
+
+    @property
+    def saturated(self) -> bool:
+        """Every thread runs a key and more keys wait (read without the lock: a hint)."""
+        return self.running >= self._concurrency and self._queues.has_ready
 
     @property
     def seconds_per_unit(self) -> float | None:
