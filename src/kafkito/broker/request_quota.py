@@ -131,6 +131,21 @@ def charge(ctx: RequestContext) -> int:
     return meter.manager.record_request(sensor, meter.cpu_s * PERCENT_PER_CPU_SECOND)
 
 
+async def throttle_encoded(ctx: RequestContext, *, can_tell: bool) -> int:
+    """For a handler that encodes its own answer (a RawBody) with a throttle_time field: the
+    request throttle earned so far (`charge`), the connection muted for it, and, when this
+    version has no field to tell the client (`can_tell` false), the answer delayed instead,
+    as `metered_handle` does for the others. Returns the throttle_time to encode."""
+    delay = charge(ctx)
+    if delay <= 0:
+        return 0
+    mute(ctx, delay)
+    if not can_tell:
+        await asyncio.sleep(delay / 1000)
+        return 0
+    return delay
+
+
 class MeteredHandle:
     """BrokerCore.request_meter while a request quota is configured (set by QuotaManager)."""
 
@@ -200,11 +215,11 @@ def mute(ctx: RequestContext, delay_ms: int) -> None:
 def with_throttle(result: Any, head: RequestHead, delay_ms: int) -> tuple[Any, bool]:
     """`result` with its throttle time (kio's `throttle_time` field, throttle_time_ms on the
     wire) raised to `delay_ms` if its version has the field; and whether it has it. A RawBody
-    (Produce, Fetch) set its own through `charge`."""
-    if isinstance(result, type) or not (
+    (Produce, Fetch, Metadata) set its own through `charge` (`throttle_encoded`)."""
+    if isinstance(result, type | RawBody) or not (
         isinstance(result, dict) or dataclasses.is_dataclass(result)
     ):
-        return result, False
+        return result, False  # a RawBody is encoded: its handler charged it itself
     schema: type = codec.response_schema(head.api_key, head.api_version)
     if THROTTLE_FIELD not in {f.name for f in dataclasses.fields(schema)}:
         return result, False

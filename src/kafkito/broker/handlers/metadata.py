@@ -24,6 +24,7 @@ from typing import Any
 from kafkito.broker.auth import checks
 from kafkito.broker.auth.checks import authorized_ops, cluster_ops, create_topic_denied
 from kafkito.broker.dispatch import RawBody, RequestContext, handler
+from kafkito.broker.request_quota import throttle_encoded
 from kafkito.broker.state import LEADER_EPOCH, Topic, topic_name_error
 from kafkito.errors import BrokerError, ErrorCode
 from kafkito.protocol.hot.metadata import METADATA_VERSIONS, encode_metadata_response
@@ -151,7 +152,8 @@ async def metadata(request: Any, ctx: RequestContext) -> RawBody:
             )
     # Encoded by hand: kio's generic writer took ~0.4 s for a 10,000-partition topic.
     body = {
-        "throttle_time": 0,
+        # a request quota's throttle: a RawBody is past metered_handle's reach (v3+ tell it)
+        "throttle_time": await throttle_encoded(ctx, can_tell=ctx.api_version >= 3),
         "brokers": [{"node_id": node, "host": broker.host, "port": broker.port, "rack": None}],
         "cluster_id": broker.cluster_id,
         "controller_id": node,
