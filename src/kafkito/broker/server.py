@@ -133,6 +133,8 @@ class Connection:
         """None on PLAINTEXT and SSL listeners; handlers reach it through ctx.connection."""
         self.authenticated_user: str | None = None
         self.close_after_answer = False
+        self.close_delay_s = 0.0
+        """With close_after_answer: how long the connection stays open after the answer."""
         """Set by a handler (failed login): write the answers queued so far, then close."""
         self.muted_until = 0.0
         """Loop time before which no request is read: a client over its quota (broker/quotas)."""
@@ -359,7 +361,10 @@ class Connection:
                     self.core.inflight.release(item[1])
                 return
             if self.close_after_answer:
-                self.writer.close()  # e.g. a failed login: the answer is out, now the close
+                # e.g. a failed login: the answer is out; the close waits the failure delay
+                if self.close_delay_s > 0:
+                    await asyncio.sleep(self.close_delay_s)
+                self.writer.close()
                 return
             if not carried:
                 item = await pending.get()
