@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+import time
 from dataclasses import dataclass, field
 
 import pydantic
@@ -86,6 +88,34 @@ class Event:
     headers: list[tuple[str, bytes]]
     event_id: int
     valid: bool
+
+
+class Pacer:
+    """How many events are due, at `rate` per second by the clock, in ticks of `tick_s`.
+
+    Counted from the time passed, not from the ticks taken: a write that takes longer than a
+    tick (a loaded machine, a cluster that moves a leader) is caught up on the next tick,
+    instead of lowering the rate the demo was asked for.
+    """
+
+    def __init__(self, rate: float, tick_s: float = 0.1) -> None:
+        self.rate = rate
+        self.tick_s = tick_s
+        self._last = self._next = time.monotonic()
+        self._carry = 0.0
+
+    def due(self) -> int:
+        now = time.monotonic()
+        self._carry += self.rate * (now - self._last)
+        self._last = now
+        count = int(self._carry)
+        self._carry -= count
+        return count
+
+    def wait(self, stop: threading.Event) -> None:
+        """Until the next tick (at once when behind), or until `stop` is set."""
+        self._next = max(self._next + self.tick_s, time.monotonic())
+        stop.wait(max(0.0, self._next - time.monotonic()))
 
 
 @dataclass

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kafkito.demo.events import TOPICS, Simulator
+from kafkito.demo.events import TOPICS, Pacer, Simulator
 from kafkito.demo.runner import ANALYTICS_GROUP, LAKE_GROUP, Demo, DemoReport
 
 log = logging.getLogger(__name__)
@@ -131,16 +131,12 @@ class PubSubDemo(Demo):
         simulator = Simulator(
             users=options.users, malformed_share=options.malformed_share, seed=options.seed
         )
-        tick_s = 0.1
         config = {"client": {"project_id": self.project}, "topic": {"delay_threshold": "5ms"}}
         with TopicWriter(config) as writer:
-            next_tick = time.monotonic()
-            carry = 0.0
+            pacer = Pacer(options.rate)
             while not self._stop.is_set():
-                carry += options.rate * tick_s
-                count, carry = int(carry), carry - int(carry)
                 now_ms = int(time.time() * 1000)
-                events = [simulator.next_event(now_ms) for _ in range(count)]
+                events = [simulator.next_event(now_ms) for _ in range(pacer.due())]
                 for topic in TOPICS:
                     batch = [e for e in events if e.topic == topic]
                     if not batch:
@@ -157,8 +153,7 @@ class PubSubDemo(Demo):
                             self.report.produced[e.event_id] = topic
                         else:
                             self.report.malformed.append((topic, e.value))
-                next_tick += tick_s
-                self._stop.wait(max(0.0, next_tick - time.monotonic()))
+                pacer.wait(self._stop)
 
     def _sample_pubsub(self) -> None:
         """Once a second: per group, messages published and not yet handled; dead letters."""

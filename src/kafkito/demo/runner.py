@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from kafkito.demo.analytics import Analytics, analytics_app
-from kafkito.demo.events import PAGE_VIEWS, TOPICS, Click, PageView, Simulator
+from kafkito.demo.events import PAGE_VIEWS, TOPICS, Click, Pacer, PageView, Simulator
 from kafkito.demo.lake import write_batch
 
 log = logging.getLogger(__name__)
@@ -205,16 +205,12 @@ class Demo:
         simulator = Simulator(
             users=options.users, malformed_share=options.malformed_share, seed=options.seed
         )
-        tick_s = 0.1
         settings = {**self.options.client_settings, "linger.ms": 5}
         with TopicWriter(brokers=bootstrap, settings=settings) as writer:
-            next_tick = time.monotonic()
-            carry = 0.0
+            pacer = Pacer(options.rate)
             while not self._stop.is_set():
-                carry += options.rate * tick_s
-                count, carry = int(carry), carry - int(carry)
                 now_ms = int(time.time() * 1000)
-                events = [simulator.next_event(now_ms) for _ in range(count)]
+                events = [simulator.next_event(now_ms) for _ in range(pacer.due())]
                 for topic in TOPICS:
                     batch = [e for e in events if e.topic == topic]
                     if not batch:
@@ -233,8 +229,7 @@ class Demo:
                             self.report.produced[e.event_id] = topic
                         else:
                             self.report.malformed.append((topic, e.value))
-                next_tick += tick_s
-                self._stop.wait(max(0.0, next_tick - time.monotonic()))
+                pacer.wait(self._stop)
 
     def _count(self, record: Any) -> None:
         """Analytics handler of the Pub/Sub demo: one valid event (Record of a decoded JSON
