@@ -148,20 +148,29 @@ def test_a_client_over_its_request_share_is_throttled_to_it(quota_broker: Served
     # (that includes the loop's own work, which the quota does not count)
     assert held.rate >= 0.5 * (SHARE / 100) / (free_share / free.rate), (held.rate, free)
 
-    # another client, no quota, beside the throttled one: not slowed, never told to wait
-    beside: list[Run] = []
-    other = threading.Thread(target=lambda: beside.append(hammer(bootstrap, "greedy", 3.0)))
-    other.start()
-    polite = hammer(bootstrap, "polite", 3.0, warmup_s=0.5)
-    other.join()
-    assert polite.throttles_ms == []
-    assert polite.rate > free.rate / 2, (polite.rate, free.rate)
-    assert beside[0].throttles_ms, "the throttled client ran unthrottled beside another"
+    # another client, no quota, beside the throttled one: not slowed, never told to wait. Its
+    # rate is compared with its rate alone right after (the load of a shared machine changes
+    # within a test, so each pair is measured under about the same); up to three pairs. Were
+    # the throttled client not held, the two would share the broker and halve each other.
+    ratios: list[float] = []
+    while len(ratios) < 3 and (not ratios or ratios[-1] <= 0.65):
+        beside: list[Run] = []
+        other = threading.Thread(
+            target=lambda into=beside: into.append(hammer(bootstrap, "greedy", 2.5))
+        )
+        other.start()
+        polite = hammer(bootstrap, "polite", 2.0, warmup_s=0.5)
+        other.join()
+        assert polite.throttles_ms == []
+        assert beside[0].throttles_ms, "the throttled client ran unthrottled beside another"
+        alone = hammer(bootstrap, "polite", 2.0)
+        ratios.append(polite.rate / alone.rate)
+    assert ratios[-1] > 0.65, ratios
 
     set_quota(bootstrap, [("client-id", "greedy")], {"request_percentage": None})
     lifted = hammer(bootstrap, "greedy", 2.0, warmup_s=1.5)  # past the last mute (<= 1 s)
     assert lifted.throttles_ms == []
-    assert lifted.rate > free.rate / 2, (lifted.rate, free.rate)
+    assert lifted.rate > alone.rate / 2, (lifted.rate, alone.rate)
     assert quota_broker.share("greedy") is None
 
 
