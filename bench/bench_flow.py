@@ -15,7 +15,9 @@
 3. `fewkeys`: the same handler over 10 keys (goal: >= 950 msgs/s, 95% of 10 x 100/s; with the
    default max_in_flight, 1,000, and with 5,000, which holds all 3,000 records) and over 1
    key (goal: >= 95 msgs/s), beside bare asyncio tasks that only sleep 10 ms in a loop (what
-   this machine allows at the moment);
+   this machine allows at the moment), started together and started apart as a flow's keys
+   are (asyncio rounds each timer's wait up to a millisecond: `bench_bare_asyncio`); and the
+   flow on uvloop's loop when uvloop is installed (the bench extra);
 4. `latency` on a quiet topic: 50 records written one at a time, 20 per second, each timed from
    before its write (acks=all) to its handler (Reader and flow, p50 and p99);
 5. `eos`: consume-transform-produce, one output per input (the handler returns an `Out`),
@@ -125,8 +127,12 @@ def bench_reader(bootstrap: str, topic: str, count: int) -> float:
     return count / (time.perf_counter() - first[0])
 
 
-def run_flow(flow: Flow, count: int, counter: list[int], first: list[float]) -> float:
-    thread = threading.Thread(target=flow.run, daemon=True)
+def run_flow(
+    flow: Flow, count: int, counter: list[int], first: list[float], uv: bool = False
+) -> float:
+    """msgs/s of `flow` until `count` records are handled; on uvloop's loop with `uv`."""
+    loop = "uvloop" if uv else "asyncio"
+    thread = threading.Thread(target=lambda: flow.run(loop=loop), daemon=True)
     thread.start()
     while counter[0] < count:
         time.sleep(0.01)
@@ -158,7 +164,12 @@ def bench_flow_noop(bootstrap: str, topic: str, count: int, ordering: str = "par
 
 
 def bench_flow_async(
-    bootstrap: str, topic: str, count: int, concurrency: int = 100, max_in_flight: int = 5000
+    bootstrap: str,
+    topic: str,
+    count: int,
+    concurrency: int = 100,
+    max_in_flight: int = 5000,
+    uv: bool = False,
 ) -> float:
     counter, first = [0], []
 
@@ -177,22 +188,41 @@ def bench_flow_async(
         concurrency=concurrency,
         max_in_flight=max_in_flight,
     )
-    return run_flow(flow, count, counter, first)
+    return run_flow(flow, count, counter, first, uv=uv)
 
 
-def bench_bare_asyncio(keys: int, per_key: int) -> float:
-    """Tasks that only await 10 ms in a loop, one per key: the ceiling the machine allows."""
+def bench_bare_asyncio(keys: int, per_key: int, stagger_s: float = 0.0, uv: bool = False) -> float:
+    """Tasks that only await 10 ms in a loop, one per key: the ceiling the machine allows.
 
-    async def key() -> None:
+    Started together (`stagger_s` 0), the tasks' timers fall due together, one wake-up for
+    all. Keys of a flow start when their records arrive, so their timers fall due apart, and
+    asyncio's selector rounds each wait up to the next millisecond (epoll's unit): every
+    10 ms sleep lasts ~0.5 ms longer on average. `stagger_s` starts key i that much after
+    key i-1, as a flow's keys are; `uv` runs the tasks on uvloop's loop instead."""
+
+    async def key(delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
         for _ in range(per_key):
             await asyncio.sleep(0.010)
 
     async def main() -> float:
         began = time.perf_counter()
-        await asyncio.gather(*(key() for _ in range(keys)))
-        return keys * per_key / (time.perf_counter() - began)
+        await asyncio.gather(*(key(i * stagger_s) for i in range(keys)))
+        return keys * per_key / (time.perf_counter() - began - (keys - 1) * stagger_s)
 
+    if uv:
+        import uvloop
+
+        return uvloop.run(main())
     return asyncio.run(main())
+
+
+def have_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def bench_latency(bootstrap: str, kind: str, records: int = 50) -> tuple[float, float]:
@@ -316,23 +346,32 @@ def section_slow(bootstrap: str, count: int, rounds: int, venv: Path | None) -> 
 
 
 def section_fewkeys(bootstrap: str, rounds: int) -> None:
-    for keys, count, goal, limit in (
-        (10, 3000, 950, 1000),
-        (10, 3000, 950, 5000),
-        (1, 300, 95, 1000),
+    loops = [False, True] if have_uvloop() else [False]
+    for keys, count, goal, limit, uv in (
+        (10, 3000, 950, 1000, False),
+        (10, 3000, 950, 5000, False),
+        (10, 3000, 950, 1000, True),
+        (1, 300, 95, 1000, False),
     ):
+        if uv not in loops:
+            print("      (uvloop not installed: no uvloop row; pip install 'kafkito[bench]')")
+            continue
         topic = f"fewkeys-{keys}"
-        if limit == 1000:
+        if limit == 1000 and not uv:
             fill(bootstrap, topic, count, 100, keys=keys, partitions=4)
         flow: list[float] = []
-        bare: list[float] = []
+        together: list[float] = []
+        apart: list[float] = []
         for _ in range(rounds):
-            flow.append(bench_flow_async(bootstrap, topic, count, max_in_flight=limit))
-            bare.append(bench_bare_asyncio(keys, count // keys))
+            flow.append(bench_flow_async(bootstrap, topic, count, max_in_flight=limit, uv=uv))
+            together.append(bench_bare_asyncio(keys, count // keys, uv=uv))
+            apart.append(bench_bare_asyncio(keys, count // keys, stagger_s=0.0023, uv=uv))
+        loop = "uvloop" if uv else "asyncio"
         print(
-            f"10 ms async handler, {keys:>2} key(s), concurrency 100, max_in_flight {limit:,}: "
-            f"{median(flow):,.0f} msgs/s (goal >= {goal}); bare asyncio tasks "
-            f"{median(bare):,.0f} msgs/s; flow / bare {median(flow) / median(bare):.2f}   {load()}"
+            f"10 ms async handler, {keys:>2} key(s), concurrency 100, max_in_flight {limit:,}, "
+            f"{loop}: {median(flow):,.0f} msgs/s (goal >= {goal}); bare {loop} tasks started "
+            f"together {median(together):,.0f}, apart {median(apart):,.0f} msgs/s; flow / "
+            f"apart {median(flow) / median(apart):.2f}   {load()}"
         )
         print("      flow: " + "  ".join(f"{v:,.0f}" for v in flow))
 

@@ -18,15 +18,16 @@ from kafkito.flow import Flow
 class Running:
     """A Flow running on its own thread (no signal handlers there)."""
 
-    def __init__(self, flow: Flow) -> None:
+    def __init__(self, flow: Flow, loop: str | None = None) -> None:
         self.flow = flow
+        self.loop = loop
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         try:
-            self.flow.run()
+            self.flow.run(loop=self.loop)
         except BaseException as exc:  # reported by stop()
             self.error = exc
 

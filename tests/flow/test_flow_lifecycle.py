@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -71,6 +72,41 @@ def test_batch_handler_with_per_record_failures(
     assert sorted(failed_once) == [0, 5, 10, 15, 20]
     retried = [b for b in batches if len(b) == 1]
     assert sorted(b[0] for b in retried) == [0, 5, 10, 15, 20], "each failure retried alone"
+
+
+@pytest.mark.parametrize(
+    ("loop", "env", "expected"),
+    [("uvloop", None, "uvloop"), (None, "auto", "uvloop"), (None, None, "asyncio")],
+    ids=["argument", "KAFKITO_LOOP", "default"],
+)
+def test_the_flow_runs_on_the_event_loop_asked_for(
+    broker: str,
+    topic_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    loop: str | None,
+    env: str | None,
+    expected: str,
+) -> None:
+    if expected == "uvloop":
+        pytest.importorskip("uvloop")
+    if env is None:
+        monkeypatch.delenv("KAFKITO_LOOP", raising=False)
+    else:
+        monkeypatch.setenv("KAFKITO_LOOP", env)
+    produce(broker, topic_name, id_records(20, keys=4))
+    seen: set[str] = set()
+
+    async def handle(value: dict[str, int]) -> None:
+        seen.add(type(asyncio.get_running_loop()).__module__.split(".")[0])
+        await asyncio.sleep(0.001)
+
+    flow = Flow(topic_name, handle, group_id="g", brokers=broker, commit_interval_s=0.05)
+    running = Running(flow, loop=loop)
+    try:
+        wait_for(lambda: committed(broker, "g", topic_name) == [20], what="all committed")
+    finally:
+        running.stop()
+    assert seen == {expected}
 
 
 def test_second_member_joins_nothing_lost(

@@ -417,3 +417,20 @@ def test_handler_timings_from_many_threads_add_up() -> None:
     assert dict(buckets)["10.0"] == count - 4 * per_thread_calls * 40
     assert total == pytest.approx(4 * per_thread_calls * (sum(durations) + 0.0001) + 0.0001)
     assert len(timings._shards) == 1
+
+
+def test_the_flow_consumer_long_polls_briefly_unless_told_otherwise() -> None:
+    """fetch.wait.max.ms 100 (a resumed partition waits for the fetch in flight), and the
+    user's settings win over every default."""
+    from kafkito.flow import Flow
+    from kafkito.flow.lifecycle import FETCH_WAIT_MAX_MS, consumer_settings
+
+    flow = Flow("t", lambda value: None, group_id="g", brokers="127.0.0.1:1")
+    conf = flow._librdkafka()
+    assert consumer_settings(flow, conf)["fetch.wait.max.ms"] == FETCH_WAIT_MAX_MS == 100
+    mine = Flow(
+        "t", lambda value: None, group_id="g", brokers="127.0.0.1:1",
+        settings={"fetch.wait.max.ms": 500, "auto.offset.reset": "latest"},
+    )  # fmt: skip
+    settings = consumer_settings(mine, mine._librdkafka())
+    assert settings["fetch.wait.max.ms"] == 500 and settings["auto.offset.reset"] == "latest"

@@ -4,7 +4,8 @@ Two process-wide choices, both made once before the loop starts (`run`):
 
 * the loop: asyncio's own, or uvloop (libuv, from PyPI) when `KAFKITO_LOOP=uvloop` and it is
   installed; `auto` takes uvloop when it can be imported. Anything else, or a failed import,
-  is asyncio's loop: uvloop is an optional speed-up, never a requirement.
+  is asyncio's loop: uvloop is an optional speed-up, never a requirement (kafkito.loops,
+  shared with `Flow.run`).
 * the GIL switch interval. fsyncs run in worker threads (storage.durability); when one ends,
   its thread needs the GIL to hand the result to the loop. While the loop runs Python code it
   keeps the GIL for up to `sys.getswitchinterval()` (5 ms by default) before the waiting
@@ -20,31 +21,18 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, TypeVar
+
+from kafkito.loops import LOOPS, loop_factory
+
+__all__ = ["LOOPS", "loop_factory", "run", "skip_test_only_imports", "switch_interval_s"]
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
 DEFAULT_SWITCH_INTERVAL_MS = 0.5
-LOOPS = ("asyncio", "uvloop", "auto")
-
-
-def loop_factory(choice: str | None = None) -> tuple[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """(name, factory) of the event loop for `choice` (default: $KAFKITO_LOOP or asyncio)."""
-    choice = (choice or os.environ.get("KAFKITO_LOOP") or "asyncio").strip().lower()
-    if choice in ("uvloop", "auto"):
-        try:
-            import uvloop
-        except ImportError:
-            if choice == "uvloop":
-                log.warning("KAFKITO_LOOP=uvloop but uvloop is not installed; using asyncio")
-        else:
-            return "uvloop", uvloop.new_event_loop
-    elif choice != "asyncio":
-        log.warning("unknown KAFKITO_LOOP=%r (one of %s); using asyncio", choice, LOOPS)
-    return "asyncio", asyncio.new_event_loop
 
 
 def switch_interval_s() -> float:

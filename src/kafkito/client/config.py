@@ -67,7 +67,7 @@ ENV_RESERVED = frozenset(
         "KAFKITO_DATA_DIR",
         "KAFKITO_CONFIG",
         "KAFKITO_LOG_LEVEL",
-        "KAFKITO_LOOP",  # the broker's event loop (kafkito.broker.loop)
+        "KAFKITO_LOOP",  # the event loop of the broker and Flow.run (kafkito.loops)
         "KAFKITO_SWITCH_INTERVAL_MS",  # the broker's GIL switch interval (kafkito.broker.loop)
     }
 )

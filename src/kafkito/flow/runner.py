@@ -88,6 +88,7 @@ from kafkito.flow.records import (
 )
 from kafkito.flow.scheduler import KeyedScheduler, ThreadedKeyedScheduler
 from kafkito.flow.tracker import TP, Chunk
+from kafkito.loops import loop_factory
 
 
 class Flow:
@@ -302,9 +303,15 @@ class Flow:
         """
         return options.flow_from_config(cls, handler, config, **overrides)
 
-    def run(self) -> None:
-        """Run until stopped (SIGTERM/SIGINT in the main thread, or `stop()`)."""
-        asyncio.run(self.run_async())
+    def run(self, loop: str | None = None) -> None:
+        """Run until stopped (SIGTERM/SIGINT in the main thread, or `stop()`), on an event
+        loop of its own: `loop` "asyncio", "uvloop" or "auto" (uvloop when installed); by
+        default $KAFKITO_LOOP, else asyncio's. uvloop keeps async handlers' short waits exact
+        (asyncio's rounds each up to a millisecond: docs/flow.md, "Event loop")."""
+        name, factory = loop_factory(loop)
+        log.debug("flow event loop: %s", name)
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(self.run_async())
 
     def stop(self) -> None:
         """Ask the flow to finish in-flight work, commit and leave the group (thread-safe)."""
