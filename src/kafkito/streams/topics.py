@@ -4,14 +4,34 @@ the co-partitioning check of joined topics. Called once by `StreamsApp` at start
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 
 from kafkito.client import Admin
-from kafkito.client.errors import ClientError
+from kafkito.client.errors import ClientError, UnknownTopicError
 from kafkito.streams.aggregate import StoreSpec
 from kafkito.streams.errors import StreamsError
 
 __all__ = ["create_topics"]
+
+VISIBLE_WITHIN_S = 10.0
+"""How long a topic just created may stay unknown to the broker asked about it."""
+
+
+def partitions_of_created(admin: Admin, topic: str) -> int:
+    """The partition count of a topic just created (or found existing). On a cluster the
+    broker that answers may not have learned of a new topic yet (Apache Kafka with three
+    brokers answered UNKNOWN_TOPIC_OR_PARTITION for a changelog created a moment before,
+    though the creation had waited until one broker listed it): asked again for up to
+    `VISIBLE_WITHIN_S`."""
+    deadline = time.monotonic() + VISIBLE_WITHIN_S
+    while True:
+        try:
+            return len(admin.partitions(topic))
+        except UnknownTopicError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def create_topics(
@@ -40,7 +60,7 @@ def create_topics(
             if source in counts:
                 counts[topic] = partitions or counts[source]
                 admin.create_topic(topic, counts[topic], if_not_exists=True)
-                counts[topic] = len(admin.partitions(topic))
+                counts[topic] = partitions_of_created(admin, topic)
                 del pending[topic]
     for stream_topic, other in joins:
         if counts[stream_topic] != counts[other]:
@@ -58,7 +78,7 @@ def create_topics(
             configs={"cleanup.policy": "compact"},
             if_not_exists=True,
         )
-        have = len(admin.partitions(spec.changelog))
+        have = partitions_of_created(admin, spec.changelog)
         if have != counts[spec.topic]:
             raise StreamsError(
                 f"changelog {spec.changelog!r} has {have} partitions, its input "
