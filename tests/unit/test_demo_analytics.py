@@ -85,3 +85,30 @@ def test_streams_fed_buckets_find_the_same_spike_and_windows_make_the_top_pages(
     assert top[1]["views"] == 11 * 10 + 90
     analytics.page_window("/", t0 + 12 * 5000, 1, 0)  # a new bucket: the oldest leaves
     assert analytics.snapshot()["top_pages"][0]["views"] == 480 - 40 + 1
+
+
+def test_pacer_counts_events_by_the_clock_not_by_ticks() -> None:
+    """A write slower than a tick does not lower the rate: what is due is counted from the
+    time passed, and a pacer behind its ticks does not wait."""
+    import threading
+    import time
+
+    from kafkito.demo.events import Pacer
+
+    began = time.monotonic()
+    pacer = Pacer(rate=100, tick_s=1.0)
+    due = 0
+    for _ in range(3):
+        time.sleep(0.35)  # a slow write
+        due += pacer.due()
+    elapsed = time.monotonic() - began
+    assert 105 - 1 <= due <= 100 * elapsed + 1, (due, elapsed)
+    stop = threading.Event()
+    pacer.wait(stop)  # the first tick ends 1 s after the start: ~0 s left
+    waited = time.monotonic()
+    pacer.wait(stop)  # the next tick is 1 s away: waits for it
+    assert time.monotonic() - waited >= 0.9
+    time.sleep(1.2)  # behind the next tick: no wait at all
+    behind = time.monotonic()
+    pacer.wait(stop)
+    assert time.monotonic() - behind < 0.5
