@@ -186,12 +186,14 @@ def run_both(target: Any, *args: Any) -> tuple[Meter, Meter]:
 
 def test_a_producer_above_its_quota_is_throttled_to_it(quota_broker: str) -> None:
     """Two producers at full speed; the one whose client id has a producer_byte_rate runs
-    at that rate within 10% and is told so (throttle_cb); the other is never throttled and
-    runs far faster."""
+    at most 10% above that rate and is told so (throttle_cb); the other is never throttled
+    and runs far faster. Not far below it either (1.01 in 3 runs on a quiet machine; a loaded one
+    slows the client itself, which shares its process and GIL with the other: 0.87 seen in a
+    CI run), so at least 0.7 of it: the throttle is not excessive."""
     set_quota(quota_broker, [("client-id", "slow")], {"producer_byte_rate": QUOTA})
     slow, fast = run_both(produce_for, quota_broker, "q-produce")
     rate = slow.rate()
-    assert 0.9 * QUOTA <= rate <= 1.1 * QUOTA, f"throttled producer at {rate:.0f} B/s"
+    assert 0.7 * QUOTA <= rate <= 1.1 * QUOTA, f"throttled producer at {rate:.0f} B/s"
     assert slow.throttled_ms, "the throttled producer was never told"
     assert not fast.throttled_ms, f"the other producer was throttled: {fast.throttled_ms}"
     assert fast.rate() > 3 * QUOTA, f"the other producer ran at {fast.rate():.0f} B/s only"
