@@ -306,8 +306,8 @@ class Flow:
     def run(self, loop: str | None = None) -> None:
         """Run until stopped (SIGTERM/SIGINT in the main thread, or `stop()`), on an event
         loop of its own: `loop` "asyncio", "uvloop" or "auto" (uvloop when installed); by
-        default $KAFKITO_LOOP, else asyncio's. uvloop keeps async handlers' short waits exact
-        (asyncio's rounds each up to a millisecond: docs/flow.md, "Event loop")."""
+        default $KAFKITO_LOOP, else asyncio's. asyncio's loop rounds each timer's wait up to a
+        millisecond, uvloop's does not (docs/flow.md, "Event loop")."""
         name, factory = loop_factory(loop)
         log.debug("flow event loop: %s", name)
         with asyncio.Runner(loop_factory=factory) as runner:
