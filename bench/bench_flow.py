@@ -346,14 +346,14 @@ def section_slow(bootstrap: str, count: int, rounds: int, venv: Path | None) -> 
 
 
 def section_fewkeys(bootstrap: str, rounds: int) -> None:
-    loops = [False, True] if have_uvloop() else [False]
+    uvloop_installed = have_uvloop()
     for keys, count, goal, limit, uv in (
         (10, 3000, 950, 1000, False),
         (10, 3000, 950, 5000, False),
         (10, 3000, 950, 1000, True),
         (1, 300, 95, 1000, False),
     ):
-        if uv not in loops:
+        if uv and not uvloop_installed:
             print("      (uvloop not installed: no uvloop row; pip install 'kafkito[bench]')")
             continue
         topic = f"fewkeys-{keys}"

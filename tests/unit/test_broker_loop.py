@@ -1,4 +1,5 @@
-"""kafkito.broker.loop: which event loop the broker runs, and its GIL switch interval."""
+"""kafkito.loops (which event loop the broker and Flow.run start) and kafkito.broker.loop
+(the broker's GIL switch interval)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 
 import pytest
 
+from kafkito import loops
 from kafkito.broker import loop as broker_loop
 
 
@@ -14,13 +16,13 @@ def test_asyncio_is_the_default_and_unknown_names_fall_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("KAFKITO_LOOP", raising=False)
-    assert broker_loop.loop_factory()[0] == "asyncio"
-    assert broker_loop.loop_factory("fastest")[0] == "asyncio"
+    assert loops.loop_factory()[0] == "asyncio"
+    assert loops.loop_factory("fastest")[0] == "asyncio"
 
 
 def test_uvloop_is_used_when_asked_and_installed() -> None:
     pytest.importorskip("uvloop")
-    name, factory = broker_loop.loop_factory("uvloop")
+    name, factory = loops.loop_factory("uvloop")
     loop = factory()
     try:
         assert name == "uvloop" and type(loop).__module__.startswith("uvloop")
@@ -30,7 +32,7 @@ def test_uvloop_is_used_when_asked_and_installed() -> None:
 
 def test_uvloop_missing_falls_back_to_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop -> ImportError
-    name, factory = broker_loop.loop_factory("uvloop")
+    name, factory = loops.loop_factory("uvloop")
     loop = factory()
     try:
         assert name == "asyncio" and isinstance(loop, asyncio.BaseEventLoop)

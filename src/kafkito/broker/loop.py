@@ -24,9 +24,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from kafkito.loops import LOOPS, loop_factory
-
-__all__ = ["LOOPS", "loop_factory", "run", "skip_test_only_imports", "switch_interval_s"]
+from kafkito.loops import loop_factory
 
 log = logging.getLogger(__name__)
 
