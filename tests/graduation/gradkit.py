@@ -37,13 +37,41 @@ def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, partitions)], operation_timeout=30)[topic].result(60)
     # the controller has created it; wait until every broker's metadata has its leaders
+    # (a consumer subscribing to a topic its broker does not know yet looks again only at
+    # librdkafka's periodic refresh, minutes later)
     wait_for(
         lambda: (
             len(leaders(bootstrap, topic)) == partitions
             and all(leader >= 0 for leader in leaders(bootstrap, topic).values())
+            and all(known_to_every_broker(bootstrap, [topic]).values())
         ),
         what=f"leaders of {topic}",
     )
+
+
+def known_to_every_broker(bootstrap: str, topics: list[str]) -> dict[int, bool]:
+    """broker id -> whether that broker's own metadata lists every one of `topics` with a
+    leader per partition. librdkafka picks the broker it asks; a fresh client bootstrapped
+    from one broker mostly asks that one, so fresh clients are made until one has."""
+    cluster = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    answers: dict[int, bool] = {}
+    for node, broker in cluster.brokers.items():
+        address = f"{broker.host}:{broker.port}"
+        for _ in range(50):
+            meta = AdminClient({"bootstrap.servers": address}).list_topics(timeout=10)
+            if meta.orig_broker_name.rpartition("/")[0] == address:
+                break
+        else:
+            raise AssertionError(f"no answer from broker {node} at {address} in 50 tries")
+        found = [meta.topics.get(name) for name in topics]
+        answers[node] = all(
+            t is not None
+            and t.error is None
+            and bool(t.partitions)
+            and all(p.leader >= 0 for p in t.partitions.values())
+            for t in found
+        )
+    return answers
 
 
 def leaders(bootstrap: str, topic: str) -> dict[int, int]:

@@ -9,9 +9,17 @@ import urllib.request
 from typing import Any
 
 import pytest
-from gradkit import FAST_GROUP, committed, create_topic, end_offsets, read_all
+from gradkit import (
+    FAST_GROUP,
+    committed,
+    create_topic,
+    end_offsets,
+    known_to_every_broker,
+    read_all,
+)
 
 from kafkito.client import (
+    Admin,
     HealthChecker,
     Reader,
     ReaderConfig,
@@ -98,6 +106,18 @@ def test_topic_writer_and_raw_bytes_on_the_wire(kafka: ApacheKafka, topic: str) 
     (msg,) = read_all(kafka.bootstrap, topic, expect=1)
     assert (msg.key(), msg.value(), msg.headers()) == (b"k", b"\x00raw\xff", [("h", b"\x01")])
     assert [m.value() for m in read_all(kafka.bootstrap, other, expect=2)] == [b"a", b"b"]
+
+
+def test_created_topics_are_known_to_every_broker_when_create_returns(
+    kafka: ApacheKafka, topic: str
+) -> None:
+    """A consumer subscribing right after create_topics asks any one broker; one that has not
+    learned of the topic yet makes librdkafka wait for its periodic refresh (5 minutes)."""
+    names = [f"{topic}-{i}" for i in range(6)]
+    with Admin(brokers=kafka.bootstrap) as admin:
+        assert admin.create_topics(names, partitions=3) == names
+        answers = known_to_every_broker(kafka.bootstrap, names)
+    assert len(answers) == 3 and all(answers.values()), answers
 
 
 def test_health_checker_answers_on_the_cluster(kafka: ApacheKafka, topic: str, group: str) -> None:

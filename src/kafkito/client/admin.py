@@ -348,6 +348,8 @@ class Admin:
         conf.setdefault("allow.auto.create.topics", False)
         self._settings = dict(conf)
         """The librdkafka settings, for the requests kafkito speaks itself (txn_admin)."""
+        self._steered: dict[str, AdminClient] = {}
+        """Clients that reached one broker each (host:port), for _await_ready_at."""
         self._errors = ErrorTracker()
         conf["error_cb"] = self._errors
         try:
@@ -521,29 +523,53 @@ class Admin:
         return created
 
     def _await_ready(self, topics: list[str]) -> None:
-        """Wait (up to `timeout_s`) until metadata lists `topics` with a leader per partition.
+        """Wait (up to `timeout_s`) until every broker's metadata lists `topics` with a leader
+        per partition.
 
         Apache Kafka (KRaft) answers CreateTopics once its controller has the topic; the brokers
-        learn of it a moment later. A consumer subscribing in that moment finds no topic, and
-        librdkafka looks again only at its next metadata refresh (minutes by default), so a
-        topic we say is created must already be visible.
+        learn of it a moment later, each at its own pace. A consumer subscribing in that moment
+        asks one of them, finds no topic, and librdkafka looks again only at its next periodic
+        metadata refresh (`topic.metadata.refresh.interval.ms`, 5 minutes by default): a flow's
+        retry topics, created just before it subscribed, stayed unread for a whole test on a
+        loaded 3-broker cluster. So a topic we say is created is known to every broker.
         """
         deadline = time.monotonic() + self.timeout_s
-        while time.monotonic() < deadline:
-            try:
+        try:
+            while True:
                 meta = self._admin.list_topics(timeout=max(0.1, deadline - time.monotonic()))
-            except confluent_kafka.KafkaException:
-                return  # the topics were created; describing them is the next call's business
-            found = [meta.topics.get(name) for name in topics]
-            if all(
-                t is not None
-                and t.error is None
-                and t.partitions
-                and all(p.leader >= 0 for p in t.partitions.values())
-                for t in found
-            ):
+                if _lists(meta, topics):
+                    break
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.05)
+            answered = _address(meta.orig_broker_name)
+            for broker in meta.brokers.values():
+                address = f"{broker.host}:{broker.port}"
+                if address != answered:
+                    self._await_ready_at(address, topics, deadline)
+        except confluent_kafka.KafkaException:
+            return  # the topics were created; describing them is the next call's business
+
+    def _await_ready_at(self, address: str, topics: list[str], deadline: float) -> None:
+        """Wait until the broker at `address` lists `topics`. librdkafka sends a request to
+        whichever broker it likes; a client bootstrapped from `address` alone mostly starts
+        there, so fresh ones are made until one answers from there (`_STEER_TRIES` at most,
+        then that broker is left unchecked)."""
+        client = self._steered.pop(address, None)
+        misses = 0
+        while time.monotonic() < deadline:
+            client = client or AdminClient({**self._settings, "bootstrap.servers": address})
+            meta = client.list_topics(timeout=max(0.1, deadline - time.monotonic()))
+            if _address(meta.orig_broker_name) != address:
+                client = None
+                misses += 1
+                if misses >= _STEER_TRIES:
+                    return
+            elif _lists(meta, topics):
+                self._steered[address] = client  # it stays with that broker: kept for next time
                 return
-            time.sleep(0.05)
+            else:
+                time.sleep(0.05)
 
     def delete_topics(self, *topics: str) -> None:
         """Delete topics and all their records; UnknownTopicError names a missing one."""
@@ -963,6 +989,7 @@ class Admin:
         if not self.closed:
             self.closed = True
             del self._admin
+            self._steered.clear()
 
     def __enter__(self) -> Self:
         return self
@@ -1029,6 +1056,27 @@ def _acl_of(binding: Any) -> Acl:
 
 def _node(broker: Any) -> int:
     return int(broker.id)
+
+
+_STEER_TRIES = 20
+"""Fresh clients made to reach one broker of a cluster before giving up on it."""
+
+
+def _address(broker_name: str | None) -> str:
+    """The host:port of a librdkafka broker name ("host:port/1", "host:port/bootstrap")."""
+    return (broker_name or "").rpartition("/")[0]
+
+
+def _lists(meta: Any, topics: list[str]) -> bool:
+    """Whether cluster metadata lists every one of `topics` with a leader per partition."""
+    found = [meta.topics.get(name) for name in topics]
+    return all(
+        t is not None
+        and t.error is None
+        and bool(t.partitions)
+        and all(p.leader >= 0 for p in t.partitions.values())
+        for t in found
+    )
 
 
 def _topic(name: str, tmeta: Any) -> TopicDescription:
