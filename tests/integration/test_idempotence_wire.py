@@ -381,9 +381,11 @@ class GatedFileSystem(OsFileSystem):
 
 
 def test_duplicate_waits_for_the_original_fsync(tmp_path: Path, topic_name: str) -> None:
-    """durability=always: a retry that races the original's fsync must not be acked first."""
+    """durability=always: a retry that races the original's fsync must not be acked first.
+    The fsyncs run in the worker thread (a gate held on the loop's thread would stop the
+    broker from reading the retry at all)."""
     fs = GatedFileSystem()
-    broker = Broker(port=0, data_dir=str(tmp_path / "data"), fs=fs)
+    broker = Broker(port=0, data_dir=str(tmp_path / "data"), fs=fs, fsync_on_loop=False)
     bootstrap = broker.start()
     try:
         with WireClient(bootstrap) as c1, WireClient(bootstrap, timeout_s=1) as c2:

@@ -182,7 +182,7 @@ async def test_a_second_fsync_runs_alongside_and_never_marks_durable_before_the_
     segment roll (the first fsync holds the sealed segment)."""
     fs = GatedFs()
     plog = PartitionLog.open(fs, "/d/t-0", "t", 0, LogConfig())
-    committer = GroupCommitter()
+    committer = GroupCommitter(inline=False)  # the gate would hold the loop itself
     first = bytearray(make_batch([1000], value_size=10))
     plog.append(first, read_batch_header(first))
     waiting_first = asyncio.ensure_future(committer.wait_durable(plog, 0))
@@ -206,7 +206,7 @@ async def test_a_second_fsync_runs_alongside_and_never_marks_durable_before_the_
 async def test_at_most_two_fsyncs_of_a_log_run_at_once() -> None:
     fs = GatedFs()
     plog = PartitionLog.open(fs, "/d/t-0", "t", 0, LogConfig())
-    committer = GroupCommitter()
+    committer = GroupCommitter(inline=False)  # the gate would hold the loop itself
     waits = []
     for i in range(5):
         batch = bytearray(make_batch([1000 + i], value_size=10))
@@ -233,7 +233,7 @@ async def test_one_round_fsyncs_every_waiting_log_and_marks_after_the_round_befo
     round marks nothing durable before the first has ended, even for logs not in the first."""
     fs = GatedFs()
     logs = [PartitionLog.open(fs, f"/d/t-{i}", "t", i, LogConfig()) for i in range(4)]
-    committer = GroupCommitter()
+    committer = GroupCommitter(inline=False)  # the gate would hold the loop itself
     first = asyncio.ensure_future(committer.wait_durable(logs[0], _append_one(logs[0], 1000)))
     assert await asyncio.to_thread(fs.entered.wait, 10)  # round 1 (log 0) held in its fsync
     second = [
@@ -257,12 +257,13 @@ async def test_one_round_fsyncs_every_waiting_log_and_marks_after_the_round_befo
     assert fs.calls == 5
 
 
-async def test_a_failed_fsync_in_a_round_fails_only_its_own_log() -> None:
+@pytest.mark.parametrize("inline", [True, False], ids=["on-loop", "thread"])
+async def test_a_failed_fsync_in_a_round_fails_only_its_own_log(inline: bool) -> None:
     fs = FaultyFileSystem()
     good = PartitionLog.open(fs, "/d/good-0", "good", 0, LogConfig())
     bad = PartitionLog.open(fs, "/d/bad-0", "bad", 0, LogConfig())
     fs.fail_fsyncs(lambda path: "/bad-0/" in path)
-    committer = GroupCommitter()
+    committer = GroupCommitter(inline=inline)
     outcomes = await asyncio.gather(
         committer.wait_durable(good, _append_one(good, 1000)),
         committer.wait_durable(bad, _append_one(bad, 1000)),

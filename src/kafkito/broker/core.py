@@ -81,7 +81,7 @@ class BrokerCore:
             self.fs, os.path.join(settings.data_path, "meta", "metadata.log")
         )
         self.topics = TopicRegistry(settings, self.fs, self.metalog)
-        self.committer = GroupCommitter()
+        self.committer = GroupCommitter(inline=None if settings.fsync_on_loop else False)
         self.inflight = ByteBudget(settings.max_inflight_bytes)
         self.listener = Listener(self)
         self.cluster_id = ""

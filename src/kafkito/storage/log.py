@@ -126,6 +126,8 @@ class PartitionLog:
         self._syncing: list[Segment] = []
         """Segments a sync in a worker thread is working on: never deleted meanwhile."""
         self._dir_unsynced = False
+        self._sync_began_at = (-1, 0)
+        """(base offset, size) of the active segment when the last sync began."""
         self.closed = False
         self.cleaning: list[Segment] = []
         """Segments a cleaning pass reads (storage.cleaner): never deleted meanwhile."""
@@ -316,12 +318,20 @@ class PartitionLog:
         self._dir_unsynced = True
         self.segments.append(segment)
 
+    def unsynced_bytes(self) -> int:
+        """Bytes appended to the active segment since the last sync began (what the next
+        fsync of it writes, sealed segments aside)."""
+        active = self.segments[-1]
+        base, size = self._sync_began_at
+        return active.size - size if active.base_offset == base else active.size
+
     def begin_sync(self) -> tuple[int, list[Segment], bool]:
         """On the loop: (offset durable once synced, segments to fsync, directory too?).
 
         Pass the result to `sync_files` (any thread), then call `end_sync` on the loop.
         """
         target = self.log_end_offset
+        self._sync_began_at = (self.segments[-1].base_offset, self.segments[-1].size)
         segments = [*self._sealed_unsynced, self.segments[-1]]
         self._sealed_unsynced = []
         dir_unsynced, self._dir_unsynced = self._dir_unsynced, False

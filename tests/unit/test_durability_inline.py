@@ -1,0 +1,163 @@
+"""Where a group-commit round fsyncs: on the loop's thread when it is small and plain and the
+disk has been fast, else in a worker thread (storage/durability.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+from test_storage_formats import make_batch
+
+from kafkito.protocol.records import read_batch_header
+from kafkito.storage import durability
+from kafkito.storage.durability import GroupCommitter
+from kafkito.storage.log import LogConfig, PartitionLog
+from kafkito.testing.faulty_fs import FaultyFileSystem
+
+
+class ThreadsFs(FaultyFileSystem):
+    """In-memory file system that records the thread of every fsync and can be slow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[str] = []
+        self.delay_s = 0.0
+
+    def fsync(self, fd: int) -> None:
+        self.threads.append(threading.current_thread().name)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        super().fsync(fd)
+
+
+def _append_one(plog: PartitionLog) -> int:
+    batch = bytearray(make_batch([1000], value_size=10))
+    plog.append(batch, read_batch_header(batch))
+    return plog.log_end_offset - 1
+
+
+async def _round(committer: GroupCommitter, logs: list[PartitionLog]) -> None:
+    await asyncio.gather(*(committer.wait_durable(p, _append_one(p)) for p in logs))
+
+
+def _logs(fs: ThreadsFs, count: int) -> list[PartitionLog]:
+    return [PartitionLog.open(fs, f"/d/t-{i}", "t", i, LogConfig()) for i in range(count)]
+
+
+@pytest.fixture
+def here() -> str:
+    return threading.current_thread().name
+
+
+async def test_a_small_plain_round_fsyncs_on_the_loop_thread(here: str) -> None:
+    fs = ThreadsFs()
+    (plog,) = _logs(fs, 1)
+    committer = GroupCommitter(inline=True)
+    await _round(committer, [plog])  # the first round also fsyncs the new log's directory
+    fs.threads.clear()
+    await _round(committer, [plog])
+    assert fs.threads == [here]
+    assert plog.durable_offset == plog.log_end_offset == 2
+    assert committer.inline_rounds >= 1 and committer.slow_inline_rounds == 0
+
+
+async def test_a_directory_a_sealed_segment_or_many_logs_go_to_the_thread(here: str) -> None:
+    fs = ThreadsFs()
+    logs = _logs(fs, durability.INLINE_MAX_LOGS + 1)
+    committer = GroupCommitter(inline=True)
+    await _round(committer, logs[:1])  # a new log: its directory entry is fsynced too
+    assert here not in fs.threads
+    await _round(committer, logs[:1])
+    fs.threads.clear()
+    logs[0].roll()  # the sealed segment and its indexes are fsynced with the next round
+    await _round(committer, logs[:1])
+    assert fs.threads and here not in fs.threads
+    await _round(committer, logs)  # first rounds of the others: directories
+    for plog in logs:
+        assert plog.durable_offset == plog.log_end_offset
+    fs.threads.clear()
+    await _round(committer, logs)  # plain, but more logs than INLINE_MAX_LOGS
+    assert len(fs.threads) == len(logs) and here not in fs.threads
+    fs.threads.clear()
+    await _round(committer, logs[: durability.INLINE_MAX_LOGS])
+    assert here in fs.threads
+
+
+async def test_a_round_that_writes_much_goes_to_the_thread(here: str) -> None:
+    fs = ThreadsFs()
+    (plog,) = _logs(fs, 1)
+    committer = GroupCommitter(inline=True)
+    await _round(committer, [plog])
+    big = bytearray(make_batch([1000], value_size=durability.INLINE_MAX_BYTES + 1))
+    plog.append(big, read_batch_header(big))
+    assert plog.unsynced_bytes() > durability.INLINE_MAX_BYTES
+    fs.threads.clear()
+    await committer.wait_durable(plog, plog.log_end_offset - 1)
+    assert fs.threads and here not in fs.threads
+    assert plog.unsynced_bytes() == 0
+    fs.threads.clear()
+    await _round(committer, [plog])  # a small one again: inline
+    assert fs.threads == [here]
+
+
+async def test_switched_off_every_round_is_in_the_thread(
+    here: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fs = ThreadsFs()
+    (plog,) = _logs(fs, 1)
+    monkeypatch.setenv(durability.INLINE_ENV, "0")
+    committer = GroupCommitter()
+    assert not committer.inline
+    for _ in range(3):
+        await _round(committer, [plog])
+    assert fs.threads and here not in fs.threads
+    assert committer.inline_rounds == 0
+    monkeypatch.delenv(durability.INLINE_ENV)
+    assert GroupCommitter().inline
+
+
+async def test_a_slow_inline_round_sends_the_next_rounds_to_the_thread_for_a_while(
+    here: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slow inline rounds in a row back off twice as long each time; a fast one resets it;
+    rounds in the thread that stay slow keep the rounds there."""
+    monkeypatch.setattr(durability, "INLINE_LIMIT_S", 0.002)
+    monkeypatch.setattr(durability, "THREAD_AFTER_SLOW_S", 0.2)
+    monkeypatch.setattr(durability, "MAX_THREAD_AFTER_SLOW_S", 0.4)
+    monkeypatch.setattr(durability, "SLOW_DISK_S", 0.02)
+    fs = ThreadsFs()
+    (plog,) = _logs(fs, 1)
+    committer = GroupCommitter(inline=True)
+    await _round(committer, [plog])
+    fs.delay_s = 0.005  # slower than INLINE_LIMIT_S, not than SLOW_DISK_S
+    fs.threads.clear()
+    await _round(committer, [plog])
+    assert fs.threads == [here] and committer.slow_inline_rounds == 1
+    fs.threads.clear()
+    await _round(committer, [plog])  # within the 0.2 s: in the thread
+    assert fs.threads and here not in fs.threads
+    await asyncio.sleep(0.25)
+    fs.threads.clear()
+    await _round(committer, [plog])  # tried inline again: slow again, now 0.4 s in the thread
+    assert fs.threads == [here] and committer.slow_inline_rounds == 2
+    await asyncio.sleep(0.25)
+    fs.threads.clear()
+    await _round(committer, [plog])
+    assert here not in fs.threads  # 0.25 s < 0.4 s: still the thread
+    fs.delay_s = 0.0
+    await asyncio.sleep(0.2)
+    fs.threads.clear()
+    await _round(committer, [plog])
+    assert fs.threads == [here]  # fast again: inline, and the back-off is reset
+    fs.delay_s = 0.03  # slower than SLOW_DISK_S: a slow disk
+    await _round(committer, [plog])  # inline, slow: 0.2 s in the thread
+    assert committer.slow_inline_rounds == 3
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:  # every thread round is slow: never back inline
+        fs.threads.clear()
+        await _round(committer, [plog])
+        assert here not in fs.threads
+    assert committer.slow_inline_rounds == 3
+    assert plog.durable_offset == plog.log_end_offset
