@@ -290,3 +290,42 @@ def test_a_full_offset_map_ends_the_pass_at_a_segment_boundary_and_the_next_goes
     below = plog.segments[-1].base_offset
     assert state.first_dirty[CleanerState.key(plog)] == below
     model.check(read_all(plog), durable_end=plog.log_end_offset, seed=0)
+
+
+class _CountingFs(FaultyFileSystem):
+    """Counts fsyncs per path, and the bytes of each file at each of its fsyncs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.synced_sizes: dict[str, list[int]] = {}
+
+    def fsync(self, fd: int) -> None:
+        f, path = self._fd(fd)
+        self.synced_sizes.setdefault(path, []).append(len(f.data))
+        super().fsync(fd)
+
+
+def test_the_cleaned_file_is_fsynced_as_it_is_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Write-behind: at most WRITEBACK_BYTES of a cleaned file wait for the disk at a time."""
+    from kafkito.storage import cleaner
+
+    monkeypatch.setattr(cleaner, "_WRITE_CHUNK_BYTES", 256)
+    monkeypatch.setattr(cleaner, "WRITEBACK_BYTES", 1024)
+    fs, clock, model = _CountingFs(), Clock(), Model()
+    plog = open_compacted(fs, clock, config=compact_config(segment_bytes=16_000))
+    for r in range(60):  # every record keyed apart: cleaning keeps them all
+        clock.now_ms += 1
+        key, value = f"k{r}".encode(), f"v{r}".encode() * 20
+        base = append_keyed(plog, [(key, value)], clock.now_ms)
+        model.written[base] = (key, value, clock.now_ms)
+    plog.roll()
+    make_durable(plog)
+    result = clean_now(fs, plog, CleanerState(), clock.now_ms, force=True)
+    assert result is not None and result.error is None
+    cleaned = [sizes for path, sizes in fs.synced_sizes.items() if path.endswith(".cleaned")]
+    assert cleaned, fs.synced_sizes.keys()
+    sizes = cleaned[0]
+    assert len(sizes) >= 3, sizes  # write-behind on the way, the final fsync at the end
+    steps = [b - a for a, b in zip([0, *sizes], sizes, strict=False)]
+    assert max(steps) < 1024 + 256 + 1024, steps  # never much more than WRITEBACK_BYTES
+    model.check(read_all(plog), durable_end=plog.log_end_offset, seed=0)
