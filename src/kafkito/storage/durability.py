@@ -260,6 +260,17 @@ class GroupCommitter:
         loop = asyncio.get_running_loop()
         batch.ended = loop.create_future()
         self._running.append(batch)
+        if before is None and entries and self._inline_allowed(entries):
+            # nothing to wait for: the whole round, fsync included, happens in this callback
+            # (no task, no further loop pass before the waiters wake)
+            outcomes: list[OSError | None] = []
+            try:
+                outcomes = self._sync_inline(entries)
+                self._settle(entries, outcomes)
+                self._mark(entries, outcomes)
+            finally:
+                self._end(batch, entries, outcomes)
+            return
         task = asyncio.ensure_future(self._run(batch, entries, before))
         task.add_done_callback(_log_unexpected)
 
@@ -268,58 +279,77 @@ class GroupCommitter:
         try:
             if entries:
                 outcomes = await self._sync(entries)
-            for entry, failed in zip(entries, outcomes, strict=True):
-                entry.plog.end_sync(entry.segments)
-                if failed is not None:
-                    entry.plog.fail(failed)
+            self._settle(entries, outcomes)
             if before is not None and before.ended is not None:
                 # The round before this one may hold a sealed segment or the directory entry
                 # of one of these logs: offsets count as durable only once it has ended too.
                 await asyncio.shield(before.ended)
-            for entry, failed in zip(entries, outcomes, strict=True):
-                if failed is None and entry.plog.failed is None:
-                    entry.plog.mark_durable(entry.target)
+            self._mark(entries, outcomes)
         finally:
-            if len(outcomes) != len(entries):  # cancelled (shutdown) or failed: release files
-                for entry in entries:
-                    with contextlib.suppress(ValueError):
-                        entry.plog.end_sync(entry.segments)
-            self._running.remove(batch)
-            assert batch.ended is not None
-            if not batch.ended.done():
-                batch.ended.set_result(None)
-            for waiter in batch.waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-            if self._next is not None and not self._start_scheduled:
-                self._start_scheduled = True
-                asyncio.get_running_loop().call_soon(self._start_next)
+            self._end(batch, entries, outcomes)
 
-    async def _sync(self, entries: list[_Entry]) -> list[OSError | None]:
-        """fsync a round's logs: on this thread when it is small and plain and the disk has
-        been fast (see the module docstring), else in a worker thread."""
-        started = time.monotonic()
-        inline = (
+    @staticmethod
+    def _settle(entries: list[_Entry], outcomes: list[OSError | None]) -> None:
+        """Give the round's files back to their logs; fail-stop the logs whose fsync failed."""
+        for entry, failed in zip(entries, outcomes, strict=True):
+            entry.plog.end_sync(entry.segments)
+            if failed is not None:
+                entry.plog.fail(failed)
+
+    @staticmethod
+    def _mark(entries: list[_Entry], outcomes: list[OSError | None]) -> None:
+        for entry, failed in zip(entries, outcomes, strict=True):
+            if failed is None and entry.plog.failed is None:
+                entry.plog.mark_durable(entry.target)
+
+    def _end(self, batch: _Round, entries: list[_Entry], outcomes: list[OSError | None]) -> None:
+        """The round is over (done, failed or cancelled): wake its waiters, start the next."""
+        if len(outcomes) != len(entries):  # cancelled (shutdown) or failed: release files
+            for entry in entries:
+                with contextlib.suppress(ValueError):
+                    entry.plog.end_sync(entry.segments)
+        self._running.remove(batch)
+        assert batch.ended is not None
+        if not batch.ended.done():
+            batch.ended.set_result(None)
+        for waiter in batch.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        if self._next is not None and not self._start_scheduled:
+            self._start_scheduled = True
+            asyncio.get_running_loop().call_soon(self._start_next)
+
+    def _inline_allowed(self, entries: list[_Entry]) -> bool:
+        """Whether this round may fsync on the loop's thread (see the module docstring)."""
+        return (
             self.inline
-            and started >= self._thread_until
+            and time.monotonic() >= self._thread_until
             and len(entries) <= INLINE_MAX_LOGS
             and all(len(e.segments) == 1 and not e.dir_unsynced for e in entries)
             and sum(e.unsynced_bytes for e in entries) <= INLINE_MAX_BYTES
         )
-        if inline:
-            self.inline_rounds += 1
-            outcomes = _sync_round(entries)
-            ended = time.monotonic()
-            if ended - started > INLINE_LIMIT_S:
-                # The loop stood still that long: rounds go to the thread for a while, longer
-                # each time in a row, so that a disk that stays slow blocks the loop only
-                # ever more rarely (RELIABILITY B10).
-                self.slow_inline_rounds += 1
-                self._thread_until = ended + self._backoff_s
-                self._backoff_s = min(self._backoff_s * 2, MAX_THREAD_AFTER_SLOW_S)
-            else:
-                self._backoff_s = THREAD_AFTER_SLOW_S
-            return outcomes
+
+    def _sync_inline(self, entries: list[_Entry]) -> list[OSError | None]:
+        """fsync the round on this thread, and note a slow one (it stood the loop still)."""
+        self.inline_rounds += 1
+        started = time.monotonic()
+        outcomes = _sync_round(entries)
+        ended = time.monotonic()
+        if ended - started > INLINE_LIMIT_S:
+            # Rounds go to the thread for a while, longer each time in a row, so that a disk
+            # that stays slow blocks the loop only ever more rarely (RELIABILITY B10).
+            self.slow_inline_rounds += 1
+            self._thread_until = ended + self._backoff_s
+            self._backoff_s = min(self._backoff_s * 2, MAX_THREAD_AFTER_SLOW_S)
+        else:
+            self._backoff_s = THREAD_AFTER_SLOW_S
+        return outcomes
+
+    async def _sync(self, entries: list[_Entry]) -> list[OSError | None]:
+        """fsync a round's logs: on this thread when it is small and plain and the disk has
+        been fast (see the module docstring), else in a worker thread."""
+        if self._inline_allowed(entries):
+            return self._sync_inline(entries)
         self.thread_rounds += 1
         loop = asyncio.get_running_loop()
         outcomes, took = await loop.run_in_executor(None, _timed_round, entries)
