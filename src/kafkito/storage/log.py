@@ -209,10 +209,7 @@ class PartitionLog:
         self.closed = True
         for segment in self.segments:
             segment.close()
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.cancel()
-        self._waiters.clear()
+        self._wake_readers()  # a long poll looks again and finds the log gone
 
     # -- offsets ---------------------------------------------------------------------------
 
@@ -472,9 +469,11 @@ class PartitionLog:
 
     # -- long polls ------------------------------------------------------------------------
 
-    def wait_for_append(self) -> asyncio.Future[None]:
-        """A future resolved at the next append (or cancelled when the log closes)."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def wait_for_append(self, fut: asyncio.Future[None] | None = None) -> asyncio.Future[None]:
+        """A future resolved at the next append or when the log closes: `fut`,
+        when given (one future a long poll over several logs shares), else a new one."""
+        if fut is None:
+            fut = asyncio.get_running_loop().create_future()
         # Drop waiters whose Fetch gave up (timed out, or its client left), or an idle
         # partition would keep every abandoned long poll's future until its next append.
         self._waiters = [w for w in self._waiters if not w.done()]

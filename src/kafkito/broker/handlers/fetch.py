@@ -148,16 +148,17 @@ async def fetch(request: Any, ctx: RequestContext) -> RawBody:
         logs = {id(w.plog): w.plog for w in wanted if w.plog is not None}
         if not logs:
             break
-        waiters = [plog.wait_for_append() for plog in logs.values()]
-        timed_out: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        timer = clock.call_later(remaining, _wake, timed_out)  # what wait(timeout=) would do
+        # One future for every log and the timer: the first append (or max_wait) wakes it.
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for plog in logs.values():
+            plog.wait_for_append(woken)
+        timer = clock.call_later(remaining, _wake, woken)
         try:
-            await asyncio.wait([*waiters, timed_out], return_when=asyncio.FIRST_COMPLETED)
+            await woken
         finally:
             timer.cancel()
-            for fut in (*waiters, timed_out):
-                if not fut.done():
-                    fut.cancel()
+            if not woken.done():
+                woken.cancel()
         answers, total = _collect(wanted, max_bytes, txns, read_committed)
     throttle = await throttle_fetch(ctx, total)  # over the quota: answered without data
     if throttle:
