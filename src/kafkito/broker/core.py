@@ -262,12 +262,22 @@ class BrokerCore:
         while True:
             await asyncio.sleep(max(tick_ms, 1) / 1000)
             logs = [p for topic in list(self.topics.by_name.values()) for p in topic.partitions]
-            for p in logs:
-                if p.sync_on_ack or p.failed is not None:
-                    continue
-                if p.flush_due(p._clock_ms(), settings.flush_interval_ms):
-                    with contextlib.suppress(StorageError):  # logged; the log is now read-only
-                        await self.committer.flush(p)
+            due = [
+                p
+                for p in logs
+                if not p.sync_on_ack
+                and p.failed is None
+                and p.flush_due(p._clock_ms(), settings.flush_interval_ms)
+            ]
+            if due:
+                # all at once: they share one group-commit round (its fsyncs in parallel, in
+                # the worker threads when there are many), not a round each one after another
+                outcomes = await asyncio.gather(
+                    *(self.committer.flush(p) for p in due), return_exceptions=True
+                )
+                for outcome in outcomes:  # a StorageError: logged, that log is now read-only
+                    if isinstance(outcome, BaseException) and not isinstance(outcome, StorageError):
+                        raise outcome
             if loop.time() >= next_checkpoint:
                 next_checkpoint = loop.time() + settings.recovery_checkpoint_interval_ms / 1000
                 try:
