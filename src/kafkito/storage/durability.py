@@ -29,11 +29,13 @@ thread hand-offs, each waiting for the GIL while the loop runs Python (at 2,000 
 partitions: to the thread p50 0.5 ms, back 0.3 ms, and the fan-out threads wait too: fsync of
 the round p50 1.5 ms where the disk takes 0.3). So a small, plain round (at most
 INLINE_MAX_LOGS logs and INLINE_MAX_BYTES written, each log only its active segment: no
-sealed segment, no directory entry) is
-fsynced *on the loop's thread*, which releases the GIL inside fsync: the loop stops for the
-fsync's duration (p50 0.6 ms there), requests that arrive meanwhile wait in the socket buffers
-and make the next round larger. The e2e latency of that workload went from p50 10 / p99 21 ms
-to p50 4.7 / p99 9.7 ms and the broker's CPU per record down by a fifth (docs/benchmarks.md).
+sealed segment, no directory entry) is fsynced *on the loop's thread*, which releases the GIL
+inside fsync: the loop stops for the fsync's duration (p50 0.6 ms there), requests that
+arrive meanwhile wait in the socket buffers and make the next round larger. When no round
+runs before it, such a round happens whole in the callback that starts it (no task). The
+e2e latency of that workload went from p50 10 / p99 21 ms to p50 4.7 / p99 9.7 ms and the
+broker's CPU per record down by a fifth (docs/benchmarks.md).
+
 A disk that turns slow must not stall every connection (RELIABILITY B10): an inline round
 whose fsyncs took more than INLINE_LIMIT_S sends the rounds of the next THREAD_AFTER_SLOW_S to
 the worker thread (twice as long after each slow inline round in a row), and while rounds in
