@@ -122,42 +122,45 @@ async def test_a_slow_inline_round_sends_the_next_rounds_to_the_thread_for_a_whi
     here: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Slow inline rounds in a row back off twice as long each time; a fast one resets it;
-    rounds in the thread that stay slow keep the rounds there."""
+    rounds in the thread that stay slow keep the rounds there. The fsyncs are really slow
+    (sleeps); the windows run on a clock the test steps."""
+    now = [1000.0]
+    monkeypatch.setattr(durability, "_clock", lambda: now[0])
     monkeypatch.setattr(durability, "INLINE_LIMIT_S", 0.002)
-    monkeypatch.setattr(durability, "THREAD_AFTER_SLOW_S", 0.2)
-    monkeypatch.setattr(durability, "MAX_THREAD_AFTER_SLOW_S", 0.4)
+    monkeypatch.setattr(durability, "THREAD_AFTER_SLOW_S", 1.0)
+    monkeypatch.setattr(durability, "MAX_THREAD_AFTER_SLOW_S", 2.0)
     monkeypatch.setattr(durability, "SLOW_DISK_S", 0.02)
     fs = ThreadsFs()
     (plog,) = _logs(fs, 1)
     committer = GroupCommitter(inline=True)
-    await _round(committer, [plog])
-    fs.delay_s = 0.005  # slower than INLINE_LIMIT_S, not than SLOW_DISK_S
-    fs.threads.clear()
-    await _round(committer, [plog])
-    assert fs.threads == [here] and committer.slow_inline_rounds == 1
-    fs.threads.clear()
-    await _round(committer, [plog])  # within the 0.2 s: in the thread
-    assert fs.threads and here not in fs.threads
-    await asyncio.sleep(0.25)
-    fs.threads.clear()
-    await _round(committer, [plog])  # tried inline again: slow again, now 0.4 s in the thread
-    assert fs.threads == [here] and committer.slow_inline_rounds == 2
-    await asyncio.sleep(0.25)
-    fs.threads.clear()
-    await _round(committer, [plog])
-    assert here not in fs.threads  # 0.25 s < 0.4 s: still the thread
-    fs.delay_s = 0.0
-    await asyncio.sleep(0.2)
-    fs.threads.clear()
-    await _round(committer, [plog])
-    assert fs.threads == [here]  # fast again: inline, and the back-off is reset
-    fs.delay_s = 0.03  # slower than SLOW_DISK_S: a slow disk
-    await _round(committer, [plog])  # inline, slow: 0.2 s in the thread
-    assert committer.slow_inline_rounds == 3
-    deadline = time.monotonic() + 0.5
-    while time.monotonic() < deadline:  # every thread round is slow: never back inline
+
+    async def round_on() -> list[str]:
         fs.threads.clear()
         await _round(committer, [plog])
-        assert here not in fs.threads
-    assert committer.slow_inline_rounds == 3
+        return list(fs.threads)
+
+    await _round(committer, [plog])
+    fs.delay_s = 0.005  # slower than INLINE_LIMIT_S, not than SLOW_DISK_S
+    assert await round_on() == [here] and committer.slow_inline_rounds == 1
+    now[0] += 0.9
+    assert here not in await round_on()  # within the 1 s: in the thread
+    now[0] += 0.2
+    assert await round_on() == [here]  # tried inline again: slow again, now 2 s in the thread
+    assert committer.slow_inline_rounds == 2
+    now[0] += 1.5
+    assert here not in await round_on()  # 1.5 s < 2 s: still the thread
+    fs.delay_s = 0.0
+    now[0] += 0.6
+    assert await round_on() == [here]  # fast again: inline, and the back-off is reset
+    fs.delay_s = 0.005
+    assert await round_on() == [here]  # slow: 1 s (reset), not 4 s, in the thread
+    now[0] += 1.1
+    fs.delay_s = 0.0
+    assert await round_on() == [here]
+    fs.delay_s = 0.03  # slower than SLOW_DISK_S: a slow disk
+    assert await round_on() == [here] and committer.slow_inline_rounds == 4
+    for _ in range(5):  # every thread round is slow and pushes the window on: never inline
+        now[0] += 0.9
+        assert here not in await round_on()
+    assert committer.slow_inline_rounds == 4
     assert plog.durable_offset == plog.log_end_offset
