@@ -148,6 +148,17 @@ def _start_fan_out() -> None:
             _fan_out.append(thread)
 
 
+def _forget_fan_out() -> None:
+    """In a forked child: the parent's threads are not there; start afresh when needed."""
+    global _jobs, _fan_out_lock
+    _jobs = queue.SimpleQueue()
+    _fan_out_lock = threading.Lock()
+    _fan_out.clear()
+
+
+os.register_at_fork(after_in_child=_forget_fan_out)
+
+
 @dataclass(slots=True)
 class _Entry:
     """One log's part of a round: what it makes durable, and which files."""
