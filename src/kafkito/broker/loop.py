@@ -6,13 +6,14 @@ Two process-wide choices, both made once before the loop starts (`run`):
   installed; `auto` takes uvloop when it can be imported. Anything else, or a failed import,
   is asyncio's loop: uvloop is an optional speed-up, never a requirement (kafkito.loops,
   shared with `Flow.run`).
-* the GIL switch interval. fsyncs run in worker threads (storage.durability); when one ends,
-  its thread needs the GIL to hand the result to the loop. While the loop runs Python code it
-  keeps the GIL for up to `sys.getswitchinterval()` (5 ms by default) before the waiting
+* the GIL switch interval. Large rounds of fsyncs, and every round while the disk is slow, run
+  in worker threads (storage.durability; small ones run on the loop's own thread); when one
+  ends, its thread needs the GIL to hand the result to the loop. While the loop runs Python code
+  it keeps the GIL for up to `sys.getswitchinterval()` (5 ms by default) before the waiting
   thread gets a turn, so on a busy loop every fsync completion could wait up to 5 ms more,
   straight into the produce and end-to-end latency. The broker sets a shorter interval
-  (`KAFKITO_SWITCH_INTERVAL_MS`, default 0.5 ms); the loop pays for it with a few more
-  GIL hand-overs per second, which only happen while another thread wants the GIL.
+  (`KAFKITO_SWITCH_INTERVAL_MS`, default 0.5 ms); the loop pays for it with a few more GIL hand-
+  overs per second, which only happen while another thread wants the GIL.
 """
 
 from __future__ import annotations

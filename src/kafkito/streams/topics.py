@@ -21,9 +21,10 @@ VISIBLE_WITHIN_S = 10.0
 def partitions_of_created(admin: Admin, topic: str) -> int:
     """The partition count of a topic just created (or found existing). On a cluster the
     broker that answers may not have learned of a new topic yet (Apache Kafka with three
-    brokers answered UNKNOWN_TOPIC_OR_PARTITION for a changelog created a moment before,
-    though the creation had waited until one broker listed it): asked again for up to
-    `VISIBLE_WITHIN_S`."""
+    brokers answered UNKNOWN_TOPIC_OR_PARTITION for a changelog created a moment before).
+    `Admin.create_topic` now waits until every broker lists a topic it created; a topic that
+    another instance created a moment before (found existing) is not waited for there, so
+    it is asked again here for up to `VISIBLE_WITHIN_S`."""
     deadline = time.monotonic() + VISIBLE_WITHIN_S
     while True:
         try:
