@@ -12,8 +12,8 @@ Two process-wide choices, both made once before the loop starts (`run`):
   it keeps the GIL for up to `sys.getswitchinterval()` (5 ms by default) before the waiting
   thread gets a turn, so on a busy loop every fsync completion could wait up to 5 ms more,
   straight into the produce and end-to-end latency. The broker sets a shorter interval
-  (`KAFKITO_SWITCH_INTERVAL_MS`, default 0.5 ms); the loop pays for it with a few more GIL hand-
-  overs per second, which only happen while another thread wants the GIL.
+  (`KAFKITO_SWITCH_INTERVAL_MS`, default 0.5 ms); the loop pays for it with a few more GIL
+  hand-overs per second, which only happen while another thread wants the GIL.
 """
 
 from __future__ import annotations
