@@ -26,6 +26,7 @@ from compat.differential import (
     scrub,
     unique,
 )
+from compat.test_groups_worker import unstick_kafka_python
 
 PARTITIONS = 4
 
@@ -290,9 +291,11 @@ def kafka_python_group_scenario(bootstrap: str) -> Observations:
         # should make it rejoin (KAFKA-3949's race, seen under load against either broker)
         assert c.partitions_for_topic(topic), f"no metadata for {topic}"
         c.subscribe([topic])
+        stuck_since: float | None = None
         try:
             while not stops[name].is_set():
                 c.poll(timeout_ms=100)
+                stuck_since = unstick_kafka_python(c, stuck_since)
                 owned[name] = sorted(tp.partition for tp in c.assignment())
                 if name == "m1" and commit_now.is_set() and not committed.is_set():
                     try:

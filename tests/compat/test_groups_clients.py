@@ -26,6 +26,7 @@ from compat.test_groups_worker import (
     produce,
     python_member,
     stable_with,
+    unstick_kafka_python,
     wait_for,
 )
 from kafkito import Broker
@@ -275,11 +276,13 @@ def _seek_kp(bootstrap: str, group: str, topic: str) -> list[str]:
     )
     got: list[str] = []
     deadline = time.monotonic() + 30
+    stuck_since: float | None = None
     while len(got) < 9 and time.monotonic() < deadline:
         for records in c.poll(timeout_ms=200, max_records=1).values():
             got.extend(r.value.decode() for r in records)
             if len(got) == 1:
                 c.seek(TopicPartition(topic, 0), 12)
+        stuck_since = unstick_kafka_python(c, stuck_since)
     c.commit()
     c.close()
     return got
