@@ -503,21 +503,26 @@ class Admin:
                 new, operation_timeout=self.timeout_s, **self._timeouts
             ),
         )
-        created = []
+        created: list[str] = []
+        existing: list[str] = []
         first_error: ClientError | None = None
         for name in names:
             try:
                 self._result(futures[name], f"create topic {name!r}", topic=name)
             except TopicExistsError as exc:
-                if not if_not_exists:
+                if if_not_exists:
+                    existing.append(name)
+                else:
                     first_error = first_error or exc
                 continue
             except ClientError as exc:
                 first_error = first_error or exc
                 continue
             created.append(name)
-        if created:
-            self._await_ready(created)
+        # a topic found existing may have been created a moment ago by another instance (two
+        # flows starting together create the same retry topics): it is waited for alike
+        if created or existing:
+            self._await_ready(created + existing)
         if first_error is not None:
             raise first_error
         return created

@@ -22,9 +22,9 @@ def partitions_of_created(admin: Admin, topic: str) -> int:
     """The partition count of a topic just created (or found existing). On a cluster the
     broker that answers may not have learned of a new topic yet (Apache Kafka with three
     brokers answered UNKNOWN_TOPIC_OR_PARTITION for a changelog created a moment before).
-    `Admin.create_topic` now waits until every broker lists a topic it created; a topic that
-    another instance created a moment before (found existing) is not waited for there, so
-    it is asked again here for up to `VISIBLE_WITHIN_S`."""
+    `Admin.create_topic` waits until every broker lists the topic (created, or found existing
+    with if_not_exists) but gives up quietly after its timeout, so an unknown topic is asked
+    again here for up to `VISIBLE_WITHIN_S` before it is an error."""
     deadline = time.monotonic() + VISIBLE_WITHIN_S
     while True:
         try:
