@@ -34,7 +34,8 @@ STUCK_JOIN_S = 2.0
 
 def unstick_kafka_python(consumer: Any, since: float | None) -> float | None:
     """Work around a kafka-python 3.0.x bug that left a member out of the group for good
-    (CI, and 3 in 12 runs on a loaded machine, against Apache Kafka and kafkito alike): the
+    (in CI against Apache Kafka, and 3 in 12 runs on a loaded machine; the client's code path
+    is the same against any broker): the
     leader rejoins because its metadata moved, its join task runs the assignment (which makes
     `need_rejoin()` false) but `poll`'s timer expires before the task's result is taken; the
     next `poll` sees no rejoin needed and never applies the assignment, so the member stays
