@@ -32,6 +32,7 @@ from compat.test_differential_groups import (
     offset_fetch,
     wait_state,
 )
+from compat.test_groups_worker import unstick_kafka_python
 from kafkito.testing.wire import WireClient
 
 OFFSET_DELETE = 47
@@ -287,6 +288,7 @@ class Reading:
 
     def __init__(self, client: str, bootstrap: str, topic: str, group: str) -> None:
         self.client, self.topic = client, topic
+        self._stuck: float | None = None  # kafka-python's lost join result (unstick_kafka_python)
         if client == "confluent-kafka":
             from confluent_kafka import Consumer
 
@@ -343,6 +345,7 @@ class Reading:
                 return []
             return [message.offset()]
         batches = self.kp.poll(timeout_ms=200)
+        self._stuck = unstick_kafka_python(self.kp, self._stuck)
         return [m.offset for records in batches.values() for m in records]
 
     def close(self) -> None:

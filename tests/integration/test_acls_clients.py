@@ -29,6 +29,7 @@ from kafka.admin import ACLPermissionType as KpPerm
 from kafka.admin import ACLResourcePatternType as KpPattern
 from kafka.admin import ResourceType as KpResource
 
+from compat.test_groups_worker import unstick_kafka_python
 from kafkito import Broker
 from kafkito.broker.auth import UserStore
 from kafkito.client.admin import Acl, AclFilter, Admin
@@ -208,9 +209,11 @@ def test_kafka_python_clients_and_acl_admin(bootstrap: str) -> None:
         consumer.subscribe([OPEN])
         deadline = time.monotonic() + 20
         values: list[bytes] = []
+        stuck: float | None = None
         while not values and time.monotonic() < deadline:
             for records in consumer.poll(500).values():
                 values += [r.value for r in records]
+            stuck = unstick_kafka_python(consumer, stuck)
         assert values
     finally:
         consumer.close()
