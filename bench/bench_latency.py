@@ -30,12 +30,13 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from multiprocessing.queues import Queue
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -67,7 +68,7 @@ def _reader(bootstrap: str, topic: str, partitions: int, total: int, out: Queue[
         }
     )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    latencies: list[float] = []
+    latencies: list[tuple[int, float]] = []  # (send time ns, latency ms)
     warm: set[int] = set()
     deadline = time.monotonic() + 60 + total / 500
     while len(latencies) < total and time.monotonic() < deadline:
@@ -81,15 +82,54 @@ def _reader(bootstrap: str, topic: str, partitions: int, total: int, out: Queue[
             if len(warm) == partitions:
                 out.put("ready")
         else:
-            latencies.append((now - sent) / 1e6)
+            latencies.append((sent, (now - sent) / 1e6))
     consumer.close()
     out.put(latencies)
 
 
-def latency_run(
-    bootstrap: str, partitions: int, rate: int, seconds: float
-) -> tuple[float, float, float]:
-    """(p50, p99, max) in ms for `rate` msgs/s over `partitions` partitions for `seconds`."""
+class Run(NamedTuple):
+    """One latency run's figures, in ms; the last two leave out the records sent near a steal
+    (`steal_ticks`: within STEAL_NEAR_S of a tick the hypervisor took from this machine)."""
+
+    p50: float
+    p99: float
+    max: float
+    p99_away_from_steal: float | None
+    share_near_steal: float
+
+
+STEAL_SAMPLE_S = 0.02
+STEAL_NEAR_S = 0.05
+"""/proc/stat counts steal in ticks of 10 ms per CPU; a record sent within 50 ms of a sample
+interval in which a tick was stolen counts as near it."""
+
+
+def steal_ticks(stop: threading.Event, out: list[tuple[int, int]]) -> None:
+    """Sample the machine's stolen ticks every STEAL_SAMPLE_S: (time ns, ticks so far)."""
+    while not stop.wait(STEAL_SAMPLE_S):
+        out.append((time.time_ns(), machine_ticks()[7]))
+
+
+def away_from_steal(
+    latencies: list[tuple[int, float]], samples: list[tuple[int, int]]
+) -> tuple[float | None, float]:
+    """(p99 of the records sent away from any stolen tick, share of records near one)."""
+    stolen = [
+        (samples[i - 1][0], at)
+        for i, (at, ticks) in enumerate(samples)
+        if i and ticks > samples[i - 1][1]
+    ]
+    near = int(STEAL_NEAR_S * 1e9)
+    windows = [(a - near, b + near) for a, b in stolen]
+    clean = [lat for sent, lat in latencies if not any(a <= sent <= b for a, b in windows)]
+    share = 1 - len(clean) / len(latencies)
+    if len(clean) < 100:
+        return None, share
+    return statistics.quantiles(clean, n=100)[98], share
+
+
+def latency_run(bootstrap: str, partitions: int, rate: int, seconds: float) -> Run:
+    """Latency figures in ms for `rate` msgs/s over `partitions` partitions for `seconds`."""
     topic = f"lat-{uuid.uuid4().hex[:6]}"
     create_topic(bootstrap, topic, partitions)
     total = int(rate * seconds)
@@ -106,6 +146,10 @@ def latency_run(
     time.sleep(0.5)
     interval = 1 / rate
     acks: list[float] = []
+    stop = threading.Event()
+    samples: list[tuple[int, int]] = []
+    sampler = threading.Thread(target=steal_ticks, args=(stop, samples), daemon=True)
+    sampler.start()
 
     def acked(err: object, msg: Any) -> None:
         if err is None:
@@ -120,11 +164,14 @@ def latency_run(
         producer.produce(topic, value, partition=i % partitions, on_delivery=acked)
         producer.poll(0)
     producer.flush(30)
-    latencies = results.get(timeout=120 + seconds)
+    received = results.get(timeout=120 + seconds)
+    stop.set()
+    sampler.join()
     reader.join(10)
-    assert isinstance(latencies, list)
-    if len(latencies) < total:
-        raise RuntimeError(f"only {len(latencies)} of {total} messages arrived")
+    assert isinstance(received, list)
+    if len(received) < total:
+        raise RuntimeError(f"only {len(received)} of {total} messages arrived")
+    latencies = [lat for _, lat in received]
     cuts = statistics.quantiles(latencies, n=100)
     if acks:
         ack_cuts = statistics.quantiles(acks, n=100)
@@ -133,13 +180,29 @@ def latency_run(
             f"p99 {ack_cuts[98]:.2f} ms",
             file=sys.stderr,
         )
-    return statistics.median(latencies), cuts[98], max(latencies)
+    clean_p99, near = away_from_steal(received, samples)
+    return Run(statistics.median(latencies), cuts[98], max(latencies), clean_p99, near)
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process `pid` so far (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_ticks() -> list[int]:
+    """The machine's CPU ticks so far, from /proc/stat's first line: user, nice, system,
+    idle, iowait, irq, softirq, steal."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def steal_share(before: list[int], after: list[int]) -> tuple[float, float]:
+    """(steal, busy) as shares of all CPU time between two `machine_ticks`: steal is time the
+    hypervisor ran something else while this machine wanted a CPU (a virtual CPU stands
+    still: every thread on it waits, whatever it is), busy is user + system time."""
+    delta = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(delta) or 1
+    return delta[7] / total, (delta[0] + delta[1] + delta[2] + delta[5] + delta[6]) / total
 
 
 def fsync_latency_ms(directory: Path, count: int = 200) -> tuple[float, float]:
@@ -200,7 +263,7 @@ def main() -> None:
         variants.append((name, here, env))
     if args.against:
         variants.append((args.against, args.against, {}))
-    figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in variants}
+    figures: dict[str, list[Run]] = {name: [] for name, _, _ in variants}
     cpu: dict[str, list[float]] = {name: [] for name, _, _ in variants}
     load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
@@ -215,7 +278,9 @@ def main() -> None:
                 for name, proc in brokers.items():
                     assert proc.proc is not None
                     before = cpu_seconds(proc.proc.pid)
+                    ticks = machine_ticks()
                     got = latency_run(proc.bootstrap, args.partitions, args.rate, args.seconds)
+                    steal, busy = steal_share(ticks, machine_ticks())
                     used = cpu_seconds(proc.proc.pid) - before
                     figures[name].append(got)
                     # broker CPU per 1,000 records (topic creation and warm-up included)
@@ -223,7 +288,10 @@ def main() -> None:
                     print(
                         f"  round {round_no + 1} {name}: p50 {got[0]:.2f} ms, "
                         f"p99 {got[1]:.2f} ms, max {got[2]:.1f} ms, "
-                        f"broker CPU {cpu[name][-1]:.0f} ms per 1,000 records",
+                        f"broker CPU {cpu[name][-1]:.0f} ms per 1,000 records, "
+                        f"machine busy {busy:.0%}, steal {steal:.1%}; p99 of the "
+                        f"{1 - got.share_near_steal:.0%} of records sent away from steal: "
+                        + (f"{got.p99_away_from_steal:.2f} ms" if got.p99_away_from_steal else "-"),
                         file=sys.stderr,
                     )
                     load.append(os.getloadavg()[0])
@@ -234,16 +302,23 @@ def main() -> None:
         f"fsync 16 KiB median {fsync[0]:.2f} ms, p99 {fsync[1]:.2f} ms\n"
     )
     print(
-        "| broker | p50 ms | p99 ms | max ms | p99 of each round | broker CPU ms / 1,000 records |"
+        "| broker | p50 ms | p99 ms | max ms | p99 of each round "
+        "| p99 away from steal, each round | broker CPU ms / 1,000 records |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for name, runs in figures.items():
         p50 = statistics.median(r[0] for r in runs)
         p99 = statistics.median(r[1] for r in runs)
         worst = max(r[2] for r in runs)
         each = ", ".join(f"{r[1]:.1f}" for r in runs)
+        clean = ", ".join(
+            f"{r.p99_away_from_steal:.1f} ({1 - r.share_near_steal:.0%})"
+            if r.p99_away_from_steal is not None
+            else "-"
+            for r in runs
+        )
         cpu_ms = statistics.median(cpu[name])
-        print(f"| {name} | {p50:.2f} | {p99:.2f} | {worst:.1f} | {each} | {cpu_ms:.0f} |")
+        print(f"| {name} | {p50:.2f} | {p99:.2f} | {worst:.1f} | {each} | {clean} | {cpu_ms:.0f} |")
 
 
 if __name__ == "__main__":

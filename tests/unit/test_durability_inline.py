@@ -164,3 +164,65 @@ async def test_a_slow_inline_round_sends_the_next_rounds_to_the_thread_for_a_whi
         assert here not in await round_on()
     assert committer.slow_inline_rounds == 4
     assert plog.durable_offset == plog.log_end_offset
+
+
+async def _join_later(committer: GroupCommitter, plog: PartitionLog, passes: int) -> None:
+    """A request still on its way: `passes` loop passes before it appends and waits."""
+    for _ in range(passes):
+        await asyncio.sleep(0)
+    await committer.wait_durable(plog, _append_one(plog))
+
+
+async def test_writes_still_on_their_way_join_the_round_instead_of_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A round starts once the loop has run what was ready (requests read in the same pass
+    reach their append): one fsync round for both writes, not one each."""
+    fs = ThreadsFs()
+    logs = _logs(fs, 2)
+    committer = GroupCommitter(inline=True)
+    await _round(committer, logs)  # the new logs' directories
+    before = committer.inline_rounds
+    await asyncio.gather(
+        committer.wait_durable(logs[0], _append_one(logs[0])), _join_later(committer, logs[1], 3)
+    )
+    assert committer.inline_rounds - before == 1
+    assert all(p.durable_offset == p.log_end_offset for p in logs)
+
+    monkeypatch.setattr(durability, "GATHER_PASSES", 0)  # as before: the round starts at once
+    before = committer.inline_rounds
+    await asyncio.gather(
+        committer.wait_durable(logs[0], _append_one(logs[0])), _join_later(committer, logs[1], 3)
+    )
+    assert committer.inline_rounds - before == 2
+
+
+async def test_a_loop_that_always_has_work_ready_holds_a_round_back_only_so_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fs = ThreadsFs()
+    (plog,) = _logs(fs, 1)
+    committer = GroupCommitter(inline=True)
+    await _round(committer, [plog])
+    loop = asyncio.get_running_loop()
+    passes = 0
+    stop = False
+
+    def spin() -> None:  # always something ready: the ready queue never empties
+        nonlocal passes
+        passes += 1
+        if not stop:
+            loop.call_soon(spin)
+
+    loop.call_soon(spin)
+    try:
+        await committer.wait_durable(plog, _append_one(plog))
+        assert passes <= durability.GATHER_PASSES + 3
+        # and the time bound (GATHER_S), whatever the passes allowed
+        monkeypatch.setattr(durability, "GATHER_PASSES", 100_000)
+        passes = 0
+        await committer.wait_durable(plog, _append_one(plog))
+        assert 0 < passes < 50_000
+    finally:
+        stop = True
+    assert plog.durable_offset == plog.log_end_offset
