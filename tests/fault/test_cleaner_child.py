@@ -1,4 +1,5 @@
-"""The cleaner's child process (storage/cleaner_process.py) dies with its broker.
+"""The cleaner's child process (storage/cleaner_process.py; its entry is
+kafkito.storage.cleaner_child) dies with its broker.
 
 A `kafkito broker` process cleans a compacted backlog with its cleaner throttled, so that the
 pass (in its child process) lasts seconds. The test finds the child among the broker's
@@ -39,7 +40,7 @@ def _cleaner_children(parent: int) -> list[int]:
                 argv = cmd.read()
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == parent and b"kafkito.storage.cleaner_process" in argv:
+        if ppid == parent and b"kafkito.storage.cleaner_child" in argv:
             found.append(int(entry))
     return found
 

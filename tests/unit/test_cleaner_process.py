@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
 import sys
 from pathlib import Path
@@ -69,8 +70,8 @@ def test_the_child_lowers_its_cpu_and_io_priority(kind: str, policy: str, nicene
 
     probe = (
         "import os, sys\n"
-        "from kafkito.storage.cleaner_process import _lower_priority\n"
-        f"applied = _lower_priority({kind!r})\n"
+        "from kafkito.storage.cleaner_child import lower_priority\n"
+        f"applied = lower_priority({kind!r})\n"
         "print(applied, os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))\n"
     )
     out = subprocess.run(
@@ -80,3 +81,38 @@ def test_the_child_lowers_its_cpu_and_io_priority(kind: str, policy: str, nicene
     assert int(out[1]) == getattr(os, policy)
     assert int(out[2]) == (19 if niceness else base)
     assert ("io-be7" in out[0]) == (kind != "normal")
+
+
+def test_the_child_lowers_its_priority_before_it_imports_the_cleaner() -> None:
+    """The child's imports cost ~0.5 s of CPU: run at the broker's priority they competed with
+    it at the start of every pass. The entry point lowers the priority first, with nothing
+    of the cleaner (or kio, or hypothesis) imported yet."""
+    import pickle
+    import subprocess
+
+    probe = (
+        "import os, sys\n"
+        "import kafkito.storage.cleaner_child as child\n"
+        "seen = {}\n"
+        "lower = child.lower_priority\n"
+        "def spy(kind):\n"
+        "    seen['loaded'] = sorted(m for m in sys.modules\n"
+        "        if m.startswith(('kio', 'kafkito.protocol', 'kafkito.storage.cleaner_process')))\n"
+        "    return lower(kind)\n"
+        "child.lower_priority = spy\n"
+        "try:\n"
+        "    child.main()\n"
+        "except SystemExit:\n"  # not a job: _main refuses it, after the imports
+        "    pass\n"
+        "print(seen['loaded'], os.sched_getscheduler(0), sys.modules.get('hypothesis', 0))\n"
+    )
+    env = {**os.environ, "KAFKITO_CLEANER_PRIORITY": "idle"}
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        input=pickle.dumps("not a job"),
+        capture_output=True,
+        check=True,
+        timeout=60,
+        env=env,
+    ).stdout.decode()
+    assert out.split() == ["[]", str(os.SCHED_IDLE), "None"]

@@ -62,7 +62,8 @@ Crash safety, per group, in Kafka's order (LogCleaner.cleanSegments, Log.replace
 
 Readers never notice: the old Segment objects keep their open descriptors (POSIX keeps an
 unlinked file readable) until the event loop swaps the segment list (`PartitionLog.
-replace_segments`, no I/O but closing descriptors). Segments being cleaned are pinned:
+replace_segments`, no I/O; the old descriptors are then closed in a worker thread). Segments
+being cleaned are pinned:
 retention and DeleteRecords wait for the pass. The active segment is never read or written,
 and nothing above the durable offset is cleaned, so appends and group-commit fsyncs go on.
 """
@@ -772,12 +773,17 @@ def clean(
     return result
 
 
-def install(plan: CleanPlan, result: CleanResult, state: CleanerState) -> None:
-    """On the loop: swap the cleaned segments into the log's list and note the new offsets."""
+def install(plan: CleanPlan, result: CleanResult, state: CleanerState) -> list[Segment]:
+    """On the loop: swap the cleaned segments into the log's list and note the new offsets.
+    Returns the segments to close now (`close_segments`): the replaced ones, or a cleaned
+    one that found its log closed."""
     plog = plan.plog
+    retired: list[Segment] = []
     for old, new in result.replacements:
-        if not plog.replace_segments(old, new):
-            new.close()  # the log was closed meanwhile (topic deleted, broker stopping)
+        if plog.replace_segments(old, new):
+            retired.extend(old)
+        else:
+            retired.append(new)  # the log was closed meanwhile (topic deleted, broker stopping)
     plog.cleaning = []
     if result.error is None:
         key = CleanerState.key(plog)
@@ -786,6 +792,15 @@ def install(plan: CleanPlan, result: CleanResult, state: CleanerState) -> None:
             state.latest_horizon[key] = result.latest_horizon
         else:
             state.latest_horizon.pop(key, None)
+    return retired
+
+
+def close_segments(segments: list[Segment]) -> None:
+    """Close retired segments' descriptors (in a worker thread when called by `run_pass`: the
+    last close of an unlinked file frees its blocks and page cache, 24 ms for 64 MB here,
+    which on the loop stood every connection still)."""
+    for segment in segments:
+        segment.close()
 
 
 def clean_now(
@@ -806,7 +821,7 @@ def clean_now(
     result = clean(
         fs, plan, throttler or Throttler(math.inf), dedupe_buffer_bytes=dedupe_buffer_bytes
     )
-    install(plan, result, state)
+    close_segments(install(plan, result, state))
     return result
 
 
@@ -840,7 +855,7 @@ async def run_pass(
     try:
         result = await asyncio.shield(task)
     except asyncio.CancelledError:
-        install(plan, await task, state)
+        close_segments(install(plan, await task, state))
         raise
-    install(plan, result, state)
+    await off_loop(close_segments, install(plan, result, state))
     return result

@@ -37,10 +37,11 @@ from functools import partial
 
 from kafkito.errors import CorruptLog, KafkitoError
 from kafkito.storage.cleaner import CleanJob, CleanPlan, CleanResult, Throttler, clean
+from kafkito.storage.cleaner_child import PRIORITY_ENV
 from kafkito.storage.fs import FileSystem, OsFileSystem, off_loop
 from kafkito.storage.segment import Segment
 
-__all__ = ["clean_in_process"]
+__all__ = ["PRIORITY_ENV", "clean_in_process"]
 
 log = logging.getLogger(__name__)
 
@@ -86,45 +87,6 @@ def _die_with_parent(parent_pid: int) -> None:
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
-
-
-PRIORITY_ENV = "KAFKITO_CLEANER_PRIORITY"
-"""The child's scheduling: "idle" (the default), "batch" or "normal" (as the broker)."""
-
-_SYS_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}
-_IOPRIO_WHO_PROCESS = 1
-_IOPRIO_BEST_EFFORT_LOWEST = (2 << 13) | 7  # class best-effort (2), level 7
-
-
-def _lower_priority(kind: str) -> str:
-    """In the child: yield the CPUs and the disk to the broker; returns what was applied.
-
-    A pass is background work: with "idle" the child runs under SCHED_IDLE, which the kernel
-    schedules only when no normal thread of any process wants the CPU (CFS weight 3 against
-    1,024 for nice 0, so a busy broker loop preempts it at once, and it still progresses on a
-    loaded machine). "batch" is SCHED_BATCH at nice 19 (no wake-up preemption of others).
-    Its I/O gets the lowest best-effort priority (honoured by the BFQ and mq-deadline
-    schedulers), not the idle class: the cleaner fsyncs, and an idle-class writer inside an
-    ext4 journal commit would hold the broker's own fsyncs back (priority inversion).
-    """
-    applied = []
-    if kind in ("idle", "batch"):
-        with contextlib.suppress(OSError, AttributeError):
-            if kind == "idle":
-                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-            else:
-                os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-                os.nice(19)
-            applied.append(kind)
-        number = _SYS_IOPRIO_SET.get(os.uname().machine)
-        if sys.platform.startswith("linux") and number is not None:
-            import ctypes
-
-            with contextlib.suppress(OSError, AttributeError):
-                libc = ctypes.CDLL(None, use_errno=True)
-                if libc.syscall(number, _IOPRIO_WHO_PROCESS, 0, _IOPRIO_BEST_EFFORT_LOWEST) == 0:
-                    applied.append("io-be7")
-    return "+".join(applied) or "normal"
 
 
 def _clean_in_child(job: _ChildJob) -> _ChildResult:
@@ -214,7 +176,8 @@ class _CannotStart(KafkitoError, OSError):
 
 
 async def _run_child(job: _ChildJob) -> _ChildResult:
-    """`python -m kafkito.storage.cleaner_process`: the job in on stdin, the result out on
+    """`python -m kafkito.storage.cleaner_child` (which lowers its priority first, then runs
+    `_main`): the job in on stdin, the result out on
     stdout (pickles between two copies of our own code). A plain child process rather than
     multiprocessing: spawn would import the embedding program's main module again (programs
     without a __main__ guard would start a second broker) and fork is unsafe with threads."""
@@ -222,7 +185,7 @@ async def _run_child(job: _ChildJob) -> _ChildResult:
         process = await asyncio.create_subprocess_exec(
             sys.executable or "python3",
             "-m",
-            "kafkito.storage.cleaner_process",
+            "kafkito.storage.cleaner_child",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -271,19 +234,11 @@ async def _adopt(fs: FileSystem, plan: CleanPlan, child: _ChildResult) -> CleanR
 
 
 def _main() -> None:
-    """The child: read a job from stdin, clean, write the result to stdout."""
+    """The child, at its lowered priority (storage.cleaner_child): read a job from stdin,
+    clean, write the result to stdout."""
     job = pickle.loads(sys.stdin.buffer.read())
     if not isinstance(job, _ChildJob):
         raise SystemExit("kafkito.storage.cleaner_process: expected a cleaning job on stdin")
     _die_with_parent(job.parent_pid)
-    _lower_priority(os.environ.get(PRIORITY_ENV, "idle"))
     sys.stdout.buffer.write(pickle.dumps(_clean_in_child(job)))
     sys.stdout.buffer.flush()
-
-
-if __name__ == "__main__":
-    # Run the imported module's _main, not this __main__ copy's: the pickles name the classes
-    # of kafkito.storage.cleaner_process.
-    from kafkito.storage.cleaner_process import _main as main
-
-    main()
