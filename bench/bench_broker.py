@@ -137,6 +137,10 @@ def produce_run(bootstrap: str, topic: str, size: int, count: int) -> tuple[floa
     return (count - 1) / elapsed, (count - 1) * size / elapsed / 1e6
 
 
+CONSUMER_EXTRA: dict[str, object] = {}
+"""Consumer settings added by `--fetch-queue-backoff-ms`."""
+
+
 def consume_run(bootstrap: str, topic: str, size: int, count: int) -> tuple[float, float]:
     """msgs/s and MB/s reading `count` records back, timed from the first one received."""
     consumer = Consumer(
@@ -145,6 +149,7 @@ def consume_run(bootstrap: str, topic: str, size: int, count: int) -> tuple[floa
             "group.id": f"bench-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 100,
+            **CONSUMER_EXTRA,
         }
     )
     consumer.assign([TopicPartition(topic, 0, 0)])
@@ -543,10 +548,18 @@ def main() -> None:
     parser.add_argument(
         "--latency-rate", type=int, default=2000, help="msgs/s of the end-to-end latency run"
     )
+    parser.add_argument(
+        "--fetch-queue-backoff-ms",
+        type=int,
+        help="the consumers' fetch.queue.backoff.ms (librdkafka's default, 1,000 ms, paces a "
+        "100 B consumer for every broker alike: docs/benchmarks.md, 'Consume at 100 B')",
+    )
     args = parser.parse_args()
     if args.codecs:
         print(codec_figures())
         return
+    if args.fetch_queue_backoff_ms is not None:
+        CONSUMER_EXTRA["fetch.queue.backoff.ms"] = args.fetch_queue_backoff_ms
     plan = (
         Plan(produce_seconds=1.0, latency_seconds=2.0, latency_rate=args.latency_rate)
         if args.quick

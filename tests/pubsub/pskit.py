@@ -92,9 +92,12 @@ def read_until(
     return got
 
 
-def run_flow(flow: Any, until: Callable[[], bool], *, timeout_s: float = 30.0) -> None:
-    """Run a kafkito.pubsub.Flow in a thread until `until()` holds (or fail after timeout_s),
-    then stop it and wait for it; the flow's own exception, if any, is raised here."""
+def run_flow(
+    flow: Any, until: Callable[[], bool], *, timeout_s: float = 30.0, fail_on_timeout: bool = True
+) -> None:
+    """Run a kafkito.pubsub.Flow in a thread until `until()` holds (or fail after timeout_s;
+    just stop then, with fail_on_timeout=False), then stop it and wait for it; the flow's own
+    exception, if any, is raised here."""
     errors: list[BaseException] = []
 
     def target() -> None:
@@ -110,7 +113,9 @@ def run_flow(flow: Any, until: Callable[[], bool], *, timeout_s: float = 30.0) -
         while not until():
             if not thread.is_alive():
                 break
-            assert time.monotonic() < deadline, f"flow condition not met in {timeout_s:.0f}s"
+            if time.monotonic() >= deadline:
+                assert not fail_on_timeout, f"flow condition not met in {timeout_s:.0f}s"
+                break
             time.sleep(0.05)
     finally:
         flow.stop()
@@ -118,6 +123,27 @@ def run_flow(flow: Any, until: Callable[[], bool], *, timeout_s: float = 30.0) -
     assert not thread.is_alive(), "the flow did not stop within 60s"
     if errors:
         raise errors[0]
+
+
+def pull_until(project: str, subscription: str, wanted: set[str], *, timeout_s: float) -> set[str]:
+    """Unary pulls (google's client, acknowledging what comes) until every value of `wanted`
+    was seen or `timeout_s` passed; returns the values seen."""
+    seen: set[str] = set()
+    path = f"projects/{project}/subscriptions/{subscription}"
+    deadline = time.monotonic() + timeout_s
+    with pubsub_v1.SubscriberClient() as subscriber:
+        while not wanted <= seen and time.monotonic() < deadline:
+            answer = subscriber.pull(request={"subscription": path, "max_messages": 100}, timeout=5)
+            seen.update(m.message.data.decode() for m in answer.received_messages)
+            if answer.received_messages:
+                subscriber.acknowledge(
+                    request={
+                        "subscription": path,
+                        "ack_ids": [m.ack_id for m in answer.received_messages],
+                    }
+                )
+            time.sleep(0.5)
+    return seen
 
 
 class Running:

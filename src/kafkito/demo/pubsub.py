@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kafkito.demo.events import TOPICS, Pacer, Simulator
-from kafkito.demo.runner import ANALYTICS_GROUP, LAKE_GROUP, Demo, DemoReport
+from kafkito.demo.runner import ANALYTICS_GROUP, LAKE_GROUP, PRODUCERS_THREAD, Demo, DemoReport
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class PubSubDemo(Demo):
             if time.monotonic() > deadline:
                 raise RuntimeError("the demo's Pub/Sub flows did not start within 30 s")
             time.sleep(0.05)
-        self._spawn(self._produce_pubsub, "kafkito-demo-producers")
+        self._spawn(self._produce_pubsub, PRODUCERS_THREAD)
         self._spawn(self._sample_pubsub, "kafkito-demo-sampler")
         self.report.url = self._serve_dashboard()
         return self.report

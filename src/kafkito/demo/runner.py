@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 ANALYTICS_GROUP = "analytics"
 LAKE_GROUP = "lake"
+PRODUCERS_THREAD = "kafkito-demo-producers"
 
 
 @dataclass
@@ -174,7 +175,7 @@ class Demo:
         self._flows = [lake_flow]
         self._spawn(self._streams.run, "kafkito-demo-analytics")
         self._spawn(lake_flow.run, "kafkito-demo-lake")
-        self._spawn(lambda: self._produce(bootstrap), "kafkito-demo-producers")
+        self._spawn(lambda: self._produce(bootstrap), PRODUCERS_THREAD)
         self._spawn(lambda: self._sample(settings), "kafkito-demo-sampler")
         self.report.url = self._serve(settings)
         return self.report
@@ -327,6 +328,11 @@ class Demo:
         assert self.report is not None
         self._stop.set()
         deadline = time.monotonic() + self.options.drain_timeout_s
+        # The producers finish the tick they are in (its writes may be confirmed after the
+        # stop): what they record then must be waited for too, so wait for them first.
+        for thread in self._threads:
+            if thread.name == PRODUCERS_THREAD:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
         expected = set(self.report.produced)
         while time.monotonic() < deadline:
             counted = self.analytics.counted_ids >= expected
