@@ -1,9 +1,10 @@
 """kafkito.loops (which event loop the broker and Flow.run start) and kafkito.broker.loop
-(the broker's GIL switch interval)."""
+(the broker's GIL switch interval and malloc thresholds)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 import pytest
@@ -72,3 +73,29 @@ def test_the_broker_variables_are_no_client_config_error() -> None:
     ReaderConfig.from_env(environ=env)
     with pytest.raises(ConfigError):  # other unknown names under the prefix still are
         ReaderConfig.from_env(environ={**env, "KAFKITO_LOOPS": "uvloop"})
+
+
+def test_malloc_thresholds_are_set_in_the_broker_process_unless_the_environment_sets_them() -> None:
+    """`kafkito broker` moves glibc's mmap and trim thresholds (broker/loop.py); a user's own
+    MALLOC_* settings win. In child processes: mallopt changes the whole process."""
+    import platform
+    import subprocess
+    import sys
+
+    probe = "from kafkito.broker.loop import tune_malloc\nprint(tune_malloc())\n"
+
+    def tuned(**env: str) -> str:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        return subprocess.run(
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+            env={**base, **env},
+        ).stdout.strip()
+
+    glibc = sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
+    assert tuned() == str(glibc)
+    assert tuned(MALLOC_TRIM_THRESHOLD_="131072") == "False"
+    assert tuned(MALLOC_MMAP_THRESHOLD_="131072") == "False"
