@@ -13,7 +13,8 @@
    (IncrementalAlterConfigs), so the broker's cleaner starts. Synchronous produces (acks=all,
    one at a time) of 100-byte records to another topic are timed while the cleaner is idle,
    then while it cleans. Printed: p50/p99 of each, and their ratio (issue #14's goal: at most
-   20% worse). `--rate` throttles the cleaner (log_cleaner_io_max_bytes_per_second).
+   20% worse), also over the probes sent away from the hypervisor's steal (bench_latency's
+   sampling). `--rate` throttles the cleaner (log_cleaner_io_max_bytes_per_second).
    `--priorities` runs it once per scheduling of the cleaner's child process, side by side
    (default "idle,normal": SCHED_IDLE, the default, against the broker's own priority; add
    "thread" for the cleaner in a worker thread), `--rounds` times, alternating:

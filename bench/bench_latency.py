@@ -18,7 +18,10 @@ environments side by side, e.g. the event loop and the GIL switch interval
         "asyncio:KAFKITO_LOOP=asyncio;uvloop:KAFKITO_LOOP=uvloop;5ms:KAFKITO_SWITCH_INTERVAL_MS=5"
 
 Also printed: the fsync latency of a 16 KiB write on the same disk (median, p99), the floor
-under any durable acknowledgement.
+under any durable acknowledgement; per round, the machine's busy share and the hypervisor's
+steal (from /proc/stat, sampled every 20 ms during the round), and the p99 of the records sent
+more than 50 ms from any stolen tick. On a shared virtual machine a round with a few percent of
+steal says nothing about the broker: compare rounds under 1% (docs/benchmarks.md, "Steal").
 """
 
 from __future__ import annotations
