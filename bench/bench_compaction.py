@@ -35,7 +35,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench_latency import STEAL_NEAR_S, machine_ticks, steal_share, steal_ticks
+from bench_latency import machine_ticks, sent_away_from_steal, steal_share, steal_ticks
 from confluent_kafka import Producer
 from confluent_kafka.admin import (
     AdminClient,
@@ -106,13 +106,7 @@ class Probes:
 
     def away_from_steal(self) -> list[float]:
         """The latencies of the probes sent away from any stolen tick."""
-        near = int(STEAL_NEAR_S * 1e9)
-        windows = [
-            (self.steal[i - 1][0] - near, at + near)
-            for i, (at, ticks) in enumerate(self.steal)
-            if i and ticks > self.steal[i - 1][1]
-        ]
-        return [lat for t, lat in self.sent if not any(a <= t <= b for a, b in windows)]
+        return sent_away_from_steal(self.sent, self.steal)
 
     def steal_share(self) -> float:
         return steal_share(*self.ticks)[0]

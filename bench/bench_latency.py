@@ -113,18 +113,25 @@ def steal_ticks(stop: threading.Event, out: list[tuple[int, int]]) -> None:
         out.append((time.time_ns(), machine_ticks()[7]))
 
 
+def sent_away_from_steal(
+    latencies: list[tuple[int, float]], samples: list[tuple[int, int]]
+) -> list[float]:
+    """The latencies of the records (send time ns, latency) sent more than STEAL_NEAR_S from
+    any sample interval of `steal_ticks` in which a tick was stolen."""
+    near = int(STEAL_NEAR_S * 1e9)
+    windows = [
+        (samples[i - 1][0] - near, at + near)
+        for i, (at, ticks) in enumerate(samples)
+        if i and ticks > samples[i - 1][1]
+    ]
+    return [lat for sent, lat in latencies if not any(a <= sent <= b for a, b in windows)]
+
+
 def away_from_steal(
     latencies: list[tuple[int, float]], samples: list[tuple[int, int]]
 ) -> tuple[float | None, float]:
     """(p99 of the records sent away from any stolen tick, share of records near one)."""
-    stolen = [
-        (samples[i - 1][0], at)
-        for i, (at, ticks) in enumerate(samples)
-        if i and ticks > samples[i - 1][1]
-    ]
-    near = int(STEAL_NEAR_S * 1e9)
-    windows = [(a - near, b + near) for a, b in stolen]
-    clean = [lat for sent, lat in latencies if not any(a <= sent <= b for a, b in windows)]
+    clean = sent_away_from_steal(latencies, samples)
     share = 1 - len(clean) / len(latencies)
     if len(clean) < 100:
         return None, share

@@ -8,8 +8,8 @@ imports nothing but the standard library; then it hands over to
 `kafkito.storage.cleaner_process._main`, which reads the job from stdin.
 
 Also kept out: hypothesis. kio's phantom types import it, when installed, only to register
-test strategies (0.18 s here); the child never uses it (as `kafkito broker`,
-broker/loop.skip_test_only_imports).
+test strategies (0.18 s here); the child never uses it, and marks it absent as `kafkito broker`
+does (broker/loop.skip_test_only_imports).
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ def lower_priority(kind: str) -> str:
 
 def main() -> None:
     lower_priority(os.environ.get(PRIORITY_ENV, "idle"))
-    sys.modules.setdefault("hypothesis", None)  # type: ignore[arg-type]
+    from kafkito.broker.loop import skip_test_only_imports  # asyncio: now at idle priority
+
+    skip_test_only_imports()
     from kafkito.storage.cleaner_process import _main
 
     _main()
