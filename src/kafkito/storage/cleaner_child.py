@@ -59,9 +59,9 @@ def lower_priority(kind: str) -> str:
 
 def main() -> None:
     lower_priority(os.environ.get(PRIORITY_ENV, "idle"))
-    from kafkito.broker.loop import skip_test_only_imports  # asyncio: now at idle priority
-
-    skip_test_only_imports()
+    # broker/loop.skip_test_only_imports does the same, but storage must not import the
+    # broker package (tests/unit/test_import_graph.py)
+    sys.modules.setdefault("hypothesis", None)  # type: ignore[arg-type]
     from kafkito.storage.cleaner_process import _main
 
     _main()
