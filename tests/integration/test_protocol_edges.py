@@ -9,6 +9,7 @@ a request body are ignored; ApiVersions accepts any client software name.
 from __future__ import annotations
 
 import struct
+import threading
 import time
 from typing import Any
 
@@ -81,6 +82,40 @@ def test_pipelined_requests_are_answered_in_order(broker: str, topic_name: str) 
                 assert offset == len(produced)
                 watermarks.append(offset)
         assert produced == [0, 1, 2, 3]
+
+
+def test_megabytes_of_pipelined_requests_are_all_answered_in_order(
+    broker: str, topic_name: str
+) -> None:
+    """Far more than the broker reads ahead (RequestStream stops reading while 128 KiB of
+    requests wait for the read loop, and the loop while 100 answers are pending): reading
+    pauses and resumes until every request is answered, in order, every write appended."""
+    with WireClient(broker) as client:
+        create_topic(client, topic_name)
+        count = 600
+        frames = []
+        for n in range(count):
+            if n % 3:
+                frames.append(request_frame(API_VERSIONS, 3, n, SOFTWARE))
+            else:
+                batch = record_batch([(None, bytes([n % 251]) * 8000, [])])
+                frames.append(request_frame(PRODUCE, 9, n, produce_body(topic_name, batch)))
+        stream = b"".join(frames)
+        assert len(stream) > 1_500_000
+        sender = threading.Thread(target=client.send_raw, args=(stream,))
+        sender.start()  # answers are read meanwhile: neither side's buffers fill for good
+        produced = []
+        for n in range(count):
+            key, version = (API_VERSIONS, 3) if n % 3 else (PRODUCE, 9)
+            correlation_id, body = client.read_response(key, version)
+            assert correlation_id == n
+            if key == PRODUCE:
+                answer = body.responses[0].partition_responses[0]
+                assert answer.error_code == ErrorCode.none
+                produced.append(int(answer.base_offset))
+        sender.join(10)
+        assert produced == list(range(count // 3))
+        assert end_offset(client, topic_name) == count // 3
 
 
 def test_acks_zero_gets_no_answer_and_is_appended(broker: str, topic_name: str) -> None:
