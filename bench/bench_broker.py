@@ -14,13 +14,17 @@ replication keep data). The client is confluent-kafka (librdkafka) for every fig
   to produce_batch() 1,000 at a time; from the first call until flush() returns, checked by
   the partition's end offset;
 * consumer throughput: the same records read back by assignment, timed from the first message
-  received to the last;
+  received to the last, twice: with librdkafka's defaults, and "unpaced" with
+  fetch.queue.backoff.ms=10 (the default, 1,000 ms, stops a consumer for a second whenever a
+  fast broker has filled its local queue: a row that then measures the client's sleep);
 * what each throughput run cost: the broker process's CPU (user + system, every thread) per
   record, and the machine's busy share. On a 2-CPU machine the client takes one CPU or more:
   where the machine is near 100% busy, a broker's lower CPU per record is what leaves the
   client room, and where the broker's CPU is well under one CPU, the client set the rate;
 * end-to-end latency: linger.ms=0, a paced 2,000 msgs/s, 100 B values carrying their send time,
-  a consumer in another thread; p50 and p99 of receive minus send;
+  a consumer in another process; p50 and p99 of receive minus send; each broker's run starts
+  after an `os.sync()` (the throughput runs leave gigabytes of other brokers' dirty pages,
+  whose writeback an fsync on ext4 would otherwise wait for);
 * broker RSS from /proc: idle (after start-up and one metadata round trip) and after the load;
 * start time: from spawning the broker process until it answers Metadata (for Apache Kafka,
   from spawning the JVM, its storage already formatted, until the node is listed);
@@ -80,7 +84,8 @@ class Figures:
     rss_idle_mb: float = 0.0
     rss_loaded_mb: float = 0.0
     produce: dict[int, Sample] = field(default_factory=dict)  # size -> median of the rounds
-    consume: dict[int, Sample] = field(default_factory=dict)
+    consume: dict[int, Sample] = field(default_factory=dict)  # librdkafka's defaults
+    unpaced: dict[int, Sample] = field(default_factory=dict)  # with UNPACED
     latency_ms: tuple[float, float] = (0.0, 0.0)  # p50, p99
 
 
@@ -179,11 +184,16 @@ def produce_run(bootstrap: str, topic: str, size: int, count: int, pid: int) -> 
     return meter.sample(count, size, elapsed)
 
 
-CONSUMER_EXTRA: dict[str, object] = {}
-"""Consumer settings added by `--fetch-queue-backoff-ms`."""
+UNPACED: dict[str, object] = {"fetch.queue.backoff.ms": 10}
+"""The second consume run's setting (`--fetch-queue-backoff-ms`). With librdkafka's default
+(1,000 ms) a consumer whose local queue reaches queued.min.messages (100,000 records) or
+queued.max.messages.kbytes stops fetching for a second: the faster a broker fills the queue,
+the more the client sleeps (docs/benchmarks.md, 'Consume at 100 B')."""
 
 
-def consume_run(bootstrap: str, topic: str, size: int, count: int, pid: int) -> Sample:
+def consume_run(
+    bootstrap: str, topic: str, size: int, count: int, pid: int, extra: dict[str, object]
+) -> Sample:
     """A rate reading `count` records back, timed from the first one received, and its cost."""
     consumer = Consumer(
         {
@@ -191,7 +201,7 @@ def consume_run(bootstrap: str, topic: str, size: int, count: int, pid: int) -> 
             "group.id": f"bench-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 100,
-            **CONSUMER_EXTRA,
+            **extra,
         }
     )
     consumer.assign([TopicPartition(topic, 0, 0)])
@@ -330,6 +340,7 @@ def measure(brokers: dict[str, Target], plan: Plan) -> dict[str, Figures]:
         figures[name].rss_idle_mb = rss_mb(target.pid)
     produced: dict[tuple[str, int], list[Sample]] = {}
     consumed: dict[tuple[str, int], list[Sample]] = {}
+    unpaced: dict[tuple[str, int], list[Sample]] = {}
     for round_no in range(plan.rounds):
         for size in SIZES:
             for name, proc in brokers.items():
@@ -339,20 +350,30 @@ def measure(brokers: dict[str, Target], plan: Plan) -> dict[str, Figures]:
                 probe = produce_run(proc.bootstrap, topic, size, 5000, proc.pid)
                 count = count_for(size, plan.produce_seconds, probe.msgs_s)
                 p = produce_run(proc.bootstrap, topic, size, count, proc.pid)
-                c = consume_run(proc.bootstrap, topic, size, count + 5002, proc.pid)
+                total = count + 5002  # with the probe and each run's connecting record
+                c = consume_run(proc.bootstrap, topic, size, total, proc.pid, {})
+                u = consume_run(proc.bootstrap, topic, size, total, proc.pid, UNPACED)
                 produced.setdefault((name, size), []).append(p)
                 consumed.setdefault((name, size), []).append(c)
+                unpaced.setdefault((name, size), []).append(u)
                 print(
                     f"  round {round_no + 1} {name} {size} B: produce {p.msgs_s:,.0f} msgs/s "
                     f"({p.cpu_us:.2f} us CPU/record, machine {p.busy:.0%} busy), "
-                    f"consume {c.msgs_s:,.0f} msgs/s ({c.cpu_us:.2f} us, {c.busy:.0%})",
+                    f"consume {c.msgs_s:,.0f} ({c.cpu_us:.2f} us, {c.busy:.0%}), "
+                    f"unpaced {u.msgs_s:,.0f} ({u.cpu_us:.2f} us, {u.busy:.0%})",
                     file=sys.stderr,
                 )
     for (name, size), runs in produced.items():
         figures[name].produce[size] = median_sample(runs)
     for (name, size), runs in consumed.items():
         figures[name].consume[size] = median_sample(runs)
+    for (name, size), runs in unpaced.items():
+        figures[name].unpaced[size] = median_sample(runs)
     for name, proc in brokers.items():
+        # The throughput runs left gigabytes of dirty pages (Kafka and Tansu never fsync);
+        # with ext4's ordered journal a broker's fsync would wait for their writeback. Each
+        # latency run starts from a clean page cache.
+        os.sync()
         topic = f"bench-latency-{uuid.uuid4().hex[:6]}"
         create_topic(proc.bootstrap, topic)
         figures[name].latency_ms = latency_run(proc.bootstrap, topic, plan)
@@ -396,6 +417,9 @@ def kafka_broker(workdir: Path) -> Iterator[Target]:
         yield Target(kafka.bootstrap, node.proc.pid, kafka.serving_after_s)
 
 
+LABELS = {"produce": "produce", "consume": "consume", "unpaced": "consume unpaced"}
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
@@ -418,13 +442,14 @@ def report(figures: dict[str, Figures], ceiling: dict[int, tuple[float, float]],
         ratios = [ratio(value(ours), value(f)) for f in others]
         rows.append(f"| {label} | " + " | ".join(cells + ratios) + " |")
 
-    for kind in ("produce", "consume"):
+    for kind in ("produce", "consume", "unpaced"):
         for size in SIZES:
             runs = lambda f, k=kind, s=size: getattr(f, k)[s]  # noqa: E731
-            row(f"{kind} {size} B, msgs/s", lambda f, r=runs: r(f).msgs_s)
-            row(f"{kind} {size} B, MB/s", lambda f, r=runs: r(f).mb_s, "{:.1f}")
-            row(f"{kind} {size} B, broker CPU us/record", lambda f, r=runs: r(f).cpu_us, "{:.2f}")
-            row(f"{kind} {size} B, machine busy", lambda f, r=runs: r(f).busy * 100, "{:.0f}%")
+            row(f"{LABELS[kind]} {size} B, msgs/s", lambda f, r=runs: r(f).msgs_s)
+            label = f"{LABELS[kind]} {size} B"
+            row(f"{label}, MB/s", lambda f, r=runs: r(f).mb_s, "{:.1f}")
+            row(f"{label}, broker CPU us/record", lambda f, r=runs: r(f).cpu_us, "{:.2f}")
+            row(f"{label}, machine busy", lambda f, r=runs: r(f).busy * 100, "{:.0f}%")
     rate = f"@{plan.latency_rate:,}/s"
     row(f"end-to-end p50 ms {rate}", lambda f: f.latency_ms[0], "{:.2f}")
     row(f"end-to-end p99 ms {rate}", lambda f: f.latency_ms[1], "{:.2f}")
@@ -442,21 +467,22 @@ def report(figures: dict[str, Figures], ceiling: dict[int, tuple[float, float]],
     lines.append("goals:")
     goals = []
     tansu, kafka = figures.get("Tansu"), figures.get("Apache Kafka")
-    for kind in ("produce", "consume"):
+    for kind in ("produce", "consume", "unpaced"):
         for size in SIZES:
             mine = getattr(ours, kind)[size]
+            label = f"{LABELS[kind]} {size} B"
             if tansu:
                 theirs = getattr(tansu, kind)[size]
-                goals.append((f"{kind} {size} B >= 1.5x Tansu", mine.msgs_s >= 1.5 * theirs.msgs_s))
+                goals.append((f"{label} >= 1.5x Tansu", mine.msgs_s >= 1.5 * theirs.msgs_s))
                 goals.append(
                     (
-                        f"{kind} {size} B broker CPU/record <= Tansu's / 1.5",
+                        f"{label} broker CPU/record <= Tansu's / 1.5",
                         mine.cpu_us * 1.5 <= theirs.cpu_us,
                     )
                 )
             if kafka:
                 theirs = getattr(kafka, kind)[size]
-                goals.append((f"{kind} {size} B >= Kafka", mine.msgs_s >= theirs.msgs_s))
+                goals.append((f"{label} >= Kafka", mine.msgs_s >= theirs.msgs_s))
     if plan.latency_rate == 2000:
         goals.append(("p99 end-to-end <= 5 ms at 2,000 msgs/s", ours.latency_ms[1] <= 5.0))
     goals.append(("idle RSS <= 60 MB", ours.rss_idle_mb <= 60.0))
@@ -592,15 +618,16 @@ def main() -> None:
     parser.add_argument(
         "--fetch-queue-backoff-ms",
         type=int,
-        help="the consumers' fetch.queue.backoff.ms (librdkafka's default, 1,000 ms, paces a "
-        "100 B consumer for every broker alike: docs/benchmarks.md, 'Consume at 100 B')",
+        default=10,
+        help="fetch.queue.backoff.ms of the second, 'unpaced' consume run (the first keeps "
+        "librdkafka's default, 1,000 ms, which paces a fast broker's consumer: "
+        "docs/benchmarks.md, 'Consume at 100 B')",
     )
     args = parser.parse_args()
     if args.codecs:
         print(codec_figures())
         return
-    if args.fetch_queue_backoff_ms is not None:
-        CONSUMER_EXTRA["fetch.queue.backoff.ms"] = args.fetch_queue_backoff_ms
+    UNPACED["fetch.queue.backoff.ms"] = args.fetch_queue_backoff_ms
     plan = (
         Plan(produce_seconds=1.0, latency_seconds=2.0, latency_rate=args.latency_rate)
         if args.quick
