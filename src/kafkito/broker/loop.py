@@ -14,13 +14,14 @@ Two process-wide choices, both made once before the loop starts (`run`):
   straight into the produce and end-to-end latency. The broker sets a shorter interval
   (`KAFKITO_SWITCH_INTERVAL_MS`, default 0.5 ms); the loop pays for it with a few more GIL
   hand-overs per second, which only happen while another thread wants the GIL.
-* glibc's malloc thresholds (`tune_malloc`). Every request body and every socket read of
-  asyncio's transport (256 KiB) is a large allocation. By default glibc serves blocks from
+* glibc's malloc thresholds (`tune_malloc`). Every large request body is a large allocation
+  (and so was every 256 KiB socket read, until reads went into the listener's one shared
+  buffer: broker/server.py RequestStream). By default glibc serves blocks from
   128 KiB up with fresh `mmap`s (a threshold it raises as such blocks are freed) and hands the
   top of its heap back to the OS beyond twice that, so under a stream of large Produce
   requests the broker kept mapping, faulting in and unmapping the same memory: with 1 KiB
-  records (1 MiB requests) copying request bytes (`StreamReader.feed_data`, the body's join)
-  was 40% of the loop's samples. The broker process serves blocks up to 8 MiB from its heap
+  records (1 MiB requests) copying request bytes (then `StreamReader.feed_data` and the body's
+  join) was 40% of the loop's samples. The broker process serves blocks up to 8 MiB from its heap
   and keeps up to 32 MiB of free heap: 10% less broker CPU per produced record at 100 B and
   at 1 KiB, for 2-11 MB more RSS after load; throughput is the same within the noise
   (docs/benchmarks.md). Set MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_ yourself and the

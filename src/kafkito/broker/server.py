@@ -118,6 +118,11 @@ class ByteBudget:
         """Call `callback` (once) at the next release that leaves the budget unspent."""
         self._waiters.append(callback)
 
+    def forget(self, callback: Callable[[], None]) -> None:
+        """Drop a `when_freed` callback that is no longer wanted (its connection closed)."""
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(callback)
+
     def release(self, n: int) -> None:
         self.used -= n
         assert self.used >= 0, f"byte budget released below zero ({self.used})"
@@ -156,7 +161,6 @@ class RequestStream(asyncio.BufferedProtocol):
         """A broken frame: raised to the read loop after the frames before it."""
         self.eof = False
         self.lost = False
-        self._check: Callable[[int], None] = self._check_size
         self._new: list[bytes] = []
         self._reader: asyncio.Future[None] | None = None
         self._paused = False
@@ -186,7 +190,7 @@ class RequestStream(asyncio.BufferedProtocol):
         before = splitter.body_bytes
         new = self._new
         try:
-            splitter.feed(self.listener.receive_view[:nbytes], new, self._check)
+            splitter.feed(self.listener.receive_view[:nbytes], new, self._check_size)
         except ProtocolError as exc:
             self.error = exc
             self._pause()
@@ -269,6 +273,9 @@ class RequestStream(asyncio.BufferedProtocol):
 
     def discard(self) -> None:
         """Give back the budget of every byte still held here (the connection is ending)."""
+        if self._waiting_budget:
+            self._waiting_budget = False
+            self.budget.forget(self._budget_freed)
         self.budget.release(self.queued + self.splitter.held)
         self.frames.clear()
         self.queued = 0
@@ -280,7 +287,7 @@ class RequestStream(asyncio.BufferedProtocol):
     def _check_size(self, size: int) -> None:
         """Refuse a size outside the limits as soon as its prefix is in (before its body)."""
         connection = self.connection
-        settings = self.budget_settings
+        settings = self.listener.core.settings
         limit = settings.max_frame_bytes
         smallest = _HEADER_BYTES
         if connection is not None and not connection.authenticated:
@@ -292,10 +299,6 @@ class RequestStream(asyncio.BufferedProtocol):
             raise FrameTooLarge(size_bytes=size, limit_bytes=limit)
         if size < smallest:
             raise CorruptFrame(f"frame size {size} is below the smallest request")
-
-    @property
-    def budget_settings(self) -> BrokerSettings:
-        return self.listener.core.settings
 
     def _wake(self) -> None:
         reader = self._reader
