@@ -149,3 +149,43 @@ def test_injected_fsync_eio_stops_the_log(tmp_path: Path, topic_name: str) -> No
     assert not fs.exists(os.path.join(data, ".kafkito_cleanshutdown"))
     with Broker(port=0, data_dir=data, fs=fs) as bootstrap:
         assert not history.check(read_partition(bootstrap, topic_name), idempotent=True)
+
+
+@pytest.mark.timeout(60)
+def test_clean_stop_flushes_every_partition_and_an_fsync_failing_there_is_not_clean(
+    tmp_path: Path, topic_name: str
+) -> None:
+    """A clean stop flushes the logs and writes the producer-state snapshots several at a time
+    (storage.fs.parallel_map): every written partition gets its snapshot, and an fsync that
+    fails at the stop for one partition leaves no clean-shutdown marker, so the next start
+    recovers, and loses nothing."""
+    fs = FaultyFileSystem()
+    data = str(tmp_path / "data")
+    partitions = 24
+    with Broker(port=0, data_dir=data, fs=fs) as bootstrap:
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic(topic_name, partitions, 1)])[topic_name].result(30)
+        producer = _producer(bootstrap)
+        for partition in range(partitions):
+            producer.produce(topic_name, f"v{partition}".encode(), partition=partition)
+        assert producer.flush(30) == 0
+        failing = f"/{topic_name}-7."  # a partition's directory: <topic>-<n>.<topic id>
+        fs.fail_fsyncs(lambda path: failing in path)
+    marker = os.path.join(data, ".kafkito_cleanshutdown")
+    assert not fs.exists(marker)
+    logs = os.path.join(data, "logs")
+    snapshots = {
+        name.split(".")[0]
+        for name in fs.listdir(logs)
+        if name.startswith(f"{topic_name}-")
+        and fs.exists(os.path.join(logs, name, "producer-state.snapshot"))
+    }
+    expected = {f"{topic_name}-{p}" for p in range(partitions) if p != 7}
+    assert expected <= snapshots  # 7's own snapshot write may have failed too
+    fs.clear_faults()
+    with Broker(port=0, data_dir=data, fs=fs) as bootstrap:
+        for partition in range(partitions):
+            assert read_partition(bootstrap, topic_name, partition) == [
+                (0, f"v{partition}".encode())
+            ]
+    assert fs.exists(marker)  # this stop was clean

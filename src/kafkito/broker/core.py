@@ -36,7 +36,7 @@ from kafkito.protocol import codec
 from kafkito.protocol.framing import RequestHead, read_request_head
 from kafkito.storage.checkpoint import checkpoint_logs, read_checkpoint
 from kafkito.storage.cleaner import CleanerState, Throttler, plan_cleaning, run_pass
-from kafkito.storage.durability import GroupCommitter
+from kafkito.storage.durability import GroupCommitter, flush_logs
 from kafkito.storage.fs import FileSystem, OsFileSystem, off_loop
 from kafkito.storage.metalog import MetadataLog
 from kafkito.storage.recovery import CLEAN_SHUTDOWN_MARKER, RecoveryPlan, remove_leftovers
@@ -215,17 +215,15 @@ class BrokerCore:
                     log.error("stopping %s failed: %s", type(participant).__name__, exc)
         try:
             logs = [p for topic in self.topics.by_name.values() for p in topic.partitions]
-            for p in logs:
-                if p.failed is not None:
-                    clean = False
-                    continue
-                try:
-                    await off_loop(p.flush_all)
+            healthy = [p for p in logs if p.failed is None]
+            clean = clean and len(healthy) == len(logs)
+            for p, error in await off_loop(flush_logs, healthy):
+                clean = False
+                p.fail(error)
+                log.error("%s-%d: fsync at shutdown failed: %s", p.topic, p.partition, error)
+            for p in healthy:
+                if p.failed is None:
                     p.mark_durable(p.log_end_offset)
-                except OSError as exc:
-                    clean = False
-                    p.fail(exc)
-                    log.error("%s-%d: fsync at shutdown failed: %s", p.topic, p.partition, exc)
             try:
                 await checkpoint_logs(self.fs, self.topics.log_dir, logs)
             except OSError as exc:

@@ -84,6 +84,7 @@ import time
 from dataclasses import dataclass, field
 
 from kafkito.errors import StorageError
+from kafkito.storage.fs import parallel_map
 from kafkito.storage.log import PartitionLog
 from kafkito.storage.segment import Segment
 
@@ -172,6 +173,21 @@ def _forget_fan_out() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_fan_out)
+
+
+def flush_logs(logs: list[PartitionLog]) -> list[tuple[PartitionLog, OSError]]:
+    """`flush_all` every log, several at a time, for a clean stop (blocking: off the loop);
+    the logs whose fsync failed, with the error."""
+
+    def flush(plog: PartitionLog) -> OSError | None:
+        try:
+            plog.flush_all()
+        except OSError as exc:
+            return exc
+        return None
+
+    outcomes = parallel_map(flush, logs)
+    return [(plog, exc) for plog, exc in zip(logs, outcomes, strict=True) if exc is not None]
 
 
 @dataclass(slots=True)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["FileSystem", "OsFileSystem", "off_loop"]
+__all__ = ["FileSystem", "OsFileSystem", "off_loop", "parallel_map"]
 
 _T = TypeVar("_T")
 
@@ -31,6 +32,28 @@ async def off_loop(fn: Callable[..., _T], *args: Any) -> _T:
         if "cannot schedule new futures after" not in str(exc):
             raise
         return fn(*args)
+
+
+PARALLEL_IO_THREADS = 8
+"""Threads for a batch of independent file writes and fsyncs (`parallel_map`)."""
+
+_U = TypeVar("_U")
+
+
+def parallel_map(fn: Callable[[_T], _U], items: list[_T]) -> list[_U]:
+    """`[fn(item) for item in items]`, PARALLEL_IO_THREADS at a time (blocking: call it off the
+    loop). For many small fsyncs of different files, which overlap in ext4's journal: a clean
+    stop with 10,000 partitions wrote a producer-state snapshot for each, two fsyncs apiece, one
+    after another for 11 s. At interpreter exit, when no thread may start, one by one."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    try:
+        with ThreadPoolExecutor(PARALLEL_IO_THREADS, thread_name_prefix="kafkito-io") as pool:
+            return list(pool.map(fn, items))
+    except RuntimeError as exc:  # "cannot schedule new futures after interpreter shutdown"
+        if "cannot schedule new futures" not in str(exc):
+            raise
+        return [fn(item) for item in items]
 
 
 class FileSystem(Protocol):
