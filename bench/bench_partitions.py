@@ -9,7 +9,9 @@ average: the creation time (until Metadata lists every partition), how long a Me
 for another name took meanwhile (median and max of probes every 50 ms: the event loop's
 responsiveness while the partitions are made), open descriptors and idle RSS after it, the
 Metadata answer time for the topic (raw v9 request, each of 5), then the start time after a
-clean stop (to the first answered Metadata; each of `--starts`) and RSS after the start.
+clean stop (to the first answered Metadata; each of `--starts`) and RSS after the start. Before
+the starts, one record goes into every partition and the clean stop that follows is timed
+(SIGTERM to exit: every log flushed, every producer-state snapshot written).
 Issue #20's goals: Metadata under 100 ms, idle RSS under 300 MB, start under 3 s.
 """
 
@@ -25,8 +27,9 @@ import time
 from pathlib import Path
 
 from bench_curves import create_topic, metadata_request, restart_time, rss_mb, wait_for_metadata
+from confluent_kafka import Producer
 
-from kafkito.testing.brokers import kafkito_process
+from kafkito.testing.brokers import BrokerProcess, kafkito_process
 
 
 def run(partitions: int, source: str | None, starts: int) -> None:
@@ -57,6 +60,8 @@ def run(partitions: int, source: str | None, starts: int) -> None:
         fds = len(os.listdir(f"/proc/{pid}/fd"))
         idle = rss_mb(pid)
         meta = [metadata_request(proc.bootstrap, "wide") * 1000 for _ in range(5)]
+        write_each(proc.bootstrap, "wide", partitions)
+        stop_s = timed_stop(proc)
         start_s = [restart_time(proc) for _ in range(starts)]
         assert proc.proc is not None
         after = rss_mb(proc.proc.pid)
@@ -70,9 +75,30 @@ def run(partitions: int, source: str | None, starts: int) -> None:
         f"{statistics.median(probes):.1f} ms, max {max(probes):.0f} ms ({len(probes)} probes)\n"
         f"  open descriptors {fds:,}; idle RSS {idle:.0f} MB\n"
         f"  Metadata of the topic: {', '.join(f'{m:.0f}' for m in meta)} ms\n"
+        f"  clean stop after a record in every partition: {stop_s:.2f} s\n"
         f"  start after a clean stop: {', '.join(f'{s:.2f}' for s in start_s)} s; "
         f"RSS after start {after:.0f} MB"
     )
+
+
+def write_each(bootstrap: str, topic: str, partitions: int) -> None:
+    """One record into every partition (so that a stop has every log and producer state to
+    write)."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    for partition in range(partitions):
+        producer.produce(topic, b"x", partition=partition)
+    if producer.flush(120):
+        raise RuntimeError("records not delivered")
+
+
+def timed_stop(proc: BrokerProcess) -> float:
+    """SIGTERM to exit, in seconds, then start again (the start is not timed here)."""
+    started = time.monotonic()
+    proc.stop(timeout_s=300)
+    stopped = time.monotonic() - started
+    proc.start(timeout_s=300)
+    wait_for_metadata(proc.bootstrap, time.monotonic())
+    return stopped
 
 
 def main() -> None:
