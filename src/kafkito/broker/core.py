@@ -260,10 +260,14 @@ class BrokerCore:
         while True:
             await asyncio.sleep(max(tick_ms, 1) / 1000)
             logs = [p for topic in list(self.topics.by_name.values()) for p in topic.partitions]
+            # Cheapest test first: most logs hold nothing unsynced (all of them under
+            # durability=always once acknowledged). sync_on_ack first cost 7% of a core at
+            # 10,000 idle partitions, every 100 ms.
             due = [
                 p
                 for p in logs
-                if not p.sync_on_ack
+                if p.durable_offset < p.log_end_offset
+                and not p.sync_on_ack
                 and p.failed is None
                 and p.flush_due(p._clock_ms(), settings.flush_interval_ms)
             ]
