@@ -158,6 +158,40 @@ def test_confluent_over_ssl_with_verification(ssl_bootstrap: str, pki: Pki) -> N
     confluent_round_trip(rdk_ssl(ssl_bootstrap, pki))
 
 
+def test_megabytes_over_ssl_arrive_whole_and_in_order(ssl_bootstrap: str, pki: Pki) -> None:
+    """Produce requests of about 1 MB through TLS: each spans many TLS records and reads of the
+    broker's BufferedProtocol over SSL (broker/server.py RequestStream); every record comes
+    back, in order, byte for byte."""
+    topic = new_topic()
+    config = rdk_ssl(ssl_bootstrap, pki)
+    producer = Producer({**config, "linger.ms": 50, "batch.size": 1_000_000})
+    count = 20_000
+    values = [i.to_bytes(4, "big") * 256 for i in range(count)]  # 1 KiB each, all different
+    failed: list[object] = []
+    for value in values:
+        while True:
+            try:
+                producer.produce(
+                    topic, value, on_delivery=lambda err, _m: err is not None and failed.append(err)
+                )
+                break
+            except BufferError:
+                producer.poll(0.05)
+    assert producer.flush(60) == 0 and not failed
+    consumer = Consumer({**config, "group.id": "g", "enable.auto.commit": False})
+    received: list[bytes] = []
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        deadline = time.monotonic() + 60
+        while len(received) < count and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 1.0):
+                assert msg.error() is None
+                received.append(msg.value())
+    finally:
+        consumer.close()
+    assert received == values
+
+
 def test_aiokafka_over_ssl_with_verification(ssl_bootstrap: str, pki: Pki) -> None:
     async def run() -> None:
         topic = new_topic()
