@@ -60,7 +60,7 @@ import struct
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from kafkito.errors import CorruptFrame, FrameTooLarge, ProtocolError
 from kafkito.protocol.framing import FrameSplitter
@@ -172,8 +172,8 @@ class RequestStream(asyncio.BufferedProtocol):
     # -- asyncio's side ------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport (uvloop's are not subclasses of asyncio.Transport)
+        self.transport = cast(asyncio.Transport, transport)
         self.listener.accept(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
