@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 import struct
@@ -756,9 +757,11 @@ class Listener:
         task = asyncio.get_running_loop().create_task(self._serve(connection, ip))
         self.connections.add(task)
         self.per_ip[ip] += 1
+        # a done-callback, not a `finally`: a task cancelled before it ran (a stop right after
+        # the accept) never enters its coroutine
+        task.add_done_callback(functools.partial(self._served, connection, ip))
 
     async def _serve(self, connection: Connection, ip: str) -> None:
-        task = asyncio.current_task()
         try:
             await connection.serve()
         except asyncio.CancelledError:
@@ -766,12 +769,15 @@ class Listener:
         except Exception:
             log.exception("internal error serving %s", ip)
             connection.transport.abort()
-        finally:
-            if task is not None:
-                self.connections.discard(task)
-            self.per_ip[ip] -= 1
-            if self.per_ip[ip] <= 0:
-                del self.per_ip[ip]
+
+    def _served(self, connection: Connection, ip: str, task: asyncio.Task[None]) -> None:
+        self.connections.discard(task)
+        self.per_ip[ip] -= 1
+        if self.per_ip[ip] <= 0:
+            del self.per_ip[ip]
+        if not connection.transport.is_closing():  # it never ran: nothing tore it down
+            connection.stream.discard()
+            connection.transport.abort()
 
     def _new_session(self) -> SaslSession | None:
         if self.users is None:
