@@ -17,7 +17,7 @@ import pytest
 from test_storage_formats import make_batch
 
 from kafkito.errors import CorruptLog, StorageError
-from kafkito.protocol.records import iter_batch_headers, read_batch_header
+from kafkito.protocol.records import build_batch, iter_batch_headers, read_batch_header
 from kafkito.storage.checkpoint import read_checkpoint, write_checkpoint
 from kafkito.storage.durability import GroupCommitter
 from kafkito.storage.fs import FileSystem, OsFileSystem
@@ -507,3 +507,50 @@ def test_roll_does_no_fsync_on_the_event_loop_and_the_next_sync_covers_it() -> N
     after = fs.crash("garbage")
     again = open_log(after, plan=RecoveryPlan(clean=False))  # no checkpoint: all scanned
     assert all_batches(again) == batches
+
+
+# -- batches handed over as views (the produce path) ---------------------------------------------
+
+
+def test_a_large_view_is_written_from_the_request_with_only_its_head_patched(
+    tmp_path: Path,
+) -> None:
+    """From SPLIT_WRITE_BYTES on, the log writes a view's bytes as they are but for the offset
+    and epoch it patches in a copy of the first bytes; the request's bytes stay untouched."""
+    from kafkito.storage.log import SPLIT_WRITE_BYTES
+
+    plog = PartitionLog.open(OsFileSystem(), str(tmp_path / "t-0"), "t", 0, LogConfig())
+    small = build_batch([(None, b"s")])
+    big = build_batch([(None, bytes([i % 251]) * 1000) for i in range(SPLIT_WRITE_BYTES // 900)])
+    assert len(big) >= SPLIT_WRITE_BYTES > len(small)
+    frames = [bytes(small), bytes(big), bytes(small)]
+    for frame in frames:
+        plog.append(memoryview(frame), read_batch_header(frame))
+    assert frames == [bytes(small), bytes(big), bytes(small)]  # nothing patched in place
+    stored = plog.read(0, 1 << 22)
+    headers = list(iter_batch_headers(stored))
+    offsets = [header.base_offset for _, header in headers]
+    assert offsets == [0, 1, 1 + read_batch_header(big).record_count]
+    for frame, (pos, header) in zip(frames, headers, strict=True):
+        written = stored[pos : pos + len(frame)]
+        assert written[16:] == frame[16:]  # the rest is the request's bytes, CRC included
+        assert written[8:12] == frame[8:12]  # the length, as sent
+        assert header.base_offset == int.from_bytes(written[:8], "big")
+    plog.close()
+
+
+def test_a_failed_second_write_of_a_split_batch_leaves_no_partial_batch(tmp_path: Path) -> None:
+    from kafkito.storage.log import SPLIT_WRITE_BYTES
+
+    fs = FaultyFileSystem()
+    plog = PartitionLog.open(fs, DIR, "t", 0, LogConfig())
+    first = build_batch([(None, b"first")])
+    plog.append(bytearray(first), read_batch_header(first))
+    size = plog.size_bytes
+    big = build_batch([(None, b"x" * 1000) for _ in range(SPLIT_WRITE_BYTES // 900)])
+    fs.fail_writes_after(100)  # the 16-byte head passes, the body's write runs out of space
+    with pytest.raises(StorageError):
+        plog.append(memoryview(big), read_batch_header(big))
+    fs.clear_faults()
+    assert plog.size_bytes == size and plog.failed is not None
+    assert fs.size(plog.segments[-1].fd) == size  # cut back to the batch before

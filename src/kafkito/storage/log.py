@@ -47,6 +47,16 @@ from kafkito.storage.segment import Segment
 log = logging.getLogger(__name__)
 
 
+PATCHED_BYTES = 16
+"""A batch's base offset, length and partition leader epoch: what the log patches (outside
+the CRC)."""
+SPLIT_WRITE_BYTES = 64 * 1024
+"""From this size a batch handed over as a view is written as its patched first PATCHED_BYTES
+and the rest straight from the request (two pwrites) rather than copied whole to be patched:
+one copy of every produced byte less at high throughput, where a small batch's copy costs
+less than a second system call."""
+
+
 @dataclass(slots=True)
 class LogConfig:
     """The per-topic settings the log acts on."""
@@ -236,8 +246,12 @@ class PartitionLog:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def append(self, batch: bytearray, header: BatchHeader) -> int:
+    def append(self, batch: bytearray | memoryview, header: BatchHeader) -> int:
         """Assign offsets to one validated batch and append it; returns its base offset.
+
+        A bytearray is patched in place. A memoryview (a view into the request) is left as it
+        was: below SPLIT_WRITE_BYTES it is copied and patched, from there on only its first
+        PATCHED_BYTES are, and the rest goes to the file from the view.
 
         Raises StorageError if the log failed earlier or this write fails (disk full, I/O
         error); a failed write leaves no partial batch and the log read-only.
@@ -247,7 +261,15 @@ class PartitionLog:
                 f"{self.topic}-{self.partition} is read-only after a storage failure: {self.failed}"
             )
         base_offset = self.log_end_offset
-        patch_batch(batch, 0, base_offset=base_offset, leader_epoch=self.leader_epoch)
+        head: bytearray | None = None
+        if isinstance(batch, memoryview):
+            if len(batch) < SPLIT_WRITE_BYTES:
+                batch = bytearray(batch)
+            else:
+                head = bytearray(batch[:PATCHED_BYTES])
+        patched = batch if head is None else head
+        assert isinstance(patched, bytearray)
+        patch_batch(patched, 0, base_offset=base_offset, leader_epoch=self.leader_epoch)
         try:
             self._maybe_roll(len(batch), header.last_offset_delta)
         except OSError as exc:
@@ -269,7 +291,7 @@ class PartitionLog:
             header.record_count,
         )
         try:
-            self.segments[-1].append(batch, stored)
+            self.segments[-1].append(batch, stored, head=head)
         except OSError as exc:
             self.fail(exc)
             raise StorageError(f"write to {self.topic}-{self.partition} failed: {exc}") from exc

@@ -412,15 +412,27 @@ class Segment:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def append(self, data: bytes | bytearray | memoryview, header: BatchHeader) -> int:
-        """Write one batch at the end; returns its file position.
+    def append(
+        self,
+        data: bytes | bytearray | memoryview,
+        header: BatchHeader,
+        *,
+        head: bytes | bytearray | None = None,
+    ) -> int:
+        """Write one batch at the end; returns its file position. With `head`, the file gets
+        `head` in place of the batch's first len(head) bytes (the log's patched offset and
+        epoch, so that a large batch is written from the request without a copy).
 
         On a failed write the file is cut back to where it was, so no partial batch remains;
         the exception propagates (the log then refuses writes).
         """
         position = self.size
         try:
-            self.fs.pwrite(self.fd, data, position)
+            if head is None:
+                self.fs.pwrite(self.fd, data, position)
+            else:
+                self.fs.pwrite(self.fd, head, position)
+                self.fs.pwrite(self.fd, memoryview(data)[len(head) :], position + len(head))
         except OSError:
             try:
                 self.fs.truncate(self.fd, position)

@@ -7,8 +7,10 @@ record_errors and error_message. v9: flexible. v10-11: no change we act on (KIP-
 are tagged and left at their defaults).
 
 The request is parsed by hand (protocol/hot/produce.py), registered raw: each partition's
-records are a memoryview into the request frame, copied exactly once, into the bytearray the
-log patches (offsets, leader epoch) and appends. The answer is encoded by hand too.
+records are a memoryview into the request frame, which the log appends: a batch from 64 KiB
+up goes to the file from the frame, with only its first 16 bytes copied to patch the offset
+and leader epoch; a smaller one is copied once and patched (storage/log.py SPLIT_WRITE_BYTES).
+The answer is encoded by hand too.
 
 Per partition, in Kafka's order (KAFKA-NOTES §4): the topic must exist; the records must be one
 v2 batch that passes validate_produced_batch; the producer's sequence is checked (idempotence);
@@ -202,11 +204,13 @@ async def produce(_: None, ctx: RequestContext) -> object:
                     # the original's fsync may still be in flight: answer once it is durable
                     to_sync.append((plog, duplicate, answer))
                     continue
-                batch = bytearray(records)  # the one copy: the log patches it in place
                 append_time = -1
-                if stamped:
+                batch: bytearray | memoryview = memoryview(records)
+                if stamped:  # a new timestamp and CRC: the log gets a patched copy
+                    batch = bytearray(records)
                     append_time = int(time.time() * 1000)
                     header = stamp_log_append_time(batch, header, append_time)
+                # a view: the log copies at most its first bytes to patch the offset in
                 base_offset = plog.append(batch, header)
                 broker.append_guard.record(plog, header, base_offset)
             except CorruptBatch as exc:
