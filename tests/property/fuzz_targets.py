@@ -17,7 +17,13 @@ DECOMPRESS_CAP_BYTES = 256 << 10
 
 
 def _split(data: bytes) -> object:
-    return framing.split_frame(data, max_frame_bytes=1 << 20)
+    frames: list[bytes] = []
+    framing.FrameSplitter().feed(
+        memoryview(data),
+        frames,
+        lambda size: framing.check_frame_size(size, max_frame_bytes=1 << 20),
+    )
+    return frames
 
 
 def _head(data: bytes) -> object:

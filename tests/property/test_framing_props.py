@@ -1,5 +1,5 @@
-"""Frames survive any way a socket can cut the byte stream (framing.split_frame, and the
-broker's own incremental framing.FrameSplitter)."""
+"""Frames survive any way a socket can cut the byte stream (framing.FrameSplitter, the broker's
+incremental framing, with framing.check_frame_size)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kafkito.errors import CorruptFrame
-from kafkito.protocol.framing import FrameSplitter, split_frame
+from kafkito.protocol.framing import FrameSplitter, check_frame_size
 
 LIMIT = 4096
 
@@ -19,17 +19,18 @@ LIMIT = 4096
 def feed(stream: bytes, cuts: list[int]) -> list[bytes]:
     """Deliver `stream` in pieces, as a socket may, and collect every frame."""
     frames: list[bytes] = []
-    buffer = bytearray()
+    splitter = FrameSplitter()
     for start, end in itertools.pairwise([0, *cuts, len(stream)]):
-        buffer += stream[start:end]
-        while (split := split_frame(buffer, max_frame_bytes=LIMIT)) is not None:
-            frames.append(split[0])
-            del buffer[: split[1]]
-    assert not buffer
+        splitter.feed(memoryview(stream[start:end]), frames, check)
+    assert not splitter.mid_frame
     return frames
 
 
-# split_frame refuses frames too short for a request header (8 bytes), so bodies are >= 8.
+def check(size: int) -> None:
+    check_frame_size(size, max_frame_bytes=LIMIT)
+
+
+# check_frame_size refuses frames too short for a request header (8 bytes), so bodies are >= 8.
 bodies = st.lists(st.binary(min_size=8, max_size=300), max_size=12)
 
 

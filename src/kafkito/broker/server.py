@@ -63,8 +63,8 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from kafkito.errors import CorruptFrame, FrameTooLarge, ProtocolError
-from kafkito.protocol.framing import FrameSplitter
+from kafkito.errors import ProtocolError
+from kafkito.protocol.framing import FrameSplitter, check_frame_size
 
 if TYPE_CHECKING:
     from kafkito.broker.auth import SaslSession, UserStore
@@ -296,10 +296,7 @@ class RequestStream(asyncio.BufferedProtocol):
             sasl = connection.sasl
             if sasl is not None and sasl.expects_raw_token:
                 smallest = 1
-        if size > limit:
-            raise FrameTooLarge(size_bytes=size, limit_bytes=limit)
-        if size < smallest:
-            raise CorruptFrame(f"frame size {size} is below the smallest request")
+        check_frame_size(size, max_frame_bytes=limit, min_bytes=smallest)
 
     def _wake(self) -> None:
         reader = self._reader

@@ -18,36 +18,16 @@ _SIZE = struct.Struct(">i")
 _HEAD = struct.Struct(">hhi")
 
 
-def split_frame(buffer: bytes | bytearray, *, max_frame_bytes: int) -> tuple[bytes, int] | None:
-    """Take one size-prefixed frame off the front of `buffer`.
-
-    Returns (body, bytes consumed), or None while only part of a frame has arrived.
-    Raises CorruptFrame on a negative size, FrameTooLarge as soon as the prefix is read.
-    """
-    size = peek_frame_size(buffer, max_frame_bytes=max_frame_bytes)
-    if size is None:
-        return None
-    end = _SIZE.size + size
-    if len(buffer) < end:
-        return None
-    return bytes(buffer[_SIZE.size : end]), end
-
-
-def peek_frame_size(buffer: bytes | bytearray, *, max_frame_bytes: int) -> int | None:
-    """The declared size of the frame at the front of `buffer`, checked against the limit.
-
-    Returns None while fewer than four bytes have arrived.
-    """
-    if len(buffer) < _SIZE.size:
-        return None
-    (size,) = _SIZE.unpack_from(buffer, 0)
+def check_frame_size(size: int, *, max_frame_bytes: int, min_bytes: int = _HEAD.size) -> None:
+    """Refuse a declared frame size as soon as its prefix is read: CorruptFrame when negative
+    or below `min_bytes` (a request header, unless the caller expects something smaller),
+    FrameTooLarge above `max_frame_bytes`."""
     if size < 0:
         raise CorruptFrame(f"negative frame size {size}")
     if size > max_frame_bytes:
         raise FrameTooLarge(size_bytes=size, limit_bytes=max_frame_bytes)
-    if size < _HEAD.size:
-        raise CorruptFrame(f"frame of {size} bytes is too short for a request header")
-    return int(size)
+    if size < min_bytes:
+        raise CorruptFrame(f"frame of {size} bytes is below the smallest allowed ({min_bytes})")
 
 
 class FrameSplitter:
@@ -103,7 +83,7 @@ class FrameSplitter:
                         return
                     (size,) = _SIZE.unpack(head)
                     head.clear()
-                if size < 0:
+                if size < 0:  # whatever `check` allows
                     raise CorruptFrame(f"negative frame size {size}")
                 check(size)
                 if end - pos >= size:  # whole in this read

@@ -267,8 +267,7 @@ class PartitionLog:
                 batch = bytearray(batch)
             else:
                 head = bytearray(batch[:PATCHED_BYTES])
-        patched = batch if head is None else head
-        assert isinstance(patched, bytearray)
+        patched = batch if head is None else head  # a bytearray either way
         patch_batch(patched, 0, base_offset=base_offset, leader_epoch=self.leader_epoch)
         try:
             self._maybe_roll(len(batch), header.last_offset_delta)
